@@ -1,0 +1,32 @@
+"""Direct evaluation of a program, one op at a time: the reference the interpreter, the
+simplifier and the fingerprint are checked against."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from dsl.ops import OPS
+from dsl.program import Const, Program
+
+
+def evaluate(program: Program, inputs: Mapping[str, Any], xp: Any = np) -> tuple[Any, ...]:
+    """Outputs of `program` on `inputs` (one array per parameter), computed with namespace `xp`.
+
+    Inputs broadcast to one common shape first, and a constant is an array of that shape, so
+    reductions see the same values here as in the interpreter.
+    """
+    missing = [p for p in program.params if p not in inputs]
+    if missing:
+        raise KeyError(f"{program.name} needs inputs {missing}")
+    arrays = [xp.asarray(inputs[p]) for p in program.params]
+    zeros = arrays[0] * 0
+    for array in arrays[1:]:
+        zeros = zeros + array * 0
+    zeros = xp.zeros_like(zeros)
+    values: dict[str, Any] = {p: zeros + a for p, a in zip(program.params, arrays)}
+    for stmt in program.body:
+        args = [zeros + a.value if isinstance(a, Const) else values[a] for a in stmt.args]
+        values[stmt.out] = OPS[stmt.op].fn(xp, *args)
+    return tuple(values[name] for name in program.outputs)

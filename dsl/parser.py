@@ -1,0 +1,173 @@
+"""Program text -> Program. The text is a restricted Python function, parsed with `ast` and
+never executed; anything outside the language is rejected with its line and column."""
+
+from __future__ import annotations
+
+import ast
+import math
+
+from dsl.ops import OPS
+from dsl.program import Const, Operand, Program, ProgramError, Stmt
+
+_BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
+                            ast.Pow: "pow"}
+
+
+class ParseError(ProgramError):
+    """Program text outside the language; the message names line and column."""
+
+    def __init__(self, message: str, node: ast.AST | None = None) -> None:
+        if node is not None and hasattr(node, "lineno"):
+            message = f"line {node.lineno}, column {node.col_offset + 1}: {message}"
+        super().__init__(message)
+
+
+class _Flattener:
+    """Turns nested expressions into single-op statements with fresh SSA names."""
+
+    def __init__(self, reserved: set[str]) -> None:
+        self.reserved = set(reserved)
+        self.current: dict[str, str] = {}  # source name -> its latest SSA name
+        self.body: list[Stmt] = []
+        self._temp = 0
+
+    def fresh(self, base: str) -> str:
+        if base not in self.reserved:
+            self.reserved.add(base)
+            return base
+        suffix = 1
+        while f"{base}_{suffix}" in self.reserved:
+            suffix += 1
+        name = f"{base}_{suffix}"
+        self.reserved.add(name)
+        return name
+
+    def temp(self) -> str:
+        while f"t{self._temp}" in self.reserved:
+            self._temp += 1
+        return self.fresh(f"t{self._temp}")
+
+    def emit(self, op: str, args: list[Operand], out: str | None = None) -> str:
+        name = out if out is not None else self.temp()
+        self.body.append(Stmt(name, op, tuple(args)))
+        return name
+
+    def operand(self, node: ast.expr) -> Operand:
+        """An operand for `node`: a name or constant as is, anything else via a statement."""
+        if isinstance(node, ast.Name):
+            if node.id not in self.current:
+                raise ParseError(f"{node.id!r} is used before it is assigned", node)
+            return self.current[node.id]
+        constant = _constant(node)
+        if constant is not None:
+            return constant
+        op, args = self.call(node)
+        return self.emit(op, args)
+
+    def call(self, node: ast.expr) -> tuple[str, list[Operand]]:
+        """The op and operands of a compound expression."""
+        if isinstance(node, ast.BinOp):
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                raise ParseError(f"operator {type(node.op).__name__} is not in the language", node)
+            return op, [self.operand(node.left), self.operand(node.right)]
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return "neg", [self.operand(node.operand)]
+            if isinstance(node.op, ast.UAdd):
+                return "copy", [self.operand(node.operand)]
+            raise ParseError(f"operator {type(node.op).__name__} is not in the language", node)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise ParseError("only calls of the language's ops are allowed", node)
+            op = OPS.get(node.func.id)
+            if op is None:
+                raise ParseError(f"unknown function {node.func.id!r}", node)
+            if node.keywords:
+                raise ParseError(f"{node.func.id}() takes no keyword arguments", node)
+            if any(isinstance(arg, ast.Starred) for arg in node.args):
+                raise ParseError("starred arguments are not allowed", node)
+            if len(node.args) != op.arity:
+                raise ParseError(
+                    f"{node.func.id}() takes {op.arity} arguments, got {len(node.args)}", node)
+            return op.name, [self.operand(arg) for arg in node.args]
+        if isinstance(node, ast.Name) or _constant(node) is not None:
+            return "copy", [self.operand(node)]
+        raise ParseError(f"{type(node).__name__} expressions are not in the language", node)
+
+
+def _constant(node: ast.expr) -> Const | None:
+    """A numeric literal, with a leading minus folded in; None if `node` is not one."""
+    sign = 1.0
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) \
+            and isinstance(node.operand, ast.Constant):
+        sign, node = -1.0, node.operand
+    if not isinstance(node, ast.Constant):
+        return None
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParseError(f"literal {value!r} is not a real number", node)
+    if not math.isfinite(value):
+        raise ParseError(f"literal {value!r} is not finite", node)
+    return Const(sign * float(value))
+
+
+def _source_names(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def parse(text: str) -> Program:
+    """Parse program text into a Program; raise ParseError naming line and column."""
+    try:
+        module = ast.parse(text)
+    except SyntaxError as error:
+        raise ParseError(f"line {error.lineno}, column {error.offset}: {error.msg}") from None
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
+        node = module.body[0] if module.body else None
+        raise ParseError("program text must be exactly one `def NAME(params):`", node)
+    func = module.body[0]
+    _check_signature(func)
+    params = tuple(arg.arg for arg in func.args.args)
+    if len(set(params)) != len(params):
+        raise ParseError("a parameter name appears twice", func)
+    flat = _Flattener(reserved=set(params) | _source_names(func) | {func.name})
+    flat.current = {p: p for p in params}
+    *assignments, last = func.body
+    for stmt in assignments:
+        if not isinstance(stmt, ast.Assign):
+            raise ParseError(f"{type(stmt).__name__} statements are not in the language; "
+                             "only `name = expr` and a final `return`", stmt)
+        if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+            raise ParseError("assign to exactly one plain name", stmt)
+        target = stmt.targets[0].id
+        op, args = flat.call(stmt.value)
+        out = flat.fresh(target) if target in flat.current else target
+        flat.reserved.add(out)
+        flat.emit(op, args, out=out)
+        flat.current[target] = out
+    if not isinstance(last, ast.Return) or last.value is None:
+        raise ParseError("the function must end with `return a, b, ...`", last)
+    values = last.value.elts if isinstance(last.value, ast.Tuple) else [last.value]
+    outputs = []
+    for value in values:
+        operand = flat.operand(value)
+        outputs.append(operand if isinstance(operand, str) else flat.emit("copy", [operand]))
+    try:
+        return Program(func.name, params, tuple(flat.body), tuple(outputs))
+    except ProgramError as error:
+        raise ParseError(str(error), func) from None
+
+
+def _check_signature(func: ast.FunctionDef) -> None:
+    args = func.args
+    if func.decorator_list:
+        raise ParseError("decorators are not allowed", func.decorator_list[0])
+    if func.returns is not None:
+        raise ParseError("annotations are not allowed", func.returns)
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+        raise ParseError("parameters are plain names: no defaults, *args, **kwargs", func)
+    for arg in args.args:
+        if arg.annotation is not None:
+            raise ParseError("annotations are not allowed", arg)
+    if not args.args:
+        raise ParseError("a program takes at least one parameter", func)

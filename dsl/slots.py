@@ -1,0 +1,51 @@
+"""Slots: the fixed call signatures at which an inner loop calls its rule.
+
+A slot names the inputs its caller provides. Any other program parameter is a state
+variable, zero-initialised with the shape of the first input; the program returns its main
+result first, then the new value of each state variable in parameter order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsl.program import Program, ProgramError
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A call signature: `inputs` come from the caller, the rest of the params are state."""
+
+    name: str
+    inputs: tuple[str, ...]
+    scalar_inputs: frozenset[str]  # given as scalars, broadcast to the first input's shape
+    max_state: int
+
+    def state_names(self, program: Program) -> tuple[str, ...]:
+        return tuple(p for p in program.params if p not in self.inputs)
+
+    def check(self, program: Program) -> None:
+        """Raise ProgramError unless `program` can be called at this slot."""
+        state = self.state_names(program)
+        if len(state) > self.max_state:
+            raise ProgramError(
+                f"the {self.name} slot allows at most {self.max_state} state variables, "
+                f"{program.name} has {len(state)} ({', '.join(state)})")
+        expected = 1 + len(state)
+        if len(program.outputs) != expected:
+            what = f"the result and {len(state)} state value(s)" if state else "one result"
+            raise ProgramError(
+                f"{program.name} must return {what} ({expected} values), "
+                f"it returns {len(program.outputs)}")
+
+
+OPTIMIZER = Slot(
+    name="optimizer",
+    inputs=("w", "g", "lr", "step", "progress"),
+    scalar_inputs=frozenset({"lr", "step", "progress"}),
+    max_state=4,
+)
+"""(param, grad, state..., lr, step, progress) -> (update, new state...); the update is
+subtracted from the weight."""
+
+SLOTS: dict[str, Slot] = {OPTIMIZER.name: OPTIMIZER}
