@@ -66,6 +66,9 @@ class _Flattener:
 
     def call(self, node: ast.expr) -> tuple[str, list[Operand]]:
         """The op and operands of a compound expression."""
+        constant = _constant(node)
+        if constant is not None:
+            return "copy", [constant]
         if isinstance(node, ast.BinOp):
             op = _BINOPS.get(type(node.op))
             if op is None:
@@ -91,7 +94,7 @@ class _Flattener:
                 raise ParseError(
                     f"{node.func.id}() takes {op.arity} arguments, got {len(node.args)}", node)
             return op.name, [self.operand(arg) for arg in node.args]
-        if isinstance(node, ast.Name) or _constant(node) is not None:
+        if isinstance(node, ast.Name):
             return "copy", [self.operand(node)]
         raise ParseError(f"{type(node).__name__} expressions are not in the language", node)
 
@@ -99,9 +102,9 @@ class _Flattener:
 def _constant(node: ast.expr) -> Const | None:
     """A numeric literal, with a leading minus folded in; None if `node` is not one."""
     sign = 1.0
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) \
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
             and isinstance(node.operand, ast.Constant):
-        sign, node = -1.0, node.operand
+        sign, node = (-1.0 if isinstance(node.op, ast.USub) else 1.0), node.operand
     if not isinstance(node, ast.Constant):
         return None
     value = node.value

@@ -22,6 +22,9 @@ def expression_text(stmt: Stmt) -> str:
     if op.infix:
         return f"{args[0]} {op.infix} {args[1]}"
     if op.prefix:
+        if isinstance(stmt.args[0], Const):  # `-0.5` would read back as a constant
+            value = repr(stmt.args[0].value)
+            return f"{op.prefix}({value if value.startswith('-') else '+' + value})"
         return f"{op.prefix}{args[0]}"
     return f"{op.name}({', '.join(args)})"
 

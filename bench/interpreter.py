@@ -1,0 +1,157 @@
+"""Vectorized interpreter vs one `jax.jit` per program, on the same programs and seeds.
+
+256 random valid programs (mutation chains from the example optimizers) each train a small
+MLP for 200 steps on a fixed regression task. Prints programs per second of each way, the
+ratio (goal: >= 100x) and the interpreter's run time against the natively jitted programs'
+run time without compilation (goal: within 2x).
+
+    python bench/interpreter.py [--programs 256] [--native 16] [--batch-size 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dsl.evaluate import evaluate
+from dsl.interpreter import Encoding, apply_optimizer
+from dsl.mutate import MutationConfig, mutate
+from dsl.parser import parse
+from dsl.program import Program
+from dsl.slots import OPTIMIZER
+
+STEPS, LR, MAX_STATE = 200, 0.01, OPTIMIZER.max_state
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
+
+
+def regression_task(key: jax.Array) -> tuple[dict, jax.Array, jax.Array]:
+    """A teacher MLP's outputs to fit with an 8-16-1 student MLP."""
+    k_x, k_teacher, k_student = jax.random.split(key, 3)
+    x = jax.random.normal(k_x, (64, 8))
+    teacher = jax.random.normal(k_teacher, (8, 1))
+    y = jnp.tanh(x @ teacher)
+    k1, k2 = jax.random.split(k_student)
+    params = {"w1": jax.random.normal(k1, (8, 16)) / jnp.sqrt(8.0), "b1": jnp.zeros(16),
+              "w2": jax.random.normal(k2, (16, 1)) / 4.0, "b2": jnp.zeros(1)}
+    return params, x, y
+
+
+def loss_fn(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+    hidden = jnp.tanh(x @ params["w1"] + params["b1"])
+    return jnp.mean((hidden @ params["w2"] + params["b2"] - y) ** 2)
+
+
+def make_train(rule):
+    """A 200-step training run calling `rule(w, g, state, lr, step, progress)` per tensor."""
+
+    def train(rule_args, key: jax.Array) -> jax.Array:
+        params, x, y = regression_task(key)
+        state = jax.tree.map(lambda p: jnp.zeros((MAX_STATE,) + p.shape), params)
+
+        def step(carry, t):
+            params, state = carry
+            grads = jax.grad(loss_fn)(params, x, y)
+            step_no = (t + 1).astype(jnp.float32)
+            out = jax.tree.map(
+                lambda w, g, s: rule(rule_args, w, g, s, LR, step_no, step_no / STEPS),
+                params, grads, state)
+            updates = jax.tree.map(lambda o: o[0], out, is_leaf=lambda o: isinstance(o, tuple))
+            state = jax.tree.map(lambda o: o[1], out, is_leaf=lambda o: isinstance(o, tuple))
+            params = jax.tree.map(lambda p, u: p - u, params, updates)
+            return (params, state), None
+
+        (params, _), _ = jax.lax.scan(step, (params, state), jnp.arange(STEPS))
+        return loss_fn(params, x, y)
+
+    return train
+
+
+def native_rule(program: Program):
+    """The program traced op by op into its own XLA computation."""
+    state_names = OPTIMIZER.state_names(program)
+
+    def rule(_, w, g, state, lr, step, progress):
+        inputs = {"w": w, "g": g, "lr": lr, "step": step, "progress": progress}
+        inputs.update({name: state[k] for k, name in enumerate(state_names)})
+        outputs = evaluate(program, {p: inputs[p] for p in program.params}, jnp)
+        new_state = state.at[: len(state_names)].set(jnp.stack(outputs[1:])) \
+            if state_names else state
+        return outputs[0], new_state
+
+    return rule
+
+
+def random_programs(n: int, seed: int) -> list[Program]:
+    rng = np.random.default_rng(seed)
+    starts = [parse(Path(f).read_text()) for f in sorted(glob.glob(str(EXAMPLES / "*.py")))]
+    config = MutationConfig(max_statements=24)
+    programs = []
+    for _ in range(n):
+        program = starts[rng.integers(len(starts))]
+        for _ in range(rng.integers(1, 16)):
+            program = mutate(program, rng, config)
+        programs.append(program)
+    return programs
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programs", type=int, default=256)
+    parser.add_argument("--native", type=int, default=16,
+                        help="how many of the programs to also run with one jit each")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="lax.map batch size over programs (1: one at a time, "
+                             "programs: all in one vmap)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    programs = random_programs(args.programs, args.seed)
+    key = jax.random.PRNGKey(args.seed)
+    population = Encoding(max_statements=24).encode_population(programs)
+    interpreted = make_train(apply_optimizer)
+    train_population = jax.jit(
+        lambda pop, key: jax.lax.map(lambda p: interpreted(p, key), pop,
+                                     batch_size=args.batch_size))
+    losses, first = timed(train_population, population, key)
+    _, interp_run = timed(train_population, population, key)
+    interp_rate = args.programs / first
+
+    native_first, native_run, mismatches = 0.0, 0.0, 0
+    for i, program in enumerate(programs[: args.native]):
+        train = jax.jit(make_train(native_rule(program)))
+        loss, t_first = timed(train, None, key)
+        _, t_run = timed(train, None, key)
+        native_first += t_first
+        native_run += t_run
+        same = np.isclose(loss, losses[i], rtol=1e-3, atol=1e-6) or \
+            (not np.isfinite(loss) and not np.isfinite(losses[i]))
+        mismatches += not same
+    native_rate = args.native / native_first
+
+    print(f"programs: {args.programs} interpreted, {args.native} natively jitted "
+          f"(same programs and task), {STEPS} steps each, lax.map batch size {args.batch_size}")
+    print(f"interpreter: {interp_rate:10.1f} programs/s  (compile+run {first:.2f} s, "
+          f"run {interp_run:.2f} s)")
+    print(f"jit each:    {native_rate:10.1f} programs/s  (compile+run "
+          f"{native_first / args.native * 1e3:.0f} ms/program, run "
+          f"{native_run / args.native * 1e3:.2f} ms/program)")
+    print(f"throughput ratio (goal >= 100x): {interp_rate / native_rate:.1f}x")
+    print(f"run time per program, interpreter / native (goal <= 2x): "
+          f"{(interp_run / args.programs) / (native_run / args.native):.2f}x")
+    print(f"final losses that disagree (rtol 1e-3): {mismatches} of {args.native}")
+
+
+if __name__ == "__main__":
+    main()

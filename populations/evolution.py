@@ -1,0 +1,83 @@
+"""Regularized evolution over programs (Real et al. 2019; the search that found Lion).
+
+ask/tell over an immutable state: a child is a mutation of the fittest of a random
+tournament; members age out oldest-first, whatever their fitness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsl.mutate import MutationConfig, mutate
+from dsl.parser import parse
+from dsl.printer import to_text
+from dsl.program import Program
+
+
+@dataclass(frozen=True)
+class Member:
+    """An evaluated candidate in the population."""
+
+    id: int
+    program: Program
+    fitness: float
+
+
+@dataclass(frozen=True)
+class Child:
+    """A candidate asked for: its program and the member it was mutated from."""
+
+    program: Program
+    parent_id: int | None
+
+
+@dataclass(frozen=True)
+class EvolutionState:
+    members: tuple[Member, ...] = ()  # oldest first
+
+
+@dataclass(frozen=True)
+class RegularizedEvolution:
+    """Tournament selection, mutation, and removal of the oldest member."""
+
+    size: int
+    tournament: int
+    mutation: MutationConfig = MutationConfig()
+
+    def initial(self, warm_start: list[Program], rng: np.random.Generator) -> list[Child]:
+        """The first `size` candidates: each warm start, then mutants of them."""
+        children = [Child(p, None) for p in warm_start[: self.size]]
+        while len(children) < self.size:
+            parent = warm_start[int(rng.integers(len(warm_start)))]
+            children.append(Child(mutate(parent, rng, self.mutation), None))
+        return children
+
+    def ask(self, state: EvolutionState, rng: np.random.Generator, n: int) -> list[Child]:
+        """`n` children, each a mutation of a tournament winner."""
+        return [self._child(state, rng) for _ in range(n)]
+
+    def _child(self, state: EvolutionState, rng: np.random.Generator) -> Child:
+        k = min(self.tournament, len(state.members))
+        picks = rng.choice(len(state.members), size=k, replace=False)
+        # ties go to the youngest contender
+        winner = max(picks, key=lambda i: (state.members[i].fitness, i))
+        parent = state.members[winner]
+        return Child(mutate(parent.program, rng, self.mutation), parent.id)
+
+    def tell(self, state: EvolutionState, members: list[Member]) -> EvolutionState:
+        """Add evaluated members; the oldest leave so that at most `size` remain."""
+        everyone = state.members + tuple(members)
+        return EvolutionState(everyone[-self.size:])
+
+
+def state_to_data(state: EvolutionState) -> list[dict]:
+    """Plain data for a msgpack checkpoint (programs as text, never pickled)."""
+    return [{"id": m.id, "program": to_text(m.program), "fitness": m.fitness}
+            for m in state.members]
+
+
+def state_from_data(data: list[dict]) -> EvolutionState:
+    return EvolutionState(tuple(Member(d["id"], parse(d["program"]), float(d["fitness"]))
+                                for d in data))
