@@ -1,0 +1,729 @@
+"""The run directory of a search: its config, an archive of every evaluated candidate, and
+checkpoints, laid out so that a run can be resumed and end where an uninterrupted one ends.
+
+    RUN_DIR/config.toml      the run's config text, written once
+    RUN_DIR/archive.sqlite   SQLite (WAL): candidates, scores, validation, baselines, events
+    RUN_DIR/checkpoints/     checkpoint-00000012.msgpack: the newest few, checksummed
+
+Nothing read from a run directory is unpickled or executed: the archive is SQL rows and a
+checkpoint is msgpack of plain data. No row holds a timestamp, so two runs with the same seed
+write identical archives.
+
+Floats: SQLite stores NaN as NULL, so every REAL column reads NULL back as NaN (a value is
+never None); -inf and +inf are stored as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import sqlite3
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import msgpack
+import numpy as np
+
+CONFIG_NAME = "config.toml"
+ARCHIVE_NAME = "archive.sqlite"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = 1
+SCHEMA_VERSION = 1
+
+_CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)\.msgpack")
+_NDARRAY_EXT = 1  # msgpack ext type code of a numpy array: [dtype.str, shape, raw bytes]
+_ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex: no object or string arrays
+
+_SCHEMA = """
+CREATE TABLE candidates (
+    id          INTEGER PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    parent_id   INTEGER REFERENCES candidates(id) DEFERRABLE INITIALLY DEFERRED,
+    kind        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    fingerprint TEXT,
+    fitness     REAL,
+    status      TEXT NOT NULL,
+    reason      TEXT
+);
+CREATE INDEX candidates_generation ON candidates(generation);
+CREATE INDEX candidates_hash ON candidates(hash);
+CREATE INDEX candidates_fingerprint ON candidates(fingerprint);
+CREATE INDEX candidates_parent ON candidates(parent_id);
+CREATE TABLE scores (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    lr          REAL,
+    curve       BLOB,
+    PRIMARY KEY (candidate_id, task)
+);
+CREATE INDEX scores_generation ON scores(generation);
+CREATE TABLE validation (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    PRIMARY KEY (candidate_id, task)
+);
+CREATE INDEX validation_generation ON validation(generation);
+CREATE TABLE baselines (
+    task        TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    lr          REAL,
+    curve       BLOB
+);
+CREATE TABLE events (
+    generation  INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    value       REAL,
+    PRIMARY KEY (generation, name)
+);
+"""
+
+_CANDIDATE_COLUMNS = (
+    "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason"
+)
+
+
+class StoreError(Exception):
+    """A run directory or archive that cannot be used as asked (exists, missing, inconsistent)."""
+
+
+class DuplicateRecordError(StoreError):
+    """A row whose key is already archived: an evaluation would be counted twice."""
+
+
+class CheckpointError(StoreError):
+    """No checkpoint of the run can be read back intact."""
+
+
+class CheckpointWarning(UserWarning):
+    """The newest checkpoint was unreadable and an older one is used instead."""
+
+
+Curve = tuple[float, ...]
+
+
+def _as_curve(curve: Any) -> Curve | None:
+    """A 1-D learning curve as a tuple of float32 values (so what is stored is what reads back)."""
+    if curve is None:
+        return None
+    array = np.asarray(curve, dtype=np.float32)
+    if array.ndim != 1:
+        raise ValueError(f"a curve is 1-D, got shape {array.shape}")
+    return tuple(array.tolist())
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateRecord:
+    """One evaluated candidate: program text (or a JSON description), identity and fitness."""
+
+    id: int
+    generation: int
+    kind: str
+    text: str
+    hash: str
+    fitness: float
+    status: str
+    parent_id: int | None = None
+    fingerprint: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreRecord:
+    """One evaluation: a candidate trained on a task (score, final loss, tuned lr, curve)."""
+
+    candidate_id: int
+    task: str
+    score: float
+    loss: float = math.nan
+    lr: float = math.nan
+    curve: Curve | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "curve", _as_curve(self.curve))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationRecord:
+    """A candidate's score on a held-out validation task."""
+
+    candidate_id: int
+    task: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineRecord:
+    """The hand-designed baseline on a task: what regret is measured against."""
+
+    task: str
+    score: float
+    loss: float = math.nan
+    lr: float = math.nan
+    curve: Curve | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "curve", _as_curve(self.curve))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    """A run counter of one generation (evaluations, cache hits, best, median, ...)."""
+
+    generation: int
+    name: str
+    value: float
+
+
+def _to_sql(value: float) -> float | None:
+    """A float for a REAL column: NaN becomes NULL, as SQLite would make it anyway."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _from_sql(value: float | None) -> float:
+    """A REAL column's value as a float: NULL reads back as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _encode_curve(curve: Curve | None) -> bytes | None:
+    """A curve as little-endian float32 bytes."""
+    return None if curve is None else np.asarray(curve, dtype="<f4").tobytes()
+
+
+def _decode_curve(blob: bytes | None) -> Curve | None:
+    """The inverse of `_encode_curve`."""
+    return None if blob is None else tuple(np.frombuffer(blob, dtype="<f4").tolist())
+
+
+def _candidate(row: tuple) -> CandidateRecord:
+    """A `candidates` row (in `_CANDIDATE_COLUMNS` order) as a record."""
+    id_, generation, parent_id, kind, text, hash_, fingerprint, fitness, status, reason = row
+    return CandidateRecord(
+        id=id_, generation=generation, parent_id=parent_id, kind=kind, text=text, hash=hash_,
+        fingerprint=fingerprint, fitness=_from_sql(fitness), status=status, reason=reason,
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one whole."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pack_ext(value: Any) -> msgpack.ExtType | Any:
+    """msgpack's fallback: numpy arrays (and jax arrays) as an ext type, numpy scalars as Python."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        array = np.ascontiguousarray(value)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise TypeError(f"checkpoint state: arrays of dtype {array.dtype} are not stored")
+        meta = [array.dtype.str, list(array.shape), array.tobytes()]
+        return msgpack.ExtType(_NDARRAY_EXT, msgpack.packb(meta, use_bin_type=True))
+    raise TypeError(
+        f"checkpoint state holds a {type(value).__name__}: only dicts, lists, str, int, "
+        "float, bytes, bool, None and numpy arrays are stored"
+    )
+
+
+def _unpack_ext(code: int, data: bytes) -> np.ndarray:
+    """The inverse of `_pack_ext` for arrays; any other ext type is corruption."""
+    if code != _NDARRAY_EXT:
+        raise ValueError(f"unknown msgpack ext type {code}")
+    dtype_str, shape, raw = msgpack.unpackb(data, raw=False)
+    dtype = np.dtype(dtype_str)
+    if dtype.kind not in _ARRAY_KINDS:
+        raise ValueError(f"array of dtype {dtype} in a checkpoint")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def _checkpoint_path(directory: Path, generation: int) -> Path:
+    """Where the checkpoint of `generation` lives; names sort by generation."""
+    return directory / f"checkpoint-{generation:08d}.msgpack"
+
+
+def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """The checkpoint files in `directory` as (generation, path), newest first."""
+    found = []
+    for path in directory.iterdir():
+        match = _CHECKPOINT_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def encode_checkpoint(generation: int, state: Mapping[str, Any]) -> bytes:
+    """A checkpoint file's bytes: msgpack {format, sha256, body}, body msgpack [generation, state].
+
+    Tuples come back as lists; numpy scalars as Python numbers; numpy arrays as numpy arrays.
+    """
+    body = msgpack.packb([generation, dict(state)], default=_pack_ext, use_bin_type=True)
+    digest = hashlib.sha256(body).digest()
+    return msgpack.packb(
+        {"format": CHECKPOINT_FORMAT, "sha256": digest, "body": body}, use_bin_type=True
+    )
+
+
+def decode_checkpoint(data: bytes) -> tuple[int, dict[str, Any]]:
+    """(generation, state) from a checkpoint file's bytes; CheckpointError saying why if corrupt."""
+    try:
+        wrapper = msgpack.unpackb(data, raw=False)
+        if not isinstance(wrapper, dict) or not {"format", "sha256", "body"} <= wrapper.keys():
+            raise CheckpointError("not a disco checkpoint")
+        if wrapper["format"] != CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"format {wrapper['format']!r}, this disco reads format {CHECKPOINT_FORMAT}"
+            )
+        body = wrapper["body"]
+        if not isinstance(body, bytes) or hashlib.sha256(body).digest() != wrapper["sha256"]:
+            raise CheckpointError("checksum mismatch")
+        generation, state = msgpack.unpackb(
+            body, raw=False, ext_hook=_unpack_ext, strict_map_key=False
+        )
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise CheckpointError(f"undecodable ({error})") from None
+    if not isinstance(generation, int) or not isinstance(state, dict):
+        raise CheckpointError("not a disco checkpoint")
+    return generation, state
+
+
+class RunStore:
+    """A run directory: config text, the SQLite archive and the checkpoints of one search."""
+
+    def __init__(self, run_dir: Path, db: sqlite3.Connection) -> None:
+        """Use `RunStore.create` or `RunStore.open`."""
+        self.run_dir = run_dir
+        self._db = db
+
+    # -- the run directory ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, run_dir: str | os.PathLike[str], config_text: str) -> RunStore:
+        """Start a new run in `run_dir` (absent or empty); never overwrites an existing run."""
+        run_dir = Path(run_dir)
+        if (run_dir / CONFIG_NAME).exists() or (run_dir / ARCHIVE_NAME).exists():
+            raise StoreError(
+                f"{run_dir} already holds a run: continue it with `disco resume {run_dir}` "
+                "or choose another --run-dir"
+            )
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise StoreError(
+                f"{run_dir} exists and is not an empty directory: choose another --run-dir"
+            )
+        (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        db = cls._connect(run_dir / ARCHIVE_NAME)
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # config.toml last: it is what marks the directory as a run
+        _write_atomically(run_dir / CONFIG_NAME, config_text.encode())
+        return cls(run_dir, db)
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str]) -> RunStore:
+        """Open an existing run directory (for resume, inspect, export)."""
+        run_dir = Path(run_dir)
+        missing = [
+            name for name in (CONFIG_NAME, ARCHIVE_NAME) if not (run_dir / name).is_file()
+        ]
+        if missing:
+            raise StoreError(
+                f"{run_dir} is not a disco run directory (no {' or '.join(missing)})"
+            )
+        db = cls._connect(run_dir / ARCHIVE_NAME)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise StoreError(
+                f"{run_dir / ARCHIVE_NAME}: archive schema {version}, "
+                f"this disco reads schema {SCHEMA_VERSION}"
+            )
+        (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        return cls(run_dir, db)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        """A connection in WAL mode with foreign keys on; transactions are explicit."""
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        # FULL: a generation committed before its checkpoint survives a power cut
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    @property
+    def config_text(self) -> str:
+        """The run's config text, as given to `create`."""
+        return (self.run_dir / CONFIG_NAME).read_text()
+
+    def close(self) -> None:
+        """Close the archive."""
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- writing the archive ----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole, or rolled back whole on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, sql: str, values: tuple, what: str) -> None:
+        """Insert one row; a key already present raises DuplicateRecordError naming `what`."""
+        try:
+            db.execute(sql, values)
+        except sqlite3.IntegrityError as error:
+            if "UNIQUE" in str(error):
+                raise DuplicateRecordError(f"{what} is already archived") from None
+            raise
+
+    @staticmethod
+    def _require_candidate(db: sqlite3.Connection, candidate_id: int | None, what: str) -> None:
+        """Fail clearly (rather than at commit) when a row refers to a candidate not archived."""
+        if db.execute("SELECT 1 FROM candidates WHERE id = ?", (candidate_id,)).fetchone() is None:
+            raise StoreError(f"{what} refers to candidate {candidate_id}, which is not archived")
+
+    def add_generation(
+        self,
+        generation: int,
+        candidates: Sequence[CandidateRecord],
+        scores: Sequence[ScoreRecord] = (),
+        validation: Sequence[ValidationRecord] = (),
+        events: Mapping[str, float] | None = None,
+    ) -> None:
+        """Archive one generation in one transaction: every row lands, or none does.
+
+        Generations are appended in order. A score or validation key (candidate, task) or a
+        candidate id already archived raises DuplicateRecordError and nothing is written.
+        """
+        with self._transaction() as db:
+            last = self._last_generation(db)
+            if last is not None and generation <= last:
+                raise StoreError(
+                    f"generation {generation} is not after the archive's last ({last}): "
+                    f"call rollback_after({generation - 1}) first when rerunning it"
+                )
+            for c in candidates:
+                if c.generation != generation:
+                    raise ValueError(
+                        f"candidate {c.id} is of generation {c.generation}, not {generation}"
+                    )
+                self._insert(
+                    db,
+                    f"INSERT INTO candidates ({_CANDIDATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (c.id, c.generation, c.parent_id, c.kind, c.text, c.hash, c.fingerprint,
+                     _to_sql(c.fitness), c.status, c.reason),
+                    what=f"candidate {c.id}",
+                )
+            for c in candidates:
+                if c.parent_id is not None:
+                    self._require_candidate(db, c.parent_id, f"the parent of candidate {c.id}")
+            for s in scores:
+                what = f"the score of candidate {s.candidate_id} on task {s.task!r}"
+                self._require_candidate(db, s.candidate_id, what)
+                self._insert(
+                    db,
+                    "INSERT INTO scores (candidate_id, task, generation, score, loss, lr, curve)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (s.candidate_id, s.task, generation, _to_sql(s.score), _to_sql(s.loss),
+                     _to_sql(s.lr), _encode_curve(s.curve)),
+                    what=what,
+                )
+            for v in validation:
+                what = f"the validation score of candidate {v.candidate_id} on task {v.task!r}"
+                self._require_candidate(db, v.candidate_id, what)
+                self._insert(
+                    db,
+                    "INSERT INTO validation (candidate_id, task, generation, score)"
+                    " VALUES (?,?,?,?)",
+                    (v.candidate_id, v.task, generation, _to_sql(v.score)),
+                    what=what,
+                )
+            for name, value in (events or {}).items():
+                db.execute(
+                    "INSERT INTO events (generation, name, value) VALUES (?,?,?)",
+                    (generation, name, _to_sql(value)),
+                )
+
+    def add_baseline(self, baseline: BaselineRecord, generation: int = 0) -> None:
+        """Archive the baseline of a task, computed at `generation` (so rollback can drop it).
+
+        A task's baseline is recorded once: a second raises DuplicateRecordError.
+        """
+        with self._transaction() as db:
+            self._insert(
+                db,
+                "INSERT INTO baselines (task, generation, score, loss, lr, curve)"
+                " VALUES (?,?,?,?,?,?)",
+                (baseline.task, generation, _to_sql(baseline.score), _to_sql(baseline.loss),
+                 _to_sql(baseline.lr), _encode_curve(baseline.curve)),
+                what=f"the baseline of task {baseline.task!r}",
+            )
+
+    def rollback_after(self, generation: int) -> int:
+        """Delete every row of generations after `generation`, so a resumed run rewrites them.
+
+        Returns the number of candidates deleted.
+        """
+        with self._transaction() as db:
+            deleted = db.execute(
+                "DELETE FROM candidates WHERE generation > ?", (generation,)
+            ).rowcount
+            for table in ("scores", "validation", "baselines", "events"):
+                db.execute(f"DELETE FROM {table} WHERE generation > ?", (generation,))
+        return deleted
+
+    # -- reading the archive ----------------------------------------------------------------
+
+    @staticmethod
+    def _last_generation(db: sqlite3.Connection) -> int | None:
+        """The newest generation with any row written by add_generation."""
+        return db.execute(
+            "SELECT MAX(g) FROM (SELECT MAX(generation) AS g FROM candidates"
+            " UNION ALL SELECT MAX(generation) FROM scores"
+            " UNION ALL SELECT MAX(generation) FROM validation"
+            " UNION ALL SELECT MAX(generation) FROM events)"
+        ).fetchone()[0]
+
+    def last_generation(self) -> int | None:
+        """The newest archived generation, or None for an empty archive."""
+        return self._last_generation(self._db)
+
+    def count(self) -> int:
+        """How many candidates are archived."""
+        return self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+
+    def candidate(self, candidate_id: int) -> CandidateRecord:
+        """The archived candidate with this id (KeyError if there is none)."""
+        row = self._db.execute(
+            f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE id = ?", (candidate_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no candidate {candidate_id} in the archive")
+        return _candidate(row)
+
+    def scores_of(self, candidate_id: int) -> list[ScoreRecord]:
+        """A candidate's evaluations, by task name."""
+        rows = self._db.execute(
+            "SELECT task, score, loss, lr, curve FROM scores WHERE candidate_id = ? ORDER BY task",
+            (candidate_id,),
+        )
+        return [
+            ScoreRecord(candidate_id=candidate_id, task=task, score=_from_sql(score),
+                        loss=_from_sql(loss), lr=_from_sql(lr), curve=_decode_curve(curve))
+            for task, score, loss, lr, curve in rows
+        ]
+
+    def validation_of(self, candidate_id: int) -> list[ValidationRecord]:
+        """A candidate's validation scores, by task name."""
+        rows = self._db.execute(
+            "SELECT task, score FROM validation WHERE candidate_id = ? ORDER BY task",
+            (candidate_id,),
+        )
+        return [
+            ValidationRecord(candidate_id=candidate_id, task=task, score=_from_sql(score))
+            for task, score in rows
+        ]
+
+    def lineage(self, candidate_id: int) -> list[CandidateRecord]:
+        """The candidate, its parent, its parent's parent, ... up to a root."""
+        chain = [self.candidate(candidate_id)]
+        while chain[-1].parent_id is not None:
+            if len(chain) > self.count():
+                raise StoreError(f"the lineage of candidate {candidate_id} has a cycle")
+            chain.append(self.candidate(chain[-1].parent_id))
+        return chain
+
+    def top(self, n: int, by: str = "fitness") -> list[tuple[CandidateRecord, float]]:
+        """The best `n` distinct programs (one per hash, its best row) with the value ranked by.
+
+        `by="fitness"` ranks candidates by fitness; `by="validation"` ranks validated ones by
+        their mean validation score (NaN if any is NaN). NaN ranks last; ties go to the lower id.
+        """
+        if n < 0:
+            raise ValueError(f"top(n) needs n >= 0, got {n}")
+        columns = ", ".join(f"c.{name.strip()}" for name in _CANDIDATE_COLUMNS.split(","))
+        if by == "fitness":
+            ranked = f"SELECT {columns}, c.fitness AS value FROM candidates c"
+        elif by == "validation":
+            ranked = (
+                f"SELECT {columns}, v.value FROM candidates c JOIN ("
+                "  SELECT candidate_id,"
+                "         CASE WHEN COUNT(score) = COUNT(*) THEN AVG(score) END AS value"
+                "  FROM validation GROUP BY candidate_id"
+                ") v ON v.candidate_id = c.id"
+            )
+        else:
+            raise ValueError(f"top() ranks by 'fitness' or 'validation', not {by!r}")
+        rows = self._db.execute(
+            f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER"
+            f" (PARTITION BY hash ORDER BY value DESC, id) AS place FROM ({ranked}))"
+            f" WHERE place = 1 ORDER BY value DESC, id LIMIT ?",
+            (n,),
+        )
+        return [(_candidate(row[:10]), _from_sql(row[10])) for row in rows]
+
+    def known_hashes(self) -> dict[str, int]:
+        """Each archived program hash with the first (lowest-id) candidate that has it."""
+        return dict(self._db.execute("SELECT hash, MIN(id) FROM candidates GROUP BY hash"))
+
+    def known_fingerprints(self) -> dict[str, int]:
+        """Each archived functional fingerprint with the first (lowest-id) candidate that has it."""
+        return dict(
+            self._db.execute(
+                "SELECT fingerprint, MIN(id) FROM candidates"
+                " WHERE fingerprint IS NOT NULL GROUP BY fingerprint"
+            )
+        )
+
+    def lookup(
+        self, hash: str | None = None, fingerprint: str | None = None
+    ) -> CandidateRecord | None:
+        """The first candidate with this hash, else the first with this fingerprint, else None."""
+        if hash is None and fingerprint is None:
+            raise ValueError("lookup needs a hash or a fingerprint")
+        for column, value in (("hash", hash), ("fingerprint", fingerprint)):
+            if value is None:
+                continue
+            row = self._db.execute(
+                f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE {column} = ?"
+                " ORDER BY id LIMIT 1",
+                (value,),
+            ).fetchone()
+            if row is not None:
+                return _candidate(row)
+        return None
+
+    def baseline(self, task: str) -> BaselineRecord | None:
+        """The baseline of a task, or None if it has not been computed."""
+        row = self._db.execute(
+            "SELECT task, score, loss, lr, curve FROM baselines WHERE task = ?", (task,)
+        ).fetchone()
+        return None if row is None else self._baseline(row)
+
+    def baselines(self) -> list[BaselineRecord]:
+        """Every archived baseline, by task name."""
+        rows = self._db.execute("SELECT task, score, loss, lr, curve FROM baselines ORDER BY task")
+        return [self._baseline(row) for row in rows]
+
+    @staticmethod
+    def _baseline(row: tuple) -> BaselineRecord:
+        """A `baselines` row as a record."""
+        task, score, loss, lr, curve = row
+        return BaselineRecord(task=task, score=_from_sql(score), loss=_from_sql(loss),
+                              lr=_from_sql(lr), curve=_decode_curve(curve))
+
+    def events(self, name: str | None = None) -> list[EventRecord]:
+        """The run counters (only those called `name` if given), by generation then name."""
+        sql = "SELECT generation, name, value FROM events"
+        args: tuple = ()
+        if name is not None:
+            sql, args = sql + " WHERE name = ?", (name,)
+        rows = self._db.execute(sql + " ORDER BY generation, name", args)
+        return [EventRecord(generation=g, name=n, value=_from_sql(v)) for g, n, v in rows]
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the checkpoints live."""
+        return self.run_dir / CHECKPOINT_DIR
+
+    def save_checkpoint(self, generation: int, state: Mapping[str, Any], keep: int = 3) -> Path:
+        """Write the state after `generation` atomically and keep the newest `keep` checkpoints.
+
+        Checkpoints of later generations (a future that resume rolled back) are deleted.
+        """
+        if generation < 0:
+            raise ValueError(f"generation must be >= 0, got {generation}")
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        data = encode_checkpoint(generation, state)
+        directory = self.checkpoint_dir
+        for leftover in directory.glob(".checkpoint-*.tmp"):
+            leftover.unlink()
+        path = _checkpoint_path(directory, generation)
+        _write_atomically(path, data)
+        older = [p for g, p in _checkpoints(directory) if g < generation]
+        for stale in [p for g, p in _checkpoints(directory) if g > generation] + older[keep - 1:]:
+            stale.unlink()
+        return path
+
+    def load_checkpoint(self) -> tuple[int, dict[str, Any]] | None:
+        """(generation, state) of the newest intact checkpoint, or None if there is none.
+
+        An unreadable newer one is reported with a CheckpointWarning and skipped; if every
+        checkpoint is unreadable, CheckpointError.
+        """
+        problems = []
+        for generation, path in _checkpoints(self.checkpoint_dir):
+            try:
+                found, state = decode_checkpoint(path.read_bytes())
+                if found != generation:
+                    raise CheckpointError(f"holds generation {found}, not {generation}")
+            except CheckpointError as error:
+                warnings.warn(
+                    f"checkpoint {path.name} is unreadable ({error}); trying an older one",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
+                problems.append(f"{path.name}: {error}")
+                continue
+            return generation, state
+        if problems:
+            raise CheckpointError(
+                f"no intact checkpoint in {self.checkpoint_dir}: " + "; ".join(problems)
+            )
+        return None
