@@ -3,24 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
+from discovery.config import ConfigError, load_config, parse_config
+from discovery.store import RunStore, StoreError
 from dsl.parser import parse
 from dsl.program import Program, ProgramError
+
+
+WARM_START_DIR = "warm_start"
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
 
+# -- programs by reference: a file, or RUN:ID -----------------------------------------------
+
+def _split_ref(ref: str) -> tuple[Path, int] | None:
+    """(run dir, candidate id) for `RUN:ID`, None for anything else."""
+    head, sep, tail = ref.rpartition(":")
+    if sep and tail.isdigit() and Path(head).is_dir():
+        return Path(head), int(tail)
+    return None
+
+
+def open_run(run_dir: str | Path) -> RunStore:
+    try:
+        return RunStore.open(run_dir)
+    except StoreError as error:
+        raise CliError(str(error)) from None
+
+
 def load_program(ref: str) -> Program:
-    """The program named by `ref`: a file of program text."""
+    """The program named by `ref`: a file of program text, or `RUN:ID` from a run's archive."""
+    stored = _split_ref(ref)
+    if stored is not None:
+        with open_run(stored[0]) as store:
+            try:
+                return parse(store.candidate(stored[1]).text)
+            except KeyError:
+                raise CliError(f"{ref}: run {stored[0]} has no candidate {stored[1]} "
+                               f"(see `disco inspect {stored[0]}`)") from None
     path = Path(ref)
     if not path.is_file():
-        raise CliError(f"{ref}: no such program file (give a path to program text)")
+        raise CliError(f"{ref}: no such program file or RUN:ID")
     try:
         return parse(path.read_text())
     except ProgramError as error:
@@ -28,6 +62,8 @@ def load_program(ref: str) -> Program:
     except UnicodeDecodeError:
         raise CliError(f"{ref}: not a text file") from None
 
+
+# -- program commands ----------------------------------------------------------------------
 
 def _cmd_simplify(args: argparse.Namespace) -> None:
     from dsl.simplify import simplify
@@ -39,23 +75,22 @@ def _cmd_simplify(args: argparse.Namespace) -> None:
     print(f"# {len(program.body)} -> {len(simplified.body)} statements ({removed} removed)")
 
 
-def _cmd_inspect(args: argparse.Namespace) -> None:
+def _describe_program(program: Program) -> None:
     from dsl.identity import canonical_hash, fingerprint
     from dsl.simplify import simplify
     from dsl.slots import OPTIMIZER
 
-    program = load_program(args.program)
     try:
         OPTIMIZER.check(program)
     except ProgramError as error:
-        raise CliError(f"{args.program}: {error}") from None
+        raise CliError(str(error)) from None
     used = program.used_names()
     print(program, end="")
     print(f"hash:        {canonical_hash(program)}")
     print(f"fingerprint: {fingerprint(program)}")
     print(f"statements:  {len(program.body)} ({len(simplify(program).body)} after simplify)")
-    inputs = [p for p in OPTIMIZER.inputs if p in program.params]
-    marked = [name if name in used else f"{name} (unused)" for name in inputs]
+    marked = [name if name in used else f"{name} (unused)"
+              for name in OPTIMIZER.inputs if name in program.params]
     print(f"inputs:      {', '.join(marked) if marked else 'none'}")
     state = OPTIMIZER.state_names(program)
     print(f"state:       {', '.join(state) if state else 'none'}")
@@ -63,11 +98,9 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from dsl.export import export
-    from dsl.slots import OPTIMIZER
 
     program = load_program(args.program)
     try:
-        OPTIMIZER.check(program)
         source = export(program, args.format)
     except (ProgramError, ValueError) as error:
         raise CliError(f"{args.program}: {error}") from None
@@ -78,38 +111,254 @@ def _cmd_export(args: argparse.Namespace) -> None:
         print(source, end="")
 
 
+# -- runs ----------------------------------------------------------------------------------
+
+def _format_fitness(value: float) -> str:
+    return "-inf" if value == -math.inf else ("nan" if math.isnan(value) else f"{value:+.3f}")
+
+
+def _print_report(report) -> None:
+    rate = report.evaluated / report.seconds if report.seconds > 0 else 0.0
+    print(f"gen {report.generation:3d} | {report.candidates:3d} candidates, "
+          f"{report.evaluated:3d} evaluated, {report.cache_hits:3d} cached | "
+          f"{rate:6.1f} eval/s | best {_format_fitness(report.best)} "
+          f"median {_format_fitness(report.median)} | screened {report.screened} "
+          f"failed {report.failed}", flush=True)
+    if report.validated:
+        scores = ", ".join(f"#{cid} {_format_fitness(score)}" for cid, score in report.validated)
+        print(f"        meta-validation on held-out tasks: {scores}", flush=True)
+
+
+def _make_pool(config, address: str | None):
+    import functools
+
+    from cluster.pool import EvaluatorPool, PoolConfig, start_ray
+    from discovery.evaluator import Evaluator
+
+    start_ray(address)
+    cluster = config.cluster
+    return EvaluatorPool(
+        functools.partial(Evaluator, config.population.max_statements),
+        PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
+                   num_gpus_per_actor=cluster.num_gpus_per_actor,
+                   max_retries=cluster.max_retries))
+
+
+def _drive(store: RunStore, config, address: str | None, generations: int) -> None:
+    from discovery.search import Search, load_warm_start
+    from dsl.interpreter import Encoding
+
+    encoding = Encoding(max_statements=config.population.max_statements)
+    warm_start = load_warm_start(sorted((store.run_dir / WARM_START_DIR).glob("*.py")), encoding)
+    pool = _make_pool(config, address)
+    try:
+        search = Search(config, store, pool, warm_start, on_generation=_print_report)
+        search.restore()
+        started = time.perf_counter()
+        if search.generation >= generations:
+            print(f"run already has {search.generation} generations (asked for {generations})")
+        search.run(generations)
+        elapsed = time.perf_counter() - started
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: disco resume {store.run_dir}", file=sys.stderr)
+        raise
+    finally:
+        pool.shutdown()
+    _print_summary(store, elapsed)
+
+
+def _print_summary(store: RunStore, elapsed: float) -> None:
+    print(f"\nrun directory: {store.run_dir}  ({store.count()} candidates archived, "
+          f"{elapsed:.0f} s)")
+    winners = store.top(3, by="validation")
+    if winners:
+        print("winners by meta-validation score on held-out tasks:")
+        for record, value in winners:
+            print(f"  #{record.id:<5d} validation {_format_fitness(value)}  "
+                  f"training fitness {_format_fitness(record.fitness)}")
+        best = winners[0][0]
+        print(f"\nbest program (#{best.id}):\n{best.text}")
+        print(f"next: disco inspect {store.run_dir}  |  disco export {store.run_dir}:{best.id} "
+              "--format optax")
+
+
+def _cmd_launch(args: argparse.Namespace) -> None:
+    from discovery.config import warm_start_paths
+    from discovery.search import TaskPlan, load_warm_start
+    from dsl.interpreter import Encoding
+
+    config, text = load_config(args.config)
+    if args.generations is not None:
+        config = _with_generations(config, args.generations)
+    TaskPlan.from_config(config)  # a bad config fails before a run directory exists
+    paths = warm_start_paths(config, Path(args.config).resolve().parent)
+    load_warm_start(paths, Encoding(max_statements=config.population.max_statements))
+    run_dir = Path(args.run_dir) if args.run_dir else \
+        Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        store = RunStore.create(run_dir, text)
+    except StoreError as error:
+        raise CliError(str(error)) from None
+    with store:
+        warm_dir = store.run_dir / WARM_START_DIR  # resume reads the warm starts from here
+        warm_dir.mkdir()
+        for i, path in enumerate(paths):
+            (warm_dir / f"{i:02d}-{path.stem}.py").write_text(path.read_text())
+        print(f"run directory: {run_dir}", flush=True)
+        _drive(store, config, args.address, config.generations)
+
+
+def _with_generations(config, generations: int):
+    import dataclasses
+
+    if generations < 1:
+        raise CliError("--generations: expected a positive integer")
+    return dataclasses.replace(config, generations=generations)
+
+
+def _cmd_resume(args: argparse.Namespace) -> None:
+    with open_run(args.run) as store:
+        config = parse_config(store.config_text)
+        if args.generations is not None:
+            config = _with_generations(config, args.generations)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            checkpoint = store.load_checkpoint()
+        for warning in caught:
+            print(f"disco: warning: {warning.message}", file=sys.stderr)
+        done = -1 if checkpoint is None else checkpoint[0]
+        print(f"resuming {store.run_dir} after generation {done}", flush=True)
+        _drive(store, config, args.address, config.generations)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> None:
+    stored = _split_ref(args.target)
+    if stored is not None:
+        _inspect_candidate(*stored, as_json=args.json)
+    elif Path(args.target).is_dir():
+        _inspect_run(Path(args.target), args.top, args.json)
+    else:
+        _describe_program(load_program(args.target))
+
+
+def _inspect_run(run_dir: Path, top: int, as_json: bool) -> None:
+    with open_run(run_dir) as store:
+        validated = {r.id: v for r, v in store.top(10 ** 9, by="validation")}
+        best = store.top(top, by="fitness")
+        rows = [{"id": r.id, "generation": r.generation, "fitness": r.fitness,
+                 "validation": validated.get(r.id), "status": r.status, "hash": r.hash,
+                 "statements": len(parse(r.text).body), "program": r.text} for r, _ in best]
+        if as_json:
+            print(json.dumps({"run": str(run_dir), "candidates": store.count(),
+                              "top": rows}, indent=2, default=_json_float))
+            return
+        print(f"run {run_dir}: {store.count()} candidates archived, "
+              f"{len(store.top(10 ** 9))} distinct programs")
+        print(f"{'id':>6} {'gen':>4} {'fitness':>8} {'valid.':>8} {'stmts':>5}  hash")
+        for row in rows:
+            validation = "" if row["validation"] is None else _format_fitness(row["validation"])
+            print(f"{row['id']:>6} {row['generation']:>4} {_format_fitness(row['fitness']):>8} "
+                  f"{validation:>8} {row['statements']:>5}  {row['hash']}")
+
+
+def _json_float(value):
+    return str(value)
+
+
+def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
+    with open_run(run_dir) as store:
+        try:
+            lineage = store.lineage(cid)
+        except KeyError:
+            raise CliError(f"{run_dir}:{cid}: no such candidate "
+                           f"(see `disco inspect {run_dir}`)") from None
+        record = lineage[0]
+        scores = store.scores_of(cid)
+        validation = {v.task: v.score for v in store.validation_of(cid)}
+        if as_json:
+            print(json.dumps({
+                "id": record.id, "generation": record.generation, "status": record.status,
+                "reason": record.reason, "fitness": record.fitness, "hash": record.hash,
+                "fingerprint": record.fingerprint, "program": record.text,
+                "lineage": [r.id for r in lineage],
+                "scores": {s.task: {"score": s.score, "loss": s.loss, "lr": s.lr}
+                           for s in scores}, "validation": validation,
+            }, indent=2, default=_json_float))
+            return
+        print(record.text, end="")
+        print(f"candidate #{record.id}, generation {record.generation}: {record.status}"
+              f"{' (' + record.reason + ')' if record.reason else ''}, "
+              f"fitness {_format_fitness(record.fitness)}")
+        print(f"hash {record.hash}  fingerprint {record.fingerprint}")
+        print("lineage: " + " <- ".join(
+            f"#{r.id} ({_format_fitness(r.fitness)})" for r in lineage))
+        for s in scores:
+            kind = "held-out" if s.task in validation else "training"
+            print(f"  {kind:8s} {s.task}: score {_format_fitness(s.score)}  loss {s.loss:.4g}"
+                  f"  lr {s.lr:g}")
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    from discovery.plot import plot_run
+
+    with open_run(args.run) as store:
+        plot_run(store, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+# -- the parser ----------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disco", description="Discover learning algorithms.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    simplify = commands.add_parser("simplify", help="print the simplified program")
-    simplify.add_argument("program", help="program file")
-    simplify.set_defaults(run=_cmd_simplify)
+    launch = commands.add_parser("launch", help="start a search from a TOML config")
+    launch.add_argument("config", help="config file (see examples/quickstart.toml)")
+    launch.add_argument("--run-dir", help="where to write the run (default: runs/NAME-TIME)")
+    launch.add_argument("--generations", type=int, help="override the config's generations")
+    launch.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    launch.set_defaults(run=_cmd_launch)
 
-    inspect = commands.add_parser("inspect", help="a program with its hash and fingerprint")
-    inspect.add_argument("program", help="program file")
+    resume = commands.add_parser("resume", help="continue a run after a crash or Ctrl-C")
+    resume.add_argument("run", help="run directory")
+    resume.add_argument("--generations", type=int, help="run until this many generations")
+    resume.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    resume.set_defaults(run=_cmd_resume)
+
+    inspect = commands.add_parser(
+        "inspect", help="a run's best programs, one stored program (RUN:ID), or a program file")
+    inspect.add_argument("target", help="RUN, RUN:ID or program file")
+    inspect.add_argument("--top", type=int, default=10, help="how many programs (RUN)")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(run=_cmd_inspect)
 
+    simplify = commands.add_parser("simplify", help="print the simplified program")
+    simplify.add_argument("program", help="program file or RUN:ID")
+    simplify.set_defaults(run=_cmd_simplify)
+
     export = commands.add_parser("export", help="write the program as plain Python")
-    export.add_argument("program", help="program file")
+    export.add_argument("program", help="program file or RUN:ID")
     export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(run=_cmd_export)
-    return parser
 
+    plot = commands.add_parser("plot", help="fitness over the run and the best program's "
+                                            "loss curves against AdamW")
+    plot.add_argument("run", help="run directory")
+    plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    plot.set_defaults(run=_cmd_plot)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `disco` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except CliError as error:
+    except (CliError, ConfigError) as error:
         print(f"disco: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("disco: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI never shows a traceback by default
         if os.environ.get("DISCO_DEBUG"):

@@ -1,0 +1,31 @@
+"""In-process evaluation with the pool's interface: for tests, benchmarks and debugging."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from cluster.pool import Failed
+
+
+class LocalPool:
+    """Runs every item in this process with one evaluator, in order."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]) -> None:
+        self.evaluator = factory()
+        self.completed = 0
+        self.failed = 0
+
+    def map(self, items: Sequence[Any]) -> list[Any]:
+        """Results in input order; an evaluator exception becomes `Failed`, as on Ray."""
+        results: list[Any] = []
+        for item in items:
+            try:
+                results.append(self.evaluator(item))
+                self.completed += 1
+            except Exception as error:  # noqa: BLE001 - a failed item never stops the run
+                results.append(Failed(f"{type(error).__name__}: {error}"))
+                self.failed += 1
+        return results
+
+    def shutdown(self) -> None:
+        """Nothing to release; here for the pool interface."""

@@ -1,0 +1,63 @@
+"""What an evaluator actor runs: work items in, plain numpy results out.
+
+A work item is plain data (a task table, encoded programs, learning rates, seeds), so it
+pickles cheaply to any Ray actor; the evaluator compiles each task shape once and reuses
+the compiled function for the actor's lifetime (the cache lives in discovery.train).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from discovery.tasks import Task
+from discovery.train import baseline, evaluate_population
+from dsl.interpreter import EncodedProgram, Encoding
+
+
+@dataclass(frozen=True)
+class ProgramsItem:
+    """Train every program of a (padded) population on one task, at each lr and seed."""
+
+    task: Task
+    programs: EncodedProgram  # numpy arrays with a leading population axis
+    lrs: tuple[float, ...]
+    seeds: int
+    run_seed: int
+
+
+@dataclass(frozen=True)
+class BaselineItem:
+    """Tune the hand-designed baseline (AdamW) on one task over an lr grid."""
+
+    task: Task
+    lrs: tuple[float, ...]
+    seeds: int
+    run_seed: int
+
+
+def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
+    """The PRNG keys of a task's seeds: the same for every candidate and the baseline, so
+    candidates are compared on the same data and initialisations."""
+    base = jax.random.fold_in(jax.random.PRNGKey(run_seed), zlib.crc32(task.key.encode()))
+    return jax.random.split(base, seeds)
+
+
+class Evaluator:
+    """Callable run on each actor: `evaluator(item)` -> dict of numpy arrays."""
+
+    def __init__(self, max_statements: int) -> None:
+        self.encoding = Encoding(max_statements=max_statements)
+
+    def __call__(self, item: ProgramsItem | BaselineItem) -> dict[str, Any]:
+        keys = task_keys(item.task, item.seeds, item.run_seed)
+        lrs = np.asarray(item.lrs, np.float32)
+        if isinstance(item, BaselineItem):
+            best_lr, loss, curve = baseline(item.task, lrs, keys)
+            return {"lr": float(best_lr), "loss": float(loss), "curve": np.asarray(curve)}
+        result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys)
+        return {name: np.asarray(value) for name, value in result._asdict().items()}
