@@ -1,0 +1,245 @@
+"""Evaluate work items on a pool of Ray actors, in input order, surviving lost actors and nodes.
+
+Each actor builds its evaluator once (so compile caches live as long as the actor) and the
+driver keeps every actor busy with a bounded number of outstanding calls. An item lost with
+its actor is retried elsewhere; an exception raised by the evaluator itself is a result.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import ray
+import ray.exceptions
+
+logger = logging.getLogger(__name__)
+
+# Keeps JAX in an actor from reserving most of a GPU's memory when it first loads.
+ACTOR_ENV_VARS = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+# How long map waits for any result before it logs that it is still waiting.
+STALL_WARNING_S = 300
+
+# Errors that mean the actor or its node was lost, not that the item is bad: retry elsewhere.
+LOST_WORKER_ERRORS = (
+    ray.exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
+    ray.exceptions.ActorUnschedulableError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError, ...
+    ray.exceptions.OutOfMemoryError,
+)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The result of an item that could not be evaluated, with a one-line reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How many actors to run, what each reserves, and how hard to retry lost items."""
+
+    num_actors: int | None = None  # None: as many as the cluster's CPUs (and GPUs) allow
+    num_cpus_per_actor: float = 1
+    num_gpus_per_actor: float = 0
+    max_retries: int = 3
+    max_in_flight_per_actor: int = 2
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Start Ray in this process (address None) or join a cluster ("auto", "ray://host:port").
+
+    Does nothing if Ray is already initialised. A local Ray runs without a dashboard.
+    """
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": dict(ACTOR_ENV_VARS)}
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 runtime_env=runtime_env)
+    else:
+        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+
+
+@ray.remote
+class EvaluatorActor:
+    """Holds one evaluator, built once by the factory, and applies it to items."""
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]]) -> None:
+        self.evaluator = factory()
+
+    def evaluate(self, item: Any) -> Any:
+        """The evaluator's result for one item."""
+        return self.evaluator(item)
+
+    def actor_device_info(self) -> list[str]:
+        """The JAX devices this actor sees (only the GPUs Ray assigned it), as strings."""
+        import jax
+
+        return [str(device) for device in jax.devices()]
+
+
+class _Slot:
+    """One actor of the pool and the calls outstanding on it."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.in_flight = 0
+        self.running_retry = False  # a retried item runs alone, so a loss names its culprit
+
+
+class EvaluatorPool:
+    """A fixed number of evaluator actors; `map` spreads items over them and collects results.
+
+    Counters (`retries`, `actor_restarts`, `completed`, `failed`) accumulate over the pool's life.
+    """
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]], config: PoolConfig) -> None:
+        self.config = config
+        self.retries = 0
+        self.actor_restarts = 0
+        self.completed = 0
+        self.failed = 0
+        self._factory_ref = ray.put(factory)
+        num_actors = self._num_actors()
+        if num_actors < 1:
+            raise ValueError(f"a pool needs at least one actor, got num_actors={num_actors}")
+        self._slots = [_Slot(self._new_actor()) for _ in range(num_actors)]
+
+    @property
+    def actors(self) -> list[Any]:
+        """Handles of the current actors (for device checks and fault-injection tests)."""
+        return [slot.actor for slot in self._slots]
+
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted and not yet collected, over all actors."""
+        return sum(slot.in_flight for slot in self._slots)
+
+    def _num_actors(self) -> int:
+        config = self.config
+        if config.num_actors is not None:
+            return config.num_actors
+        resources = ray.cluster_resources()
+        count = int(resources.get("CPU", 1) // config.num_cpus_per_actor)
+        if config.num_gpus_per_actor > 0:
+            count = min(count, int(resources.get("GPU", 0) // config.num_gpus_per_actor))
+        return max(count, 1)
+
+    def _new_actor(self) -> Any:
+        return EvaluatorActor.options(
+            num_cpus=self.config.num_cpus_per_actor,
+            num_gpus=self.config.num_gpus_per_actor,
+            # Repeated here, not only in start_ray, for a Ray that someone else initialised.
+            runtime_env={"env_vars": dict(ACTOR_ENV_VARS)},
+        ).remote(self._factory_ref)
+
+    def map(self, items: Sequence[Any],
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """Evaluate every item; results in input order, a `Failed` for items that could not be.
+
+        `on_result(index, result)` is called once per item as its result arrives.
+        """
+        results: list[Any] = [None] * len(items)
+        attempts = [0] * len(items)
+        fresh = collections.deque(range(len(items)))
+        to_retry: collections.deque[int] = collections.deque()
+        outstanding: dict[ray.ObjectRef, tuple[_Slot, int]] = {}
+        remaining = len(items)
+
+        def record(index: int, result: Any) -> None:
+            nonlocal remaining
+            results[index] = result
+            remaining -= 1
+            if isinstance(result, Failed):
+                self.failed += 1
+            else:
+                self.completed += 1
+            if on_result is not None:
+                on_result(index, result)
+
+        def submit(slot: _Slot, index: int) -> None:
+            outstanding[slot.actor.evaluate.remote(items[index])] = (slot, index)
+            slot.in_flight += 1
+
+        def dispatch() -> None:
+            # Retries go one at a time to idle actors; while some wait, the least busy actors
+            # take no fresh work so that they drain and become idle.
+            for slot in self._slots:
+                if to_retry and slot.in_flight == 0:
+                    slot.running_retry = True
+                    submit(slot, to_retry.popleft())
+            by_load = sorted((s for s in self._slots if not s.running_retry),
+                             key=lambda s: s.in_flight)
+            for slot in by_load[len(to_retry):]:
+                while fresh and slot.in_flight < self.config.max_in_flight_per_actor:
+                    submit(slot, fresh.popleft())
+
+        def replace(slot: _Slot, error: Exception) -> None:
+            lost = [ref for ref, (owner, _) in outstanding.items() if owner is slot]
+            logger.warning("actor lost with %d items in flight (%s); starting a replacement",
+                           len(lost), _one_line(error))
+            for ref in lost:
+                _, index = outstanding.pop(ref)
+                attempts[index] += 1
+                if attempts[index] > self.config.max_retries:
+                    record(index, Failed(f"lost with its actor {attempts[index]} times, last: "
+                                         f"{_one_line(error)}"))
+                else:
+                    self.retries += 1
+                    to_retry.append(index)
+            ray.kill(slot.actor, no_restart=True)
+            slot.actor = self._new_actor()
+            slot.in_flight = 0
+            slot.running_retry = False
+            self.actor_restarts += 1
+
+        try:
+            while remaining:
+                dispatch()
+                ready, _ = ray.wait(list(outstanding), num_returns=1, timeout=STALL_WARNING_S)
+                if not ready:
+                    logger.warning(
+                        "no result for %d s with %d calls outstanding; if actors never start, "
+                        "check the cluster has %s CPU and %s GPU free per actor", STALL_WARNING_S,
+                        len(outstanding), self.config.num_cpus_per_actor,
+                        self.config.num_gpus_per_actor)
+                    continue
+                slot, index = outstanding[ready[0]]
+                try:
+                    result = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as error:  # raised by the evaluator itself
+                    result = Failed(_one_line(error.cause))
+                except LOST_WORKER_ERRORS as error:
+                    if isinstance(error, ray.exceptions.RayActorError) and error.actor_init_failed:
+                        raise RuntimeError(f"the evaluator factory failed: {error}") from error
+                    replace(slot, error)
+                    continue
+                del outstanding[ready[0]]
+                slot.in_flight -= 1
+                slot.running_retry = False
+                record(index, result)
+        finally:  # calls abandoned by an exception (e.g. KeyboardInterrupt) are not waited for
+            for slot in self._slots:
+                slot.in_flight = 0
+                slot.running_retry = False
+        return results
+
+    def shutdown(self) -> None:
+        """Kill the actors; the pool cannot be used afterwards."""
+        for slot in self._slots:
+            ray.kill(slot.actor, no_restart=True)
+        self._slots = []
+
+
+def _one_line(error: BaseException) -> str:
+    """`Type: message`, cut to the message's first line."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
