@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dsl.evaluate import evaluate
-from dsl.interpreter import Encoding, apply_optimizer
+from dsl.interpreter import Encoding, apply_optimizer_tree, flat_size
 from dsl.mutate import MutationConfig, mutate
 from dsl.parser import parse
 from dsl.program import Program
@@ -48,21 +48,17 @@ def loss_fn(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def make_train(rule):
-    """A 200-step training run calling `rule(w, g, state, lr, step, progress)` per tensor."""
+    """A 200-step training run calling `rule(args, params, grads, state, lr, step, progress)`."""
 
     def train(rule_args, key: jax.Array) -> jax.Array:
         params, x, y = regression_task(key)
-        state = jax.tree.map(lambda p: jnp.zeros((MAX_STATE,) + p.shape), params)
+        state = jnp.zeros((MAX_STATE, flat_size(params)))
 
         def step(carry, t):
             params, state = carry
             grads = jax.grad(loss_fn)(params, x, y)
             step_no = (t + 1).astype(jnp.float32)
-            out = jax.tree.map(
-                lambda w, g, s: rule(rule_args, w, g, s, LR, step_no, step_no / STEPS),
-                params, grads, state)
-            updates = jax.tree.map(lambda o: o[0], out, is_leaf=lambda o: isinstance(o, tuple))
-            state = jax.tree.map(lambda o: o[1], out, is_leaf=lambda o: isinstance(o, tuple))
+            updates, state = rule(rule_args, params, grads, state, LR, step_no, step_no / STEPS)
             params = jax.tree.map(lambda p, u: p - u, params, updates)
             return (params, state), None
 
@@ -73,16 +69,22 @@ def make_train(rule):
 
 
 def native_rule(program: Program):
-    """The program traced op by op into its own XLA computation."""
+    """The program traced op by op into its own XLA computation, tensor by tensor."""
     state_names = OPTIMIZER.state_names(program)
 
-    def rule(_, w, g, state, lr, step, progress):
-        inputs = {"w": w, "g": g, "lr": lr, "step": step, "progress": progress}
-        inputs.update({name: state[k] for k, name in enumerate(state_names)})
-        outputs = evaluate(program, {p: inputs[p] for p in program.params}, jnp)
-        new_state = state.at[: len(state_names)].set(jnp.stack(outputs[1:])) \
-            if state_names else state
-        return outputs[0], new_state
+    def rule(_, params, grads, state, lr, step, progress):
+        leaves, treedef = jax.tree.flatten(params)
+        sizes = [leaf.size for leaf in leaves]
+        states = jnp.split(state, np.cumsum(sizes)[:-1], axis=1)
+        updates, new_states = [], []
+        for w, g, s in zip(leaves, jax.tree.leaves(grads), states):
+            inputs = {"w": w, "g": g, "lr": lr, "step": step, "progress": progress}
+            inputs.update({n: s[k].reshape(w.shape) for k, n in enumerate(state_names)})
+            outputs = evaluate(program, {p: inputs[p] for p in program.params}, jnp)
+            updates.append(outputs[0])
+            new = [o.reshape(-1) for o in outputs[1:]]
+            new_states.append(s.at[: len(new)].set(jnp.stack(new)) if new else s)
+        return jax.tree.unflatten(treedef, updates), jnp.concatenate(new_states, axis=1)
 
     return rule
 
@@ -120,7 +122,7 @@ def main() -> None:
     programs = random_programs(args.programs, args.seed)
     key = jax.random.PRNGKey(args.seed)
     population = Encoding(max_statements=24).encode_population(programs)
-    interpreted = make_train(apply_optimizer)
+    interpreted = make_train(apply_optimizer_tree)
     train_population = jax.jit(
         lambda pop, key: jax.lax.map(lambda p: interpreted(p, key), pop,
                                      batch_size=args.batch_size))

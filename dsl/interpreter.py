@@ -8,6 +8,7 @@ then its state variables, then one register per statement.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
@@ -83,45 +84,106 @@ class Encoding:
         return EncodedProgram(*(np.stack(field) for field in zip(*encoded)))
 
 
-def _branch(name: str) -> Any:
-    op = OPS[name]
-    return lambda args: op.fn(jnp, *args[: op.arity])
+class _Segmented:
+    """jax.numpy whose `sum` and `mean` reduce each segment of a flat vector separately and
+    broadcast back, so one flat vector can hold many tensors and reductions stay per tensor."""
+
+    def __init__(self, sizes: tuple[int, ...]) -> None:
+        self.sizes = sizes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    def _per_segment(self, x: jax.Array, reduce: Any) -> jax.Array:
+        pieces, start = [], 0
+        for size in self.sizes:
+            value = reduce(x[..., start:start + size], axis=-1, keepdims=True)
+            pieces.append(jnp.broadcast_to(value, x.shape[:-1] + (size,)))
+            start += size
+        return jnp.concatenate(pieces, axis=-1)
+
+    def sum(self, x: jax.Array) -> jax.Array:
+        return self._per_segment(x, jnp.sum)
+
+    def mean(self, x: jax.Array) -> jax.Array:
+        return self._per_segment(x, jnp.mean)
 
 
-_BRANCHES = tuple(_branch(name) for name in OP_NAMES)
+@functools.lru_cache(maxsize=None)
+def _branches(segments: tuple[int, ...] | None) -> tuple[Any, ...]:
+    xp = jnp if segments is None else _Segmented(segments)
+
+    def branch(name: str) -> Any:
+        op = OPS[name]
+        return lambda args: op.fn(xp, *args[: op.arity])
+
+    return tuple(branch(name) for name in OP_NAMES)
 
 
-def run(program: EncodedProgram, inputs: jax.Array) -> jax.Array:
+def run(program: EncodedProgram, inputs: jax.Array,
+        segments: tuple[int, ...] | None = None) -> jax.Array:
     """Outputs [1 + max_state, ...] of one encoded program on `inputs` [n_inputs, ...].
 
-    Pure and traceable: `jax.vmap` or `jax.lax.map` runs a population of different programs
-    through one compilation.
+    With `segments` (sizes summing to the last axis), the values are flat vectors holding
+    several tensors, and reductions act on each tensor separately. Pure and traceable:
+    `jax.vmap` or `jax.lax.map` runs a population of different programs through one
+    compilation.
     """
     program = EncodedProgram(*(jnp.asarray(field) for field in program))
+    branches = _branches(segments)
     n_statements = program.ops.shape[0]
     registers = jnp.concatenate(
         [inputs, jnp.zeros((n_statements,) + inputs.shape[1:], inputs.dtype)])
     n_inputs = inputs.shape[0]
 
-    def read(i: jax.Array, k: int, registers: jax.Array) -> jax.Array:
-        index = program.args[i, k]
-        value = registers[jnp.maximum(index, 0)]
-        return jnp.where(index >= 0, value, program.consts[i, k].astype(inputs.dtype))
-
     def body(i: jax.Array, registers: jax.Array) -> jax.Array:
-        args = [read(i, k, registers) for k in range(MAX_ARITY)]
-        result = jax.lax.switch(program.ops[i], _BRANCHES, args)
-        return registers.at[n_inputs + i].set(result.astype(inputs.dtype))
+        index = program.args[i]
+        values = registers[jnp.maximum(index, 0)]
+        consts = jnp.broadcast_to(
+            program.consts[i].astype(inputs.dtype).reshape((-1,) + (1,) * (inputs.ndim - 1)),
+            values.shape)
+        args = jnp.where((index >= 0).reshape(consts.shape[:1] + (1,) * (inputs.ndim - 1)),
+                         values, consts)
+        result = jax.lax.switch(program.ops[i], branches, args)
+        return jax.lax.dynamic_update_index_in_dim(
+            registers, result.astype(inputs.dtype), n_inputs + i, 0)
 
     registers = jax.lax.fori_loop(0, program.length, body, registers)
     return registers[program.outputs]
 
 
 def apply_optimizer(program: EncodedProgram, w: jax.Array, g: jax.Array, state: jax.Array,
-                    lr: jax.Array, step: jax.Array, progress: jax.Array
-                    ) -> tuple[jax.Array, jax.Array]:
-    """One optimizer-slot call on one tensor: (update, new state [max_state, *w.shape])."""
+                    lr: jax.Array, step: jax.Array, progress: jax.Array,
+                    segments: tuple[int, ...] | None = None) -> tuple[jax.Array, jax.Array]:
+    """One optimizer-slot call: (update, new state [max_state, *w.shape]).
+
+    `w` is one tensor, or with `segments` a flat vector of several (see `run`).
+    """
     fill = jnp.ones_like(w)
     inputs = jnp.concatenate([jnp.stack([w, g, lr * fill, step * fill, progress * fill]), state])
-    outputs = run(program, inputs)
+    outputs = run(program, inputs, segments)
     return outputs[0], outputs[1:]
+
+
+def apply_optimizer_tree(program: EncodedProgram, params: Any, grads: Any, state: jax.Array,
+                         lr: jax.Array, step: jax.Array, progress: jax.Array
+                         ) -> tuple[Any, jax.Array]:
+    """The optimizer slot on a whole parameter pytree in one interpreter call.
+
+    The leaves travel as one flat vector (reductions stay per leaf); `state` is
+    [max_state, total size]. Returns (updates pytree, new state).
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    sizes = tuple(int(np.prod(leaf.shape)) for leaf in leaves)
+    flat_w = jnp.concatenate([leaf.reshape(-1) for leaf in leaves])
+    flat_g = jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree.leaves(grads)])
+    update, new_state = apply_optimizer(program, flat_w, flat_g, state, lr, step, progress,
+                                        segments=sizes)
+    pieces = jnp.split(update, np.cumsum(sizes)[:-1])
+    updates = [piece.reshape(leaf.shape) for piece, leaf in zip(pieces, leaves)]
+    return jax.tree.unflatten(treedef, updates), new_state
+
+
+def flat_size(params: Any) -> int:
+    """Length of the flat vector `apply_optimizer_tree` packs `params` into."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
