@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dsl.evaluate import evaluate
-from dsl.interpreter import Encoding, EncodingError, apply_optimizer, run
+from dsl.interpreter import (Encoding, EncodingError, apply_optimizer, apply_optimizer_tree,
+                             run)
 from dsl.mutate import MutationConfig, mutate
 from dsl.ops import OP_NAMES, OPS
 from dsl.parser import parse
@@ -128,3 +129,25 @@ def test_too_long_a_program_is_a_clear_error():
     short = Encoding(max_statements=len(program.body) - 1)
     with pytest.raises(EncodingError, match="raise max_statements"):
         short.encode(program)
+
+
+def test_a_parameter_tree_in_one_call_equals_tensor_by_tensor_with_per_tensor_reductions():
+    program = parse("def r(w, g, m, lr):\n    m = interp(g, m, 0.9)\n"
+                    "    u = lr * m / (norm(m) + rms(g) + mean(w) + 1.0)\n    return u, m\n")
+    rng = np.random.default_rng(0)
+    params = {"a": rng.normal(size=(3, 4)).astype(np.float32),
+              "b": rng.normal(size=(5,)).astype(np.float32)}
+    grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+    encoded = ENCODING.encode(program)
+    state = np.abs(rng.normal(size=(OPTIMIZER.max_state, 17))).astype(np.float32)
+    updates, new_state = apply_optimizer_tree(encoded, params, grads, state, 0.1, 2.0, 0.5)
+    start = 0
+    for name in ("a", "b"):  # pytree leaf order
+        size = params[name].size
+        leaf_state = state[:, start:start + size].reshape((-1,) + params[name].shape)
+        update, leaf_new = apply_optimizer(encoded, params[name], grads[name], leaf_state,
+                                           0.1, 2.0, 0.5)
+        np.testing.assert_allclose(updates[name], update, rtol=1e-6)
+        np.testing.assert_allclose(new_state[:, start:start + size],
+                                   leaf_new.reshape(OPTIMIZER.max_state, -1), rtol=1e-6)
+        start += size
