@@ -1,0 +1,225 @@
+"""Inner training loops: train a task's network with an optimizer program or an optax
+optimizer, a population of programs in one compiled call, the tuned AdamW baseline, and
+the fitness of a candidate against it.
+
+Every training run is a pure function of (optimizer, lr, key), as in PureJaxRL's
+`make_train`: the key draws the task's data, the initial parameters and every minibatch,
+so a program and the baseline given the same key see the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+
+from discovery.tasks import Problem, Task
+from dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
+from dsl.slots import OPTIMIZER
+
+CURVE_POINTS = 20  # validation losses recorded per run, evenly spaced, first at step 0
+DIVERGENCE_FACTOR = 1e3  # a validation loss this many times the initial one is a divergence
+LOSS_FLOOR = 1e-12  # losses below this count as solved: all equally good, and log stays finite
+
+
+class TrainResult(NamedTuple):
+    """What one training run (or, with leading axes, many) reports.
+
+    `diverged` is true when a recorded validation loss is NaN or Inf, or exceeds
+    DIVERGENCE_FACTOR times the initial one: such a run has no usable score.
+    """
+
+    final_loss: Any  # [...]: validation loss after the last step
+    curve: Any  # [..., CURVE_POINTS]: validation loss at steps checkpoints(horizon)
+    diverged: Any  # [...] bool
+
+
+class _Optimizer(NamedTuple):
+    """How the loop updates parameters: state from params, then one step at a time."""
+
+    init: Callable[[Any], Any]
+    step: Callable[[Any, Any, Any, jax.Array, jax.Array], tuple[Any, Any]]
+    # (params, grads, state, step number from 1, progress) -> (new params, new state)
+
+
+def checkpoints(horizon: int) -> np.ndarray:
+    """The CURVE_POINTS steps at which the validation loss is recorded: 0 to horizon."""
+    return np.round(np.linspace(0, horizon, CURVE_POINTS)).astype(np.int32)
+
+
+def _train(problem: Problem, optimizer: _Optimizer, key: jax.Array) -> TrainResult:
+    """`problem.horizon` minibatch gradient steps, recording the validation curve."""
+    k_data, k_init, k_batch = jax.random.split(key, 3)
+    data = problem.data(k_data)
+    params = problem.init(k_init)
+    gradient = jax.grad(problem.loss)
+
+    def step(t: jax.Array, carry: tuple[Any, Any]) -> tuple[Any, Any]:
+        params, state = carry
+        grads = gradient(params, problem.train_batch(jax.random.fold_in(k_batch, t), data))
+        number = (t + 1).astype(jnp.float32)
+        return optimizer.step(params, grads, state, number, number / problem.horizon)
+
+    def segment(carry: tuple[Any, Any], bounds: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
+        carry = jax.lax.fori_loop(bounds[0], bounds[1], step, carry)
+        return carry, problem.validation_loss(carry[0], data)
+
+    marks = checkpoints(problem.horizon)  # segment i trains from marks[i - 1] to marks[i]
+    bounds = np.stack([np.concatenate([marks[:1], marks[:-1]]), marks], axis=1)
+    _, curve = jax.lax.scan(segment, (params, optimizer.init(params)), bounds)
+    diverged = ~jnp.all(jnp.isfinite(curve)) | jnp.any(curve > DIVERGENCE_FACTOR * curve[0])
+    return TrainResult(curve[-1], curve, diverged)
+
+
+def _program_optimizer(encoded: EncodedProgram, lr: jax.Array, max_state: int) -> _Optimizer:
+    """The program in the optimizer slot on every parameter leaf (one interpreter call for the
+    whole tree, reductions per leaf): params -= update."""
+
+    def init(params: Any) -> jax.Array:
+        return jnp.zeros((max_state, flat_size(params)))
+
+    def step(params: Any, grads: Any, state: jax.Array, number: jax.Array,
+             progress: jax.Array) -> tuple[Any, jax.Array]:
+        updates, state = apply_optimizer_tree(encoded, params, grads, state, lr, number,
+                                              progress)
+        return jax.tree.map(lambda w, update: w - update, params, updates), state
+
+    return _Optimizer(init, step)
+
+
+def _optax_optimizer(transform: optax.GradientTransformation) -> _Optimizer:
+    """An optax transformation in the loop: params += its updates."""
+
+    def step(params: Any, grads: Any, state: Any, number: jax.Array,
+             progress: jax.Array) -> tuple[Any, Any]:
+        updates, state = transform.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return _Optimizer(transform.init, step)
+
+
+def make_program_train(task: Task, encoding: Encoding
+                       ) -> Callable[[EncodedProgram, jax.Array, jax.Array], TrainResult]:
+    """`train(encoded, lr, key) -> TrainResult`: one pure (jit-able, vmap-able) training run
+    of `task` with an encoded optimizer-slot program."""
+    if encoding.slot != OPTIMIZER:
+        raise ValueError(f"training needs programs of the optimizer slot, "
+                         f"not {encoding.slot.name!r}")
+    problem = task.build()
+
+    def train(encoded: EncodedProgram, lr: jax.Array, key: jax.Array) -> TrainResult:
+        optimizer = _program_optimizer(encoded, jnp.asarray(lr, jnp.float32),
+                                       encoding.slot.max_state)
+        return _train(problem, optimizer, key)
+
+    return train
+
+
+def make_optax_train(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation]
+                     ) -> Callable[[jax.Array, jax.Array], TrainResult]:
+    """`train(lr, key) -> TrainResult`: the same loop with the optax optimizer
+    `make_optimizer(lr)`, for hand-designed baselines."""
+    problem = task.build()
+
+    def train(lr: jax.Array, key: jax.Array) -> TrainResult:
+        return _train(problem, _optax_optimizer(make_optimizer(lr)), key)
+
+    return train
+
+
+def _over_lrs_and_seeds(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """`train(*args, lr, key)` mapped over lrs [K] and keys [S]: results [K, S, ...]."""
+    over_seeds = jax.vmap(train, in_axes=(None, None, 0))
+    return jax.vmap(over_seeds, in_axes=(None, 0, None))
+
+
+_COMPILED: dict[tuple, Callable[..., TrainResult]] = {}  # compiled once per process
+
+
+def _population_fn(task: Task, encoding: Encoding, shape: tuple[int, int, int]
+                   ) -> Callable[..., TrainResult]:
+    """The compiled population trainer of this task and shape, traced on first use."""
+    key = ("programs", task, encoding, shape)
+    if key not in _COMPILED:
+        train = _over_lrs_and_seeds(make_program_train(task, encoding))
+        _COMPILED[key] = jax.jit(lambda population, lrs, keys: jax.lax.map(
+            lambda encoded: train(encoded, lrs, keys), population))
+    return _COMPILED[key]
+
+
+def evaluate_population(task: Task, encoding: Encoding, population: EncodedProgram,
+                        lrs: ArrayLike, keys: jax.Array) -> TrainResult:
+    """Train every program of `population` (leading axis P) at every lr [K] and seed key
+    [S] in one compiled call: results [P, K, S, ...].
+
+    Programs run one after another (`lax.map`: on CPU each runs only its own ops, where a
+    vmap would evaluate every op for every program); lrs and seeds are vectorized.
+    """
+    lrs = jnp.asarray(lrs, jnp.float32)
+    shape = (int(population.ops.shape[0]), int(lrs.shape[0]), int(keys.shape[0]))
+    return _population_fn(task, encoding, shape)(population, lrs, keys)
+
+
+def adamw(lr: float) -> optax.GradientTransformation:
+    """The hand-designed baseline: AdamW with optax's defaults and weight decay 1e-4."""
+    return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)
+
+
+def _baseline_fn(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation],
+                 shape: tuple[int, int]) -> Callable[..., TrainResult]:
+    """The compiled baseline trainer [K, S] of this task and optimizer, traced on first use."""
+    key = ("optax", task, make_optimizer, shape)
+    if key not in _COMPILED:
+        train = make_optax_train(task, make_optimizer)
+        _COMPILED[key] = jax.jit(_over_lrs_and_seeds(lambda _, lr, k: train(lr, k)))
+    return _COMPILED[key]
+
+
+def lr_scores(result: TrainResult) -> np.ndarray:
+    """Score [K] of each lr of a [K, S] result: mean over seeds of log final validation loss
+    (floored at LOSS_FLOOR); +inf where any seed diverged or produced NaN/Inf."""
+    final = np.asarray(result.final_loss, np.float64)
+    curve = np.asarray(result.curve, np.float64)
+    usable = (~np.asarray(result.diverged, bool) & np.isfinite(final)
+              & np.all(np.isfinite(curve), axis=-1))
+    with np.errstate(all="ignore"):
+        logs = np.log(np.maximum(final, LOSS_FLOOR))
+    return np.where(np.all(usable, axis=-1), np.mean(logs, axis=-1), np.inf)
+
+
+def baseline(task: Task, lrs: ArrayLike, keys: jax.Array,
+             make_optimizer: Callable[[float], optax.GradientTransformation] = adamw
+             ) -> tuple[float, float, np.ndarray]:
+    """(best lr, its loss, its curve) of a hand-designed optimizer tuned over `lrs`: the loss
+    is exp(score) (see `lr_scores`), the curve the mean over seeds. NaNs if no lr worked."""
+    lrs = np.asarray(lrs, np.float32)
+    fn = _baseline_fn(task, make_optimizer, (len(lrs), int(keys.shape[0])))
+    result = TrainResult(*(np.asarray(x) for x in fn(None, jnp.asarray(lrs), keys)))
+    scores = lr_scores(result)
+    if not np.isfinite(scores).any():
+        return math.nan, math.nan, np.full(CURVE_POINTS, np.nan)
+    best = int(np.argmin(scores))
+    return float(lrs[best]), float(np.exp(scores[best])), np.mean(result.curve[best], axis=0)
+
+
+def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | None]:
+    """(log(baseline loss / candidate loss), None) at the candidate's best lr, scored as the
+    baseline is (`lr_scores`); lrs where it diverged or gave NaN/Inf are skipped. If none is
+    left: (-inf, "nan") when every lr gave NaN/Inf, else (-inf, "diverged"). Never raises."""
+    try:
+        scores = lr_scores(candidate)
+        if not (np.isfinite(baseline_loss) and baseline_loss > 0):
+            return -math.inf, f"the baseline loss {baseline_loss} is not a positive number"
+        if np.isfinite(scores).any():
+            return float(math.log(max(baseline_loss, LOSS_FLOOR)) - scores.min()), None
+        final = np.asarray(candidate.final_loss, np.float64)
+        curve = np.asarray(candidate.curve, np.float64)
+        broken = ~np.isfinite(final) | ~np.all(np.isfinite(curve), axis=-1)
+        return -math.inf, "nan" if np.all(np.any(broken, axis=-1)) else "diverged"
+    except (ValueError, TypeError, IndexError) as error:
+        return -math.inf, f"malformed result: {error}"
