@@ -22,7 +22,7 @@ from discovery.evaluator import BaselineItem, ProgramsItem
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
 from discovery.tasks import Task
-from discovery.train import TrainResult, fitness
+from discovery.train import TrainResult, fitness, lr_scores
 from dsl.identity import canonical_hash, fingerprint
 from dsl.interpreter import Encoding
 from dsl.mutate import MutationConfig
@@ -34,6 +34,7 @@ from populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                    state_from_data, state_to_data)
 
 WORST = float("-inf")
+FITNESS_CAP = 5.0  # a task solved to the loss floor must not outweigh all the others
 
 
 class Pool(Protocol):
@@ -355,7 +356,7 @@ class Search:
         if g == 0:  # the warm starts too, as the reference the winners must beat
             chosen += [[0.0, m.id, to_text(simplify(m.program))]
                        for m in self.population.members[: len(self.warm_start)]
-                       if m.id not in {e[1] for e in chosen}]
+                       if m.id in self._fitness and m.id not in {e[1] for e in chosen}]
         if not chosen:
             return [], []
         programs = [parse(text) for _, _, text in chosen]
@@ -391,9 +392,8 @@ def _task_score(result: Any, j: int, task: Task, baseline_loss: float,
         return WORST, f"failed: {result.reason}", row
     mine = TrainResult(*(np.asarray(result[name][j]) for name in TrainResult._fields))
     value, reason = fitness(mine, baseline_loss)
-    with np.errstate(all="ignore"):
-        per_lr = np.mean(np.log(mine.final_loss), axis=-1)
-    per_lr = np.where(np.isfinite(per_lr), per_lr, np.inf)
+    value = min(value, FITNESS_CAP)
+    per_lr = lr_scores(mine)
     best = int(np.argmin(per_lr))
     curve = np.mean(mine.curve[best], axis=0)
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,

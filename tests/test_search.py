@@ -1,0 +1,188 @@
+"""The search, end to end in-process: dedupe, NaN candidates, resume determinism, and
+evolution that finds a known program."""
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.local import LocalPool
+from cluster.pool import Failed
+from discovery.config import parse_config
+from discovery.evaluator import Evaluator, ProgramsItem
+from discovery.search import Search
+from discovery.store import RunStore
+from dsl.evaluate import evaluate
+from dsl.mutate import MutationConfig
+from dsl.parser import parse
+from populations.evolution import Member, RegularizedEvolution, EvolutionState
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+
+CONFIG = """
+seed = 7
+generations = 4
+[population]
+size = 8
+tournament = 3
+children = 6
+max_statements = 12
+[tasks]
+seeds = 1
+lr_grid = [0.01, 0.1]
+train = [{ family = "quadratic", dim = 4, horizon = 12 }]
+heldout = [{ family = "quadratic", dim = 6, horizon = 12, condition_number = 10.0 }]
+[validation]
+every = 2
+top = 2
+[cluster]
+batch_size = 8
+"""
+
+
+class CountingPool(LocalPool):
+    """In-process pool that counts the programs it was asked to train."""
+
+    def __init__(self, factory, fail_on_call=None):
+        super().__init__(factory)
+        self.programs_trained = 0
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def map(self, items):
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls == self.fail_on_call:
+            raise KeyboardInterrupt("simulated crash in the middle of a generation")
+        self.programs_trained += sum(1 for i in items if isinstance(i, ProgramsItem))
+        return super().map(items)
+
+
+def programs(*names):
+    return [parse((EXAMPLES / f"{name}.py").read_text()) for name in names]
+
+
+def make_search(run_dir, warm_start, config_text=CONFIG, pool=None):
+    config = parse_config(config_text)
+    store = RunStore.open(run_dir) if (Path(run_dir) / "config.toml").exists() \
+        else RunStore.create(run_dir, config_text)
+    pool = pool or CountingPool(lambda: Evaluator(config.population.max_statements))
+    search = Search(config, store, pool, warm_start)
+    search.restore()
+    return search, store, pool
+
+
+def archive_rows(store):
+    rows = []
+    for generation in range(store.last_generation() + 1):
+        pass
+    db = store._db
+    rows.append(db.execute("SELECT * FROM candidates ORDER BY id").fetchall())
+    rows.append(db.execute("SELECT candidate_id, task, score, loss, lr FROM scores "
+                           "ORDER BY candidate_id, task").fetchall())
+    rows.append(db.execute("SELECT * FROM validation ORDER BY candidate_id, task").fetchall())
+    return rows
+
+
+def test_equivalent_candidates_reuse_a_score_instead_of_being_trained(tmp_path):
+    sgd = programs("sgd")[0]
+    same_function = parse("def sgd_too(w, g, lr):\n    a = g * lr\n    b = a + 0.0\n"
+                          "    return b\n")
+    search, store, pool = make_search(tmp_path / "run", [sgd, same_function])
+    report = search.step()
+    first, second = store.candidate(0), store.candidate(1)
+    assert first.status == "ok" and second.status == "cached"
+    assert second.fitness == first.fitness
+    assert "same function as candidate 0" in second.reason
+    assert report.cache_hits >= 1
+    assert report.evaluated == report.candidates - report.cache_hits
+    assert store.scores_of(1) == []  # never trained
+
+
+def test_a_nan_producing_candidate_gets_the_worst_fitness_and_a_reason(tmp_path):
+    nan_rule = parse("def bad(w, g, lr):\n    u = log(-1.0 - abs(g))\n    return u\n")
+    search, store, _ = make_search(tmp_path / "run", [programs("sgd")[0], nan_rule])
+    search.step()
+    bad = store.candidate(1)
+    assert bad.fitness == -math.inf
+    assert bad.status in ("nan", "diverged") and bad.reason
+    assert math.isfinite(store.candidate(0).fitness)
+
+
+def test_a_failed_work_item_marks_its_candidates_failed_and_the_run_goes_on(tmp_path):
+    class Flaky(CountingPool):
+        def map(self, items):
+            return [Failed("RuntimeError: node lost") if isinstance(i, ProgramsItem) else r
+                    for i, r in zip(items, super().map(items))]
+
+    config = parse_config(CONFIG)
+    pool = Flaky(lambda: Evaluator(config.population.max_statements))
+    search, store, _ = make_search(tmp_path / "run", programs("sgd"), pool=pool)
+    search.step()
+    assert store.candidate(0).status == "failed"
+    assert "node lost" in store.candidate(0).reason
+    assert search.step().generation == 1
+
+
+def test_a_resumed_run_ends_with_the_same_archive_as_an_uninterrupted_one(tmp_path):
+    warm = programs("sgd", "momentum")
+    search, straight, _ = make_search(tmp_path / "straight", warm)
+    search.run(4)
+
+    config = parse_config(CONFIG)
+    crashing = CountingPool(lambda: Evaluator(config.population.max_statements), fail_on_call=5)
+    search, interrupted, _ = make_search(tmp_path / "interrupted", warm, pool=crashing)
+    with pytest.raises(KeyboardInterrupt):
+        search.run(4)
+    interrupted.close()
+    search, resumed, _ = make_search(tmp_path / "interrupted", warm)
+    assert 0 < search.generation < 4
+    search.run(4)
+    assert archive_rows(resumed) == archive_rows(straight)
+    assert resumed.top(3, by="validation") == straight.top(3, by="validation")
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_and_still_ends_the_same(tmp_path):
+    warm = programs("sgd")
+    search, straight, _ = make_search(tmp_path / "straight", warm)
+    search.run(4)
+    search, store, _ = make_search(tmp_path / "corrupt", warm)
+    search.run(3)
+    store.close()
+    newest = sorted((tmp_path / "corrupt" / "checkpoints").glob("*.msgpack"))[-1]
+    newest.write_bytes(newest.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="unreadable"):
+        search, resumed, _ = make_search(tmp_path / "corrupt", warm)
+    assert search.generation == 2
+    search.run(4)
+    assert archive_rows(resumed) == archive_rows(straight)
+
+
+def test_regularized_evolution_recovers_a_known_program_from_its_outputs():
+    """Target: signSGD plus the weight; start: SGD. Fitness: -error on fixed inputs."""
+    target = parse("def t(w, g, lr):\n    u = lr * (sign(g) + w)\n    return u\n")
+    rng = np.random.default_rng(0)
+    inputs = {"w": rng.normal(size=32), "g": rng.normal(size=32), "lr": 0.1}
+    (wanted,) = evaluate(target, inputs)
+
+    def fit(program):
+        with np.errstate(all="ignore"):
+            (out,) = evaluate(program, inputs)
+        error = float(np.mean((out - wanted) ** 2))
+        return -error if np.isfinite(error) else -math.inf
+
+    evolution = RegularizedEvolution(size=40, tournament=6, mutation=MutationConfig(
+        max_statements=8, ops=("sign", "mul", "add", "sub", "neg", "abs", "square")))
+    children = evolution.initial(programs("sgd"), rng)
+    state, next_id = EvolutionState(), 0
+    best = -math.inf
+    for generation in range(400):
+        members = [Member(next_id + i, c.program, fit(c.program)) for i, c in enumerate(children)]
+        next_id += len(members)
+        best = max([best] + [m.fitness for m in members])
+        if best > -1e-12:
+            break
+        state = evolution.tell(state, members)
+        children = evolution.ask(state, rng, 8)
+    assert best > -1e-12, f"best error {-best} after {generation} generations"
