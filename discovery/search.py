@@ -391,11 +391,12 @@ def _task_score(result: Any, j: int, task: Task, baseline_loss: float,
         row = ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
         return WORST, f"failed: {result.reason}", row
     mine = TrainResult(*(np.asarray(result[name][j]) for name in TrainResult._fields))
-    value, reason = fitness(mine, baseline_loss)
-    value = min(value, FITNESS_CAP)
-    per_lr = lr_scores(mine)
-    best = int(np.argmin(per_lr))
-    curve = np.mean(mine.curve[best], axis=0)
+    with np.errstate(all="ignore"):  # NaN and Inf are expected here and scored as failures
+        value, reason = fitness(mine, baseline_loss)
+        value = min(value, FITNESS_CAP)
+        per_lr = lr_scores(mine)
+        best = int(np.argmin(per_lr))
+        curve = np.mean(mine.curve[best], axis=0)
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
                       loss=float(np.exp(per_lr[best])), lr=config.tasks.lr_grid[best],
                       curve=curve)
