@@ -298,6 +298,48 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
                   f"  lr {s.lr:g}")
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    import functools
+
+    from cluster.local import LocalPool
+    from discovery.evaluator import Evaluator
+    from discovery.search import TaskPlan, score_programs
+    from dsl.interpreter import Encoding, EncodingError
+
+    programs = [load_program(ref) for ref in args.programs]
+    with open_run(args.run) as store:
+        config = parse_config(store.config_text)
+        plan = TaskPlan.from_config(config)
+        tasks = plan.heldout if args.tasks == "heldout" else plan.train
+        baselines = {}
+        for task in tasks:
+            record = store.baseline(task.key)
+            if record is None:
+                raise CliError(f"{args.run} has no baseline for {task.key} yet "
+                               "(run at least one generation first)")
+            baselines[task.key] = record.loss
+    size = max(config.population.max_statements, *(len(p.body) for p in programs))
+    encoding = Encoding(max_statements=size)
+    try:
+        for program in programs:
+            encoding.encode(program)
+    except (EncodingError, ProgramError) as error:
+        raise CliError(str(error)) from None
+    pool = LocalPool(functools.partial(Evaluator, size))
+    table = score_programs(pool, config, encoding, programs, tasks, baselines)
+    print(f"{args.tasks} tasks of {args.run}; score = log(AdamW loss / program loss), "
+          "each at its best lr")
+    for i, task in enumerate(tasks):
+        print(f"  T{i + 1}: {task.key}")
+    print(f"{'program':<28}" + "".join(f"{'T' + str(i + 1):>9}" for i in range(len(tasks)))
+          + f"{'mean':>9}")
+    for ref, row in zip(args.programs, table):
+        values = [value for value, _, _ in row]
+        mean = sum(values) / len(values)
+        print(f"{ref[-28:]:<28}" + "".join(f"{_format_fitness(v):>9}" for v in values)
+              + f"{_format_fitness(mean):>9}")
+
+
 def _cmd_plot(args: argparse.Namespace) -> None:
     from discovery.plot import plot_run
 
@@ -317,36 +359,44 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--run-dir", help="where to write the run (default: runs/NAME-TIME)")
     launch.add_argument("--generations", type=int, help="override the config's generations")
     launch.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
-    launch.set_defaults(run=_cmd_launch)
+    launch.set_defaults(handler=_cmd_launch)
 
     resume = commands.add_parser("resume", help="continue a run after a crash or Ctrl-C")
     resume.add_argument("run", help="run directory")
     resume.add_argument("--generations", type=int, help="run until this many generations")
     resume.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
-    resume.set_defaults(run=_cmd_resume)
+    resume.set_defaults(handler=_cmd_resume)
 
     inspect = commands.add_parser(
         "inspect", help="a run's best programs, one stored program (RUN:ID), or a program file")
     inspect.add_argument("target", help="RUN, RUN:ID or program file")
     inspect.add_argument("--top", type=int, default=10, help="how many programs (RUN)")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.set_defaults(run=_cmd_inspect)
+    inspect.set_defaults(handler=_cmd_inspect)
 
     simplify = commands.add_parser("simplify", help="print the simplified program")
     simplify.add_argument("program", help="program file or RUN:ID")
-    simplify.set_defaults(run=_cmd_simplify)
+    simplify.set_defaults(handler=_cmd_simplify)
 
     export = commands.add_parser("export", help="write the program as plain Python")
     export.add_argument("program", help="program file or RUN:ID")
     export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
-    export.set_defaults(run=_cmd_export)
+    export.set_defaults(handler=_cmd_export)
+
+    score = commands.add_parser(
+        "score", help="score programs on a run's held-out (or training) tasks, as the "
+                      "run scores its candidates")
+    score.add_argument("programs", nargs="+", help="program files or RUN:ID")
+    score.add_argument("--run", required=True, help="run directory whose tasks to use")
+    score.add_argument("--tasks", choices=["heldout", "train"], default="heldout")
+    score.set_defaults(handler=_cmd_score)
 
     plot = commands.add_parser("plot", help="fitness over the run and the best program's "
                                             "loss curves against AdamW")
     plot.add_argument("run", help="run directory")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
-    plot.set_defaults(run=_cmd_plot)
+    plot.set_defaults(handler=_cmd_plot)
     return parser
 
 
@@ -354,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `disco` console script."""
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except (CliError, ConfigError) as error:
         print(f"disco: error: {error}", file=sys.stderr)
         return 2

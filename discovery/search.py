@@ -198,29 +198,9 @@ class Search:
                 curve=result["curve"]), generation)
         return {t.key: self.store.baseline(t.key).loss for t in tasks}
 
-    def _score(self, programs: list[Program], tasks: list[Task],
-               baselines: dict[str, float]) -> list[list[tuple[float, str | None, ScoreRecord]]]:
-        """Per program, per task: (fitness, failure reason, score row without candidate id)."""
-        size = self.config.cluster.batch_size
-        chunks = [programs[i:i + size] for i in range(0, len(programs), size)]
-        items = []
-        for task in tasks:
-            for chunk in chunks:
-                padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
-                items.append(ProgramsItem(task, self.encoding.encode_population(padded),
-                                          self.config.tasks.lr_grid, self.config.tasks.seeds,
-                                          self.config.seed))
-        results = iter(self.pool.map(items))
-        table: list[list[Any]] = [[] for _ in programs]
-        for task in tasks:
-            start = 0
-            for chunk in chunks:
-                result = next(results)
-                for j in range(len(chunk)):
-                    table[start + j].append(
-                        _task_score(result, j, task, baselines[task.key], self.config))
-                start += len(chunk)
-        return table
+    def _score(self, programs: list[Program], tasks: Sequence[Task],
+               baselines: dict[str, float]) -> list[list[TaskScore]]:
+        return score_programs(self.pool, self.config, self.encoding, programs, tasks, baselines)
 
     def _evaluate(self, programs: list[Program], baselines: dict[str, float]) -> list[Scored]:
         """Screen, then score on the training tasks; never raises for a bad candidate."""
@@ -374,6 +354,34 @@ class Search:
         """Run until `generations` generations exist (counting from 0)."""
         while self.generation < generations:
             self.step()
+
+
+TaskScore = tuple[float, "str | None", ScoreRecord]
+"""(fitness, failure reason or None, archive row without its candidate id) on one task."""
+
+
+def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
+                   tasks: Sequence[Task], baselines: dict[str, float]) -> list[list[TaskScore]]:
+    """Per program, per task: its score against the baseline, via work items on `pool`."""
+    size = config.cluster.batch_size
+    chunks = [list(programs[i:i + size]) for i in range(0, len(programs), size)]
+    items = []
+    for task in tasks:
+        for chunk in chunks:
+            padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
+            items.append(ProgramsItem(task, encoding.encode_population(padded),
+                                      config.tasks.lr_grid, config.tasks.seeds, config.seed))
+    results = iter(pool.map(items))
+    table: list[list[TaskScore]] = [[] for _ in programs]
+    for task in tasks:
+        start = 0
+        for chunk in chunks:
+            result = next(results)
+            for j in range(len(chunk)):
+                table[start + j].append(
+                    _task_score(result, j, task, baselines[task.key], config))
+            start += len(chunk)
+    return table
 
 
 def _mean_scores(records: list[ValidationRecord]) -> tuple[tuple[int, float], ...]:
