@@ -190,6 +190,7 @@ def _cmd_launch(args: argparse.Namespace) -> None:
     config, text = load_config(args.config)
     if args.generations is not None:
         config = _with_generations(config, args.generations)
+        text = _set_generations(text, args.generations)  # so that resume keeps the override
     TaskPlan.from_config(config)  # a bad config fails before a run directory exists
     paths = warm_start_paths(config, Path(args.config).resolve().parent)
     load_warm_start(paths, Encoding(max_statements=config.population.max_statements))
@@ -214,6 +215,18 @@ def _with_generations(config, generations: int):
     if generations < 1:
         raise CliError("--generations: expected a positive integer")
     return dataclasses.replace(config, generations=generations)
+
+
+def _set_generations(text: str, generations: int) -> str:
+    """Config text with its top-level `generations` set (the run stores the effective config)."""
+    lines = text.splitlines()
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")),
+                       len(lines))
+    kept = [line for i, line in enumerate(lines)
+            if i >= first_table or not line.strip().startswith("generations")]
+    result = "\n".join([f"generations = {generations}  # set by --generations"] + kept) + "\n"
+    parse_config(result)  # still the same config but for generations
+    return result
 
 
 def _cmd_resume(args: argparse.Namespace) -> None:

@@ -84,3 +84,14 @@ def test_the_console_script_exits_nonzero_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_generations_override_is_written_into_the_stored_config():
+    from discovery.cli import _set_generations
+    from discovery.config import parse_config
+
+    text = 'seed = 3\ngenerations = 5\n[population]\nsize = 4\n[validation]\nevery = 2\n'
+    config = parse_config(_set_generations(text, 9))
+    assert config.generations == 9
+    assert config.seed == 3 and config.population.size == 4 and config.validation.every == 2
+    assert parse_config(_set_generations("seed = 1\n", 2)).generations == 2
