@@ -166,8 +166,9 @@ class Search:
             self.population = state_from_data(state["population"])
             self.counters = _Counters(**state["counters"])
             self.generation = last + 1
-        self._hashes = self.store.known_hashes()
-        self._fingerprints = self.store.known_fingerprints()
+        # only evaluated candidates are sources, as in an uninterrupted run
+        self._hashes = self.store.known_hashes(exclude_status="cached")
+        self._fingerprints = self.store.known_fingerprints(exclude_status="cached")
         self._fitness = {}
         for source in set(self._hashes.values()) | set(self._fingerprints.values()):
             record = self.store.candidate(source)

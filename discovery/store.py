@@ -615,16 +615,21 @@ class RunStore:
         )
         return [(_candidate(row[:10]), _from_sql(row[10])) for row in rows]
 
-    def known_hashes(self) -> dict[str, int]:
-        """Each archived program hash with the first (lowest-id) candidate that has it."""
-        return dict(self._db.execute("SELECT hash, MIN(id) FROM candidates GROUP BY hash"))
+    def known_hashes(self, exclude_status: str | None = None) -> dict[str, int]:
+        """Each archived program hash with the first (lowest-id) candidate that has it,
+        skipping candidates of status `exclude_status` (e.g. "cached": not evaluated)."""
+        return dict(self._db.execute(
+            "SELECT hash, MIN(id) FROM candidates WHERE status IS NOT ? GROUP BY hash",
+            (exclude_status,)))
 
-    def known_fingerprints(self) -> dict[str, int]:
-        """Each archived functional fingerprint with the first (lowest-id) candidate that has it."""
+    def known_fingerprints(self, exclude_status: str | None = None) -> dict[str, int]:
+        """Each archived functional fingerprint with the first (lowest-id) candidate that has
+        it, skipping candidates of status `exclude_status`."""
         return dict(
             self._db.execute(
                 "SELECT fingerprint, MIN(id) FROM candidates"
-                " WHERE fingerprint IS NOT NULL GROUP BY fingerprint"
+                " WHERE fingerprint IS NOT NULL AND status IS NOT ? GROUP BY fingerprint",
+                (exclude_status,),
             )
         )
 

@@ -307,6 +307,15 @@ def test_the_dedupe_cache_can_be_rebuilt_from_the_archive(run):
         run.lookup()
 
 
+def test_the_dedupe_cache_can_skip_candidates_that_were_not_evaluated(run):
+    run.add_generation(0, [cand(1, hash="a", fingerprint="x"),
+                           cand(2, hash="b", fingerprint="x", status="cached")])
+    run.add_generation(1, [cand(3, generation=1, hash="b", fingerprint="y")])
+    assert run.known_hashes() == {"a": 1, "b": 2}
+    assert run.known_hashes(exclude_status="cached") == {"a": 1, "b": 3}
+    assert run.known_fingerprints(exclude_status="cached") == {"x": 1, "y": 3}
+
+
 # -- checkpoints ---------------------------------------------------------------------------
 
 
