@@ -1,0 +1,222 @@
+"""Adversarial environment design: choose the tasks (levels) on which candidates fall furthest
+behind the baseline (algorithmic regret, as in GROOVE), replayed from a buffer prioritised as
+in Prioritized Level Replay (PLR, Jiang et al. 2021).
+
+Like an evosax strategy, a scheduler is functions over an immutable `SchedulerState`:
+`init(seed)`, `sample(state, n) -> (levels, state)`, `update(state, levels, regrets)`. The
+randomness of the sample call at step t is `np.random.default_rng([seed, t, _STREAM])`, so a
+state restored from `state_to_data` samples exactly what the uninterrupted state samples.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from discovery.tasks import FAMILIES, Task
+
+Level = Task  # a level is any task: a family and its parameters
+
+KINDS = ("regret", "uniform")
+REGRET_OF = ("best", "mean")
+_STREAM = 0x5C4ED  # keeps the scheduler's stream apart from the search's [seed, generation]
+_DRAWS_PER_LEVEL = 100  # fresh draws tried for each new level before giving up on distinctness
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """What to draw new levels from (family -> fixed parameters, e.g. shapes, so compiled
+    functions are reused) and the PLR knobs: buffer capacity, rank temperature beta,
+    staleness coefficient rho, replay probability p. `regret_of` is the caller's choice."""
+
+    families: Mapping[str, Mapping[str, object]]
+    kind: str = "regret"
+    capacity: int = 32
+    temperature: float = 0.3
+    staleness_coef: float = 0.3
+    replay_prob: float = 0.5
+    regret_of: str = "best"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.regret_of not in REGRET_OF:
+            raise ValueError(f"regret_of={self.regret_of!r} is not one of {', '.join(REGRET_OF)}")
+        if isinstance(self.capacity, bool) or not isinstance(self.capacity, numbers.Integral) \
+                or self.capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {self.capacity!r}")
+        if not _is_number(self.temperature) or not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        for name in ("staleness_coef", "replay_prob"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not isinstance(self.families, Mapping) or not self.families:
+            raise ValueError(f"families must map at least one task family to its fixed "
+                             f"parameters, got {self.families!r}")
+        for name, fixed in self.families.items():
+            if name not in FAMILIES:
+                raise ValueError(f"families: unknown task family {name!r}; "
+                                 f"valid families: {', '.join(sorted(FAMILIES))}")
+            try:
+                FAMILIES[name].complete(dict(fixed))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"families.{name}: {error}") from None
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class LevelRecord:
+    """A buffered level: its latest regret, how often it was scored, the step it last was."""
+
+    level: Level
+    regret: float
+    times_sampled: int
+    last_sampled: int
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """The seed, the PLR clock (sample calls so far) and the level buffer in insertion order."""
+
+    seed: int
+    step: int = 0
+    buffer: tuple[LevelRecord, ...] = ()
+
+
+class RegretScheduler:
+    """Replays buffered levels with probability p (PLR's P_replay), else draws new ones from the
+    families; a new level enters the buffer by regret, evicting the lowest-regret level."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.config = config
+
+    def init(self, seed: int) -> SchedulerState:
+        """An empty buffer at step 0; `seed` (an int >= 0) fixes every later sample."""
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        return SchedulerState(seed=int(seed))
+
+    def replay_probabilities(self, state: SchedulerState) -> np.ndarray:
+        """PLR: P_replay = (1 - rho) P_S + rho P_C, P_S_i ∝ (1/rank_i)^(1/beta) ranking by
+        regret (ties by buffer order), P_C_i ∝ step - last_sampled_i (uniform if all zero)."""
+        regrets = np.array([record.regret for record in state.buffer], dtype=float)
+        if regrets.size == 0:
+            return regrets
+        ranks = np.empty(regrets.size)
+        ranks[np.argsort(-regrets, kind="stable")] = np.arange(1, regrets.size + 1)
+        by_rank = ranks ** (-1.0 / self.config.temperature)
+        staleness = np.array([state.step - record.last_sampled for record in state.buffer],
+                             dtype=float)
+        by_staleness = staleness / staleness.sum() if staleness.sum() > 0 \
+            else np.full(regrets.size, 1.0 / regrets.size)
+        rho = self.config.staleness_coef
+        return (1 - rho) * by_rank / by_rank.sum() + rho * by_staleness
+
+    def _replay_prob(self) -> float:
+        return self.config.replay_prob
+
+    def sample(self, state: SchedulerState, n: int) -> tuple[list[Level], SchedulerState]:
+        """`n` distinct levels: Binomial(n, p) replayed without replacement by P_replay (only
+        levels of positive probability), the rest new; the state's clock advances by one."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        rng = np.random.default_rng([state.seed, state.step, _STREAM])
+        probabilities = self.replay_probabilities(state)
+        replays = min(int(rng.binomial(n, self._replay_prob())),
+                      int(np.count_nonzero(probabilities)))
+        picked = rng.choice(len(state.buffer), size=replays, replace=False, p=probabilities) \
+            if replays else []
+        levels = [state.buffer[i].level for i in picked]
+        chosen = set(levels)
+        families = sorted(self.config.families)
+        for _ in range(n - replays):
+            for _ in range(_DRAWS_PER_LEVEL):
+                name = families[int(rng.integers(len(families)))]
+                level = FAMILIES[name].sample(rng, **self.config.families[name])
+                if level not in chosen:
+                    break
+            else:
+                raise ValueError(f"families {', '.join(families)} with their fixed parameters "
+                                 f"yield fewer than {n} distinct levels")
+            levels.append(level)
+            chosen.add(level)
+        return levels, replace(state, step=state.step + 1)
+
+    def update(self, state: SchedulerState, levels: Sequence[Level],
+               regrets: Sequence[float] | np.ndarray) -> SchedulerState:
+        """Record the regrets of the last sample's levels: a buffered level's regret is replaced;
+        a new level is added, or replaces the lowest-regret one if its regret is higher."""
+        regrets = np.asarray(regrets, dtype=float)
+        if regrets.shape != (len(levels),):
+            raise ValueError(f"regrets must hold one value per level ({len(levels)}), "
+                             f"got shape {regrets.shape}")
+        for level, regret in zip(levels, regrets):
+            if not math.isfinite(regret):
+                raise ValueError(f"regret of {level.key} is {regret}, not a finite number")
+        if state.step == 0:
+            raise ValueError("update before any sample: there are no sampled levels to score")
+        when = state.step - 1
+        buffer = list(state.buffer)
+        index = {record.level: i for i, record in enumerate(buffer)}
+        for level, regret in zip(levels, regrets.tolist()):
+            if level in index:
+                old = buffer[index[level]]
+                buffer[index[level]] = LevelRecord(level, regret, old.times_sampled + 1, when)
+            elif len(buffer) < self.config.capacity:
+                index[level] = len(buffer)
+                buffer.append(LevelRecord(level, regret, 1, when))
+            else:
+                lowest = min(range(len(buffer)), key=lambda i: buffer[i].regret)
+                if regret > buffer[lowest].regret:
+                    del index[buffer[lowest].level]
+                    index[level] = lowest
+                    buffer[lowest] = LevelRecord(level, regret, 1, when)
+        return replace(state, buffer=tuple(buffer))
+
+
+class UniformScheduler(RegretScheduler):
+    """The domain-randomisation baseline: every sampled level is new, drawn uniformly over the
+    families; the buffer still keeps the highest-regret levels seen, for `describe`."""
+
+    def _replay_prob(self) -> float:
+        return 0.0
+
+
+def make_scheduler(config: SchedulerConfig) -> RegretScheduler:
+    """The scheduler of `config.kind`."""
+    return UniformScheduler(config) if config.kind == "uniform" else RegretScheduler(config)
+
+
+def state_to_data(state: SchedulerState) -> dict[str, Any]:
+    """The state as plain data for a msgpack checkpoint; levels as family + params."""
+    return {"seed": state.seed, "step": state.step,
+            "buffer": [{"family": r.level.family, "params": dict(r.level.params),
+                        "regret": r.regret, "times_sampled": r.times_sampled,
+                        "last_sampled": r.last_sampled} for r in state.buffer]}
+
+
+def state_from_data(data: Mapping[str, Any]) -> SchedulerState:
+    """The state `state_to_data` wrote; levels are checked again by `Task.make`."""
+    return SchedulerState(
+        seed=int(data["seed"]), step=int(data["step"]),
+        buffer=tuple(LevelRecord(Task.make(r["family"], **r["params"]), float(r["regret"]),
+                                 int(r["times_sampled"]), int(r["last_sampled"]))
+                     for r in data["buffer"]))
+
+
+def describe(state: SchedulerState) -> list[dict[str, Any]]:
+    """One row per buffered level, highest regret first: key, family, params, regret, times
+    sampled, last sampled step (for `disco inspect RUN --levels`)."""
+    records = sorted(state.buffer, key=lambda r: (-r.regret, r.level.key))
+    return [{"level": r.level.key, "family": r.level.family, "params": dict(r.level.params),
+             "regret": r.regret, "times_sampled": r.times_sampled,
+             "last_sampled": r.last_sampled} for r in records]
