@@ -107,7 +107,7 @@ class RegretScheduler:
 
     def replay_probabilities(self, state: SchedulerState) -> np.ndarray:
         """PLR: P_replay = (1 - rho) P_S + rho P_C, P_S_i ∝ (1/rank_i)^(1/beta) ranking by
-        regret (ties by buffer order), P_C_i ∝ step - last_sampled_i (uniform if all zero)."""
+        regret (ties by buffer order), P_C_i ∝ step - last_sampled_i (>= 1 after an update)."""
         regrets = np.array([record.regret for record in state.buffer], dtype=float)
         if regrets.size == 0:
             return regrets
@@ -116,10 +116,8 @@ class RegretScheduler:
         by_rank = ranks ** (-1.0 / self.config.temperature)
         staleness = np.array([state.step - record.last_sampled for record in state.buffer],
                              dtype=float)
-        by_staleness = staleness / staleness.sum() if staleness.sum() > 0 \
-            else np.full(regrets.size, 1.0 / regrets.size)
         rho = self.config.staleness_coef
-        return (1 - rho) * by_rank / by_rank.sum() + rho * by_staleness
+        return (1 - rho) * by_rank / by_rank.sum() + rho * staleness / staleness.sum()
 
     def _replay_prob(self) -> float:
         return self.config.replay_prob
