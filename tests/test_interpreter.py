@@ -17,8 +17,8 @@ from dsl.parser import parse
 from dsl.program import Const, Program, Stmt
 from dsl.slots import OPTIMIZER
 
-EXAMPLES = [parse(p.read_text()) for p in
-            sorted((Path(__file__).parent.parent / "examples" / "programs").glob("*.py"))]
+EXAMPLES = [parse((Path(__file__).parent.parent / "examples" / "programs" / f"{name}.py")
+                  .read_text()) for name in ("adam", "adamw", "lion", "momentum", "sgd")]
 ENCODING = Encoding(max_statements=80)
 
 
