@@ -144,15 +144,39 @@ def _make_pool(config, address: str | None):
                    max_retries=cluster.max_retries))
 
 
-def _drive(store: RunStore, config, address: str | None, generations: int) -> None:
+def _serve_metrics(args: argparse.Namespace, pool):
+    """SearchMetrics of `pool` and its running server, or (None, None) without --metrics-port."""
+    if args.metrics_port is None:
+        return None, None
+    from discovery.metrics import SearchMetrics
+
+    metrics = SearchMetrics(pool)
+    try:
+        server = metrics.serve(args.metrics_port, args.metrics_host)
+    except OSError as error:
+        raise CliError(f"--metrics-port: cannot listen on {args.metrics_host}:"
+                       f"{args.metrics_port}: {error.strerror or error}") from None
+    print(f"metrics: http://{args.metrics_host}:{server.port}/metrics", flush=True)
+    return metrics, server
+
+
+def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
     from discovery.search import Search, load_warm_start
     from dsl.interpreter import Encoding
 
     encoding = Encoding(max_statements=config.population.max_statements)
     warm_start = load_warm_start(sorted((store.run_dir / WARM_START_DIR).glob("*.py")), encoding)
-    pool = _make_pool(config, address)
+    pool = _make_pool(config, args.address)
+    server = None
     try:
-        search = Search(config, store, pool, warm_start, on_generation=_print_report)
+        metrics, server = _serve_metrics(args, pool)
+
+        def on_generation(report) -> None:
+            _print_report(report)
+            if metrics is not None:
+                metrics.observe(report, pool)
+
+        search = Search(config, store, pool, warm_start, on_generation=on_generation)
         search.restore()
         started = time.perf_counter()
         if search.generation >= generations:
@@ -164,6 +188,8 @@ def _drive(store: RunStore, config, address: str | None, generations: int) -> No
         raise
     finally:
         pool.shutdown()
+        if server is not None:
+            server.shutdown()
     _print_summary(store, elapsed)
 
 
@@ -206,7 +232,7 @@ def _cmd_launch(args: argparse.Namespace) -> None:
         for i, path in enumerate(paths):
             (warm_dir / f"{i:02d}-{path.stem}.py").write_text(path.read_text())
         print(f"run directory: {run_dir}", flush=True)
-        _drive(store, config, args.address, config.generations)
+        _drive(store, config, args, config.generations)
 
 
 def _with_generations(config, generations: int):
@@ -241,7 +267,7 @@ def _cmd_resume(args: argparse.Namespace) -> None:
             print(f"disco: warning: {warning.message}", file=sys.stderr)
         done = -1 if checkpoint is None else checkpoint[0]
         print(f"resuming {store.run_dir} after generation {done}", flush=True)
-        _drive(store, config, args.address, config.generations)
+        _drive(store, config, args, config.generations)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -363,6 +389,13 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 # -- the parser ----------------------------------------------------------------------------
 
+def _add_metrics_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--metrics-port", type=int, metavar="PORT",
+                         help="serve Prometheus metrics on this port (default: no server)")
+    command.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                         help="address the metrics server binds to (default: 127.0.0.1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disco", description="Discover learning algorithms.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -372,12 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--run-dir", help="where to write the run (default: runs/NAME-TIME)")
     launch.add_argument("--generations", type=int, help="override the config's generations")
     launch.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    _add_metrics_options(launch)
     launch.set_defaults(handler=_cmd_launch)
 
     resume = commands.add_parser("resume", help="continue a run after a crash or Ctrl-C")
     resume.add_argument("run", help="run directory")
     resume.add_argument("--generations", type=int, help="run until this many generations")
     resume.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    _add_metrics_options(resume)
     resume.set_defaults(handler=_cmd_resume)
 
     inspect = commands.add_parser(
