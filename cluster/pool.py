@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import ray
 import ray.exceptions
+from ray.util.metrics import Counter, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +24,12 @@ ACTOR_ENV_VARS = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 # How long map waits for any result before it logs that it is still waiting.
 STALL_WARNING_S = 300
+
+# Figures each actor records through Ray's metrics; Ray exports them from every node as
+# ray_<name> (a counter with the suffix _total), where a cluster's Prometheus scrapes them.
+ACTOR_ITEMS_METRIC = "disco_actor_items"  # counter, tag outcome = ok | error
+ACTOR_ITEM_SECONDS_METRIC = "disco_actor_item_seconds"  # histogram of evaluation wall time
+ITEM_SECONDS_BOUNDARIES = [0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600]
 
 # Errors that mean the actor or its node was lost, not that the item is bad: retry elsewhere.
 LOST_WORKER_ERRORS = (
@@ -74,10 +82,22 @@ class EvaluatorActor:
 
     def __init__(self, factory: Callable[[], Callable[[Any], Any]]) -> None:
         self.evaluator = factory()
+        self.items = Counter(ACTOR_ITEMS_METRIC, "Work items this actor evaluated, by outcome.",
+                             tag_keys=("outcome",))
+        self.item_seconds = Histogram(ACTOR_ITEM_SECONDS_METRIC, "Wall time of one successful "
+                                      "work item on an actor.", boundaries=ITEM_SECONDS_BOUNDARIES)
 
     def evaluate(self, item: Any) -> Any:
-        """The evaluator's result for one item."""
-        return self.evaluator(item)
+        """The evaluator's result for one item, counted and timed in Ray's metrics."""
+        started = time.perf_counter()
+        try:
+            result = self.evaluator(item)
+        except Exception:
+            self.items.inc(tags={"outcome": "error"})
+            raise
+        self.items.inc(tags={"outcome": "ok"})
+        self.item_seconds.observe(time.perf_counter() - started)
+        return result
 
     def actor_device_info(self) -> list[str]:
         """The JAX devices this actor sees (only the GPUs Ray assigned it), as strings."""
