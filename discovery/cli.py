@@ -379,6 +379,43 @@ def _cmd_score(args: argparse.Namespace) -> None:
               + f"{_format_fitness(mean):>9}")
 
 
+def _cmd_status(args: argparse.Namespace) -> None:
+    with open_run(args.run) as store:
+        config = parse_config(store.config_text)
+        done = store.last_generation()
+        generations = 0 if done is None else done + 1
+        per_generation: dict[int, dict[str, float]] = {}
+        for event in store.events():
+            per_generation.setdefault(event.generation, {})[event.name] = event.value
+        totals = {name: sum(e.get(name, 0.0) for e in per_generation.values())
+                  for name in ("candidates", "evaluated", "cache_hits", "screened", "failed")}
+        last = per_generation.get(done, {}) if done is not None else {}
+        winners = store.top(1, by="validation")
+        state = "finished" if generations >= config.generations else \
+            f"stopped or running (continue with: disco resume {store.run_dir})"
+        if args.json:
+            print(json.dumps({
+                "run": str(store.run_dir), "generations": generations,
+                "target_generations": config.generations, "finished":
+                    generations >= config.generations, **totals,
+                "best_fitness": last.get("best"), "median_fitness": last.get("median"),
+                "best_validated": None if not winners else
+                    {"id": winners[0][0].id, "validation": winners[0][1]},
+            }, indent=2, default=_json_float))
+            return
+        print(f"run {store.run_dir}: {generations} of {config.generations} generations, "
+              f"{state}")
+        print(f"candidates {totals['candidates']:.0f}, trained {totals['evaluated']:.0f}, "
+              f"cached {totals['cache_hits']:.0f}, screened {totals['screened']:.0f}, "
+              f"failed {totals['failed']:.0f}")
+        if last:
+            print(f"population: best {_format_fitness(last['best'])}, "
+                  f"median {_format_fitness(last['median'])}")
+        if winners:
+            print(f"best by meta-validation: #{winners[0][0].id} "
+                  f"({_format_fitness(winners[0][1])})")
+
+
 def _cmd_plot(args: argparse.Namespace) -> None:
     from discovery.plot import plot_run
 
@@ -431,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_cmd_export)
+
+    status = commands.add_parser("status", help="a run's progress, from its archive")
+    status.add_argument("run", help="run directory")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_cmd_status)
 
     score = commands.add_parser(
         "score", help="score programs on a run's held-out (or training) tasks, as the "

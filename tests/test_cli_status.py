@@ -1,0 +1,29 @@
+"""`disco status` reports a run's progress from its archive."""
+
+import json
+
+from discovery.cli import main
+from tests.test_search import make_search, programs
+
+
+def test_status_counts_what_the_archive_holds(tmp_path, capsys):
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
+    reports = [search.step(), search.step()]
+    count = store.count()
+    store.close()
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["generations"] == 2 and status["target_generations"] == 4
+    assert status["finished"] is False
+    assert status["candidates"] == count == sum(r.candidates for r in reports)
+    assert status["evaluated"] == sum(r.evaluated for r in reports)
+    assert status["best_fitness"] == reports[-1].best
+    assert main(["status", str(tmp_path / "run")]) == 0
+    assert "2 of 4 generations, stopped or running (continue with: disco resume" \
+        in capsys.readouterr().out
+
+
+def test_status_of_a_directory_that_is_not_a_run_is_one_line(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("disco: error:") and err.count("\n") == 1
