@@ -1,0 +1,75 @@
+"""Search configs: the shipped ones are valid; a bad one is one error naming its key."""
+
+from pathlib import Path
+
+import pytest
+
+from discovery.config import ConfigError, load_config, parse_config, warm_start_paths
+from discovery.search import TaskPlan, load_warm_start
+from dsl.interpreter import Encoding
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml", "adamw_search.toml"])
+def test_shipped_configs_are_valid(name):
+    config, text = load_config(ROOT / "examples" / name)
+    plan = TaskPlan.from_config(config)
+    assert plan.train and plan.heldout
+    assert not {t.key for t in plan.train} & {t.key for t in plan.heldout}
+    paths = warm_start_paths(config, ROOT / "examples")
+    warm = load_warm_start(paths, Encoding(max_statements=config.population.max_statements))
+    assert [p.name for p in warm] == list(config.population.warm_start)
+
+
+def test_defaults_fill_what_the_text_leaves_out():
+    config = parse_config("seed = 4\n[population]\nsize = 9\n")
+    assert config.seed == 4 and config.population.size == 9
+    assert config.population.tournament == 4 and config.tasks.seeds == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ('seed = "x"', "seed: expected an integer, got 'x'"),
+    ("[population]\nsize = 0", "population.size: expected a positive integer, got 0"),
+    ("[population]\nsizee = 3", "population.sizee: unknown key in [population]"),
+    ("colour = 1", "colour: unknown key in the top level"),
+    ("[tasks]\ntrain = [1]", "tasks.train[0]: expected a task table"),
+    ("[tasks]\nlr_grid = []", "tasks.lr_grid: expected a non-empty list"),
+    ("[tasks]\nlr_grid = [0.1, -1]", "tasks.lr_grid: learning rates must be positive"),
+    ("[cluster]\nnum_actors = 2.5", "cluster.num_actors: expected an integer, got 2.5"),
+    ("[cluster]\nnum_gpus_per_actor = 2", "cluster.num_gpus_per_actor: expected 0 or 1"),
+    ("[population]\nsize = 3\ntournament = 5", "population.tournament: must not exceed"),
+    ('[population]\nkind = "lpo"', 'population.kind: expected "programs"'),
+    ("population = 3", "population: expected a [population] table"),
+    ("seed = ", "not valid TOML"),
+])
+def test_a_bad_value_names_its_key(text, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('train = [{ family = "nope" }]', "tasks.train[0]: unknown task family 'nope'"),
+    ('train = [{ family = "quadratic", dimm = 3 }]', "tasks.train[0]"),
+    ('train = [{ family = "quadratic", dim = 1 }]', "tasks.train[0]"),
+    ('train = [{ family = "quadratic" }]\nheldout = [{ family = "quadratic" }]',
+     "also a training task"),
+])
+def test_bad_tasks_name_their_place_in_the_config(table, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TaskPlan.from_config(parse_config(f"[tasks]\n{table}\n"))
+
+
+def test_an_unknown_warm_start_lists_the_examples(tmp_path):
+    config = parse_config('[population]\nwarm_start = ["adamw", "nadam"]\n')
+    with pytest.raises(ConfigError, match="'nadam' is neither an example program .*lion"):
+        warm_start_paths(config, tmp_path)
+
+
+def test_a_warm_start_file_that_does_not_parse_is_a_config_error(tmp_path):
+    (tmp_path / "mine.py").write_text("def mine(w, g, lr):\n    return foo(g)\n")
+    config = parse_config('[population]\nwarm_start = ["mine.py"]\n')
+    with pytest.raises(ConfigError, match="population.warm_start: .*mine.py.*unknown function"):
+        load_warm_start(warm_start_paths(config, tmp_path), Encoding())
