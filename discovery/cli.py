@@ -19,6 +19,7 @@ from dsl.program import Program, ProgramError
 
 
 WARM_START_DIR = "warm_start"
+SUBMIT_ATTEMPTS = 15
 
 
 class CliError(Exception):
@@ -379,6 +380,50 @@ def _cmd_score(args: argparse.Namespace) -> None:
               + f"{_format_fitness(mean):>9}")
 
 
+def _cmd_submit(args: argparse.Namespace) -> None:
+    import shlex
+
+    from discovery.config import EXAMPLE_PROGRAMS, warm_start_paths
+    from discovery.search import TaskPlan
+
+    config_path = Path(args.config).resolve()
+    config, _ = load_config(config_path)
+    TaskPlan.from_config(config)  # a bad config fails here, not on the cluster
+    for path in warm_start_paths(config, config_path.parent):
+        if path.parent != EXAMPLE_PROGRAMS and config_path.parent not in path.parents:
+            raise CliError(f"warm start {path} is outside {config_path.parent}, the folder "
+                           "sent to the cluster; put it next to the config")
+    run_dir = args.run_dir
+    entrypoint = " ".join(shlex.quote(part) for part in (
+        "python", "-m", "discovery.cli", "launch", config_path.name, "--address", "auto",
+        "--run-dir", run_dir,
+        *(["--generations", str(args.generations)] if args.generations else [])))
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        client = JobSubmissionClient(args.address)
+        for attempt in range(SUBMIT_ATTEMPTS):  # a cluster just started may ask to retry
+            try:
+                job = client.submit_job(entrypoint=entrypoint,
+                                        runtime_env={"working_dir": str(config_path.parent)})
+                break
+            except RuntimeError as error:
+                if "try again later" not in str(error) or attempt == SUBMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(2)
+    except AuthenticationError:
+        raise CliError(f"{args.address} wants the cluster's auth token: set RAY_AUTH_MODE=token "
+                       "and put the token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        lines = str(error).strip().splitlines()
+        raise CliError(f"could not submit to {args.address}: "
+                       f"{lines[0] if lines else type(error).__name__}") from None
+    print(f"submitted job {job} to {args.address}: {entrypoint}")
+    print(f"follow it with: ray job logs --follow {job} --address {args.address}")
+    print(f"run directory on the cluster: {run_dir} (`disco status {run_dir}` there)")
+
+
 def _cmd_status(args: argparse.Namespace) -> None:
     with open_run(args.run) as store:
         config = parse_config(store.config_text)
@@ -468,6 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_cmd_export)
+
+    submit = commands.add_parser(
+        "submit", help="hand a search to a Ray cluster's job server (ray job submit)")
+    submit.add_argument("config", help="config file; its folder is sent as the working dir")
+    submit.add_argument("--address", required=True,
+                        help="the cluster's job server, e.g. http://127.0.0.1:8265")
+    submit.add_argument("--run-dir", required=True,
+                        help="run directory on the head node: an absolute path on storage "
+                             "that outlives the job (a relative one lands in the job's "
+                             "temporary working directory)")
+    submit.add_argument("--generations", type=int, help="override the config's generations")
+    submit.set_defaults(handler=_cmd_submit)
 
     status = commands.add_parser("status", help="a run's progress, from its archive")
     status.add_argument("run", help="run directory")

@@ -1,0 +1,109 @@
+"""`disco submit` hands a search to a real Ray cluster's job server, which runs it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from discovery.store import RunStore
+
+VENV_BIN = Path(sys.executable).parent
+CONFIG = """
+seed = 3
+generations = 2
+[population]
+size = 4
+tournament = 2
+children = 3
+max_statements = 8
+warm_start = ["sgd"]
+[tasks]
+seeds = 1
+lr_grid = [0.01, 0.1]
+train = [{ family = "quadratic", dim = 4, horizon = 12 }]
+heldout = [{ family = "quadratic", dim = 6, horizon = 12 }]
+[cluster]
+num_actors = 1
+batch_size = 4
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def disco(*args, **kwargs):
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run([str(VENV_BIN / "disco"), *args], capture_output=True, text=True,
+                          env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A Ray head with its job server on loopback, stopped with its whole session."""
+    port, dashboard = free_port(), free_port()
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
+         "--include-dashboard=true"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"http://127.0.0.1:{dashboard}"
+    os.environ.setdefault("RAY_AUTH_MODE", "token")  # this process's client sends the token
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + 90
+    while True:  # until the job server answers
+        try:
+            JobSubmissionClient(address).list_jobs()
+            break
+        except Exception:  # noqa: BLE001 - not up yet, whatever the error
+            if time.monotonic() > deadline:
+                pytest.fail("the Ray head's job server did not come up")
+            time.sleep(1)
+    yield address
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
+    (tmp_path / "tiny.toml").write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    result = disco("submit", str(tmp_path / "tiny.toml"), "--address", head,
+                   "--run-dir", str(run_dir), timeout=120)
+    assert result.returncode == 0, result.stderr
+    job = result.stdout.split()[2]
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(head)
+    deadline = time.monotonic() + 240
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                             JobStatus.STOPPED):
+        assert time.monotonic() < deadline, "the submitted search did not finish"
+        time.sleep(2)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, client.get_job_logs(job)[-2000:]
+    with RunStore.open(run_dir) as store:
+        assert store.last_generation() == 1
+        assert store.count() == 4 + 3
+        assert store.top(1, by="validation")
+
+
+def test_submit_to_nowhere_is_one_line(tmp_path):
+    (tmp_path / "tiny.toml").write_text(CONFIG)
+    result = disco("submit", str(tmp_path / "tiny.toml"), "--address",
+                   f"http://127.0.0.1:{free_port()}", "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("disco: error: could not submit")
+    assert result.stderr.count("\n") == 1
