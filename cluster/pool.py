@@ -64,14 +64,16 @@ class PoolConfig:
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Start Ray in this process (address None) or join a cluster ("auto", "ray://host:port").
 
-    Does nothing if Ray is already initialised. A local Ray runs without a dashboard.
+    Does nothing if Ray is already initialised. A local Ray runs without a dashboard, and is
+    always a new one: not the cluster that a `ray start` on this machine left in
+    /tmp/ray/ray_current_cluster (or RAY_ADDRESS names), which ray.init() would join.
     """
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": dict(ACTOR_ENV_VARS)}
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env=runtime_env)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=False, runtime_env=runtime_env)
     else:
         ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
 
