@@ -112,9 +112,15 @@ class _Slot:
     """One actor of the pool and the calls outstanding on it."""
 
     def __init__(self, actor: Any) -> None:
-        self.actor = actor
         self.in_flight = 0
         self.running_retry = False  # a retried item runs alone, so a loss names its culprit
+        self.use(actor)
+
+    def use(self, actor: Any) -> None:
+        """Take a new actor, not `started` until Ray says it is (see `map`'s dispatch)."""
+        self.actor = actor
+        self.ready = actor.__ray_ready__.remote()  # resolves when the actor has started
+        self.started = False
 
 
 class EvaluatorPool:
@@ -192,13 +198,18 @@ class EvaluatorPool:
             slot.in_flight += 1
 
         def dispatch() -> None:
+            # Work goes to actors that have started; a pool none of whose actors has started
+            # yet queues it on all. A replacement actor thus waits for room in the cluster
+            # without holding items that the other actors could run.
+            cold = not any(slot.started for slot in self._slots)
+            usable = [slot for slot in self._slots if slot.started or cold]
             # Retries go one at a time to idle actors; while some wait, the least busy actors
             # take no fresh work so that they drain and become idle.
-            for slot in self._slots:
+            for slot in usable:
                 if to_retry and slot.in_flight == 0:
                     slot.running_retry = True
                     submit(slot, to_retry.popleft())
-            by_load = sorted((s for s in self._slots if not s.running_retry),
+            by_load = sorted((s for s in usable if not s.running_retry),
                              key=lambda s: s.in_flight)
             for slot in by_load[len(to_retry):]:
                 while fresh and slot.in_flight < self.config.max_in_flight_per_actor:
@@ -218,7 +229,7 @@ class EvaluatorPool:
                     self.retries += 1
                     to_retry.append(index)
             ray.kill(slot.actor, no_restart=True)
-            slot.actor = self._new_actor()
+            slot.use(self._new_actor())
             slot.in_flight = 0
             slot.running_retry = False
             self.actor_restarts += 1
@@ -226,13 +237,28 @@ class EvaluatorPool:
         try:
             while remaining:
                 dispatch()
-                ready, _ = ray.wait(list(outstanding), num_returns=1, timeout=STALL_WARNING_S)
+                starting = {slot.ready: slot for slot in self._slots if not slot.started}
+                ready, _ = ray.wait(list(outstanding) + list(starting), num_returns=1,
+                                    timeout=STALL_WARNING_S)
                 if not ready:
                     logger.warning(
                         "no result for %d s with %d calls outstanding; if actors never start, "
                         "check the cluster has %s CPU and %s GPU free per actor", STALL_WARNING_S,
                         len(outstanding), self.config.num_cpus_per_actor,
                         self.config.num_gpus_per_actor)
+                    continue
+                if ready[0] in starting:  # an actor started, or could not
+                    slot = starting[ready[0]]
+                    try:
+                        ray.get(ready[0])
+                    except LOST_WORKER_ERRORS as error:
+                        if isinstance(error, ray.exceptions.RayActorError) and \
+                                error.actor_init_failed:
+                            raise RuntimeError(f"the evaluator factory failed: {error}") \
+                                from error
+                        replace(slot, error)
+                        continue
+                    slot.started = True
                     continue
                 slot, index = outstanding[ready[0]]
                 try:
