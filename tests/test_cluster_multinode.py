@@ -268,6 +268,50 @@ def test_a_search_survives_losing_a_worker_node_mid_generation(ray_cluster, tmp_
     local_store.close()
 
 
+class SlowSquare:
+    def __call__(self, x: int) -> int:
+        time.sleep(0.2)
+        return x * x
+
+
+def test_a_lost_node_without_room_for_a_replacement_loses_no_items(ray_cluster, monkeypatch):
+    """The replacement actor cannot start (no free CPU left): the items of the lost actor
+    run on the surviving one instead of waiting on the replacement for ever."""
+    import cluster.pool as pool_module
+
+    class RaiseOnStall:  # a stalled map fails the test instead of waiting for ever
+        def warning(self, message: str, *args: Any) -> None:
+            if message.startswith("no result for"):
+                raise AssertionError("map stalled: " + message % args)
+
+    monkeypatch.setattr(pool_module, "STALL_WARNING_S", 20)
+    monkeypatch.setattr(pool_module, "logger", RaiseOnStall())
+    cluster, _ = ray_cluster
+    assert len(cluster.worker_nodes) == 2  # one CPU each, as the module's first test left it
+    pool = EvaluatorPool(SlowSquare, PoolConfig(num_actors=2, num_cpus_per_actor=1))
+    try:
+        assert len({actor_node(cluster, actor) for actor in pool.actors}) == 2
+        removed = []
+
+        def remove_a_node_once(index: int, _: Any) -> None:
+            if not removed:
+                node_id = actor_node(cluster, pool.actors[0])
+                cluster.remove_node(next(n for n in cluster.worker_nodes
+                                         if n.node_id == node_id))
+                removed.append(node_id)
+
+        results = pool.map(list(range(10)), on_result=remove_a_node_once)
+        assert results == [x * x for x in range(10)]
+        assert removed and pool.actor_restarts == 1 and pool.retries >= 1
+        assert pool.failed == 0
+        states = [cluster.global_state.actor_table(a._actor_id.hex())["State"]
+                  for a in pool.actors]
+        assert sorted(states) == ["ALIVE", "PENDING_CREATION"]
+        assert pool.map([3]) == [9]  # and the pool goes on with the actor it has
+    finally:
+        pool.shutdown()
+
+
 def test_start_ray_without_an_address_starts_a_new_ray_beside_a_running_cluster(ray_cluster):
     """`disco launch` without --address must not join a cluster started on this machine
     (Ray's own `ray.init()` would: it reads the address file that cluster left)."""
