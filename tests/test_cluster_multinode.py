@@ -7,7 +7,9 @@ from the pool's `on_result` callback while both actors still have items in fligh
 worker node is removed (its raylet and actor killed) and a fresh node joins for the
 replacement actor. The run must complete with every candidate and every (candidate, task)
 score archived exactly once, and an archive identical to an uninterrupted in-process run
-with the same config and seed.
+with the same config and seed. Then a node is lost with no room left for its replacement
+actor (the map must finish on the actor that survives), and `start_ray(None)` must start its
+own Ray beside a running cluster rather than join it.
 """
 
 from __future__ import annotations
