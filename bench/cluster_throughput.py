@@ -56,9 +56,8 @@ from dsl.mutate import MutationConfig, mutation_chain
 from dsl.parser import parse
 from dsl.printer import to_text
 from dsl.simplify import simplify
+from common import random_programs
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lion")  # optimizer-slot examples
 MAX_STATEMENTS = 16
 TASKS = (Task.make("mlp_regression", horizon=100), Task.make("quadratic", horizon=100))
 LRS = (0.003, 0.03, 0.3)
@@ -76,29 +75,13 @@ class Canned:
         return self.result
 
 
-def random_programs(n: int, seed: int) -> list:
-    """`n` mutation chains of the example optimizers, simplified as the search does."""
-    rng = np.random.default_rng(seed)
-    examples = [parse((EXAMPLES / f"{name}.py").read_text()) for name in OPTIMIZERS]
-    config = MutationConfig(max_statements=MAX_STATEMENTS)
-    encoding = Encoding(max_statements=MAX_STATEMENTS)
-    programs = []
-    while len(programs) < n:
-        parent = examples[int(rng.integers(len(examples)))]
-        program = simplify(mutation_chain(parent, rng, int(rng.integers(1, 6)), config))
-        try:
-            encoding.encode(program)
-        except Exception:  # noqa: BLE001 - a program the slot cannot hold is skipped
-            continue
-        programs.append(program)
-    return programs
 
 
 def generation_items(n_items: int, batch: int, seed: int) -> tuple[list[ProgramsItem], list]:
     """`n_items` work items: chunks of `batch` programs, one item per chunk and task."""
     encoding = Encoding(max_statements=MAX_STATEMENTS)
     chunks = max(1, n_items // len(TASKS))
-    programs = random_programs(chunks * batch, seed)
+    programs = random_programs(chunks * batch, seed, MAX_STATEMENTS)
     items = [ProgramsItem(task, encoding.encode_population(programs[c * batch:(c + 1) * batch]),
                           LRS, SEEDS, RUN_SEED)
              for task in TASKS for c in range(chunks)]

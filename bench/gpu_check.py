@@ -25,21 +25,16 @@ import argparse
 import functools
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import ray
 
 from cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray
+from common import random_programs
 from discovery.evaluator import Evaluator, ProgramsItem
 from discovery.tasks import Task
 from dsl.interpreter import Encoding
-from dsl.mutate import MutationConfig, mutation_chain
-from dsl.parser import parse
-from dsl.simplify import simplify
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lion")
 MAX_STATEMENTS = 16
 TASK = Task.make("mlp_regression", horizon=100)
 LRS = (0.003, 0.03, 0.3)
@@ -48,19 +43,8 @@ SEEDS = 2
 
 def work_item(batch: int, seed: int = 0) -> ProgramsItem:
     """One ProgramsItem of `batch` simplified random programs."""
-    rng = np.random.default_rng(seed)
-    parents = [parse((EXAMPLES / f"{name}.py").read_text()) for name in OPTIMIZERS]
     encoding = Encoding(max_statements=MAX_STATEMENTS)
-    config = MutationConfig(max_statements=MAX_STATEMENTS)
-    programs = []
-    while len(programs) < batch:
-        parent = parents[int(rng.integers(len(parents)))]
-        program = simplify(mutation_chain(parent, rng, int(rng.integers(1, 6)), config))
-        try:
-            encoding.encode(program)
-        except Exception:  # noqa: BLE001 - a program the slot cannot hold is skipped
-            continue
-        programs.append(program)
+    programs = random_programs(batch, seed, MAX_STATEMENTS)
     return ProgramsItem(TASK, encoding.encode_population(programs), LRS, SEEDS, 0)
 
 

@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import random_programs
 from dsl.evaluate import evaluate
 from dsl.interpreter import Encoding, apply_optimizer_tree, flat_size
-from dsl.mutate import MutationConfig, mutate
-from dsl.parser import parse
 from dsl.program import Program
-from dsl.simplify import simplify
 from dsl.slots import OPTIMIZER
 
-STEPS, LR, MAX_STATE = 200, 0.01, OPTIMIZER.max_state
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
+STEPS, LR, MAX_STATE, MAX_STATEMENTS = 200, 0.01, OPTIMIZER.max_state, 24
 
 
 def regression_task(key: jax.Array) -> tuple[dict, jax.Array, jax.Array]:
@@ -90,20 +86,6 @@ def native_rule(program: Program):
     return rule
 
 
-def random_programs(n: int, seed: int) -> list[Program]:
-    rng = np.random.default_rng(seed)
-    starts = [parse((EXAMPLES / f"{name}.py").read_text())
-              for name in ("sgd", "momentum", "adam", "adamw", "lion")]
-    config = MutationConfig(max_statements=24)
-    programs = []
-    for _ in range(n):
-        program = starts[rng.integers(len(starts))]
-        for _ in range(rng.integers(1, 16)):
-            program = mutate(program, rng, config)
-        programs.append(simplify(program))  # as the search does before evaluating
-    return programs
-
-
 def timed(fn, *args):
     start = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
@@ -121,9 +103,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    programs = random_programs(args.programs, args.seed)
+    programs = random_programs(args.programs, args.seed, MAX_STATEMENTS, max_chain=15)
     key = jax.random.PRNGKey(args.seed)
-    population = Encoding(max_statements=24).encode_population(programs)
+    population = Encoding(max_statements=MAX_STATEMENTS).encode_population(programs)
     interpreted = make_train(apply_optimizer_tree)
     train_population = jax.jit(
         lambda pop, key: jax.lax.map(lambda p: interpreted(p, key), pop,

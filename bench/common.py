@@ -1,0 +1,37 @@
+"""What the benchmark scripts share: the random programs they time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dsl.interpreter import Encoding, EncodingError
+from dsl.mutate import MutationConfig, mutation_chain
+from dsl.parser import parse
+from dsl.program import Program
+from dsl.simplify import simplify
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lion")  # the optimizer-slot examples
+
+
+def random_programs(n: int, seed: int, max_statements: int, max_chain: int = 5
+                    ) -> list[Program]:
+    """`n` mutation chains (1 to `max_chain` mutations) of the example optimizers,
+    simplified as the search simplifies every candidate before evaluating it."""
+    rng = np.random.default_rng(seed)
+    parents = [parse((EXAMPLES / f"{name}.py").read_text()) for name in OPTIMIZERS]
+    config = MutationConfig(max_statements=max_statements)
+    encoding = Encoding(max_statements=max_statements)
+    programs: list[Program] = []
+    while len(programs) < n:
+        parent = parents[int(rng.integers(len(parents)))]
+        program = simplify(mutation_chain(parent, rng, int(rng.integers(1, max_chain + 1)),
+                                          config))
+        try:
+            encoding.encode(program)
+        except EncodingError:  # too many statements for the slot: not a program it can run
+            continue
+        programs.append(program)
+    return programs
