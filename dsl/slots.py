@@ -48,4 +48,13 @@ OPTIMIZER = Slot(
 """(param, grad, state..., lr, step, progress) -> (update, new state...); the update is
 subtracted from the weight."""
 
-SLOTS: dict[str, Slot] = {OPTIMIZER.name: OPTIMIZER}
+OBJECTIVE = Slot(
+    name="objective",
+    inputs=("ratio", "advantage", "progress"),
+    scalar_inputs=frozenset({"progress"}),
+    max_state=0,
+)
+"""(ratio, advantage, progress) -> drift >= 0, zero at ratio 1: the LPO policy objective is
+ratio * advantage - drift."""
+
+SLOTS: dict[str, Slot] = {OPTIMIZER.name: OPTIMIZER, OBJECTIVE.name: OBJECTIVE}

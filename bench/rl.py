@@ -1,0 +1,133 @@
+"""What a learned objective costs PPO, and what gymnax's vectorization buys.
+
+1. Environment steps per second of `--agents` PPO agents on CartPole-v1 trained in one
+   vmapped call: with PPO's clip drift in JAX; with one drift program (DPO) through the
+   interpreter for all agents; and with a population of distinct drift programs (DPO, PPO's
+   clip and mutants of them), whose drifts run one program after another inside the vmapped
+   call. Prints the cost of each program way against the clip drift (goal: under 25%).
+2. Random-action CartPole steps per second: gymnax vmapped over 1024 envs against
+   gymnasium's CartPole stepped from Python, for context.
+
+Timings are the best of `--repeats` calls after compilation; about 1-2 minutes on 2 cores.
+
+    python bench/rl.py [--agents 8] [--timesteps 50000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium
+import gymnax
+import jax
+import numpy as np
+
+from discovery.ppo import PPOConfig, lpo_objective, make_train, ppo_clip_drift, program_drift
+from dsl.interpreter import Encoding
+from dsl.mutate import MutationConfig, mutation_chain
+from dsl.parser import parse
+from dsl.program import Program
+from dsl.slots import OBJECTIVE
+
+ENV = "CartPole-v1"
+PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
+ENCODING = Encoding(slot=OBJECTIVE, max_statements=24)
+
+
+def best_time(fn: Callable[..., Any], *args: Any, repeats: int) -> float:
+    """Fastest of `repeats` calls, after one untimed call that compiles."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def drift_population(n: int, seed: int) -> list[Program]:
+    """DPO, PPO's clip, then mutation chains of them: `n` objective-slot programs."""
+    starts = [parse((PROGRAMS / f"{name}.py").read_text()) for name in ("dpo", "ppo_clip")]
+    rng = np.random.default_rng(seed)
+    config = MutationConfig(max_statements=ENCODING.max_statements)
+    mutants = [mutation_chain(starts[i % 2], rng, int(rng.integers(1, 6)), config)
+               for i in range(max(n - 2, 0))]
+    return (starts + mutants)[:n]
+
+
+def ppo_steps_per_second(agents: int, timesteps: int, repeats: int, seed: int) -> None:
+    config = PPOConfig(total_timesteps=timesteps)
+    steps = agents * config.num_updates * config.num_envs * config.num_steps
+    keys = jax.random.split(jax.random.PRNGKey(seed), agents)
+    clip_train = jax.jit(jax.vmap(make_train(config, ENV, lpo_objective(ppo_clip_drift(0.2))),
+                                  in_axes=(None, 0)))
+    program_train = make_train(config, ENV, lpo_objective(program_drift(ENCODING)))
+    one_program = jax.jit(jax.vmap(program_train, in_axes=(None, 0)))
+    population = jax.jit(jax.vmap(program_train))
+    programs = drift_population(agents, seed)
+    dpo = ENCODING.encode(programs[0])
+    clip_s = best_time(clip_train, None, keys, repeats=repeats)
+    one_s = best_time(one_program, dpo, keys, repeats=repeats)
+    population_s = best_time(population, ENCODING.encode_population(programs), keys,
+                             repeats=repeats)
+    print(f"PPO on {ENV}, {agents} agents x {config.num_updates * config.num_envs * config.num_steps}"
+          f" steps, one vmapped call each (best of {repeats}):")
+    for what, seconds in (("clip drift (JAX)", clip_s), ("one drift program (DPO)", one_s),
+                          (f"{agents} distinct drift programs", population_s)):
+        cost = (seconds - clip_s) / clip_s
+        note = "" if seconds is clip_s else f"   cost vs clip drift {cost:+.0%}"
+        print(f"  {what:28s} {steps / seconds:12,.0f} env steps/s{note}")
+
+
+def rollout_steps_per_second(repeats: int, seed: int) -> None:
+    env, params = gymnax.make(ENV)
+    n_envs, n_steps = 1024, 500
+
+    def rollout(key: jax.Array) -> jax.Array:
+        k_reset, k_run = jax.random.split(key)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, n_envs),
+                                                           params)
+
+        def step(state: Any, k: jax.Array) -> tuple[Any, jax.Array]:
+            k_act, k_step = jax.random.split(k)
+            actions = jax.random.randint(k_act, (n_envs,), 0, 2)
+            _, state, reward, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_step, n_envs), state, actions, params)
+            return state, reward.sum()
+
+        return jax.lax.scan(step, state, jax.random.split(k_run, n_steps))[1].sum()
+
+    gymnax_s = best_time(jax.jit(rollout), jax.random.PRNGKey(seed), repeats=repeats)
+    gym_env = gymnasium.make(ENV)
+    gym_env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    gym_steps = 20_000
+    start = time.perf_counter()
+    for _ in range(gym_steps):
+        _, _, terminated, truncated, _ = gym_env.step(int(rng.integers(2)))
+        if terminated or truncated:
+            gym_env.reset()
+    gym_s = time.perf_counter() - start
+    gymnax_rate, gym_rate = n_envs * n_steps / gymnax_s, gym_steps / gym_s
+    print(f"Random-action {ENV} rollouts:")
+    print(f"  gymnax, {n_envs} envs vmapped      {gymnax_rate:12,.0f} steps/s")
+    print(f"  gymnasium, stepped from Python {gym_rate:12,.0f} steps/s"
+          f"   gymnax is {gymnax_rate / gym_rate:.0f}x faster")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--timesteps", type=int, default=50_000, help="per agent")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    ppo_steps_per_second(args.agents, args.timesteps, args.repeats, args.seed)
+    rollout_steps_per_second(args.repeats, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""PPO with a pluggable objective: the clip drift is exactly PPO, a drift program through the
+interpreter trains exactly as the same drift in JAX, DPO is the paper's formula, PPO learns
+CartPole, and a run is a function of its key."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from discovery.ppo import (PPOConfig, lpo_objective, make_train, ppo_clip_drift,
+                           program_drift)
+from dsl.evaluate import evaluate
+from dsl.interpreter import Encoding
+from dsl.parser import parse
+from dsl.slots import OBJECTIVE, OPTIMIZER
+
+PROGRAMS = Path(__file__).parent.parent / "examples" / "programs"
+DPO = parse((PROGRAMS / "dpo.py").read_text())
+PPO_CLIP = parse((PROGRAMS / "ppo_clip.py").read_text())
+ENCODING = Encoding(slot=OBJECTIVE, max_statements=16)
+EPS = 0.2
+SHORT = PPOConfig(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 8)
+KEYS = jax.random.split(jax.random.PRNGKey(0), 2)
+
+
+def direct_ppo_objective(args, ratio, advantage, progress):
+    """PPO's clipped surrogate as usually written."""
+    return jnp.minimum(ratio * advantage, jnp.clip(ratio, 1.0 - EPS, 1.0 + EPS) * advantage)
+
+
+def short_train(objective):
+    return jax.jit(jax.vmap(make_train(SHORT, "CartPole-v1", objective), in_axes=(None, 0)))
+
+
+CLIP_TRAIN = short_train(lpo_objective(ppo_clip_drift(EPS)))
+
+
+def assert_same_run(ours, reference, rtol=1e-5, atol=1e-6):
+    np.testing.assert_allclose(ours.curve, reference.curve, rtol=rtol, atol=atol)
+    for a, b in zip(jax.tree.leaves(ours.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def dpo_formula(r, a, alpha=2.0, beta=0.6):
+    up = (r - 1.0) * a
+    down = np.log(r) * a
+    return np.where(a >= 0, np.maximum(up - alpha * np.tanh(up / alpha), 0.0),
+                    np.maximum(down - beta * np.tanh(down / beta), 0.0))
+
+
+def test_clip_drift_objective_and_its_gradient_equal_ppos_on_random_batches():
+    k_r, k_a = jax.random.split(jax.random.PRNGKey(1))
+    ratio = jnp.exp(0.3 * jax.random.normal(k_r, (4096,)))
+    advantage = jax.random.normal(k_a, (4096,))
+    lpo = lpo_objective(ppo_clip_drift(EPS))
+    for objective in (lpo, direct_ppo_objective):
+        assert objective(None, ratio, advantage, 0.5).shape == ratio.shape
+    np.testing.assert_allclose(lpo(None, ratio, advantage, 0.5),
+                               direct_ppo_objective(None, ratio, advantage, 0.5), atol=1e-6)
+    grad = jax.grad(lambda f, r: f(None, r, advantage, 0.5).mean(), argnums=1)
+    np.testing.assert_allclose(grad(lpo, ratio), grad(direct_ppo_objective, ratio), atol=1e-9)
+
+
+def test_clip_drift_trains_exactly_as_ppos_clipped_objective():
+    assert_same_run(CLIP_TRAIN(None, KEYS), short_train(direct_ppo_objective)(None, KEYS))
+
+
+def test_ppo_clip_program_through_the_interpreter_trains_as_the_clip_drift():
+    OBJECTIVE.check(PPO_CLIP)
+    train = short_train(lpo_objective(program_drift(ENCODING)))
+    assert_same_run(train(ENCODING.encode(PPO_CLIP), KEYS), CLIP_TRAIN(None, KEYS))
+
+
+def test_programs_and_seeds_vmapped_together_train_as_each_alone():
+    train = make_train(SHORT, "CartPole-v1", lpo_objective(program_drift(ENCODING)))
+    population = ENCODING.encode_population([PPO_CLIP, DPO])
+    together = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, None)))(
+        population, KEYS)
+    assert together.curve.shape == (2, 2, SHORT.num_updates)
+    assert np.all(np.isfinite(together.curve))
+    assert_same_run(jax.tree.map(lambda x: x[0], together), CLIP_TRAIN(None, KEYS))
+    assert not np.array_equal(together.curve[0], together.curve[1])
+
+
+def test_dpo_program_is_the_dpo_formula_nonnegative_and_zero_at_ratio_one():
+    OBJECTIVE.check(DPO)
+    r, a = np.meshgrid(np.linspace(0.05, 3.0, 60), np.linspace(-4.0, 4.0, 41))
+    (drift,) = evaluate(DPO, {"ratio": r, "advantage": a, "progress": 0.3})
+    np.testing.assert_allclose(drift, dpo_formula(r, a), rtol=1e-6, atol=1e-9)
+    assert np.all(drift >= 0)
+    (at_one,) = evaluate(DPO, {"ratio": np.ones(41), "advantage": a[:, 0], "progress": 0.3})
+    np.testing.assert_array_equal(at_one, 0.0)
+
+
+def test_program_drift_needs_the_objective_slot():
+    with pytest.raises(ValueError, match="objective slot"):
+        program_drift(Encoding(slot=OPTIMIZER))
+
+
+def test_ppo_learns_cartpole():
+    train = make_train(PPOConfig(), "CartPole-v1", lpo_objective(ppo_clip_drift(EPS)))
+    result = jax.jit(jax.vmap(train, in_axes=(None, 0)))(None, KEYS)
+    assert np.all(result.curve[:, 0] < 40)  # a random policy's return is about 20
+    assert np.all(result.final_return > 100), result.final_return
+
+
+def test_a_run_is_a_function_of_its_key():
+    first, again = CLIP_TRAIN(None, KEYS), CLIP_TRAIN(None, KEYS)
+    assert_same_run(first, again, rtol=0, atol=0)
+    assert not np.array_equal(first.curve[0], first.curve[1])
+
+
+def test_minatar_environments_train_from_their_name():
+    config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 2)
+    train = jax.jit(make_train(config, "Breakout-MinAtar", lpo_objective(ppo_clip_drift(EPS))))
+    result = train(None, KEYS[0])
+    assert result.curve.shape == (2,)
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
