@@ -75,8 +75,6 @@ def make_search(run_dir, warm_start, config_text=CONFIG, pool=None):
 
 def archive_rows(store):
     rows = []
-    for generation in range(store.last_generation() + 1):
-        pass
     db = store._db
     rows.append(db.execute("SELECT * FROM candidates ORDER BY id").fetchall())
     rows.append(db.execute("SELECT candidate_id, task, score, loss, lr FROM scores "
