@@ -313,6 +313,18 @@ def _rosenbrock(task: Task) -> Problem:
                    loss=value, validation_loss=value, horizon=task.get("horizon"))
 
 
+def _random_rotation(key: jax.Array, dim: int) -> jax.Array:
+    """An orthogonal matrix: the product of `dim` Householder reflections about Gaussian
+    vectors. Not jnp.linalg.qr: jaxlib's CPU QR can deadlock when two run at once."""
+
+    def reflect(basis: jax.Array, v: jax.Array) -> tuple[jax.Array, None]:
+        v = v / jnp.linalg.norm(v)
+        return basis - 2.0 * jnp.outer(basis @ v, v), None
+
+    vectors = jax.random.normal(key, (dim, dim))
+    return jax.lax.scan(reflect, jnp.eye(dim), vectors)[0]
+
+
 def _quadratic(task: Task) -> Problem:
     """An ill-conditioned quadratic 0.5 (x - x*)^T A (x - x*): A has eigenvalues log-spaced
     from 1 down to 1/condition_number in a random basis; gradients carry N(0, noise^2) noise."""
@@ -322,7 +334,7 @@ def _quadratic(task: Task) -> Problem:
 
     def data(key: jax.Array) -> dict[str, jax.Array]:
         k_basis, k_optimum = jax.random.split(key)
-        basis, _ = jnp.linalg.qr(jax.random.normal(k_basis, (dim, dim)))
+        basis = _random_rotation(k_basis, dim)
         return {"hessian": (basis * eigenvalues) @ basis.T,
                 "optimum": jax.random.normal(k_optimum, (dim,))}
 

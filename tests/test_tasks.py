@@ -188,3 +188,14 @@ def test_quadratic_has_the_requested_condition_number():
     hessian = task.build().data(KEY)["hessian"]
     eigenvalues = np.linalg.eigvalsh(np.asarray(hessian, np.float64))
     assert eigenvalues.max() / eigenvalues.min() == pytest.approx(1000.0, rel=1e-3)
+
+
+def test_quadratic_basis_is_a_proper_random_rotation():
+    task = Task.make("quadratic", dim=6, condition_number=1000.0)
+    hessian = np.asarray(task.build().data(KEY)["hessian"], np.float64)
+    eigenvalues, basis = np.linalg.eigh(hessian)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(6), atol=1e-5)
+    # not axis-aligned: the Hessian couples coordinates
+    assert np.abs(hessian - np.diag(np.diag(hessian))).max() > 1e-2
+    other = np.asarray(task.build().data(jax.random.PRNGKey(7))["hessian"])
+    assert not np.allclose(hessian, other)
