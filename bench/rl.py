@@ -25,7 +25,8 @@ import gymnax
 import jax
 import numpy as np
 
-from discovery.ppo import PPOConfig, lpo_objective, make_train, ppo_clip_drift, program_drift
+from discovery.config import PPOConfig
+from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
 from dsl.interpreter import Encoding
 from dsl.mutate import MutationConfig, mutation_chain
 from dsl.parser import parse

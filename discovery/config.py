@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 EXAMPLE_PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
+POPULATION_KINDS = ("programs", "lpo", "ta-lpo", "lpg", "ta-lpg")
+NETWORK_KINDS = POPULATION_KINDS[1:]  # neural rules, meta-trained by an evosax strategy
 
 
 class ConfigError(ValueError):
@@ -19,12 +21,46 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    kind: str = "programs"
-    size: int = 32
+    kind: str = "programs"  # one of POPULATION_KINDS
+    size: int = 32  # programs: members kept; networks: the strategy's population size
     tournament: int = 4
-    children: int = 16  # candidates asked for per generation
+    children: int = 16  # candidates asked for per generation (programs)
     warm_start: tuple[str, ...] = ("sgd",)  # example program names or program files
     max_statements: int = 20
+    hidden: int = 32  # networks: width of the hidden layer
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    """The evosax strategy that meta-trains network populations, by its evosax name."""
+
+    strategy: str = "Open_ES"
+    sigma: float = 0.05  # the search distribution's (initial) standard deviation
+    learning_rate: float = 0.05  # Adam's step on the distribution's mean, where it has one
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO's hyperparameters for RL tasks; the defaults train CartPole-v1 in seconds."""
+
+    num_envs: int = 8
+    num_steps: int = 64
+    total_timesteps: int = 100_000  # a task's `total_timesteps` overrides it
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2  # clips the value loss; the policy's clip, if any, is the drift's
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    lr: float = 2.5e-3
+    anneal_lr: bool = True
+    hidden: int = 64
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // (self.num_envs * self.num_steps)
 
 
 @dataclass(frozen=True)
@@ -32,7 +68,7 @@ class TasksConfig:
     train: tuple[dict, ...] = ({"family": "mlp_regression"},)
     heldout: tuple[dict, ...] = ({"family": "classification"},)
     seeds: int = 2
-    lr_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
+    lr_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1)  # programs' and baselines' lr grid
 
 
 @dataclass(frozen=True)
@@ -65,12 +101,16 @@ class Config:
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    es: ESConfig = field(default_factory=ESConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
 
 
 _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": ScreenConfig,
-             "validation": ValidationConfig, "cluster": ClusterConfig}
+             "validation": ValidationConfig, "cluster": ClusterConfig, "es": ESConfig,
+             "ppo": PPOConfig}
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
-             "every", "top", "num_actors", "num_cpus_per_actor", "batch_size"}
+             "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
+             "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches"}
 
 
 def _expect(key: str, value: Any, kind: str) -> Any:
@@ -91,6 +131,10 @@ def _expect(key: str, value: Any, kind: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -139,9 +183,11 @@ def parse_config(text: str) -> Config:
 
 
 def _check_meaning(config: Config) -> None:
-    if config.population.kind != "programs":
-        raise ConfigError(f"population.kind: expected \"programs\", got "
-                          f"{config.population.kind!r}")
+    if config.population.kind not in POPULATION_KINDS:
+        raise ConfigError(f"population.kind: expected one of {', '.join(POPULATION_KINDS)}, "
+                          f"got {config.population.kind!r}")
+    if config.population.kind in NETWORK_KINDS:
+        _check_network_config(config)
     if config.population.tournament > config.population.size:
         raise ConfigError("population.tournament: must not exceed population.size "
                           f"({config.population.tournament} > {config.population.size})")
@@ -149,6 +195,24 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("tasks.lr_grid: learning rates must be positive")
     if config.cluster.num_gpus_per_actor not in (0, 1):
         raise ConfigError("cluster.num_gpus_per_actor: expected 0 or 1")
+
+
+def _check_network_config(config: Config) -> None:
+    """Meaning checks of a network population: strategy name, sizes, PPO's batch shape."""
+    from evosax.algorithms import algorithms  # light: evosax's registry of strategy classes
+
+    if config.es.strategy not in algorithms:
+        raise ConfigError(f"es.strategy: {config.es.strategy!r} is not an evosax strategy; "
+                          f"e.g. Open_ES, SNES, CMA_ES, Sep_CMA_ES, PGPE")
+    if config.es.sigma <= 0 or config.es.learning_rate <= 0:
+        raise ConfigError("es.sigma and es.learning_rate must be positive")
+    if config.es.strategy == "Open_ES" and config.population.size % 2:
+        raise ConfigError(f"population.size: Open_ES samples antithetic pairs, so the size "
+                          f"must be even (got {config.population.size})")
+    ppo = config.ppo
+    if (ppo.num_envs * ppo.num_steps) % ppo.num_minibatches:
+        raise ConfigError(f"ppo.num_minibatches: must divide num_envs * num_steps "
+                          f"({ppo.num_envs} * {ppo.num_steps})")
 
 
 def load_config(path: str | Path) -> tuple[Config, str]:

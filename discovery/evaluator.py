@@ -14,9 +14,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from discovery.config import PPOConfig
+from discovery.rl_train import evaluate_drift_networks, ppo_baseline
 from discovery.tasks import Task
 from discovery.train import baseline, evaluate_population
 from dsl.interpreter import EncodedProgram, Encoding
+from populations.drift_network import DriftNetwork
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,32 @@ class BaselineItem:
     run_seed: int
 
 
+@dataclass(frozen=True)
+class DriftNetworksItem:
+    """Train PPO agents with each drift network of a (padded) population on one RL task."""
+
+    task: Task
+    network: DriftNetwork
+    params: np.ndarray  # [population, parameters] float32
+    ppo: PPOConfig
+    seeds: int
+    run_seed: int
+
+
+@dataclass(frozen=True)
+class PPOBaselineItem:
+    """Tune PPO's learning rate on one RL task: the baseline learned objectives must beat."""
+
+    task: Task
+    ppo: PPOConfig
+    lrs: tuple[float, ...]
+    seeds: int
+    run_seed: int
+
+
+WorkItem = ProgramsItem | BaselineItem | DriftNetworksItem | PPOBaselineItem
+
+
 def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
     """The PRNG keys of a task's seeds: the same for every candidate and the baseline, so
     candidates are compared on the same data and initialisations."""
@@ -53,8 +82,16 @@ class Evaluator:
     def __init__(self, max_statements: int) -> None:
         self.encoding = Encoding(max_statements=max_statements)
 
-    def __call__(self, item: ProgramsItem | BaselineItem) -> dict[str, Any]:
+    def __call__(self, item: WorkItem) -> dict[str, Any]:
         keys = task_keys(item.task, item.seeds, item.run_seed)
+        if isinstance(item, DriftNetworksItem):
+            result = evaluate_drift_networks(item.task, item.network, item.params, item.ppo,
+                                             keys)
+            return {"final_return": np.asarray(result.final_return),
+                    "curve": np.asarray(result.curve)}
+        if isinstance(item, PPOBaselineItem):
+            lr, final, start, curve = ppo_baseline(item.task, item.ppo, item.lrs, keys)
+            return {"lr": lr, "final_return": final, "start": start, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
             best_lr, loss, curve = baseline(item.task, lrs, keys)

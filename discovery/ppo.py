@@ -9,7 +9,6 @@ ratio * advantage - drift, with the drift a rule at the objective slot (Lu et al
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import gymnax
@@ -18,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from gymnax.environments import spaces
 
+from discovery.config import PPOConfig
 from dsl.interpreter import EncodedProgram, Encoding, run
 from dsl.slots import OBJECTIVE
 
@@ -25,30 +25,6 @@ Drift = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """(args, ratio, advantage, progress) -> drift per sample, >= 0 and zero at ratio 1."""
 Objective = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """(args, ratio, advantage, progress) -> policy objective per sample, to be maximised."""
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO's hyperparameters; the defaults train CartPole-v1 in seconds on a CPU."""
-
-    num_envs: int = 8
-    num_steps: int = 64
-    total_timesteps: int = 100_000
-    update_epochs: int = 4
-    num_minibatches: int = 4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2  # clips the value loss; the policy's clip, if any, is the drift's
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    lr: float = 2.5e-3
-    anneal_lr: bool = True
-    hidden: int = 64
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // (self.num_envs * self.num_steps)
 
 
 class PPOResult(NamedTuple):
@@ -159,17 +135,16 @@ def _network(params: dict[str, Any], obs: jax.Array) -> tuple[jax.Array, jax.Arr
     return _mlp(params["actor"], x), _mlp(params["critic"], x)[:, 0]
 
 
-def make_train(config: PPOConfig, env_name: str, objective: Objective,
-               env_params: Any = None) -> Callable[[Any, jax.Array], PPOResult]:
-    """`train(objective_args, key) -> PPOResult`: PPO on gymnax's `env_name` (discrete
-    actions) maximising `objective` of minibatch-normalised advantages. Pure, so jit- and
-    vmap-able over args and keys."""
+def make_train(config: PPOConfig, env_name: str, objective: Objective
+               ) -> Callable[[Any, Any, jax.Array], PPOResult]:
+    """`train(objective_args, env_params, key) -> PPOResult`: PPO on gymnax's `env_name`
+    (discrete actions) maximising `objective` of minibatch-normalised advantages. Pure, so
+    jit- and vmap-able over args, env params (levels) and keys."""
     env, default_params = gymnax.make(env_name)
-    env_params = default_params if env_params is None else env_params
-    action_space = env.action_space(env_params)
+    action_space = env.action_space(default_params)
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"{env_name} has continuous actions; this PPO handles discrete ones")
-    obs_size = math.prod(env.observation_space(env_params).shape)
+    obs_size = math.prod(env.observation_space(default_params).shape)
     sizes = [obs_size, config.hidden, config.hidden]
     num_updates, batch_size = config.num_updates, config.num_envs * config.num_steps
     if num_updates < 1 or batch_size % config.num_minibatches:
@@ -200,7 +175,8 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective,
         policy_loss = -objective(args, ratio, advantage, progress).mean()
         return policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
 
-    def rollout(params: Any, runner: tuple) -> tuple[tuple, dict[str, jax.Array]]:
+    def rollout(params: Any, env_params: Any, runner: tuple
+                ) -> tuple[tuple, dict[str, jax.Array]]:
         """num_steps steps of every env; `runner` is (env state, obs, episode return, key)."""
 
         def env_step_fn(runner: tuple, _: None) -> tuple[tuple, dict[str, jax.Array]]:
@@ -255,7 +231,7 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective,
         keys = jax.random.split(key, config.update_epochs)
         return jax.lax.scan(epoch, (params, opt_state), keys)[0]
 
-    def train(args: Any, key: jax.Array) -> PPOResult:
+    def train(args: Any, env_params: Any, key: jax.Array) -> PPOResult:
         k_actor, k_critic, k_reset, k_rollout, k_learn = jax.random.split(key, 5)
         params = {"actor": _mlp_init(k_actor, sizes + [action_space.n], 0.01),
                   "critic": _mlp_init(k_critic, sizes + [1], 1.0)}
@@ -264,7 +240,7 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective,
 
         def update(carry: tuple, index: jax.Array) -> tuple[tuple, jax.Array]:
             params, opt_state, runner, last_mean = carry
-            runner, steps = rollout(params, runner)
+            runner, steps = rollout(params, env_params, runner)
             advantage = advantages(steps)
             batch = {name: steps[name] for name in ("obs", "action", "log_prob", "value")}
             batch.update(advantage=advantage, target=advantage + steps["value"])

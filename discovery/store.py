@@ -34,7 +34,7 @@ CONFIG_NAME = "config.toml"
 ARCHIVE_NAME = "archive.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: candidates.weights (network candidates)
 
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)\.msgpack")
 _NDARRAY_EXT = 1  # msgpack ext type code of a numpy array: [dtype.str, shape, raw bytes]
@@ -51,7 +51,8 @@ CREATE TABLE candidates (
     fingerprint TEXT,
     fitness     REAL,
     status      TEXT NOT NULL,
-    reason      TEXT
+    reason      TEXT,
+    weights     BLOB
 );
 CREATE INDEX candidates_generation ON candidates(generation);
 CREATE INDEX candidates_hash ON candidates(hash);
@@ -95,7 +96,7 @@ CREATE TABLE events (
 """
 
 _CANDIDATE_COLUMNS = (
-    "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason"
+    "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason, weights"
 )
 
 
@@ -130,7 +131,8 @@ def _as_curve(curve: Any) -> Curve | None:
 
 @dataclass(frozen=True, kw_only=True)
 class CandidateRecord:
-    """One evaluated candidate: program text (or a JSON description), identity and fitness."""
+    """One evaluated candidate: program text (or a network's JSON description and its flat
+    float32 weights), identity and fitness."""
 
     id: int
     generation: int
@@ -142,6 +144,11 @@ class CandidateRecord:
     parent_id: int | None = None
     fingerprint: str | None = None
     reason: str | None = None
+    weights: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None:
+            object.__setattr__(self, "weights", np.asarray(self.weights, np.float32).ravel())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,10 +221,12 @@ def _decode_curve(blob: bytes | None) -> Curve | None:
 
 def _candidate(row: tuple) -> CandidateRecord:
     """A `candidates` row (in `_CANDIDATE_COLUMNS` order) as a record."""
-    id_, generation, parent_id, kind, text, hash_, fingerprint, fitness, status, reason = row
+    (id_, generation, parent_id, kind, text, hash_, fingerprint, fitness, status, reason,
+     weights) = row
     return CandidateRecord(
         id=id_, generation=generation, parent_id=parent_id, kind=kind, text=text, hash=hash_,
         fingerprint=fingerprint, fitness=_from_sql(fitness), status=status, reason=reason,
+        weights=None if weights is None else np.frombuffer(weights, dtype="<f4"),
     )
 
 
@@ -462,9 +471,10 @@ class RunStore:
                     )
                 self._insert(
                     db,
-                    f"INSERT INTO candidates ({_CANDIDATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO candidates ({_CANDIDATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (c.id, c.generation, c.parent_id, c.kind, c.text, c.hash, c.fingerprint,
-                     _to_sql(c.fitness), c.status, c.reason),
+                     _to_sql(c.fitness), c.status, c.reason,
+                     None if c.weights is None else c.weights.astype("<f4").tobytes()),
                     what=f"candidate {c.id}",
                 )
             for c in candidates:
@@ -613,7 +623,7 @@ class RunStore:
             f" WHERE place = 1 ORDER BY value DESC, id LIMIT ?",
             (n,),
         )
-        return [(_candidate(row[:10]), _from_sql(row[10])) for row in rows]
+        return [(_candidate(row[:11]), _from_sql(row[11])) for row in rows]
 
     def known_hashes(self, exclude_status: str | None = None) -> dict[str, int]:
         """Each archived program hash with the first (lowest-id) candidate that has it,

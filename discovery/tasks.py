@@ -1,7 +1,9 @@
-"""Task families: the small training problems optimizer programs are scored on.
+"""Task families: the small training problems optimizer programs are scored on, and the
+gymnax environments whose agents score learned objectives.
 
 Like gymnax environments, a task is explicit parameters (`Task`, a level of a `Family`) and a
-`Problem` of pure functions of PRNG keys. Parameters that fix array shapes (widths, depth,
+`Problem` of pure functions of PRNG keys (or, for RL families, an `Environment`: a gymnax id,
+its `EnvParams` and the training horizon). Parameters that fix array shapes (widths, depth,
 sizes, horizon) are Python ints; the others (noise, condition number) are floats. Both are
 constants of the compiled training loop, so each distinct task compiles once.
 """
@@ -30,6 +32,14 @@ class Problem(NamedTuple):
     loss: Callable[[Any, Any], jax.Array]  # (params, batch) -> scalar training loss
     validation_loss: Callable[[Any, Any], jax.Array]  # (params, data) -> held-out loss
     horizon: int  # training steps
+
+
+class Environment(NamedTuple):
+    """One RL task: a gymnax environment, its parameters (a level) and the agent's horizon."""
+
+    name: str  # gymnax id, e.g. "CartPole-v1"
+    params: Any  # the environment's EnvParams; traced by the training loop, not compiled in
+    total_timesteps: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,8 @@ class Family:
     name: str
     ranges: Mapping[str, Range | Choice]
     defaults: Mapping[str, object]
-    build: Callable[["Task"], Problem]
+    build: Callable[["Task"], Problem | Environment]
+    kind: str = "optimizer"  # "optimizer": build gives a Problem; "rl": an Environment
 
     def complete(self, params: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
         """All parameters, sorted by name: `params` over the defaults, each checked."""
@@ -134,8 +145,13 @@ class Task:
         """A stable readable identity, e.g. `quadratic(condition_number=100.0,dim=16,...)`."""
         return f"{self.family}({','.join(f'{n}={v}' for n, v in self.params)})"
 
-    def build(self) -> Problem:
-        """This task's pure functions, from its family."""
+    @property
+    def kind(self) -> str:
+        """"optimizer" (build gives a Problem) or "rl" (build gives an Environment)."""
+        return FAMILIES[self.family].kind
+
+    def build(self) -> Problem | Environment:
+        """This task's pure functions (or environment), from its family."""
         return FAMILIES[self.family].build(self)
 
 
@@ -357,6 +373,57 @@ def _quadratic(task: Task) -> Problem:
         horizon=task.get("horizon"))
 
 
+# -- RL environments (gymnax) ----------------------------------------------------------------
+
+
+def _gymnax(env_id: str, derived: Callable[[dict], dict] = lambda p: {}
+            ) -> Callable[[Task], Environment]:
+    """A builder of `env_id` whose EnvParams take the task's parameters (all but the horizon),
+    plus any fields `derived` computes from them."""
+
+    def build(task: Task) -> Environment:
+        import gymnax  # only RL tasks pay for it
+
+        params = dict(task.params)
+        total_timesteps = params.pop("total_timesteps")
+        env_params = gymnax.make(env_id)[1]
+        env_params = env_params.replace(**params, **derived(params))
+        return Environment(env_id, env_params, total_timesteps)
+
+    return build
+
+
+def _cartpole_derived(p: dict) -> dict:
+    """CartPole keeps total mass and pole mass x length as fields of its EnvParams."""
+    return {"total_mass": p["masscart"] + p["masspole"],
+            "polemass_length": p["masspole"] * p["length"]}
+
+
+_TIMESTEPS = Range(1_000, 100_000_000, integer=True, log=True)
+_RL = [  # name, gymnax id, {parameter: (range, default)}, derived fields, default horizon
+    ("cartpole", "CartPole-v1", {"gravity": (Range(4.9, 19.6), 9.8),
+                                 "masscart": (Range(0.5, 2.0), 1.0),
+                                 "masspole": (Range(0.05, 0.5), 0.1),
+                                 "length": (Range(0.25, 1.0), 0.5),
+                                 "force_mag": (Range(5.0, 20.0), 10.0)},
+     _cartpole_derived, 100_000),
+    ("acrobot", "Acrobot-v1", {"link_length_1": (Range(0.5, 1.5), 1.0),
+                               "link_mass_1": (Range(0.5, 1.5), 1.0),
+                               "link_mass_2": (Range(0.5, 1.5), 1.0),
+                               "torque_noise_max": (Range(0.0, 0.2), 0.0)},
+     lambda p: {}, 200_000),
+    ("mountaincar", "MountainCar-v0", {"force": (Range(0.0008, 0.0015), 0.001),
+                                       "gravity": (Range(0.0015, 0.0035), 0.0025)},
+     lambda p: {}, 200_000),
+    ("breakout", "Breakout-MinAtar", {}, lambda p: {}, 1_000_000),
+    ("space_invaders", "SpaceInvaders-MinAtar",
+     {"enemy_move_interval": (Range(6, 20, integer=True), 12),
+      "enemy_shot_interval": (Range(5, 20, integer=True), 10)}, lambda p: {}, 1_000_000),
+    ("freeway", "Freeway-MinAtar", {"player_speed": (Range(1, 5, integer=True), 3)},
+     lambda p: {}, 1_000_000),
+    ("asterix", "Asterix-MinAtar", {}, lambda p: {}, 1_000_000),
+]
+
 _HORIZON = Range(10, 2000, integer=True, log=True)
 _BATCH_SIZE = Range(4, 256, integer=True, log=True)
 _WIDTH = Range(2, 128, integer=True, log=True)
@@ -392,4 +459,9 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
                    "horizon": _HORIZON},
            defaults={"dim": 16, "condition_number": 100.0, "noise": 0.1, "horizon": 200},
            build=_quadratic),
+) + tuple(
+    Family(name, ranges={**{k: r for k, (r, _) in params.items()}, "total_timesteps": _TIMESTEPS},
+           defaults={**{k: d for k, (_, d) in params.items()}, "total_timesteps": horizon},
+           build=_gymnax(env_id, derived), kind="rl")
+    for name, env_id, params, derived, horizon in _RL
 )}

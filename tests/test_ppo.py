@@ -4,13 +4,14 @@ CartPole, and a run is a function of its key."""
 
 from pathlib import Path
 
+import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.ppo import (PPOConfig, lpo_objective, make_train, ppo_clip_drift,
-                           program_drift)
+from discovery.config import PPOConfig
+from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
 from dsl.evaluate import evaluate
 from dsl.interpreter import Encoding
 from dsl.parser import parse
@@ -23,6 +24,7 @@ ENCODING = Encoding(slot=OBJECTIVE, max_statements=16)
 EPS = 0.2
 SHORT = PPOConfig(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 8)
 KEYS = jax.random.split(jax.random.PRNGKey(0), 2)
+CARTPOLE = gymnax.make("CartPole-v1")[1]
 
 
 def direct_ppo_objective(args, ratio, advantage, progress):
@@ -31,7 +33,7 @@ def direct_ppo_objective(args, ratio, advantage, progress):
 
 
 def short_train(objective):
-    return jax.jit(jax.vmap(make_train(SHORT, "CartPole-v1", objective), in_axes=(None, 0)))
+    return jax.jit(jax.vmap(make_train(SHORT, "CartPole-v1", objective), in_axes=(None, None, 0)))
 
 
 CLIP_TRAIN = short_train(lpo_objective(ppo_clip_drift(EPS)))
@@ -64,23 +66,23 @@ def test_clip_drift_objective_and_its_gradient_equal_ppos_on_random_batches():
 
 
 def test_clip_drift_trains_exactly_as_ppos_clipped_objective():
-    assert_same_run(CLIP_TRAIN(None, KEYS), short_train(direct_ppo_objective)(None, KEYS))
+    assert_same_run(CLIP_TRAIN(None, CARTPOLE, KEYS), short_train(direct_ppo_objective)(None, CARTPOLE, KEYS))
 
 
 def test_ppo_clip_program_through_the_interpreter_trains_as_the_clip_drift():
     OBJECTIVE.check(PPO_CLIP)
     train = short_train(lpo_objective(program_drift(ENCODING)))
-    assert_same_run(train(ENCODING.encode(PPO_CLIP), KEYS), CLIP_TRAIN(None, KEYS))
+    assert_same_run(train(ENCODING.encode(PPO_CLIP), CARTPOLE, KEYS), CLIP_TRAIN(None, CARTPOLE, KEYS))
 
 
 def test_programs_and_seeds_vmapped_together_train_as_each_alone():
     train = make_train(SHORT, "CartPole-v1", lpo_objective(program_drift(ENCODING)))
     population = ENCODING.encode_population([PPO_CLIP, DPO])
-    together = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, None)))(
-        population, KEYS)
+    together = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, None, 0)),
+                                     in_axes=(0, None, None)))(population, CARTPOLE, KEYS)
     assert together.curve.shape == (2, 2, SHORT.num_updates)
     assert np.all(np.isfinite(together.curve))
-    assert_same_run(jax.tree.map(lambda x: x[0], together), CLIP_TRAIN(None, KEYS))
+    assert_same_run(jax.tree.map(lambda x: x[0], together), CLIP_TRAIN(None, CARTPOLE, KEYS))
     assert not np.array_equal(together.curve[0], together.curve[1])
 
 
@@ -101,13 +103,13 @@ def test_program_drift_needs_the_objective_slot():
 
 def test_ppo_learns_cartpole():
     train = make_train(PPOConfig(), "CartPole-v1", lpo_objective(ppo_clip_drift(EPS)))
-    result = jax.jit(jax.vmap(train, in_axes=(None, 0)))(None, KEYS)
+    result = jax.jit(jax.vmap(train, in_axes=(None, None, 0)))(None, CARTPOLE, KEYS)
     assert np.all(result.curve[:, 0] < 40)  # a random policy's return is about 20
     assert np.all(result.final_return > 100), result.final_return
 
 
 def test_a_run_is_a_function_of_its_key():
-    first, again = CLIP_TRAIN(None, KEYS), CLIP_TRAIN(None, KEYS)
+    first, again = CLIP_TRAIN(None, CARTPOLE, KEYS), CLIP_TRAIN(None, CARTPOLE, KEYS)
     assert_same_run(first, again, rtol=0, atol=0)
     assert not np.array_equal(first.curve[0], first.curve[1])
 
@@ -115,6 +117,17 @@ def test_a_run_is_a_function_of_its_key():
 def test_minatar_environments_train_from_their_name():
     config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 2)
     train = jax.jit(make_train(config, "Breakout-MinAtar", lpo_objective(ppo_clip_drift(EPS))))
-    result = train(None, KEYS[0])
+    result = train(None, gymnax.make("Breakout-MinAtar")[1], KEYS[0])
     assert result.curve.shape == (2,)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
+
+
+def test_env_params_are_traced_levels_vmap_and_train_as_each_alone():
+    heavy = CARTPOLE.replace(gravity=19.6, length=1.0, polemass_length=0.1)
+    levels = jax.tree.map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]),
+                          CARTPOLE, heavy)
+    train = make_train(SHORT, "CartPole-v1", lpo_objective(ppo_clip_drift(EPS)))
+    both = jax.jit(jax.vmap(train, in_axes=(None, 0, None)))(None, levels, KEYS[0])
+    alone = jax.jit(train)(None, heavy, KEYS[0])
+    np.testing.assert_allclose(both.curve[1], alone.curve, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(both.curve[0], both.curve[1])

@@ -1,0 +1,259 @@
+"""The driver of a network search: meta-training a learned objective (LPO / TA-LPO drift
+network) with an evosax strategy, through the same pool, run store and reports as programs.
+
+One generation: ask the strategy for a population, evaluate it with the current mean (the rule
+the strategy would export) as PPO agents on every training task, score each by its return
+normalised by tuned PPO's, tell the strategy, archive every member with its weights, and
+checkpoint the strategy's state. Keys come from (seed, generation), so a resumed run ends
+where the uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from cluster.pool import Failed
+from discovery.config import Config, ConfigError
+from discovery.evaluator import DriftNetworksItem, PPOBaselineItem
+from discovery.rl_train import first_finite, normalised_return
+from discovery.search import (FITNESS_CAP, WORST, GenerationReport, Pool, TaskPlan,
+                              _mean_scores)
+from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
+                             ValidationRecord)
+from discovery.tasks import Task
+from populations.drift_network import DriftNetwork
+from populations.strategy import Strategy, StrategySpec
+
+_INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
+
+
+def network_text(network: DriftNetwork) -> str:
+    """What the archive's text column holds for a network candidate: its shape, as JSON."""
+    return json.dumps({"network": network.kind, "hidden": network.hidden})
+
+
+def network_from_text(text: str) -> DriftNetwork:
+    """The network shape of an archived candidate; ValueError if it is not a network."""
+    try:
+        data = json.loads(text)
+        return DriftNetwork.of_kind(data["network"], int(data["hidden"]))
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("not a network candidate") from None
+
+
+def weights_hash(weights: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(weights, "<f4").tobytes()).hexdigest()[:16]
+
+
+def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
+    """(start, stop) of the fewest chunks of at most `most` items, all of one size but the
+    last (so a fixed population compiles one shape)."""
+    chunks = math.ceil(n / most)
+    size = math.ceil(n / chunks)
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class NeuralSearch:
+    """Meta-training of a drift-network population over one run directory."""
+
+    def __init__(self, config: Config, store: RunStore, pool: Pool,
+                 on_generation: Callable[[GenerationReport], None] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.pool = pool
+        self.on_generation = on_generation or (lambda report: None)
+        self.tasks = TaskPlan.from_config(config)
+        for task in self.tasks.all():
+            if task.kind != "rl":
+                raise ConfigError(f"tasks: {task.family} is not an RL family; a "
+                                  f"{config.population.kind} population trains RL agents")
+        self.network = DriftNetwork.of_kind(config.population.kind, config.population.hidden)
+        spec = StrategySpec(config.es.strategy, config.population.size, config.es.sigma,
+                            config.es.learning_rate)
+        key = jax.random.PRNGKey(config.seed)
+        initial = self.network.init(jax.random.fold_in(key, _INIT_STREAM))
+        self.strategy = Strategy(spec, initial)
+        self.state = self.strategy.init(jax.random.fold_in(key, _INIT_STREAM + 1))
+        self.generation = 0
+        self.counters = {"next_id": 0, "evaluated": 0, "mean_id": None,
+                         "leaders": [], "validated": []}
+
+    # -- state ---------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Continue from the newest intact checkpoint; archive rows after it are rolled back."""
+        checkpoint = self.store.load_checkpoint()
+        last = -1 if checkpoint is None else checkpoint[0]
+        self.store.rollback_after(last)
+        if checkpoint is not None:
+            data = checkpoint[1]
+            try:
+                self.state = self.strategy.state_from_data(data["strategy"])
+            except (KeyError, ValueError) as error:
+                raise ConfigError(f"the checkpoint does not fit this config: {error}") from None
+            self.counters = data["counters"]
+            self.generation = last + 1
+
+    def _checkpoint(self, generation: int) -> None:
+        self.store.save_checkpoint(generation, {
+            "strategy": self.strategy.state_to_data(self.state), "counters": self.counters})
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def _ensure_baselines(self, generation: int) -> dict[str, BaselineRecord]:
+        tasks = self.tasks.all()
+        missing = [t for t in tasks if self.store.baseline(t.key) is None]
+        items = [PPOBaselineItem(t, self.config.ppo, self.config.tasks.lr_grid,
+                                 self.config.tasks.seeds, self.config.seed) for t in missing]
+        for task, result in zip(missing, self.pool.map(items)):
+            if isinstance(result, Failed) or not np.isfinite(result["final_return"]):
+                reason = result.reason if isinstance(result, Failed) else "no finished episode"
+                raise RuntimeError(f"the PPO baseline on {task.key} failed: {reason}")
+            self.store.add_baseline(BaselineRecord(
+                task=task.key, score=result["final_return"], lr=result["lr"],
+                curve=result["curve"]), generation)
+        return {t.key: self.store.baseline(t.key) for t in tasks}
+
+    def score(self, weights: np.ndarray, tasks: Sequence[Task],
+              baselines: dict[str, BaselineRecord], run_seed: int
+              ) -> list[list[TaskScore]]:
+        """Per network of `weights` [N, D], per task: (normalised return, failure reason or
+        None, its archive row)."""
+        chunks = split_evenly(len(weights), self.config.cluster.batch_size)
+        size = chunks[0][1] - chunks[0][0]
+        items = []
+        for task in tasks:
+            for start, stop in chunks:
+                padded = np.zeros((size, weights.shape[1]), np.float32)
+                padded[: stop - start] = weights[start:stop]
+                items.append(DriftNetworksItem(task, self.network, padded, self.config.ppo,
+                                               self.config.tasks.seeds, run_seed))
+        results = iter(self.pool.map(items))
+        table: list[list[TaskScore]] = [[] for _ in weights]
+        for task in tasks:
+            base = baselines[task.key]
+            start_return = first_finite(np.asarray(base.curve))
+            for start, stop in chunks:
+                result = next(results)
+                for j in range(stop - start):
+                    table[start + j].append(_task_score(result, j, task, base.score,
+                                                        start_return))
+        return table
+
+    # -- one generation ------------------------------------------------------------------
+
+    def step(self) -> GenerationReport:
+        """Run the next generation and archive it."""
+        started = time.perf_counter()
+        g = self.generation
+        baselines = self._ensure_baselines(g)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), g)
+        k_ask, k_tell = jax.random.split(key)
+        mean = self.strategy.mean(self.state)
+        population, state = self.strategy.ask(k_ask, self.state)
+        weights = np.concatenate([mean[None], population])
+        run_seed = int(np.random.default_rng([self.config.seed, g]).integers(2 ** 31))
+        table = self.score(weights, self.tasks.train, baselines, run_seed)
+
+        ids = list(range(self.counters["next_id"], self.counters["next_id"] + len(weights)))
+        self.counters["next_id"] += len(weights)
+        candidates, scores, fitness = [], [], []
+        for i, (cid, row_weights, per_task) in enumerate(zip(ids, weights, table)):
+            reasons = [reason for _, reason, _ in per_task if reason]
+            fit = WORST if reasons else float(np.mean([value for value, _, _ in per_task]))
+            fitness.append(fit)
+            candidates.append(CandidateRecord(
+                id=cid, generation=g, kind=self.network.kind, text=network_text(self.network),
+                hash=weights_hash(row_weights), fitness=fit,
+                status=("nan" if reasons[0] == "nan" else "failed") if reasons else "ok",
+                reason=reasons[0] if reasons else ("the strategy's mean" if i == 0 else None),
+                parent_id=self.counters["mean_id"] if i == 0 else ids[0],
+                weights=row_weights))
+            scores += [dataclasses.replace(row, candidate_id=cid) for _, _, row in per_task]
+            if not reasons:
+                self._note_leader(fit, cid)
+        self.state = self.strategy.tell(k_tell, population, np.array(fitness[1:]), state)
+        self.counters["mean_id"] = ids[0]
+
+        validation, validation_scores = self._validate(g, baselines, dict(zip(ids, weights)))
+        scores += validation_scores
+        finite = np.array([f for f in fitness[1:] if np.isfinite(f)])
+        self.counters["evaluated"] += len(weights)
+        report = GenerationReport(
+            generation=g, candidates=len(weights), evaluated=len(weights), cache_hits=0,
+            screened=0, failed=sum(c.status != "ok" for c in candidates),
+            best=float(finite.max()) if finite.size else WORST,
+            median=float(np.median(finite)) if finite.size else WORST,
+            seconds=time.perf_counter() - started,
+            total_evaluated=self.counters["evaluated"], total_cache_hits=0,
+            validated=_mean_scores(validation))
+        self.store.add_generation(g, candidates, scores, validation, events={
+            "candidates": report.candidates, "evaluated": report.evaluated,
+            "failed": report.failed, "best": report.best, "median": report.median,
+            "mean": fitness[0]})
+        self._checkpoint(g)
+        self.generation = g + 1
+        self.on_generation(report)
+        return report
+
+    def _note_leader(self, fit: float, cid: int) -> None:
+        leaders = self.counters["leaders"] + [[fit, cid]]
+        leaders.sort(key=lambda entry: (-entry[0], entry[1]))
+        self.counters["leaders"] = leaders[: 4 * self.config.validation.top]
+
+    def _validate(self, g: int, baselines: dict[str, BaselineRecord],
+                  fresh: dict[int, np.ndarray]
+                  ) -> tuple[list[ValidationRecord], list[ScoreRecord]]:
+        """Meta-validation: the best not-yet-validated networks (and, each time, the current
+        mean) on the held-out tasks, with the run's fixed seeds. `fresh`: this generation's
+        weights, not archived yet."""
+        last = g == self.config.generations - 1
+        if not (g == 0 or last or (g + 1) % self.config.validation.every == 0):
+            return [], []
+        chosen = [e[1] for e in self.counters["leaders"]
+                  if e[1] not in self.counters["validated"]][: self.config.validation.top]
+        mean_id = self.counters["mean_id"]
+        if mean_id not in chosen and mean_id not in self.counters["validated"]:
+            chosen.append(mean_id)
+        weights = np.stack([fresh[cid] if cid in fresh else self.store.candidate(cid).weights
+                            for cid in chosen])
+        table = self.score(weights, self.tasks.heldout, baselines, self.config.seed)
+        records, rows = [], []
+        for cid, per_task in zip(chosen, table):
+            self.counters["validated"].append(cid)
+            records += [ValidationRecord(candidate_id=cid, task=row.task, score=value)
+                        for value, _, row in per_task]
+            rows += [dataclasses.replace(row, candidate_id=cid) for _, _, row in per_task]
+        return records, rows
+
+    def run(self, generations: int) -> None:
+        """Run until `generations` generations exist (counting from 0)."""
+        while self.generation < generations:
+            self.step()
+
+
+TaskScore = tuple[float, "str | None", ScoreRecord]
+"""(normalised return, failure reason or None, archive row without its candidate id)."""
+
+
+def _task_score(result: object, j: int, task: Task, target: float, start: float
+                ) -> TaskScore:
+    """Normalised return of network `j` of a work result on `task` (the mean over seeds,
+    capped at FITNESS_CAP) and its archive row; a non-finite return is a failure."""
+    if isinstance(result, Failed):
+        return WORST, f"failed: {result.reason}", ScoreRecord(candidate_id=-1, task=task.key,
+                                                             score=WORST)
+    final = np.asarray(result["final_return"][j], np.float64)
+    if not np.all(np.isfinite(final)):
+        return WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
+    value = min(float(np.mean(normalised_return(final, start, target))), FITNESS_CAP)
+    curve = np.mean(np.asarray(result["curve"][j], np.float64), axis=0)
+    return value, None, ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve)

@@ -1,0 +1,61 @@
+"""LPO / TA-LPO drift networks: a valid drift for every weight vector, the LPO features."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from populations.drift_network import DriftNetwork
+
+KEY = jax.random.PRNGKey(0)
+RATIO = jnp.exp(jnp.linspace(-1.5, 1.5, 31))[:, None] * jnp.ones((1, 21))
+ADVANTAGE = jnp.ones((31, 1)) * jnp.linspace(-3.0, 3.0, 21)[None, :]
+
+
+def random_weights(network, key, scale=1.0):
+    return scale * jax.random.normal(key, (network.num_params,))
+
+
+@pytest.mark.parametrize("kind", ["lpo", "ta-lpo"])
+def test_every_weight_vector_gives_a_nonnegative_drift_zero_at_ratio_one(kind):
+    network = DriftNetwork.of_kind(kind, hidden=8)
+    for i in range(5):
+        params = random_weights(network, jax.random.fold_in(KEY, i))
+        drift = network.apply(params, RATIO, ADVANTAGE, 0.3)
+        assert drift.shape == RATIO.shape
+        assert np.all(np.asarray(drift) >= 0)
+        at_one = network.apply(params, jnp.ones(21), ADVANTAGE[0], 0.7)
+        np.testing.assert_allclose(at_one, 0.0, atol=1e-6)
+        assert float(drift.max()) > 0  # and not trivially zero
+
+
+def test_features_are_lpos_list():
+    network = DriftNetwork.of_kind("ta-lpo", hidden=4)
+    r, a, p = jnp.array([1.7]), jnp.array([-0.4]), 0.25
+    log_r = np.log(1.7)
+    base = np.array([log_r, log_r ** 2, 1 - 1.7, (1 - 1.7) ** 2])
+    lpo = np.concatenate([base, base * -0.4])
+    np.testing.assert_allclose(network.features(r, a, p)[0], np.concatenate([lpo, lpo * p]),
+                               rtol=1e-6)
+    assert DriftNetwork.of_kind("lpo", 4).features(r, a, p).shape == (1, 8)
+
+
+def test_only_the_temporally_aware_network_depends_on_progress():
+    for kind, depends in (("lpo", False), ("ta-lpo", True)):
+        network = DriftNetwork.of_kind(kind, hidden=8)
+        params = random_weights(network, KEY)
+        early = network.apply(params, RATIO, ADVANTAGE, 0.0)
+        late = network.apply(params, RATIO, ADVANTAGE, 1.0)
+        assert (not np.allclose(early, late)) == depends
+
+
+def test_initial_network_is_the_zero_drift_and_has_num_params():
+    network = DriftNetwork.of_kind("lpo", hidden=8)
+    params = network.init(KEY)
+    assert params.shape == (network.num_params,)
+    np.testing.assert_array_equal(network.apply(params, RATIO, ADVANTAGE, 0.5), 0.0)
+
+
+def test_unknown_kind_is_a_clear_error():
+    with pytest.raises(ValueError, match="lpo, ta-lpo"):
+        DriftNetwork.of_kind("lpg", 8)
