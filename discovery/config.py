@@ -5,12 +5,17 @@ Every problem names the key and what it expects, so a bad config is one clear li
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from discovery.scheduler import SchedulerConfig
 
 EXAMPLE_PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
+SCHEDULER_KINDS = ("none", "regret", "uniform")
 POPULATION_KINDS = ("programs", "lpo", "ta-lpo", "lpg", "ta-lpg")
 NETWORK_KINDS = POPULATION_KINDS[1:]  # neural rules, meta-trained by an evosax strategy
 
@@ -93,6 +98,22 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    """The [scheduler] section: "none" trains on tasks.train only; "regret" or "uniform" adds
+    `levels` levels per generation drawn from `families` (family -> fixed parameters, e.g.
+    shapes, so compiled functions are reused); the rest are the PLR buffer's knobs."""
+
+    kind: str = "none"  # one of SCHEDULER_KINDS
+    levels: int = 4  # levels sampled per generation
+    capacity: int = 32
+    temperature: float = 0.3
+    staleness_coef: float = 0.3
+    replay_prob: float = 0.5
+    regret_of: str = "best"  # "best" or "mean" of the population
+    families: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     generations: int = 10
@@ -103,14 +124,16 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     es: ESConfig = field(default_factory=ESConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
 
 _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": ScreenConfig,
              "validation": ValidationConfig, "cluster": ClusterConfig, "es": ESConfig,
-             "ppo": PPOConfig}
+             "ppo": PPOConfig, "scheduler": SchedulerSettings}
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
              "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
-             "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches"}
+             "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
+             "levels"}
 
 
 def _expect(key: str, value: Any, kind: str) -> Any:
@@ -144,6 +167,11 @@ def _expect(key: str, value: Any, kind: str) -> Any:
             raise ConfigError(f"{key}: expected a task table like "
                               f'{{ family = "mlp_regression", horizon = 100 }}, got {value!r}')
         return dict(value)
+    if kind == "dict[str, dict]":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ConfigError(f"{key}: expected a table of tables like "
+                              f"{{ quadratic = {{ dim = 8, horizon = 100 }} }}, got {value!r}")
+        return {name: dict(table) for name, table in value.items()}
     if kind.startswith("tuple["):
         inner = kind[len("tuple["):-len(", ...]")]
         if not isinstance(value, list) or not value:
@@ -195,6 +223,30 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("tasks.lr_grid: learning rates must be positive")
     if config.cluster.num_gpus_per_actor not in (0, 1):
         raise ConfigError("cluster.num_gpus_per_actor: expected 0 or 1")
+    if config.scheduler.kind not in SCHEDULER_KINDS:
+        raise ConfigError(f"scheduler.kind: expected one of {', '.join(SCHEDULER_KINDS)}, "
+                          f"got {config.scheduler.kind!r}")
+    if config.scheduler.kind != "none":
+        scheduler_config(config.scheduler)
+
+
+def scheduler_config(settings: SchedulerSettings) -> SchedulerConfig:
+    """The scheduler's own config from the [scheduler] section, checked by it; its ValueError
+    becomes a ConfigError naming `scheduler.<key>`."""
+    from discovery.scheduler import SchedulerConfig  # loads the task families (and jax)
+
+    try:
+        return SchedulerConfig(
+            families=settings.families, kind=settings.kind, capacity=settings.capacity,
+            temperature=settings.temperature, staleness_coef=settings.staleness_coef,
+            replay_prob=settings.replay_prob, regret_of=settings.regret_of)
+    except ValueError as error:
+        message = str(error)
+        named = re.match(r"([\w.]+): (.*)", message)  # "families.quadratic: ..."
+        if named:
+            raise ConfigError(f"scheduler.{named[1]}: {named[2]}") from None
+        field_name = re.match(r"\w+", message)[0]  # "capacity must be ...", "kind='x' ..."
+        raise ConfigError(f"scheduler.{field_name}: {message}") from None
 
 
 def _check_network_config(config: Config) -> None:

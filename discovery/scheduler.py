@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -122,9 +122,11 @@ class RegretScheduler:
     def _replay_prob(self) -> float:
         return self.config.replay_prob
 
-    def sample(self, state: SchedulerState, n: int) -> tuple[list[Level], SchedulerState]:
+    def sample(self, state: SchedulerState, n: int, exclude: Collection[Level] = ()
+               ) -> tuple[list[Level], SchedulerState]:
         """`n` distinct levels: Binomial(n, p) replayed without replacement by P_replay (only
-        levels of positive probability), the rest new; the state's clock advances by one."""
+        levels of positive probability), the rest new and not in `exclude` (e.g. held-out
+        tasks); the state's clock advances by one."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         rng = np.random.default_rng([state.seed, state.step, _STREAM])
@@ -134,7 +136,7 @@ class RegretScheduler:
         picked = rng.choice(len(state.buffer), size=replays, replace=False, p=probabilities) \
             if replays else []
         levels = [state.buffer[i].level for i in picked]
-        chosen = set(levels)
+        chosen = set(levels) | set(exclude)
         families = sorted(self.config.families)
         for _ in range(n - replays):
             for _ in range(_DRAWS_PER_LEVEL):

@@ -9,8 +9,9 @@ same generations to the same rows.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -19,8 +20,9 @@ import numpy as np
 from cluster.pool import Failed
 from discovery.config import Config, ConfigError
 from discovery.evaluator import BaselineItem, ProgramsItem
-from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
-                             ValidationRecord)
+from discovery.levels import Levels
+from discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
+                             ScoreRecord, ValidationRecord)
 from discovery.tasks import Task
 from discovery.train import TrainResult, fitness, lr_scores
 from dsl.identity import canonical_hash, fingerprint
@@ -142,6 +144,13 @@ class Search:
         self.pool = pool
         self.on_generation = on_generation or (lambda report: None)
         self.tasks = TaskPlan.from_config(config)
+        for family in config.scheduler.families if config.scheduler.kind != "none" else ():
+            if Task.make(family).kind != "optimizer":
+                raise ConfigError(f"scheduler.families.{family}: an RL family; a programs "
+                                  f"population is scored on optimizer tasks")
+        # levels never repeat a fixed task: the training set of a generation has no duplicates
+        # and held-out tasks stay held out
+        self.levels = Levels.from_config(config, FITNESS_CAP, exclude=self.tasks.all())
         self.warm_start = list(warm_start)
         self.encoding = Encoding(max_statements=config.population.max_statements)
         self.evolution = RegularizedEvolution(
@@ -165,6 +174,8 @@ class Search:
             state = checkpoint[1]
             self.population = state_from_data(state["population"])
             self.counters = _Counters(**state["counters"])
+            if self.levels is not None:
+                self.levels.load(state["levels"])
             self.generation = last + 1
         # only evaluated candidates are sources, as in an uninterrupted run
         self._hashes = self.store.known_hashes(exclude_status="cached")
@@ -176,17 +187,22 @@ class Search:
 
     def _checkpoint(self, generation: int) -> None:
         counters = self.counters
-        self.store.save_checkpoint(generation, {
+        state = {
             "population": state_to_data(self.population),
             "counters": {"next_id": counters.next_id, "evaluated": counters.evaluated,
                          "cache_hits": counters.cache_hits, "leaders": counters.leaders,
                          "validated": counters.validated},
-        })
+        }
+        if self.levels is not None:
+            state["levels"] = self.levels.to_data()
+        self.store.save_checkpoint(generation, state)
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _ensure_baselines(self, generation: int) -> dict[str, float]:
-        tasks = self.tasks.all()
+    def _ensure_baselines(self, generation: int, levels: Sequence[Task] = ()
+                          ) -> dict[str, float]:
+        """AdamW's tuned loss on every task and level, computed once each and archived."""
+        tasks = list(dict.fromkeys(self.tasks.all() + list(levels)))
         missing = [t for t in tasks if self.store.baseline(t.key) is None]
         items = [BaselineItem(t, self.config.tasks.lr_grid, self.config.tasks.seeds,
                               self.config.seed) for t in missing]
@@ -203,7 +219,8 @@ class Search:
                baselines: dict[str, float]) -> list[list[TaskScore]]:
         return score_programs(self.pool, self.config, self.encoding, programs, tasks, baselines)
 
-    def _evaluate(self, programs: list[Program], baselines: dict[str, float]) -> list[Scored]:
+    def _evaluate(self, programs: list[Program], train: Sequence[Task],
+                  baselines: dict[str, float]) -> list[Scored]:
         """Screen, then score on the training tasks; never raises for a bad candidate."""
         outcomes: list[Scored | None] = [None] * len(programs)
         passing = list(range(len(programs)))
@@ -217,7 +234,7 @@ class Search:
                     outcomes[i] = Scored(WORST, "screened",
                                          reason or f"screen fitness {value:.3g} < "
                                                    f"{self.config.screen.min_fitness}")
-        full = self._score([programs[i] for i in passing], self.tasks.train, baselines)
+        full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
             values = [value for value, _, _ in per_task]
             reasons = [reason for _, reason, _ in per_task if reason]
@@ -229,6 +246,40 @@ class Search:
                 outcomes[i] = Scored(float(np.mean(values)), "ok", None, rows)
         return [o for o in outcomes if o is not None]
 
+    def _source(self, member: Member) -> int:
+        """The evaluated candidate whose scores a member has: itself, or the one it is a
+        cached copy of."""
+        if member.id in self._fitness:
+            return member.id
+        program = member.program
+        return self._hashes.get(canonical_hash(program),
+                                self._fingerprints.get(fingerprint(program)))
+
+    def _rescore(self, sources: set[int], train: Sequence[Task], baselines: dict[str, float]
+                 ) -> tuple[dict[int, float], dict[int, dict[str, float]], list[ScoreRecord]]:
+        """Earlier candidates on this generation's tasks, so that every member is compared on
+        the same tasks: (fitness and per-task scores of each source, new score rows). Only
+        tasks a source was never scored on are trained; screened sources stay the worst."""
+        known = {s: {row.task: row.score for row in self.store.scores_of(s)}
+                 for s in sorted(sources) if self._fitness[s][1] != "screened"}
+        groups = [(task, [s for s in known if task.key not in known[s]]) for task in train]
+        groups = [(task, chosen) for task, chosen in groups if chosen]
+        programs = {s: simplify(parse(self.store.candidate(s).text))
+                    for _, chosen in groups for s in chosen}
+        table = score_groups(self.pool, self.config, self.encoding,
+                             [(task, [programs[s] for s in chosen]) for task, chosen in groups],
+                             baselines)
+        rows = []
+        for (task, chosen), per_source in zip(groups, table):
+            for s, (value, _, row) in zip(chosen, per_source):
+                known[s][task.key] = value
+                rows.append(replace(row, candidate_id=s))
+        fitness = {s: WORST for s in sources}
+        for s, scores in known.items():
+            values = [scores[task.key] for task in train]
+            fitness[s] = float(np.mean(values)) if all(map(math.isfinite, values)) else WORST
+        return fitness, known, rows
+
     # -- one generation ------------------------------------------------------------------
 
     def step(self) -> GenerationReport:
@@ -236,7 +287,9 @@ class Search:
         started = time.perf_counter()
         g = self.generation
         rng = np.random.default_rng([self.config.seed, g])
-        baselines = self._ensure_baselines(g)
+        levels = self.levels.sample() if self.levels is not None else []
+        train = list(self.tasks.train) + levels
+        baselines = self._ensure_baselines(g, levels)
         if g == 0:
             children = self.evolution.initial(self.warm_start, rng)
         else:
@@ -265,8 +318,18 @@ class Search:
                 unique.append(simplify(child.program))
             records.append(row)
 
-        outcomes = self._evaluate(unique, baselines)
-        candidates, scores = [], []
+        outcomes = self._evaluate(unique, train, baselines)
+        old = self.population.members
+        survivors = old[max(0, len(old) - (self.config.population.size - len(records))):]
+        sources = {m.id: self._source(m) for m in survivors} if levels else {}
+        current: dict[int, float] = {}  # source -> fitness on `train`, with levels only
+        level_scores: dict[int, dict[str, float]] = {}  # source -> task key -> score
+        scores: list[ScoreRecord] = []
+        if levels:
+            current, level_scores, scores = self._rescore(
+                set(sources.values()) | {row["source"] for row in records if "source" in row},
+                train, baselines)
+        candidates = []
         firsts: dict[int, int] = {}
         for row in records:
             if "unique" in row:
@@ -276,26 +339,33 @@ class Search:
                 scores += [ScoreRecord(candidate_id=row["id"], task=s.task, score=s.score,
                                        loss=s.loss, lr=s.lr, curve=s.curve)
                            for s in outcome.scores]
+                level_scores[row["id"]] = {s.task: s.score for s in outcome.scores}
                 self._hashes.setdefault(row["hash"], row["id"])
                 self._fingerprints.setdefault(row["fingerprint"], row["id"])
                 self._fitness[row["id"]] = (fit, status)
+                sources[row["id"]] = row["id"]
             else:
                 source = row.get("source", None)
                 if source is None:
                     source = firsts[row["same_as"]]
                 fit, source_status = self._fitness[source]
+                fit = current.get(source, fit)  # with levels: on this generation's tasks
                 status, reason = "cached", f"same function as candidate {source} " \
                                            f"({source_status})"
+                sources[row["id"]] = source
             row["fitness"] = fit
             candidates.append(CandidateRecord(
                 id=row["id"], generation=g, parent_id=row["parent"], kind="program",
                 text=to_text(row["program"]), hash=row["hash"], fingerprint=row["fingerprint"],
                 fitness=fit, status=status, reason=reason))
-            if status == "ok":
+            if status == "ok" and not levels:
                 self._note_leader(fit, row["id"], unique[row["unique"]])
 
         self.population = self.evolution.tell(
             self.population, [Member(r["id"], r["program"], r["fitness"]) for r in records])
+        level_rows = []
+        if levels:
+            level_rows = self._rank_on_levels(g, levels, sources, current, level_scores)
         validation, validation_scores = self._validate(g, baselines)
         scores += validation_scores
         fitnesses = np.array([m.fitness for m in self.population.members])
@@ -314,11 +384,33 @@ class Search:
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "cache_hits": report.cache_hits, "screened": report.screened,
-            "failed": report.failed, "best": report.best, "median": report.median})
+            "failed": report.failed, "best": report.best, "median": report.median,
+            **({"regret": float(np.mean([r.regret for r in level_rows]))} if level_rows else {})},
+            levels=level_rows)
         self._checkpoint(g)
         self.generation = g + 1
         self.on_generation(report)
         return report
+
+    def _rank_on_levels(self, g: int, levels: list[Task], sources: dict[int, int],
+                        current: dict[int, float], level_scores: dict[int, dict[str, float]]
+                        ) -> list[SampledLevelRecord]:
+        """With levels: the surviving members take their fitness on this generation's tasks,
+        the leaders are the population's best on them, and the scheduler gets the
+        population's regret on each level; the archive rows of the levels."""
+        members = tuple(replace(m, fitness=current[sources[m.id]]) if sources[m.id] in current
+                        else m for m in self.population.members)
+        self.population = EvolutionState(members)
+        best: dict[int, list] = {}
+        for m in sorted(members, key=lambda m: (-m.fitness, sources[m.id])):
+            if math.isfinite(m.fitness) and sources[m.id] not in best:
+                best[sources[m.id]] = [m.fitness, sources[m.id], to_text(simplify(m.program))]
+        self.counters.leaders = list(best.values())[: 4 * self.config.validation.top]
+        table = [[level_scores.get(sources[m.id], {}).get(level.key, math.nan)
+                  for level in levels] for m in members]
+        regrets = self.levels.regrets(table)
+        self.levels.update(levels, regrets)
+        return self.levels.rows(g, levels, regrets)
 
     def _note_leader(self, fit: float, cid: int, program: Program) -> None:
         leaders = self.counters.leaders + [[fit, cid, to_text(program)]]
@@ -364,24 +456,35 @@ TaskScore = tuple[float, "str | None", ScoreRecord]
 def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
                    tasks: Sequence[Task], baselines: dict[str, float]) -> list[list[TaskScore]]:
     """Per program, per task: its score against the baseline, via work items on `pool`."""
+    by_task = score_groups(pool, config, encoding, [(task, programs) for task in tasks],
+                           baselines)
+    return [list(per_program) for per_program in zip(*by_task)] if tasks \
+        else [[] for _ in programs]
+
+
+def score_groups(pool: Pool, config: Config, encoding: Encoding,
+                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, float]
+                 ) -> list[list[TaskScore]]:
+    """Per group (a task and the programs to score on it), per program: its score against the
+    baseline; every group's work items go to `pool` in one call."""
     size = config.cluster.batch_size
-    chunks = [list(programs[i:i + size]) for i in range(0, len(programs), size)]
-    items = []
-    for task in tasks:
-        for chunk in chunks:
+    items, spans = [], []
+    for task, programs in groups:
+        for i in range(0, len(programs), size):
+            chunk = list(programs[i:i + size])
             padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
             items.append(ProgramsItem(task, encoding.encode_population(padded),
                                       config.tasks.lr_grid, config.tasks.seeds, config.seed))
-    results = iter(pool.map(items))
-    table: list[list[TaskScore]] = [[] for _ in programs]
-    for task in tasks:
-        start = 0
-        for chunk in chunks:
-            result = next(results)
-            for j in range(len(chunk)):
-                table[start + j].append(
-                    _task_score(result, j, task, baselines[task.key], config))
-            start += len(chunk)
+            spans.append(len(chunk))
+    results = iter(zip(pool.map(items), spans))
+    table: list[list[TaskScore]] = []
+    for task, programs in groups:
+        row: list[TaskScore] = []
+        while len(row) < len(programs):
+            result, span = next(results)
+            row += [_task_score(result, j, task, baselines[task.key], config)
+                    for j in range(span)]
+        table.append(row)
     return table
 
 

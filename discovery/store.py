@@ -2,7 +2,8 @@
 checkpoints, laid out so that a run can be resumed and end where an uninterrupted one ends.
 
     RUN_DIR/config.toml      the run's config text, written once
-    RUN_DIR/archive.sqlite   SQLite (WAL): candidates, scores, validation, baselines, events
+    RUN_DIR/archive.sqlite   SQLite (WAL): candidates, scores, validation, baselines, events,
+                             levels (what the scheduler sampled each generation)
     RUN_DIR/checkpoints/     checkpoint-00000012.msgpack: the newest few, checksummed
 
 Nothing read from a run directory is unpickled or executed: the archive is SQL rows and a
@@ -16,6 +17,7 @@ never None); -inf and +inf are stored as they are.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -34,7 +36,7 @@ CONFIG_NAME = "config.toml"
 ARCHIVE_NAME = "archive.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
-SCHEMA_VERSION = 2  # 2: candidates.weights (network candidates)
+SCHEMA_VERSION = 3  # 2: candidates.weights (network candidates); 3: the levels table
 
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)\.msgpack")
 _NDARRAY_EXT = 1  # msgpack ext type code of a numpy array: [dtype.str, shape, raw bytes]
@@ -93,7 +95,18 @@ CREATE TABLE events (
     value       REAL,
     PRIMARY KEY (generation, name)
 );
+CREATE TABLE levels (
+    generation  INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    task        TEXT NOT NULL,
+    family      TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    regret      REAL,
+    replayed    INTEGER NOT NULL,
+    PRIMARY KEY (generation, position)
+);
 """
+_LEVELS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE levels"):]  # what schema 2 -> 3 adds
 
 _CANDIDATE_COLUMNS = (
     "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason, weights"
@@ -190,6 +203,20 @@ class BaselineRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SampledLevelRecord:
+    """A level the scheduler gave one generation: its task key, family and parameters (JSON
+    numbers and strings), the population's regret on it, and whether it was replayed."""
+
+    generation: int
+    position: int
+    task: str
+    family: str
+    params: Mapping[str, Any]
+    regret: float
+    replayed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventRecord:
     """A run counter of one generation (evaluations, cache hits, best, median, ...)."""
 
@@ -262,7 +289,7 @@ def _pack_ext(value: Any) -> msgpack.ExtType | Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value)  # tobytes() is C order; ascontiguousarray would make 0-d 1-d
         if array.dtype.kind not in _ARRAY_KINDS:
             raise TypeError(f"checkpoint state: arrays of dtype {array.dtype} are not stored")
         meta = [array.dtype.str, list(array.shape), array.tobytes()]
@@ -380,6 +407,9 @@ class RunStore:
             )
         db = cls._connect(run_dir / ARCHIVE_NAME)
         version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 2:  # a run from before the scheduler: it gains an empty levels table
+            db.executescript(f"BEGIN; {_LEVELS_SCHEMA} PRAGMA user_version = 3; COMMIT;")
+            version = 3
         if version != SCHEMA_VERSION:
             db.close()
             raise StoreError(
@@ -451,6 +481,7 @@ class RunStore:
         scores: Sequence[ScoreRecord] = (),
         validation: Sequence[ValidationRecord] = (),
         events: Mapping[str, float] | None = None,
+        levels: Sequence[SampledLevelRecord] = (),
     ) -> None:
         """Archive one generation in one transaction: every row lands, or none does.
 
@@ -506,6 +537,19 @@ class RunStore:
                     "INSERT INTO events (generation, name, value) VALUES (?,?,?)",
                     (generation, name, _to_sql(value)),
                 )
+            for level in levels:
+                if level.generation != generation:
+                    raise ValueError(f"level {level.task} is of generation {level.generation}, "
+                                     f"not {generation}")
+                self._insert(
+                    db,
+                    "INSERT INTO levels (generation, position, task, family, params, regret,"
+                    " replayed) VALUES (?,?,?,?,?,?,?)",
+                    (generation, level.position, level.task, level.family,
+                     json.dumps(dict(level.params), sort_keys=True), _to_sql(level.regret),
+                     int(level.replayed)),
+                    what=f"level {level.position} of generation {generation}",
+                )
 
     def add_baseline(self, baseline: BaselineRecord, generation: int = 0) -> None:
         """Archive the baseline of a task, computed at `generation` (so rollback can drop it).
@@ -531,7 +575,7 @@ class RunStore:
             deleted = db.execute(
                 "DELETE FROM candidates WHERE generation > ?", (generation,)
             ).rowcount
-            for table in ("scores", "validation", "baselines", "events"):
+            for table in ("scores", "validation", "baselines", "events", "levels"):
                 db.execute(f"DELETE FROM {table} WHERE generation > ?", (generation,))
         return deleted
 
@@ -679,6 +723,16 @@ class RunStore:
         task, score, loss, lr, curve = row
         return BaselineRecord(task=task, score=_from_sql(score), loss=_from_sql(loss),
                               lr=_from_sql(lr), curve=_decode_curve(curve))
+
+    def sampled_levels(self) -> list[SampledLevelRecord]:
+        """The levels sampled each generation, by generation then position."""
+        rows = self._db.execute(
+            "SELECT generation, position, task, family, params, regret, replayed FROM levels"
+            " ORDER BY generation, position")
+        return [SampledLevelRecord(generation=g, position=p, task=task, family=family,
+                                   params=json.loads(params), regret=_from_sql(regret),
+                                   replayed=bool(replayed))
+                for g, p, task, family, params, regret, replayed in rows]
 
     def events(self, name: str | None = None) -> list[EventRecord]:
         """The run counters (only those called `name` if given), by generation then name."""

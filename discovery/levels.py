@@ -1,0 +1,102 @@
+"""The levels of a search: the scheduler of the [scheduler] section with its state, the regret
+a population leaves on its levels, checkpoints and archive rows; shared by both drivers.
+
+Regret of a level = the baseline's score - the population's best (or mean) score on it. Both
+drivers score a candidate relative to that level's own tuned baseline (programs:
+log(AdamW loss / candidate loss), the baseline scoring 0; networks: return normalised so the
+untrained agent scores 0 and tuned PPO 1), so a regret is measured in units of the baseline on
+every family and regrets of different families compare directly. Scores are clipped to
+[-cap, cap] first: a failed candidate (-inf) counts as -cap, so one broken run cannot own the
+buffer, and a level no member was scored on has the largest regret, baseline + cap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from discovery.config import Config, scheduler_config
+from discovery.scheduler import (SchedulerConfig, describe, make_scheduler, state_from_data,
+                                 state_to_data)
+from discovery.store import SampledLevelRecord
+from discovery.tasks import Task
+
+
+class Levels:
+    """A scheduler and its state: `sample` a generation's levels, `update` it with their
+    regrets; `to_data`/`load` for checkpoints, `rows` for the archive."""
+
+    def __init__(self, config: SchedulerConfig, per_generation: int, seed: int, cap: float,
+                 exclude: Iterable[Task] = ()) -> None:
+        self.config = config
+        self.per_generation = per_generation
+        self.cap = cap
+        self.exclude = frozenset(exclude)  # never drawn as a new level (held-out, fixed tasks)
+        self.scheduler = make_scheduler(config)
+        self.state = self.scheduler.init(seed)
+        self.replayed: frozenset[Task] = frozenset()  # of the last sample: from the buffer
+
+    @classmethod
+    def from_config(cls, config: Config, cap: float, exclude: Iterable[Task] = ()
+                    ) -> Levels | None:
+        """The levels of `config` (seeded by the run's seed), or None for scheduler.kind none."""
+        if config.scheduler.kind == "none":
+            return None
+        return cls(scheduler_config(config.scheduler), config.scheduler.levels, config.seed,
+                   cap, exclude)
+
+    def sample(self, n: int | None = None) -> list[Task]:
+        """The next `n` (default: levels per generation) distinct levels; the clock advances."""
+        buffered = {record.level for record in self.state.buffer}
+        levels, self.state = self.scheduler.sample(self.state, n or self.per_generation,
+                                                   self.exclude)
+        self.replayed = frozenset(level for level in levels if level in buffered)
+        return levels
+
+    def regrets(self, scores: Sequence[Sequence[float]] | np.ndarray,
+                baseline_score: float = 0.0) -> np.ndarray:
+        """Regret [L] of each level from the population's scores [members, L] (NaN: that
+        member was not scored on that level): baseline_score - best (or mean) clipped score."""
+        scores = np.asarray(scores, dtype=float)
+        if scores.ndim != 2:
+            raise ValueError(f"scores must be [members, levels], got shape {scores.shape}")
+        clipped = np.clip(scores, -self.cap, self.cap)  # NaN stays NaN: not scored
+        scored = ~np.isnan(clipped)
+        if self.config.regret_of == "best":
+            performance = np.max(np.where(scored, clipped, -np.inf), axis=0, initial=-np.inf)
+        else:
+            total = np.sum(np.where(scored, clipped, 0.0), axis=0)
+            performance = total / np.maximum(scored.sum(axis=0), 1)
+        performance = np.where(scored.any(axis=0), performance, -self.cap)
+        return baseline_score - performance
+
+    def update(self, levels: Sequence[Task], regrets: Sequence[float] | np.ndarray) -> None:
+        """Give the scheduler the regrets of the levels of the last `sample`."""
+        self.state = self.scheduler.update(self.state, levels, regrets)
+
+    def rows(self, generation: int, levels: Sequence[Task],
+             regrets: Sequence[float] | np.ndarray) -> list[SampledLevelRecord]:
+        """Archive rows of the last sample's levels and their regrets."""
+        return [SampledLevelRecord(generation=generation, position=i, task=level.key,
+                                   family=level.family, params=dict(level.params),
+                                   regret=float(regret), replayed=level in self.replayed)
+                for i, (level, regret) in enumerate(zip(levels, regrets))]
+
+    def to_data(self) -> dict[str, Any]:
+        """The scheduler's state as plain data, for a msgpack checkpoint."""
+        return state_to_data(self.state)
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        """Continue from a state `to_data` wrote: later samples are the uninterrupted ones."""
+        self.state = state_from_data(data)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The buffer, highest regret first (see `buffer_rows`)."""
+        return describe(self.state)
+
+
+def buffer_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The buffer of a checkpointed state (`Levels.to_data`), highest regret first: level key,
+    family, params, regret, times sampled, last sampled step; for `disco inspect --levels`."""
+    return describe(state_from_data(data))

@@ -1,0 +1,126 @@
+"""The program search driven by the regret scheduler: every member is ranked on the current
+generation's tasks, the scheduler is told the population's regret, the levels are archived,
+and a resumed run samples the levels an uninterrupted one samples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cluster.pool import Failed
+from discovery.config import ConfigError, parse_config
+from discovery.evaluator import Evaluator
+from discovery.levels import buffer_rows
+from discovery.search import FITNESS_CAP, Search
+from discovery.store import RunStore, SampledLevelRecord
+from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
+
+SCHEDULED = CONFIG.replace("generations = 4", "generations = 3") + """
+[scheduler]
+kind = "regret"
+levels = 2
+capacity = 3
+families = { quadratic = { dim = 4, horizon = 12 } }
+"""
+
+
+def levels_of(store, generation):
+    return [row for row in store.sampled_levels() if row.generation == generation]
+
+
+def test_each_generation_ranks_every_member_on_the_fixed_tasks_and_its_levels(tmp_path):
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"),
+                                   config_text=SCHEDULED)
+    heldout = {task.key for task in search.tasks.heldout}
+    sampled = set()
+    for g in range(3):
+        search.step()
+        rows = levels_of(store, g)
+        assert len(rows) == 2 and not {row.task for row in rows} & heldout
+        sampled |= {row.task for row in rows}
+        train = [task.key for task in search.tasks.train] + [row.task for row in rows]
+        assert all(store.baseline(key) is not None for key in train)
+        for member in search.population.members:
+            scores = {s.task: s.score for s in store.scores_of(search._source(member))}
+            values = [scores[key] for key in train]  # re-scored on new levels if need be
+            expected = np.mean(values) if all(map(math.isfinite, values)) else -math.inf
+            assert member.fitness == pytest.approx(expected)
+        for row in rows:  # regret: baseline (0) minus the best member's clipped score
+            best = max(min(max({s.task: s.score for s in store.scores_of(
+                search._source(m))}[row.task], -FITNESS_CAP), FITNESS_CAP)
+                for m in search.population.members)
+            assert row.regret == pytest.approx(-best)
+    # new levels keep arriving, and the buffer holds the highest-regret ones seen
+    assert len(sampled) > 2
+    buffer = search.levels.describe()
+    assert len(buffer) == 3
+    assert {b["level"] for b in buffer} <= sampled
+    assert [e.value for e in store.events("regret")] == pytest.approx(
+        [np.mean([row.regret for row in levels_of(store, g)]) for g in range(3)])
+
+
+def test_a_resumed_scheduled_run_ends_with_the_same_levels_and_archive(tmp_path):
+    warm = programs("sgd", "momentum")
+    search, straight, _ = make_search(tmp_path / "straight", warm, config_text=SCHEDULED)
+    search.run(3)
+
+    config = parse_config(SCHEDULED)
+    # calls per generation: baselines, evaluation, re-scoring, (validation): 6 is mid gen 1
+    crashing = CountingPool(lambda: Evaluator(config.population.max_statements), fail_on_call=6)
+    search, interrupted, _ = make_search(tmp_path / "interrupted", warm, pool=crashing,
+                                         config_text=SCHEDULED)
+    with pytest.raises(KeyboardInterrupt):
+        search.run(3)
+    interrupted.close()
+    search, resumed, _ = make_search(tmp_path / "interrupted", warm, config_text=SCHEDULED)
+    assert search.generation == 1
+    search.run(3)
+    assert archive_rows(resumed) == archive_rows(straight)
+    assert resumed.sampled_levels() == straight.sampled_levels()
+    assert resumed.baselines() == straight.baselines()
+    assert buffer_rows(resumed.load_checkpoint()[1]["levels"]) == \
+        buffer_rows(straight.load_checkpoint()[1]["levels"])
+
+
+def test_rollback_drops_the_levels_of_later_generations(tmp_path):
+    search, store, _ = make_search(tmp_path / "run", programs("sgd"), config_text=SCHEDULED)
+    search.run(2)
+    assert {row.generation for row in store.sampled_levels()} == {0, 1}
+    store.rollback_after(0)
+    assert store.sampled_levels() == levels_of(store, 0) and levels_of(store, 0)
+
+
+def test_an_archive_of_schema_2_gains_an_empty_levels_table(tmp_path):
+    store = RunStore.create(tmp_path / "run", "seed = 1\n")
+    store._db.executescript("DROP TABLE levels; PRAGMA user_version = 2;")
+    store.close()
+    with RunStore.open(tmp_path / "run") as reopened:
+        assert reopened.sampled_levels() == []
+        reopened.add_generation(0, [], levels=[SampledLevelRecord(
+            generation=0, position=0, task="t", family="quadratic", params={"dim": 2},
+            regret=0.5, replayed=False)])
+        assert reopened.sampled_levels()[0].params == {"dim": 2}
+
+
+def test_a_failed_level_evaluation_counts_as_the_worst_score_and_the_run_goes_on(tmp_path):
+    class Flaky(CountingPool):
+        def map(self, items):
+            results = super().map(items)
+            return [Failed("node lost") if getattr(i, "programs", None) is not None
+                    and i.task.get("condition_number") != 100.0 else r
+                    for i, r in zip(items, results)]
+
+    config = parse_config(SCHEDULED)
+    pool = Flaky(lambda: Evaluator(config.population.max_statements))
+    search, store, _ = make_search(tmp_path / "run", programs("sgd"), pool=pool,
+                                   config_text=SCHEDULED)
+    search.run(2)
+    assert all(m.fitness == -math.inf for m in search.population.members)
+    assert all(row.regret == FITNESS_CAP for row in store.sampled_levels())
+
+
+def test_an_rl_family_cannot_be_a_level_of_a_program_search(tmp_path):
+    text = SCHEDULED.replace("quadratic = { dim = 4, horizon = 12 }", "cartpole = {}")
+    config = parse_config(text)
+    with pytest.raises(ConfigError, match="scheduler.families.cartpole: an RL family"):
+        Search(config, RunStore.create(tmp_path / "run", text), None, [])
