@@ -4,8 +4,9 @@ gymnax environments whose agents score learned objectives.
 Like gymnax environments, a task is explicit parameters (`Task`, a level of a `Family`) and a
 `Problem` of pure functions of PRNG keys (or, for RL families, an `Environment`: a gymnax id,
 its `EnvParams` and the training horizon). Parameters that fix array shapes (widths, depth,
-sizes, horizon) are Python ints; the others (noise, condition number) are floats. Both are
-constants of the compiled training loop, so each distinct task compiles once.
+sizes, horizon) are Python ints or strings: constants of the compiled training loop. The float
+ones (noise, condition number) can be traced values instead (`Task.build(floats)`), so the
+levels of one shape (`Task.shape`) share one compiled loop.
 """
 
 from __future__ import annotations
@@ -150,9 +151,35 @@ class Task:
         """"optimizer" (build gives a Problem) or "rl" (build gives an Environment)."""
         return FAMILIES[self.family].kind
 
-    def build(self) -> Problem | Environment:
-        """This task's pure functions (or environment), from its family."""
-        return FAMILIES[self.family].build(self)
+    @property
+    def floats(self) -> dict[str, float]:
+        """The float parameters (noise, condition number, ...): they fix no array shape."""
+        ranges = FAMILIES[self.family].ranges
+        return {name: value for name, value in self.params
+                if isinstance(ranges[name], Range) and not ranges[name].integer}
+
+    @property
+    def shape(self) -> tuple[str, tuple[tuple[str, object], ...]]:
+        """The family and the parameters that are not floats: tasks of one shape differ only
+        in values a compiled training loop can take as arguments."""
+        floats = self.floats
+        return self.family, tuple((n, v) for n, v in self.params if n not in floats)
+
+    def build(self, floats: Mapping[str, Any] | None = None) -> Problem | Environment:
+        """This task's pure functions (or environment), from its family; `floats` (e.g. traced
+        arrays) replaces the values of the float parameters."""
+        return FAMILIES[self.family].build(self if floats is None else _Values(self, floats))
+
+
+@dataclass(frozen=True)
+class _Values:
+    """A task seen by its family's builder with some parameter values replaced (traced)."""
+
+    task: Task
+    values: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.values[name] if name in self.values else self.task.get(name)
 
 
 # -- networks -------------------------------------------------------------------------------
@@ -345,8 +372,8 @@ def _quadratic(task: Task) -> Problem:
     """An ill-conditioned quadratic 0.5 (x - x*)^T A (x - x*): A has eigenvalues log-spaced
     from 1 down to 1/condition_number in a random basis; gradients carry N(0, noise^2) noise."""
     dim, noise = task.get("dim"), task.get("noise")
-    eigenvalues = jnp.asarray(
-        task.get("condition_number") ** -np.linspace(0.0, 1.0, dim), jnp.float32)
+    condition_number = jnp.asarray(task.get("condition_number"), jnp.float32)
+    eigenvalues = condition_number ** -jnp.linspace(0.0, 1.0, dim, dtype=jnp.float32)
 
     def data(key: jax.Array) -> dict[str, jax.Array]:
         k_basis, k_optimum = jax.random.split(key)

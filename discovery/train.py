@@ -10,7 +10,7 @@ so a program and the baseline given the same key see the same data.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,14 +103,15 @@ def _optax_optimizer(transform: optax.GradientTransformation) -> _Optimizer:
     return _Optimizer(transform.init, step)
 
 
-def make_program_train(task: Task, encoding: Encoding
+def make_program_train(task: Task, encoding: Encoding, floats: Mapping[str, Any] | None = None
                        ) -> Callable[[EncodedProgram, jax.Array, jax.Array], TrainResult]:
     """`train(encoded, lr, key) -> TrainResult`: one pure (jit-able, vmap-able) training run
-    of `task` with an encoded optimizer-slot program."""
+    of `task` with an encoded optimizer-slot program; `floats` replaces the task's float
+    parameters (see `Task.build`)."""
     if encoding.slot != OPTIMIZER:
         raise ValueError(f"training needs programs of the optimizer slot, "
                          f"not {encoding.slot.name!r}")
-    problem = task.build()
+    problem = task.build(floats)
 
     def train(encoded: EncodedProgram, lr: jax.Array, key: jax.Array) -> TrainResult:
         optimizer = _program_optimizer(encoded, jnp.asarray(lr, jnp.float32),
@@ -120,11 +121,12 @@ def make_program_train(task: Task, encoding: Encoding
     return train
 
 
-def make_optax_train(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation]
+def make_optax_train(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation],
+                     floats: Mapping[str, Any] | None = None
                      ) -> Callable[[jax.Array, jax.Array], TrainResult]:
     """`train(lr, key) -> TrainResult`: the same loop with the optax optimizer
     `make_optimizer(lr)`, for hand-designed baselines."""
-    problem = task.build()
+    problem = task.build(floats)
 
     def train(lr: jax.Array, key: jax.Array) -> TrainResult:
         return _train(problem, _optax_optimizer(make_optimizer(lr)), key)
@@ -141,14 +143,23 @@ def _over_lrs_and_seeds(train: Callable[..., TrainResult]) -> Callable[..., Trai
 _COMPILED: dict[tuple, Callable[..., TrainResult]] = {}  # compiled once per process
 
 
+def _floats(task: Task) -> dict[str, jax.Array]:
+    """The task's float parameters as float32 arguments of a compiled trainer."""
+    return {name: jnp.asarray(value, jnp.float32) for name, value in task.floats.items()}
+
+
 def _population_fn(task: Task, encoding: Encoding, shape: tuple[int, int, int]
                    ) -> Callable[..., TrainResult]:
-    """The compiled population trainer of this task and shape, traced on first use."""
-    key = ("programs", task, encoding, shape)
+    """The compiled population trainer of this task's shape (`Task.shape`: its float
+    parameters are the last argument) and population shape, traced on first use."""
+    key = ("programs", task.shape, encoding, shape)
     if key not in _COMPILED:
-        train = _over_lrs_and_seeds(make_program_train(task, encoding))
-        _COMPILED[key] = jax.jit(lambda population, lrs, keys: jax.lax.map(
-            lambda encoded: train(encoded, lrs, keys), population))
+        def run(population: EncodedProgram, lrs: jax.Array, keys: jax.Array,
+                floats: dict[str, jax.Array]) -> TrainResult:
+            train = _over_lrs_and_seeds(make_program_train(task, encoding, floats))
+            return jax.lax.map(lambda encoded: train(encoded, lrs, keys), population)
+
+        _COMPILED[key] = jax.jit(run)
     return _COMPILED[key]
 
 
@@ -162,7 +173,7 @@ def evaluate_population(task: Task, encoding: Encoding, population: EncodedProgr
     """
     lrs = jnp.asarray(lrs, jnp.float32)
     shape = (int(population.ops.shape[0]), int(lrs.shape[0]), int(keys.shape[0]))
-    return _population_fn(task, encoding, shape)(population, lrs, keys)
+    return _population_fn(task, encoding, shape)(population, lrs, keys, _floats(task))
 
 
 def adamw(lr: float) -> optax.GradientTransformation:
@@ -172,11 +183,14 @@ def adamw(lr: float) -> optax.GradientTransformation:
 
 def _baseline_fn(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation],
                  shape: tuple[int, int]) -> Callable[..., TrainResult]:
-    """The compiled baseline trainer [K, S] of this task and optimizer, traced on first use."""
-    key = ("optax", task, make_optimizer, shape)
+    """The compiled baseline trainer [K, S] of this task's shape and optimizer (float
+    parameters as the first argument), traced on first use."""
+    key = ("optax", task.shape, make_optimizer, shape)
     if key not in _COMPILED:
-        train = make_optax_train(task, make_optimizer)
-        _COMPILED[key] = jax.jit(_over_lrs_and_seeds(lambda _, lr, k: train(lr, k)))
+        def run(floats: dict[str, jax.Array], lr: jax.Array, k: jax.Array) -> TrainResult:
+            return make_optax_train(task, make_optimizer, floats)(lr, k)
+
+        _COMPILED[key] = jax.jit(_over_lrs_and_seeds(run))
     return _COMPILED[key]
 
 
@@ -199,7 +213,7 @@ def baseline(task: Task, lrs: ArrayLike, keys: jax.Array,
     is exp(score) (see `lr_scores`), the curve the mean over seeds. NaNs if no lr worked."""
     lrs = np.asarray(lrs, np.float32)
     fn = _baseline_fn(task, make_optimizer, (len(lrs), int(keys.shape[0])))
-    result = TrainResult(*(np.asarray(x) for x in fn(None, jnp.asarray(lrs), keys)))
+    result = TrainResult(*(np.asarray(x) for x in fn(_floats(task), jnp.asarray(lrs), keys)))
     scores = lr_scores(result)
     if not np.isfinite(scores).any():
         return math.nan, math.nan, np.full(CURVE_POINTS, np.nan)

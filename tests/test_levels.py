@@ -97,3 +97,28 @@ def test_from_config_is_none_without_a_scheduler_and_seeded_by_the_run():
     made = Levels.from_config(parse_config(text), cap=5.0)
     assert made.config.kind == "uniform" and made.state.seed == 3
     assert len(made.sample()) == 2
+
+
+def test_levels_differing_only_in_floats_share_one_compiled_trainer_and_differ_in_results():
+    import jax
+    from discovery import train
+    from dsl.interpreter import Encoding
+    from dsl.parser import parse
+
+    encoding = Encoding(max_statements=4)
+    sgd = encoding.encode_population([parse("def sgd(w, g, lr):\n    u = lr * g\n    return u\n")])
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    easy = Task.make("quadratic", dim=3, horizon=11, condition_number=2.0, noise=0.0)
+    hard = Task.make("quadratic", dim=3, horizon=11, condition_number=1e4, noise=0.5)
+    assert easy.shape == hard.shape and easy.floats != hard.floats
+    before = dict(train._COMPILED)
+    losses = [np.asarray(train.evaluate_population(level, encoding, sgd, [0.1], keys).final_loss)
+              for level in (easy, hard)]
+    baselines = [train.baseline(level, [0.1], keys)[1] for level in (easy, hard)]
+    added = {key: fn for key, fn in train._COMPILED.items() if key not in before}
+    assert sorted(key[0] for key in added) == ["optax", "programs"]  # one each, not two
+    assert all(fn._cache_size() == 1 for fn in added.values())  # traced once for both levels
+    assert not np.allclose(losses[0], losses[1]) and baselines[0] != baselines[1]
+    alone = jax.jit(train.make_program_train(hard, encoding))  # floats as constants
+    reference = alone(jax.tree.map(lambda x: x[0], sgd), np.float32(0.1), keys[0])
+    np.testing.assert_allclose(losses[1].ravel(), [reference.final_loss], rtol=1e-4)
