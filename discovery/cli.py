@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from discovery.config import ConfigError, load_config, parse_config
 from discovery.store import RunStore, StoreError
 from dsl.parser import parse
@@ -49,10 +51,15 @@ def load_program(ref: str) -> Program:
     if stored is not None:
         with open_run(stored[0]) as store:
             try:
-                return parse(store.candidate(stored[1]).text)
+                record = store.candidate(stored[1])
             except KeyError:
                 raise CliError(f"{ref}: run {stored[0]} has no candidate {stored[1]} "
                                f"(see `disco inspect {stored[0]}`)") from None
+        if record.weights is not None:
+            raise CliError(f"{ref} is a {record.kind} network, not a program: export it with "
+                           f"`disco export {ref} --format jax` or plot it with "
+                           f"`disco plot {ref} --drift -o FILE.png`")
+        return parse(record.text)
     path = Path(ref)
     if not path.is_file():
         raise CliError(f"{ref}: no such program file or RUN:ID")
@@ -62,6 +69,31 @@ def load_program(ref: str) -> Program:
         raise CliError(f"{ref}: {error}") from None
     except UnicodeDecodeError:
         raise CliError(f"{ref}: not a text file") from None
+
+
+def load_network(ref: str):
+    """(network shape, weights) of a network candidate `RUN:ID`; None for anything else."""
+    stored = _split_ref(ref)
+    if stored is None:
+        return None
+    from discovery.neural_search import network_from_text
+
+    with open_run(stored[0]) as store:
+        try:
+            record = store.candidate(stored[1])
+        except KeyError:
+            raise CliError(f"{ref}: run {stored[0]} has no candidate {stored[1]} "
+                           f"(see `disco inspect {stored[0]}`)") from None
+    if record.weights is None:
+        return None
+    return network_from_text(record.text), record.weights
+
+
+def _slot_of(program: Program):
+    """The slot whose inputs `program` reads: the objective slot's, else the optimizer's."""
+    from dsl.slots import OBJECTIVE, OPTIMIZER
+
+    return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER
 
 
 # -- program commands ----------------------------------------------------------------------
@@ -100,9 +132,15 @@ def _describe_program(program: Program) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from dsl.export import export
 
-    program = load_program(args.program)
+    network = load_network(args.program)
     try:
-        source = export(program, args.format)
+        if network is not None:
+            from populations.network_export import export_network
+
+            source = export_network(*network, args.format, origin=f" from {args.program}")
+        else:
+            program = load_program(args.program)
+            source = export(program, args.format, _slot_of(program))
     except (ProgramError, ValueError) as error:
         raise CliError(f"{args.program}: {error}") from None
     if args.output:
@@ -161,12 +199,23 @@ def _serve_metrics(args: argparse.Namespace, pool):
     return metrics, server
 
 
-def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
+def _make_search(config, store: RunStore, pool, on_generation):
+    """The driver of the config's population kind: program search or network meta-training."""
+    from discovery.config import NETWORK_KINDS
+
+    if config.population.kind in NETWORK_KINDS:
+        from discovery.neural_search import NeuralSearch
+
+        return NeuralSearch(config, store, pool, on_generation=on_generation)
     from discovery.search import Search, load_warm_start
     from dsl.interpreter import Encoding
 
     encoding = Encoding(max_statements=config.population.max_statements)
     warm_start = load_warm_start(sorted((store.run_dir / WARM_START_DIR).glob("*.py")), encoding)
+    return Search(config, store, pool, warm_start, on_generation=on_generation)
+
+
+def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
     pool = _make_pool(config, args.address)
     server = None
     try:
@@ -177,7 +226,7 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
             if metrics is not None:
                 metrics.observe(report, pool)
 
-        search = Search(config, store, pool, warm_start, on_generation=on_generation)
+        search = _make_search(config, store, pool, on_generation)
         search.restore()
         started = time.perf_counter()
         if search.generation >= generations:
@@ -204,13 +253,18 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
             print(f"  #{record.id:<5d} validation {_format_fitness(value)}  "
                   f"training fitness {_format_fitness(record.fitness)}")
         best = winners[0][0]
-        print(f"\nbest program (#{best.id}):\n{best.text}")
-        print(f"next: disco inspect {store.run_dir}  |  disco export {store.run_dir}:{best.id} "
-              "--format optax")
+        ref = f"{store.run_dir}:{best.id}"
+        if best.weights is not None:
+            print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
+            print(f"next: disco export {ref} --format jax  |  disco plot {ref} --drift "
+                  f"-o drift.png")
+        else:
+            print(f"\nbest program (#{best.id}):\n{best.text}")
+            print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
 
 
 def _cmd_launch(args: argparse.Namespace) -> None:
-    from discovery.config import warm_start_paths
+    from discovery.config import NETWORK_KINDS, warm_start_paths
     from discovery.search import TaskPlan, load_warm_start
     from dsl.interpreter import Encoding
 
@@ -218,8 +272,13 @@ def _cmd_launch(args: argparse.Namespace) -> None:
     if args.generations is not None:
         config = _with_generations(config, args.generations)
         text = _set_generations(text, args.generations)  # so that resume keeps the override
-    TaskPlan.from_config(config)  # a bad config fails before a run directory exists
-    paths = warm_start_paths(config, Path(args.config).resolve().parent)
+    plan = TaskPlan.from_config(config)  # a bad config fails before a run directory exists
+    wanted = "rl" if config.population.kind in NETWORK_KINDS else "optimizer"
+    for task in plan.all():
+        if task.kind != wanted:
+            raise ConfigError(f"tasks: {task.family} is an {task.kind} task family; a "
+                              f"{config.population.kind!r} population needs {wanted} tasks")
+    paths = [] if wanted == "rl" else warm_start_paths(config, Path(args.config).resolve().parent)
     load_warm_start(paths, Encoding(max_statements=config.population.max_statements))
     run_dir = Path(args.run_dir) if args.run_dir else \
         Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -287,18 +346,20 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool) -> None:
         best = store.top(top, by="fitness")
         rows = [{"id": r.id, "generation": r.generation, "fitness": r.fitness,
                  "validation": validated.get(r.id), "status": r.status, "hash": r.hash,
-                 "statements": len(parse(r.text).body), "program": r.text} for r, _ in best]
+                 "statements": None if r.weights is not None else len(parse(r.text).body),
+                 "program": r.text} for r, _ in best]
         if as_json:
             print(json.dumps({"run": str(run_dir), "candidates": store.count(),
                               "top": rows}, indent=2, default=_json_float))
             return
         print(f"run {run_dir}: {store.count()} candidates archived, "
-              f"{len(store.top(10 ** 9))} distinct programs")
+              f"{len(store.top(10 ** 9))} distinct candidates")
         print(f"{'id':>6} {'gen':>4} {'fitness':>8} {'valid.':>8} {'stmts':>5}  hash")
         for row in rows:
             validation = "" if row["validation"] is None else _format_fitness(row["validation"])
+            statements = "-" if row["statements"] is None else row["statements"]
             print(f"{row['id']:>6} {row['generation']:>4} {_format_fitness(row['fitness']):>8} "
-                  f"{validation:>8} {row['statements']:>5}  {row['hash']}")
+                  f"{validation:>8} {statements:>5}  {row['hash']}")
 
 
 def _json_float(value):
@@ -325,7 +386,11 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
                            for s in scores}, "validation": validation,
             }, indent=2, default=_json_float))
             return
-        print(record.text, end="")
+        if record.weights is not None:
+            print(f"{record.kind} network {record.text}, {record.weights.size} weights "
+                  f"(norm {float((record.weights ** 2).sum()) ** 0.5:.3f})")
+        else:
+            print(record.text, end="")
         print(f"candidate #{record.id}, generation {record.generation}: {record.status}"
               f"{' (' + record.reason + ')' if record.reason else ''}, "
               f"fitness {_format_fitness(record.fitness)}")
@@ -334,8 +399,9 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
             f"#{r.id} ({_format_fitness(r.fitness)})" for r in lineage))
         for s in scores:
             kind = "held-out" if s.task in validation else "training"
-            print(f"  {kind:8s} {s.task}: score {_format_fitness(s.score)}  loss {s.loss:.4g}"
-                  f"  lr {s.lr:g}")
+            detail = f"  loss {s.loss:.4g}  lr {s.lr:g}" if record.weights is None else \
+                f"  final return {s.curve[-1]:.4g}" if s.curve else ""
+            print(f"  {kind:8s} {s.task}: score {_format_fitness(s.score)}{detail}")
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -462,11 +528,38 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from discovery.plot import plot_run
+    from discovery import plot
 
-    with open_run(args.run) as store:
-        plot_run(store, args.output)
+    if args.drift:
+        plot.plot_drift(_drift_function(args.target), args.target, args.output)
+    elif _split_ref(args.target) is not None:
+        raise CliError(f"{args.target}: a candidate is plotted with --drift; a run "
+                       f"directory without :ID plots the run")
+    else:
+        with open_run(args.target) as store:
+            plot.plot_run(store, args.output)
     print(f"wrote {args.output}", file=sys.stderr)
+
+
+def _drift_function(ref: str):
+    """(drift of numpy (ratio, advantage, progress), whether it depends on progress) for a
+    network candidate or an objective-slot program (file or RUN:ID)."""
+    network = load_network(ref)
+    if network is not None:
+        shape, weights = network
+        return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
+                shape.temporally_aware)
+    from dsl.evaluate import evaluate
+    from dsl.slots import OBJECTIVE
+
+    program = load_program(ref)
+    try:
+        OBJECTIVE.check(program)
+    except ProgramError as error:
+        raise CliError(f"{ref}: --drift plots drift functions: {error}") from None
+    return (lambda r, a, p: np.asarray(evaluate(program, {"ratio": r, "advantage": a,
+                                                          "progress": p})[0]),
+            "progress" in program.used_names())
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -508,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     simplify.add_argument("program", help="program file or RUN:ID")
     simplify.set_defaults(handler=_cmd_simplify)
 
-    export = commands.add_parser("export", help="write the program as plain Python")
-    export.add_argument("program", help="program file or RUN:ID")
+    export = commands.add_parser("export", help="write the program or network as plain Python")
+    export.add_argument("program", help="program file or RUN:ID (a program or a network)")
     export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_cmd_export)
@@ -539,9 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--tasks", choices=["heldout", "train"], default="heldout")
     score.set_defaults(handler=_cmd_score)
 
-    plot = commands.add_parser("plot", help="fitness over the run and the best program's "
-                                            "loss curves against AdamW")
-    plot.add_argument("run", help="run directory")
+    plot = commands.add_parser("plot", help="fitness over the run and the best candidate's "
+                                            "curves against the baseline; or a drift")
+    plot.add_argument("target", help="run directory; with --drift, RUN:ID or a program file")
+    plot.add_argument("--drift", action="store_true",
+                      help="the drift over (ratio, advantage) at several training progresses")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     plot.set_defaults(handler=_cmd_plot)
     return parser

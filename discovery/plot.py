@@ -1,4 +1,5 @@
-"""Figures of a run: fitness over evaluations, and the winner's loss curves against AdamW."""
+"""Figures of a run: fitness over evaluations and the winner's curves against the baseline
+(loss against AdamW for programs, return against PPO for networks); learned drifts."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from discovery.store import RunStore  # noqa: E402
 
 
 def plot_run(store: RunStore, output: str | Path) -> None:
-    """Best and median population fitness against evaluations, and the best validated
-    program's held-out loss curves next to the AdamW baseline's."""
+    """Best and median population fitness against evaluations (and an evolution strategy's
+    mean), and the best validated candidate's held-out curves next to the baseline's."""
     events = store.events()
     by_generation: dict[int, dict[str, float]] = {}
     for event in events:
@@ -24,9 +25,11 @@ def plot_run(store: RunStore, output: str | Path) -> None:
     evaluations = np.cumsum([by_generation[g].get("evaluated", 0.0) for g in generations])
     best = [by_generation[g].get("best", np.nan) for g in generations]
     median = [by_generation[g].get("median", np.nan) for g in generations]
+    mean = [by_generation[g].get("mean", np.nan) for g in generations]
 
     winners = store.top(1, by="validation")
     curves = []
+    rl = bool(winners) and winners[0][0].weights is not None
     if winners:
         winner = winners[0][0]
         heldout = {v.task for v in store.validation_of(winner.id)}
@@ -40,17 +43,49 @@ def plot_run(store: RunStore, output: str | Path) -> None:
     ax = axes[0][0]
     ax.plot(evaluations, best, label="best")
     ax.plot(evaluations, median, label="median")
+    if np.isfinite(mean).any():
+        ax.plot(evaluations, mean, label="strategy mean")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("fitness: log(AdamW loss / candidate loss)")
+    ax.set_ylabel("fitness: return normalised by PPO's" if rl
+                  else "fitness: log(AdamW loss / candidate loss)")
     ax.set_title("population fitness")
     ax.legend()
     for ax, (task, curve, baseline) in zip(axes[0][1:], curves):
-        ax.semilogy(np.linspace(0, 1, len(curve)), curve, label=f"#{winners[0][0].id}")
-        ax.semilogy(np.linspace(0, 1, len(baseline)), baseline, label="AdamW (tuned lr)")
+        draw = ax.plot if rl else ax.semilogy
+        draw(np.linspace(0, 1, len(curve)), curve, label=f"#{winners[0][0].id}")
+        draw(np.linspace(0, 1, len(baseline)), baseline,
+             label="PPO (tuned lr)" if rl else "AdamW (tuned lr)")
         ax.set_xlabel("fraction of training")
-        ax.set_ylabel("validation loss")
+        ax.set_ylabel("mean episode return" if rl else "validation loss")
         ax.set_title(task if len(task) < 40 else task[:37] + "...", fontsize=8)
         ax.legend()
     figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+
+
+DRIFT_PROGRESS = (0.0, 0.5, 1.0)
+
+
+def plot_drift(drift: tuple, title: str, output: str | Path) -> None:
+    """Heatmaps of a drift over ratio x advantage, one per training progress in DRIFT_PROGRESS
+    (one alone if the drift ignores progress), as the TA-LPO paper shows learned drifts.
+    `drift`: (function of numpy (ratio, advantage, progress), whether it reads progress)."""
+    function, temporal = drift
+    ratio, advantage = np.meshgrid(np.linspace(0.5, 1.5, 101), np.linspace(-2.0, 2.0, 81))
+    progresses = DRIFT_PROGRESS if temporal else (0.0,)
+    values = [np.broadcast_to(function(ratio.astype(np.float32), advantage.astype(np.float32),
+                                       np.float32(p)), ratio.shape) for p in progresses]
+    top = max(float(np.nanmax(v)) for v in values) or 1.0
+    figure, axes = plt.subplots(1, len(values), figsize=(4.5 * len(values) + 1, 4),
+                                squeeze=False, layout="constrained")
+    for ax, p, value in zip(axes[0], progresses, values):
+        image = ax.pcolormesh(ratio, advantage, value, vmin=0.0, vmax=top, shading="auto")
+        ax.axvline(1.0, color="white", linewidth=0.5)
+        ax.set_xlabel("ratio r")
+        ax.set_ylabel("advantage A")
+        ax.set_title(f"progress {p:.1f}" if temporal else "drift (ignores progress)")
+    figure.colorbar(image, ax=axes[0].tolist(), label="drift")
+    figure.suptitle(title if len(title) < 80 else "..." + title[-77:], fontsize=9)
     figure.savefig(output, dpi=100)
     plt.close(figure)

@@ -32,7 +32,7 @@ class PPOResult(NamedTuple):
     repeats the previous value; NaN before the first episode ends."""
 
     curve: Any  # [num_updates]: mean return of the episodes completed in each update
-    final_return: Any  # []: the curve's last value
+    final_return: Any  # []: the curve's last value; NaN if the agent's weights are not finite
     params: Any  # the trained actor and critic
 
 
@@ -257,6 +257,9 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
 
         carry = (params, optimizer.init(params), runner, jnp.float32(jnp.nan))
         (params, *_), curve = jax.lax.scan(update, carry, jnp.arange(num_updates))
-        return PPOResult(curve, curve[-1], params)
+        # a rule that made the agent's weights NaN still "acts" (categorical of NaN logits):
+        # its return is not a score
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+        return PPOResult(curve, jnp.where(finite, curve[-1], jnp.nan), params)
 
     return train

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from populations.drift_network import DriftNetwork
+from populations.network_export import export_network
 
 KEY = jax.random.PRNGKey(0)
 RATIO = jnp.exp(jnp.linspace(-1.5, 1.5, 31))[:, None] * jnp.ones((1, 21))
@@ -59,3 +60,27 @@ def test_initial_network_is_the_zero_drift_and_has_num_params():
 def test_unknown_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="lpo, ta-lpo"):
         DriftNetwork.of_kind("lpg", 8)
+
+
+@pytest.mark.parametrize("kind,fmt", [("lpo", "numpy"), ("ta-lpo", "jax"), ("ta-lpo", "numpy")])
+def test_exported_module_computes_the_networks_drift(kind, fmt):
+    network = DriftNetwork.of_kind(kind, hidden=8)
+    weights = np.asarray(random_weights(network, KEY))
+    namespace = {}
+    exec(compile(export_network(network, weights, fmt), "exported.py", "exec"), namespace)
+    for progress in (0.0, 0.6):
+        ours = namespace["drift"](np.asarray(RATIO), np.asarray(ADVANTAGE), progress)
+        np.testing.assert_allclose(ours, network.apply(weights, RATIO, ADVANTAGE, progress),
+                                   rtol=1e-5, atol=1e-6)
+    objective = namespace["objective"](1.3, -0.5, 0.2)
+    np.testing.assert_allclose(
+        objective, 1.3 * -0.5 - network.apply(weights, jnp.array([1.3]), jnp.array([-0.5]), 0.2)[0],
+        rtol=1e-5)
+
+
+def test_export_refuses_weights_of_another_shape_and_unknown_formats():
+    network = DriftNetwork.of_kind("lpo", hidden=8)
+    with pytest.raises(ValueError, match="has 81 weights"):
+        export_network(network, np.zeros(80), "jax")
+    with pytest.raises(ValueError, match="jax or numpy"):
+        export_network(network, np.zeros(81), "optax")

@@ -345,6 +345,25 @@ def test_a_checkpoint_round_trips_nested_state(run):
     assert type(state["scalar"]) is float
 
 
+def test_a_checkpoint_keeps_the_shape_of_zero_dimensional_arrays(run):
+    """An evolution strategy's state holds 0-d arrays (step size, counter): shape matters."""
+    run.save_checkpoint(0, {"leaves": [np.asarray(2.5, np.float32), np.zeros((2, 3), np.int32)]})
+    leaves = run.load_checkpoint()[1]["leaves"]
+    assert [leaf.shape for leaf in leaves] == [(), (2, 3)]
+    assert leaves[0].dtype == np.float32 and float(leaves[0]) == 2.5
+
+
+def test_network_weights_round_trip_as_float32(run):
+    weights = np.linspace(-1, 1, 7, dtype=np.float64)
+    run.add_generation(0, [cand(1), CandidateRecord(
+        id=2, generation=0, kind="lpo", text='{"network": "lpo", "hidden": 2}', hash="w2",
+        fitness=0.5, status="ok", weights=weights)])
+    back = run.candidate(2).weights
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, weights.astype(np.float32))
+    assert run.candidate(1).weights is None
+
+
 def test_state_that_is_not_plain_data_is_refused(run):
     with pytest.raises(TypeError, match="only dicts"):
         run.save_checkpoint(0, {"oops": object()})

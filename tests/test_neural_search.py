@@ -1,0 +1,234 @@
+"""Meta-training drift networks (LPO / TA-LPO) with an evolution strategy: what is archived,
+how fitness is normalised by PPO, determinism and resume, failures, and that a tiny run
+improves its rule."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from cluster.local import LocalPool
+from cluster.pool import Failed
+from discovery.config import parse_config
+from discovery.evaluator import DriftNetworksItem, Evaluator
+from discovery.neural_search import NeuralSearch, network_from_text, split_evenly
+from discovery.rl_train import first_finite, normalised_return
+from discovery.store import RunStore
+from populations.drift_network import DriftNetwork
+from populations.strategy import Strategy
+
+CONFIG = """\
+seed = 4
+generations = 3
+
+[population]
+kind = "ta-lpo"
+size = 4
+hidden = 4
+
+[es]
+sigma = 0.3
+
+[tasks]
+seeds = 2
+lr_grid = [2.5e-3]
+train = [{ family = "cartpole", total_timesteps = 4096 }]
+heldout = [{ family = "cartpole", total_timesteps = 4096, length = 0.8 }]
+
+[ppo]
+num_envs = 4
+num_steps = 64
+
+[validation]
+every = 2
+top = 1
+
+[cluster]
+batch_size = 5
+"""
+
+
+def make_search(run_dir: Path, text: str = CONFIG, pool=None) -> NeuralSearch:
+    store = RunStore.create(run_dir, text) if not run_dir.exists() else RunStore.open(run_dir)
+    pool = pool or LocalPool(functools.partial(Evaluator, 8))
+    search = NeuralSearch(parse_config(text), store, pool)
+    search.restore()
+    return search
+
+
+def archive(store: RunStore) -> list[tuple]:
+    rows = store._db.execute("SELECT * FROM candidates ORDER BY id").fetchall()
+    scores = store._db.execute("SELECT * FROM scores ORDER BY candidate_id, task").fetchall()
+    validation = store._db.execute("SELECT * FROM validation ORDER BY candidate_id").fetchall()
+    return rows + scores + validation
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> NeuralSearch:
+    search = make_search(tmp_path_factory.mktemp("neural") / "run")
+    search.run(3)
+    return search
+
+
+def test_every_member_and_the_mean_are_archived_with_their_weights(finished):
+    store = finished.store
+    network = DriftNetwork.of_kind("ta-lpo", 4)
+    assert store.count() == 3 * 5  # population 4 and the strategy's mean, 3 generations
+    for cid in range(15):
+        record = store.candidate(cid)
+        assert record.kind == "ta-lpo" and network_from_text(record.text) == network
+        assert record.weights.shape == (network.num_params,)
+        assert record.status == "ok" and np.isfinite(record.fitness)
+        mean_id = 5 * record.generation
+        assert record.parent_id == (mean_id if cid != mean_id else
+                                    (None if record.generation == 0 else mean_id - 5))
+    # members are the mean plus sigma-noise in antithetic pairs
+    mean, members = (store.candidate(0).weights,
+                     np.stack([store.candidate(i).weights for i in range(1, 5)]))
+    np.testing.assert_allclose(members[:2] - mean, -(members[2:] - mean), atol=1e-5)
+    assert 0.1 < np.std(members - mean) < 0.6
+
+
+def test_fitness_is_the_return_normalised_by_tuned_ppos(finished):
+    store = finished.store
+    for cid in (0, 3, 7):
+        (score,) = [s for s in store.scores_of(cid) if "length=0.5" in s.task]
+        baseline = store.baseline(score.task)
+        expected = normalised_return(score.curve[-1], first_finite(np.asarray(baseline.curve)),
+                                     baseline.score)
+        assert score.score == pytest.approx(float(expected), rel=1e-4)
+        assert store.candidate(cid).fitness == pytest.approx(score.score)
+    # the reference points: PPO itself scores 1, an agent that never improves scores 0
+    assert normalised_return(baseline.score, 20.0, baseline.score) == pytest.approx(1.0)
+    assert normalised_return(20.0, 20.0, baseline.score) == 0.0
+
+
+def test_the_strategy_learns_from_the_fitness(finished):
+    store = finished.store
+    means = [store.candidate(5 * g).weights for g in range(3)]
+    assert not np.allclose(means[0], means[1]) and not np.allclose(means[1], means[2])
+
+
+def test_validation_scores_held_out_tasks_for_the_leaders_and_the_mean(finished):
+    validated = {v.candidate_id for g in range(15) for v in finished.store.validation_of(g)}
+    assert {0, 10} <= validated  # the means of generations 0 and 2 (validation there)
+    winner, value = finished.store.top(1, by="validation")[0]
+    assert np.isfinite(value) and winner.id in validated
+
+
+def test_same_seed_same_archive_and_resume_continues_identically(finished, tmp_path):
+    interrupted = make_search(tmp_path / "run")
+    interrupted.run(2)
+    interrupted.store.close()
+    resumed = make_search(tmp_path / "run")  # a new process would do exactly this
+    assert resumed.generation == 2
+    resumed.run(3)
+    assert archive(resumed.store) == archive(finished.store)
+
+
+def test_a_non_finite_rule_is_scored_worst_with_a_reason_and_the_run_goes_on(finished):
+    bad = np.full((2, finished.network.num_params), np.nan, np.float32)
+    bad[1] = 0.0
+    table = finished.score(bad, finished.tasks.train,
+                           {t.key: finished.store.baseline(t.key) for t in finished.tasks.all()},
+                           run_seed=0)
+    (nan_value, reason, _), = table[0]
+    assert nan_value == -np.inf and reason == "nan"
+    assert np.isfinite(table[1][0][0]) and table[1][0][1] is None
+
+
+class LosesEveryThirdItem:
+    """A pool whose actor dies on some items even after retries: they come back Failed."""
+
+    def __init__(self) -> None:
+        self.inner = LocalPool(functools.partial(Evaluator, 8))
+        self.calls = 0
+
+    def map(self, items):
+        results = []
+        for item in items:
+            if isinstance(item, DriftNetworksItem):
+                self.calls += 1
+                if self.calls % 3 == 0:
+                    results.append(Failed("ActorDiedError: the actor died"))
+                    continue
+            results.extend(self.inner.map([item]))
+        return results
+
+
+def test_lost_work_marks_its_candidates_failed_and_the_run_completes(tmp_path):
+    search = make_search(tmp_path / "run", pool=LosesEveryThirdItem())
+    search.run(2)
+    failed = [search.store.candidate(i) for i in range(10)
+              if search.store.candidate(i).status == "failed"]
+    assert failed and all("ActorDiedError" in c.reason and c.fitness == -np.inf
+                          for c in failed)
+    assert search.store.count() == 10
+
+
+def test_chunks_are_even_so_a_fixed_population_compiles_one_shape():
+    assert split_evenly(17, 16) == [(0, 9), (9, 17)]
+    assert split_evenly(5, 5) == [(0, 5)]
+    assert [b - a for a, b in split_evenly(33, 16)] == [11, 11, 11]
+
+
+def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
+    """Start from a drift that all but freezes the policy (a steep (1 - r)^2 penalty): a few
+    generations of OpenES must raise the mean's normalised return well above its start."""
+    text = CONFIG.replace('kind = "ta-lpo"', 'kind = "lpo"').replace("size = 4", "size = 8") \
+        .replace("hidden = 4", "hidden = 1").replace("sigma = 0.3", "sigma = 1.0\n"
+                                                     "learning_rate = 0.6") \
+        .replace("batch_size = 5", "batch_size = 9").replace("4096", "8192")
+    search = make_search(tmp_path / "run", text)
+    network = search.network
+    bad = np.zeros(network.num_params, np.float32)
+    bad[3] = 1.0  # the (1 - r)^2 feature into the hidden unit
+    bad[network.num_features + 1] = 10.0  # a large output weight
+    search.strategy = Strategy(search.strategy.spec, bad)
+    search.state = search.strategy.init(jax.random.PRNGKey(0))
+    search.run(6)
+    means = [search.store.candidate(9 * g).fitness for g in range(6)]
+    assert means[0] < 0.4, means
+    assert max(means[3:]) > means[0] + 0.3, means
+
+
+def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG.replace("generations = 3", "generations = 1"))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "DISCO_DEBUG")}
+    disco = str(Path(sys.executable).parent / "disco")
+    run_dir = tmp_path / "run"
+    launch = subprocess.run([disco, "launch", str(config), "--run-dir", str(run_dir)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert launch.returncode == 0, launch.stderr
+    assert "gen   0 |   5 candidates" in launch.stdout
+    assert "best network (#" in launch.stdout
+    with RunStore.open(run_dir) as store:
+        winner, _ = store.top(1, by="validation")[0]
+    ref = f"{run_dir}:{winner.id}"
+    exported = subprocess.run([disco, "export", ref, "--format", "numpy"], capture_output=True,
+                              text=True, env=env, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    namespace: dict = {}
+    exec(exported.stdout, namespace)
+    network = DriftNetwork.of_kind("ta-lpo", 4)
+    ratio, advantage = np.linspace(0.5, 1.5, 11), np.linspace(-2, 2, 11)
+    np.testing.assert_allclose(namespace["drift"](ratio, advantage, 0.3),
+                               network.apply(winner.weights, ratio, advantage, 0.3),
+                               rtol=1e-5, atol=1e-6)
+    png = tmp_path / "drift.png"
+    plotted = subprocess.run([disco, "plot", ref, "--drift", "-o", str(png)],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert plotted.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    wrong = subprocess.run([disco, "export", ref, "--format", "optax"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        f"disco: error: {ref}: a network exports as jax or numpy, not 'optax'"]
