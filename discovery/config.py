@@ -114,6 +114,39 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class LPGTrainConfig:
+    """The agent's hyperparameters, shared by LPG and A2C. Sized for the gridworlds: A2C at
+    step size 3e-3 learns the small layout in 100 updates of 8 envs x 20 steps.
+
+    return_scale is per environment: TA-LPG's return input is the mean return of the
+    episodes completed in the latest update that had any (0 before the first) divided by
+    it, so pick about a good agent's return, e.g. 500 for CartPole-v1 (its maximum) and
+    20 for the small gridworld (A2C's return there is 12-18).
+    """
+
+    num_envs: int = 16
+    num_steps: int = 20  # rollout length T: LPG reads T steps backwards
+    total_timesteps: int = 64_000
+    gamma: float = 0.99
+    lr: float = 5e-3  # the LPG agent's Adam step size (A2C's is train's argument)
+    max_grad_norm: float = 0.5
+    hidden: int = 32  # width of the agent's two tanh MLPs (two hidden layers each)
+    prediction_size: int = 30  # m, the size of the prediction vector y(s)
+    prediction_coef: float = 0.5  # alpha_y: weight of KL(y_hat || y(s)) in the agent's loss
+    policy_entropy_coef: float = 0.01  # beta_0: entropy bonus of pi (A2C's too)
+    prediction_entropy_coef: float = 0.001  # beta_1: entropy bonus of y
+    pi_hat_l2: float = 0.001  # beta_2: weight of mean pi_hat^2 in LPGResult.rule_l2
+    y_hat_l2: float = 0.001  # beta_3: weight of mean |y_hat|^2 in LPGResult.rule_l2
+    gae_lambda: float = 0.95  # A2C only
+    vf_coef: float = 0.5  # A2C only
+    return_scale: float = 1.0  # TA-LPG only; see above
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // (self.num_envs * self.num_steps)
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     generations: int = 10
@@ -124,6 +157,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     es: ESConfig = field(default_factory=ESConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    lpg: LPGTrainConfig = field(default_factory=LPGTrainConfig)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
 

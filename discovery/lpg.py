@@ -13,7 +13,6 @@ vmap it over a population, layouts and seeds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -21,46 +20,9 @@ import jax.numpy as jnp
 import optax
 from gymnax.environments import environment, spaces
 
-LPGParams = dict[str, Any]
-"""The rule's parameters: {"embed", "gru", "pi_hat", "y_hat"}, each {"w", "b"} (the GRU's
-{"wx", "wh", "b"}); a population has a leading axis on every leaf."""
-
-_BASE_INPUTS = 3  # reward, discount, pi(a|s); then the two embeddings of y
-_TEMPORAL_INPUTS = 3  # n/N, log N, normalised return
-
-
-@dataclass(frozen=True)
-class LPGTrainConfig:
-    """The agent's hyperparameters, shared by LPG and A2C. Sized for the gridworlds: A2C at
-    step size 3e-3 learns the small layout in 100 updates of 8 envs x 20 steps.
-
-    return_scale is per environment: TA-LPG's return input is the mean return of the
-    episodes completed in the latest update that had any (0 before the first) divided by
-    it, so pick about a good agent's return, e.g. 500 for CartPole-v1 (its maximum) and
-    20 for the small gridworld (A2C's return there is 12-18).
-    """
-
-    num_envs: int = 16
-    num_steps: int = 20  # rollout length T: LPG reads T steps backwards
-    total_timesteps: int = 64_000
-    gamma: float = 0.99
-    lr: float = 5e-3  # the LPG agent's Adam step size (A2C's is train's argument)
-    max_grad_norm: float = 0.5
-    hidden: int = 32  # width of the agent's two tanh MLPs (two hidden layers each)
-    prediction_size: int = 30  # m, the size of the prediction vector y(s)
-    prediction_coef: float = 0.5  # alpha_y: weight of KL(y_hat || y(s)) in the agent's loss
-    policy_entropy_coef: float = 0.01  # beta_0: entropy bonus of pi (A2C's too)
-    prediction_entropy_coef: float = 0.001  # beta_1: entropy bonus of y
-    pi_hat_l2: float = 0.001  # beta_2: weight of mean pi_hat^2 in LPGResult.rule_l2
-    y_hat_l2: float = 0.001  # beta_3: weight of mean |y_hat|^2 in LPGResult.rule_l2
-    gae_lambda: float = 0.95  # A2C only
-    vf_coef: float = 0.5  # A2C only
-    return_scale: float = 1.0  # TA-LPG only; see above
-
-    @property
-    def num_updates(self) -> int:
-        return self.total_timesteps // (self.num_envs * self.num_steps)
-
+from discovery.config import LPGTrainConfig
+from populations.layers import mlp, mlp_init
+from populations.lpg_network import LPGInputs, LPGParams, is_temporally_aware, lpg_apply
 
 class LPGResult(NamedTuple):
     """One run's returns (with leading axes, many runs'). An update in which no episode ends
@@ -72,97 +34,6 @@ class LPGResult(NamedTuple):
     rule_l2: Any  # []: LPG's output regulariser, mean over updates of
     # pi_hat_l2 * mean(pi_hat^2) + y_hat_l2 * mean(|y_hat|^2); subtract it from a fitness
     # to penalise large targets as LPG's meta-objective does (0 for A2C)
-
-
-class LPGInputs(NamedTuple):
-    """What LPG reads of a rollout, each [T, B] (the predictions [T, B, m])."""
-
-    reward: jax.Array
-    discount: jax.Array  # gamma * (1 - terminated)
-    done: jax.Array  # 1 where an episode ended (terminated or truncated): LPG's memory resets
-    pi_taken: jax.Array  # pi(a_t | s_t) of the action taken
-    y: jax.Array  # y(s_t)
-    y_next: jax.Array  # y(s_{t+1}), of the state reached before any auto-reset
-
-
-def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> dict[str, jax.Array]:
-    # Not orthogonal init: jaxlib's CPU QR can deadlock when two run at once.
-    init = jax.nn.initializers.variance_scaling(scale ** 2, "fan_in", "truncated_normal")
-    return {"w": init(key, (n_in, n_out)), "b": jnp.zeros(n_out)}
-
-
-def lpg_init(key: jax.Array, temporally_aware: bool, hidden: int = 16,
-             prediction_size: int = 30) -> LPGParams:
-    """Random rule parameters: a shared embedding of y (width `hidden`), a GRU of width
-    `hidden`, and the pi_hat and y_hat heads."""
-    k_embed, k_x, k_h, k_pi, k_y = jax.random.split(key, 5)
-    n_in = _BASE_INPUTS + 2 * hidden + (_TEMPORAL_INPUTS if temporally_aware else 0)
-    gru = {"wx": _dense(k_x, n_in, 3 * hidden, 1.0)["w"],
-           "wh": _dense(k_h, hidden, 3 * hidden, 1.0)["w"], "b": jnp.zeros(3 * hidden)}
-    return {"embed": _dense(k_embed, prediction_size, hidden, math.sqrt(2.0)), "gru": gru,
-            "pi_hat": _dense(k_pi, hidden, 1, 1.0),
-            "y_hat": _dense(k_y, hidden, prediction_size, 1.0)}
-
-
-def is_temporally_aware(params: LPGParams) -> bool:
-    """Whether the rule has TA-LPG's three extra inputs (read from its shapes)."""
-    hidden = params["embed"]["w"].shape[-1]
-    return params["gru"]["wx"].shape[-2] == _BASE_INPUTS + 2 * hidden + _TEMPORAL_INPUTS
-
-
-def lpg_apply(params: LPGParams, inputs: LPGInputs, progress: Any = 0.0,
-              log_total: Any = 0.0, normalised_return: Any = 0.0
-              ) -> tuple[jax.Array, jax.Array]:
-    """(pi_hat [T, B], y_hat [T, B, m]): the rule run backwards in time over a rollout.
-
-    y(s_t) and y(s_{t+1}) pass through one shared dense layer, so the rule sees only what
-    the predictions do, not what their coordinates mean. A GRU scans from the last step to
-    the first; its memory is cleared after each episode's end. The temporal inputs (scalars
-    or [B]) are read only by a TA-LPG rule: n/N, log N and the normalised return.
-    """
-
-    def embed(y: jax.Array) -> jax.Array:
-        return jax.nn.relu(y @ params["embed"]["w"] + params["embed"]["b"])
-
-    features = [inputs.reward[..., None], inputs.discount[..., None],
-                inputs.pi_taken[..., None], embed(inputs.y), embed(inputs.y_next)]
-    if is_temporally_aware(params):
-        shape = inputs.reward.shape
-        features += [jnp.broadcast_to(jnp.asarray(v, jnp.float32), shape)[..., None]
-                     for v in (progress, log_total, normalised_return)]
-    x = jnp.concatenate(features, axis=-1)
-    gru = params["gru"]
-    hidden = gru["wh"].shape[0]
-
-    def cell(h: jax.Array, step: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        x_t, done_t = step
-        h = h * (1.0 - done_t)[:, None]  # what follows an episode's end is another episode
-        gates_x = x_t @ gru["wx"] + gru["b"]
-        gates_h = h @ gru["wh"]
-        update = jax.nn.sigmoid(gates_x[:, :hidden] + gates_h[:, :hidden])
-        reset = jax.nn.sigmoid(gates_x[:, hidden:2 * hidden] + gates_h[:, hidden:2 * hidden])
-        candidate = jnp.tanh(gates_x[:, 2 * hidden:] + reset * gates_h[:, 2 * hidden:])
-        h = update * h + (1.0 - update) * candidate
-        return h, h
-
-    h0 = jnp.zeros((x.shape[1], hidden), x.dtype)
-    _, hs = jax.lax.scan(cell, h0, (x, inputs.done.astype(x.dtype)), reverse=True)
-    pi_hat = (hs @ params["pi_hat"]["w"] + params["pi_hat"]["b"])[..., 0]
-    y_hat = jax.nn.softmax(hs @ params["y_hat"]["w"] + params["y_hat"]["b"])
-    return pi_hat, y_hat
-
-
-def _mlp_init(key: jax.Array, sizes: list[int], last_scale: float) -> list[dict]:
-    keys = jax.random.split(key, len(sizes) - 1)
-    scales = [math.sqrt(2.0)] * (len(sizes) - 2) + [last_scale]
-    return [_dense(k, n_in, n_out, s)
-            for k, n_in, n_out, s in zip(keys, sizes[:-1], sizes[1:], scales)]
-
-
-def _mlp(layers: list[dict], x: jax.Array) -> jax.Array:
-    for layer in layers[:-1]:
-        x = jnp.tanh(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
 def _flat(obs: jax.Array, leading: int) -> jax.Array:
@@ -200,7 +71,7 @@ def _loop(config: LPGTrainConfig, env: environment.Environment) -> Callable:
         def step(runner: tuple, _: None) -> tuple[tuple, dict[str, jax.Array]]:
             env_state, obs, episode_return, key = runner
             key, k_action, k_step = jax.random.split(key, 3)
-            action = jax.random.categorical(k_action, _mlp(policy, _flat(obs, 1)))
+            action = jax.random.categorical(k_action, mlp(policy, _flat(obs, 1)))
             next_obs, env_state, reward, terminated, truncated, info = env_step(
                 jax.random.split(k_step, config.num_envs), env_state, action, env_params)
             done = jnp.logical_or(terminated, truncated)
@@ -256,9 +127,9 @@ def make_lpg_train(config: LPGTrainConfig, env: environment.Environment,
                             optax.adam(config.lr))
 
     def loss(agent: Any, steps: dict, pi_hat: jax.Array, y_hat: jax.Array) -> jax.Array:
-        log_pi = jax.nn.log_softmax(_mlp(agent["policy"], _flat(steps["obs"], 2)))
+        log_pi = jax.nn.log_softmax(mlp(agent["policy"], _flat(steps["obs"], 2)))
         log_pi_taken = jnp.take_along_axis(log_pi, steps["action"][..., None], -1)[..., 0]
-        log_y = jax.nn.log_softmax(_mlp(agent["prediction"], _flat(steps["obs"], 2)))
+        log_y = jax.nn.log_softmax(mlp(agent["prediction"], _flat(steps["obs"], 2)))
         kl = jnp.sum(jax.scipy.special.xlogy(y_hat, y_hat) - y_hat * log_y, axis=-1)
         return jnp.mean(-pi_hat * log_pi_taken + config.prediction_coef * kl
                         - config.policy_entropy_coef * _entropy(log_pi)
@@ -269,16 +140,16 @@ def make_lpg_train(config: LPGTrainConfig, env: environment.Environment,
             raise ValueError("the rule's parameters do not match temporally_aware")
         k_policy, k_prediction, k_run = jax.random.split(key, 3)
         sizes, n_actions = _sizes(env, env_params, config)
-        agent = {"policy": _mlp_init(k_policy, sizes + [n_actions], 0.01),
-                 "prediction": _mlp_init(k_prediction, sizes + [config.prediction_size], 1.0)}
+        agent = {"policy": mlp_init(k_policy, sizes + [n_actions], 0.01),
+                 "prediction": mlp_init(k_prediction, sizes + [config.prediction_size], 1.0)}
 
         def update(agent: Any, opt_state: Any, steps: dict, index: jax.Array,
                    last_mean: jax.Array) -> tuple[Any, Any, jax.Array]:
-            log_pi = jax.nn.log_softmax(_mlp(agent["policy"], _flat(steps["obs"], 2)))
+            log_pi = jax.nn.log_softmax(mlp(agent["policy"], _flat(steps["obs"], 2)))
             pi_taken = jnp.exp(jnp.take_along_axis(log_pi, steps["action"][..., None],
                                                    -1)[..., 0])
-            y = jax.nn.softmax(_mlp(agent["prediction"], _flat(steps["obs"], 2)))
-            y_next = jax.nn.softmax(_mlp(agent["prediction"], _flat(steps["final_obs"], 2)))
+            y = jax.nn.softmax(mlp(agent["prediction"], _flat(steps["obs"], 2)))
+            y_next = jax.nn.softmax(mlp(agent["prediction"], _flat(steps["final_obs"], 2)))
             inputs = LPGInputs(reward=steps["reward"],
                                discount=config.gamma * (1.0 - steps["terminated"]),
                                done=steps["done"], pi_taken=pi_taken, y=y, y_next=y_next)
@@ -319,9 +190,9 @@ def make_a2c_train(config: LPGTrainConfig, env: environment.Environment
 
     def loss(agent: Any, steps: dict, advantage: jax.Array, target: jax.Array) -> jax.Array:
         obs = _flat(steps["obs"], 2)
-        log_pi = jax.nn.log_softmax(_mlp(agent["policy"], obs))
+        log_pi = jax.nn.log_softmax(mlp(agent["policy"], obs))
         log_pi_taken = jnp.take_along_axis(log_pi, steps["action"][..., None], -1)[..., 0]
-        value = _mlp(agent["value"], obs)[..., 0]
+        value = mlp(agent["value"], obs)[..., 0]
         return jnp.mean(-advantage * log_pi_taken
                         + config.vf_coef * 0.5 * jnp.square(value - target)
                         - config.policy_entropy_coef * _entropy(log_pi))
@@ -329,15 +200,15 @@ def make_a2c_train(config: LPGTrainConfig, env: environment.Environment
     def train(lr: Any, env_params: Any, key: jax.Array) -> LPGResult:
         k_policy, k_value, k_run = jax.random.split(key, 3)
         sizes, n_actions = _sizes(env, env_params, config)
-        agent = {"policy": _mlp_init(k_policy, sizes + [n_actions], 0.01),
-                 "value": _mlp_init(k_value, sizes + [1], 1.0)}
+        agent = {"policy": mlp_init(k_policy, sizes + [n_actions], 0.01),
+                 "value": mlp_init(k_value, sizes + [1], 1.0)}
         optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                 optax.adam(lr))
 
         def update(agent: Any, opt_state: Any, steps: dict, index: jax.Array,
                    last_mean: jax.Array) -> tuple[Any, Any, jax.Array]:
-            value = _mlp(agent["value"], _flat(steps["obs"], 2))[..., 0]
-            next_value = _mlp(agent["value"], _flat(steps["final_obs"], 2))[..., 0]
+            value = mlp(agent["value"], _flat(steps["obs"], 2))[..., 0]
+            next_value = mlp(agent["value"], _flat(steps["final_obs"], 2))[..., 0]
             advantage = advantages(value, next_value, steps)
             grads = jax.grad(loss)(agent, steps, advantage, advantage + value)
             updates, opt_state = optimizer.update(grads, opt_state, agent)

@@ -20,6 +20,7 @@ from gymnax.environments import spaces
 from discovery.config import PPOConfig
 from dsl.interpreter import EncodedProgram, Encoding, run
 from dsl.slots import OBJECTIVE
+from populations.layers import mlp, mlp_init
 
 Drift = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """(args, ratio, advantage, progress) -> drift per sample, >= 0 and zero at ratio 1."""
@@ -109,30 +110,10 @@ def program_drift(encoding: Encoding) -> Drift:
     return drift
 
 
-def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> dict[str, jax.Array]:
-    # Not PureJaxRL's orthogonal init: jaxlib's CPU QR can deadlock when two run at once on
-    # a 2-thread pool. Same gain, weight variance scale**2 / n_in.
-    init = jax.nn.initializers.variance_scaling(scale ** 2, "fan_in", "truncated_normal")
-    return {"w": init(key, (n_in, n_out)), "b": jnp.zeros(n_out)}
-
-
-def _mlp_init(key: jax.Array, sizes: list[int], last_scale: float) -> list[dict[str, jax.Array]]:
-    keys = jax.random.split(key, len(sizes) - 1)
-    scales = [math.sqrt(2.0)] * (len(sizes) - 2) + [last_scale]
-    return [_dense(k, n_in, n_out, s)
-            for k, n_in, n_out, s in zip(keys, sizes[:-1], sizes[1:], scales)]
-
-
-def _mlp(layers: list[dict[str, jax.Array]], x: jax.Array) -> jax.Array:
-    for layer in layers[:-1]:
-        x = jnp.tanh(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
-
-
 def _network(params: dict[str, Any], obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(action logits, value) of flattened observations."""
     x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
-    return _mlp(params["actor"], x), _mlp(params["critic"], x)[:, 0]
+    return mlp(params["actor"], x), mlp(params["critic"], x)[:, 0]
 
 
 def make_train(config: PPOConfig, env_name: str, objective: Objective
@@ -233,8 +214,8 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
 
     def train(args: Any, env_params: Any, key: jax.Array) -> PPOResult:
         k_actor, k_critic, k_reset, k_rollout, k_learn = jax.random.split(key, 5)
-        params = {"actor": _mlp_init(k_actor, sizes + [action_space.n], 0.01),
-                  "critic": _mlp_init(k_critic, sizes + [1], 1.0)}
+        params = {"actor": mlp_init(k_actor, sizes + [action_space.n], 0.01),
+                  "critic": mlp_init(k_critic, sizes + [1], 1.0)}
         obs, env_state = env_reset(jax.random.split(k_reset, config.num_envs), env_params)
         runner = (env_state, obs, jnp.zeros(config.num_envs), k_rollout)
 

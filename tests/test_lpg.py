@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from discovery.gridworld import Gridworld, sample_layout, small
-from discovery.lpg import (LPGInputs, LPGTrainConfig, is_temporally_aware, lpg_apply,
-                           lpg_init, make_a2c_train, make_lpg_train)
+from discovery.config import LPGTrainConfig
+from discovery.lpg import make_a2c_train, make_lpg_train
+from populations.lpg_network import LPGInputs, is_temporally_aware, lpg_apply, lpg_init
 
 ENV = Gridworld()
 SMALL = small()
