@@ -405,14 +405,11 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    import functools
+    import dataclasses
 
-    from cluster.local import LocalPool
-    from discovery.evaluator import Evaluator
-    from discovery.search import TaskPlan, score_programs
-    from dsl.interpreter import Encoding, EncodingError
+    from discovery.config import NETWORK_KINDS
+    from discovery.search import TaskPlan
 
-    programs = [load_program(ref) for ref in args.programs]
     with open_run(args.run) as store:
         config = parse_config(store.config_text)
         plan = TaskPlan.from_config(config)
@@ -423,7 +420,37 @@ def _cmd_score(args: argparse.Namespace) -> None:
             if record is None:
                 raise CliError(f"{args.run} has no baseline for {task.key} yet "
                                "(run at least one generation first)")
-            baselines[task.key] = record.loss
+            baselines[task.key] = record
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise CliError("--seeds: expected a positive integer")
+        config = dataclasses.replace(config, tasks=dataclasses.replace(config.tasks,
+                                                                       seeds=args.seeds))
+    if config.population.kind in NETWORK_KINDS:
+        table, what = _score_networks(args.candidates, config, tasks, baselines)
+    else:
+        table, what = _score_programs(args.candidates, config, tasks, baselines)
+    print(f"{args.tasks} tasks of {args.run}, {config.tasks.seeds} seeds; score = {what}")
+    for i, task in enumerate(tasks):
+        print(f"  T{i + 1}: {task.key}")
+    print(f"{'candidate':<28}" + "".join(f"{'T' + str(i + 1):>9}" for i in range(len(tasks)))
+          + f"{'mean':>9}")
+    for ref, row in zip(args.candidates, table):
+        values = [value for value, _, _ in row]
+        mean = sum(values) / len(values)
+        print(f"{ref[-28:]:<28}" + "".join(f"{_format_fitness(v):>9}" for v in values)
+              + f"{_format_fitness(mean):>9}")
+
+
+def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
+    import functools
+
+    from cluster.local import LocalPool
+    from discovery.evaluator import Evaluator
+    from discovery.search import score_programs
+    from dsl.interpreter import Encoding, EncodingError
+
+    programs = [load_program(ref) for ref in refs]
     size = max(config.population.max_statements, *(len(p.body) for p in programs))
     encoding = Encoding(max_statements=size)
     try:
@@ -432,18 +459,29 @@ def _cmd_score(args: argparse.Namespace) -> None:
     except (EncodingError, ProgramError) as error:
         raise CliError(str(error)) from None
     pool = LocalPool(functools.partial(Evaluator, size))
-    table = score_programs(pool, config, encoding, programs, tasks, baselines)
-    print(f"{args.tasks} tasks of {args.run}; score = log(AdamW loss / program loss), "
-          "each at its best lr")
-    for i, task in enumerate(tasks):
-        print(f"  T{i + 1}: {task.key}")
-    print(f"{'program':<28}" + "".join(f"{'T' + str(i + 1):>9}" for i in range(len(tasks)))
-          + f"{'mean':>9}")
-    for ref, row in zip(args.programs, table):
-        values = [value for value, _, _ in row]
-        mean = sum(values) / len(values)
-        print(f"{ref[-28:]:<28}" + "".join(f"{_format_fitness(v):>9}" for v in values)
-              + f"{_format_fitness(mean):>9}")
+    losses = {key: record.loss for key, record in baselines.items()}
+    return (score_programs(pool, config, encoding, programs, tasks, losses),
+            "log(AdamW loss / program loss), each at its best lr")
+
+
+def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
+    import functools
+
+    from cluster.local import LocalPool
+    from discovery.evaluator import Evaluator
+    from discovery.neural_search import network_of, network_text, score_networks
+
+    network = network_of(config)[0]
+    weights = []
+    for ref in refs:
+        loaded = load_network(ref)
+        if loaded is None or loaded[0] != network:
+            raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
+                           f"({network_text(network)})")
+        weights.append(loaded[1])
+    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
+    table = score_networks(pool, config, np.stack(weights), tasks, baselines, config.seed)
+    return table, "final return normalised by the tuned baseline's (1: as good)"
 
 
 def _cmd_submit(args: argparse.Namespace) -> None:
@@ -547,6 +585,9 @@ def _drift_function(ref: str):
     network = load_network(ref)
     if network is not None:
         shape, weights = network
+        if shape.kind not in ("lpo", "ta-lpo"):
+            raise CliError(f"{ref} is an {shape.kind} network, which has no drift to plot; "
+                           f"export it with `disco export {ref} --format jax`")
         return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
                 shape.temporally_aware)
     from dsl.evaluate import evaluate
@@ -625,11 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_cmd_status)
 
     score = commands.add_parser(
-        "score", help="score programs on a run's held-out (or training) tasks, as the "
-                      "run scores its candidates")
-    score.add_argument("programs", nargs="+", help="program files or RUN:ID")
+        "score", help="score programs or networks on a run's held-out (or training) tasks, "
+                      "as the run scores its candidates")
+    score.add_argument("candidates", nargs="+", help="program files or RUN:ID")
     score.add_argument("--run", required=True, help="run directory whose tasks to use")
     score.add_argument("--tasks", choices=["heldout", "train"], default="heldout")
+    score.add_argument("--seeds", type=int, help="seeds per task (default: the run's)")
     score.set_defaults(handler=_cmd_score)
 
     plot = commands.add_parser("plot", help="fitness over the run and the best candidate's "

@@ -163,7 +163,7 @@ class Config:
 
 _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": ScreenConfig,
              "validation": ValidationConfig, "cluster": ClusterConfig, "es": ESConfig,
-             "ppo": PPOConfig, "scheduler": SchedulerSettings}
+             "ppo": PPOConfig, "lpg": LPGTrainConfig, "scheduler": SchedulerSettings}
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
              "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
              "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",

@@ -14,12 +14,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from discovery.config import PPOConfig
-from discovery.rl_train import evaluate_drift_networks, ppo_baseline
+from discovery.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
 from discovery.tasks import Task
 from discovery.train import baseline, evaluate_population
 from dsl.interpreter import EncodedProgram, Encoding
-from populations.drift_network import DriftNetwork
 
 
 @dataclass(frozen=True)
@@ -44,29 +42,31 @@ class BaselineItem:
 
 
 @dataclass(frozen=True)
-class DriftNetworksItem:
-    """Train PPO agents with each drift network of a (padded) population on one RL task."""
+class NetworksItem:
+    """Train agents with each rule network of a (padded) population on one RL task: PPO
+    with a drift network, the actor-predictor with an LPG network."""
 
     task: Task
-    network: DriftNetwork
+    network: Network
     params: np.ndarray  # [population, parameters] float32
-    ppo: PPOConfig
+    agent: AgentConfig
     seeds: int
     run_seed: int
 
 
 @dataclass(frozen=True)
-class PPOBaselineItem:
-    """Tune PPO's learning rate on one RL task: the baseline learned objectives must beat."""
+class RLBaselineItem:
+    """Tune the hand-designed algorithm's learning rate on one RL task (PPO, or A2C for
+    LPG's agent): the baseline learned rules must beat."""
 
     task: Task
-    ppo: PPOConfig
+    agent: AgentConfig
     lrs: tuple[float, ...]
     seeds: int
     run_seed: int
 
 
-WorkItem = ProgramsItem | BaselineItem | DriftNetworksItem | PPOBaselineItem
+WorkItem = ProgramsItem | BaselineItem | NetworksItem | RLBaselineItem
 
 
 def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
@@ -84,13 +84,12 @@ class Evaluator:
 
     def __call__(self, item: WorkItem) -> dict[str, Any]:
         keys = task_keys(item.task, item.seeds, item.run_seed)
-        if isinstance(item, DriftNetworksItem):
-            result = evaluate_drift_networks(item.task, item.network, item.params, item.ppo,
-                                             keys)
+        if isinstance(item, NetworksItem):
+            result = evaluate_networks(item.task, item.network, item.params, item.agent, keys)
             return {"final_return": np.asarray(result.final_return),
                     "curve": np.asarray(result.curve)}
-        if isinstance(item, PPOBaselineItem):
-            lr, final, start, curve = ppo_baseline(item.task, item.ppo, item.lrs, keys)
+        if isinstance(item, RLBaselineItem):
+            lr, final, start, curve = rl_baseline(item.task, item.agent, item.lrs, keys)
             return {"lr": lr, "final_return": final, "start": start, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):

@@ -1,9 +1,11 @@
-"""The driver of a network search: meta-training a learned objective (LPO / TA-LPO drift
-network) with an evosax strategy, through the same pool, run store and reports as programs.
+"""The driver of a network search: meta-training a learned rule (an LPO / TA-LPO drift network
+or an LPG / TA-LPG network) with an evosax strategy, through the same pool, run store and
+reports as programs.
 
 One generation: ask the strategy for a population, evaluate it with the current mean (the rule
-the strategy would export) as PPO agents on every training task, score each by its return
-normalised by tuned PPO's, tell the strategy, archive every member with its weights, and
+the strategy would export) as agents on every training task (PPO with the drift; the
+actor-predictor with LPG), score each by its return normalised by the tuned hand-designed
+algorithm's (PPO; A2C for LPG), tell the strategy, archive every member with its weights, and
 checkpoint the strategy's state. Keys come from (seed, generation), so a resumed run ends
 where the uninterrupted run ends.
 """
@@ -22,29 +24,44 @@ import numpy as np
 
 from cluster.pool import Failed
 from discovery.config import Config, ConfigError
-from discovery.evaluator import DriftNetworksItem, PPOBaselineItem
-from discovery.rl_train import first_finite, normalised_return
+from discovery.evaluator import NetworksItem, RLBaselineItem
+from discovery.rl_train import AgentConfig, Network, first_finite, normalised_return
 from discovery.search import (FITNESS_CAP, WORST, GenerationReport, Pool, TaskPlan,
                               _mean_scores)
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
 from discovery.tasks import Task
-from populations.drift_network import DriftNetwork
+from populations.drift_network import DRIFT_KINDS, DriftNetwork
+from populations.lpg_network import LPGNetwork
 from populations.strategy import Strategy, StrategySpec
 
 _INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
 
 
-def network_text(network: DriftNetwork) -> str:
+def network_of(config: Config) -> tuple[Network, AgentConfig]:
+    """The rule network of the config's population kind and the agent config it trains with."""
+    kind, hidden = config.population.kind, config.population.hidden
+    if kind in DRIFT_KINDS:
+        return DriftNetwork.of_kind(kind, hidden), config.ppo
+    return LPGNetwork.of_kind(kind, hidden, config.lpg.prediction_size), config.lpg
+
+
+def network_text(network: Network) -> str:
     """What the archive's text column holds for a network candidate: its shape, as JSON."""
-    return json.dumps({"network": network.kind, "hidden": network.hidden})
+    shape = {"network": network.kind, "hidden": network.hidden}
+    if isinstance(network, LPGNetwork):
+        shape["prediction_size"] = network.prediction_size
+    return json.dumps(shape)
 
 
-def network_from_text(text: str) -> DriftNetwork:
+def network_from_text(text: str) -> Network:
     """The network shape of an archived candidate; ValueError if it is not a network."""
     try:
         data = json.loads(text)
-        return DriftNetwork.of_kind(data["network"], int(data["hidden"]))
+        if data["network"] in DRIFT_KINDS:
+            return DriftNetwork.of_kind(data["network"], int(data["hidden"]))
+        return LPGNetwork.of_kind(data["network"], int(data["hidden"]),
+                                  int(data["prediction_size"]))
     except (ValueError, KeyError, TypeError):
         raise ValueError("not a network candidate") from None
 
@@ -62,7 +79,7 @@ def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
 
 
 class NeuralSearch:
-    """Meta-training of a drift-network population over one run directory."""
+    """Meta-training of a rule-network population over one run directory."""
 
     def __init__(self, config: Config, store: RunStore, pool: Pool,
                  on_generation: Callable[[GenerationReport], None] | None = None) -> None:
@@ -75,7 +92,7 @@ class NeuralSearch:
             if task.kind != "rl":
                 raise ConfigError(f"tasks: {task.family} is not an RL family; a "
                                   f"{config.population.kind} population trains RL agents")
-        self.network = DriftNetwork.of_kind(config.population.kind, config.population.hidden)
+        self.network, self.agent = network_of(config)
         spec = StrategySpec(config.es.strategy, config.population.size, config.es.sigma,
                             config.es.learning_rate)
         key = jax.random.PRNGKey(config.seed)
@@ -111,12 +128,12 @@ class NeuralSearch:
     def _ensure_baselines(self, generation: int) -> dict[str, BaselineRecord]:
         tasks = self.tasks.all()
         missing = [t for t in tasks if self.store.baseline(t.key) is None]
-        items = [PPOBaselineItem(t, self.config.ppo, self.config.tasks.lr_grid,
-                                 self.config.tasks.seeds, self.config.seed) for t in missing]
+        items = [RLBaselineItem(t, self.agent, self.config.tasks.lr_grid,
+                                self.config.tasks.seeds, self.config.seed) for t in missing]
         for task, result in zip(missing, self.pool.map(items)):
             if isinstance(result, Failed) or not np.isfinite(result["final_return"]):
                 reason = result.reason if isinstance(result, Failed) else "no finished episode"
-                raise RuntimeError(f"the PPO baseline on {task.key} failed: {reason}")
+                raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
             self.store.add_baseline(BaselineRecord(
                 task=task.key, score=result["final_return"], lr=result["lr"],
                 curve=result["curve"]), generation)
@@ -125,28 +142,7 @@ class NeuralSearch:
     def score(self, weights: np.ndarray, tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], run_seed: int
               ) -> list[list[TaskScore]]:
-        """Per network of `weights` [N, D], per task: (normalised return, failure reason or
-        None, its archive row)."""
-        chunks = split_evenly(len(weights), self.config.cluster.batch_size)
-        size = chunks[0][1] - chunks[0][0]
-        items = []
-        for task in tasks:
-            for start, stop in chunks:
-                padded = np.zeros((size, weights.shape[1]), np.float32)
-                padded[: stop - start] = weights[start:stop]
-                items.append(DriftNetworksItem(task, self.network, padded, self.config.ppo,
-                                               self.config.tasks.seeds, run_seed))
-        results = iter(self.pool.map(items))
-        table: list[list[TaskScore]] = [[] for _ in weights]
-        for task in tasks:
-            base = baselines[task.key]
-            start_return = first_finite(np.asarray(base.curve))
-            for start, stop in chunks:
-                result = next(results)
-                for j in range(stop - start):
-                    table[start + j].append(_task_score(result, j, task, base.score,
-                                                        start_return))
-        return table
+        return score_networks(self.pool, self.config, weights, tasks, baselines, run_seed)
 
     # -- one generation ------------------------------------------------------------------
 
@@ -238,6 +234,34 @@ class NeuralSearch:
         """Run until `generations` generations exist (counting from 0)."""
         while self.generation < generations:
             self.step()
+
+
+def score_networks(pool: Pool, config: Config, weights: np.ndarray, tasks: Sequence[Task],
+                   baselines: dict[str, BaselineRecord], run_seed: int
+                   ) -> list[list[TaskScore]]:
+    """Per network of `weights` [N, D] (of the config's kind), per task: (normalised return,
+    failure reason or None, its archive row), via work items on `pool`."""
+    network, agent = network_of(config)
+    chunks = split_evenly(len(weights), config.cluster.batch_size)
+    size = chunks[0][1] - chunks[0][0]
+    items = []
+    for task in tasks:
+        for start, stop in chunks:
+            padded = np.zeros((size, weights.shape[1]), np.float32)
+            padded[: stop - start] = weights[start:stop]
+            items.append(NetworksItem(task, network, padded, agent, config.tasks.seeds,
+                                      run_seed))
+    results = iter(pool.map(items))
+    table: list[list[TaskScore]] = [[] for _ in weights]
+    for task in tasks:
+        base = baselines[task.key]
+        start_return = first_finite(np.asarray(base.curve))
+        for start, stop in chunks:
+            result = next(results)
+            for j in range(stop - start):
+                table[start + j].append(_task_score(result, j, task, base.score,
+                                                    start_return))
+    return table
 
 
 TaskScore = tuple[float, "str | None", ScoreRecord]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
-import gymnax
 import jax
 import jax.numpy as jnp
 import optax
 from gymnax.environments import spaces
 
 from discovery.config import PPOConfig
+from discovery.tasks import make_env
 from dsl.interpreter import EncodedProgram, Encoding, run
 from dsl.slots import OBJECTIVE
 from populations.layers import mlp, mlp_init
@@ -118,15 +118,14 @@ def _network(params: dict[str, Any], obs: jax.Array) -> tuple[jax.Array, jax.Arr
 
 def make_train(config: PPOConfig, env_name: str, objective: Objective
                ) -> Callable[[Any, Any, jax.Array], PPOResult]:
-    """`train(objective_args, env_params, key) -> PPOResult`: PPO on gymnax's `env_name`
-    (discrete actions) maximising `objective` of minibatch-normalised advantages. Pure, so
-    jit- and vmap-able over args, env params (levels) and keys."""
-    env, default_params = gymnax.make(env_name)
-    action_space = env.action_space(default_params)
+    """`train(objective_args, env_params, key) -> PPOResult`: PPO on `env_name` (a gymnax id
+    or "Gridworld", see tasks.make_env; discrete actions) maximising `objective` of
+    minibatch-normalised advantages. Pure, so jit- and vmap-able over args, env params
+    (levels) and keys."""
+    env = make_env(env_name)
+    action_space = env.action_space(env.default_params)
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"{env_name} has continuous actions; this PPO handles discrete ones")
-    obs_size = math.prod(env.observation_space(default_params).shape)
-    sizes = [obs_size, config.hidden, config.hidden]
     num_updates, batch_size = config.num_updates, config.num_envs * config.num_steps
     if num_updates < 1 or batch_size % config.num_minibatches:
         raise ValueError("need total_timesteps >= num_envs * num_steps, and num_minibatches "
@@ -214,6 +213,9 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
 
     def train(args: Any, env_params: Any, key: jax.Array) -> PPOResult:
         k_actor, k_critic, k_reset, k_rollout, k_learn = jax.random.split(key, 5)
+        # the observation's size may depend on the level (a gridworld's layout shape)
+        obs_size = math.prod(env.observation_space(env_params).shape)
+        sizes = [obs_size, config.hidden, config.hidden]
         params = {"actor": mlp_init(k_actor, sizes + [action_space.n], 0.01),
                   "critic": mlp_init(k_critic, sizes + [1], 1.0)}
         obs, env_state = env_reset(jax.random.split(k_reset, config.num_envs), env_params)

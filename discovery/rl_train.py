@@ -1,27 +1,40 @@
-"""RL evaluation of learned objectives: a population of drift networks trained as PPO agents on
-one environment in one compiled call, PPO's own score as the baseline, and the meta-fitness
-that compares them.
+"""RL evaluation of learned rules: a population of networks trained as agents on one
+environment in one compiled call (drift networks as PPO's objective, LPG networks as the
+actor-predictor's update rule), the hand-designed baseline (PPO, or A2C for LPG) and the
+meta-fitness that compares them.
 
-Compiled functions are cached per (environment, horizon, PPO config, network shape and
+Compiled functions are cached per (environment, horizon, agent config, network shape and
 population size), so an evaluator actor compiles each once and reuses it for every level of
-the same environment (env params are traced arguments).
+the same environment and layout shape (env params are traced arguments).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discovery.config import PPOConfig
-from discovery.ppo import PPOResult, lpo_objective, make_train, ppo_clip_drift
-from discovery.tasks import Environment, Task
+from discovery.config import LPGTrainConfig, PPOConfig
+from discovery.lpg import make_a2c_train, make_lpg_train
+from discovery.ppo import lpo_objective, make_train, ppo_clip_drift
+from discovery.tasks import Environment, Task, make_env
 from populations.drift_network import DriftNetwork
+from populations.lpg_network import LPGNetwork
 
-_COMPILED: dict[tuple, Callable[..., PPOResult]] = {}
+Network = DriftNetwork | LPGNetwork
+AgentConfig = PPOConfig | LPGTrainConfig
+_COMPILED: dict[tuple, Callable[..., Any]] = {}
+
+
+class RLScores(NamedTuple):
+    """Returns of many agents: curve [..., updates], final return [...] (NaN where the
+    agent's weights went non-finite)."""
+
+    curve: Any
+    final_return: Any
 
 
 def _environment(task: Task) -> Environment:
@@ -30,58 +43,89 @@ def _environment(task: Task) -> Environment:
     return task.build()
 
 
-def _horizon(config: PPOConfig, env: Environment) -> PPOConfig:
+def _horizon(config: AgentConfig, env: Environment) -> AgentConfig:
     return dataclasses.replace(config, total_timesteps=env.total_timesteps)
 
 
-def _compiled(key: tuple, make: Callable[[], Callable[..., PPOResult]]
-              ) -> Callable[..., PPOResult]:
+def _shapes(tree: Any) -> tuple:
+    """What a compiled function of `tree` depends on: its leaves' shapes and dtypes."""
+    return tuple((np.shape(x), jnp.result_type(x).name) for x in jax.tree.leaves(tree))
+
+
+def _compiled(key: tuple, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
     if key not in _COMPILED:
         _COMPILED[key] = make()
     return _COMPILED[key]
 
 
-def evaluate_drift_networks(task: Task, network: DriftNetwork, params: np.ndarray,
-                            config: PPOConfig, keys: jax.Array) -> PPOResult:
-    """PPO agents with each drift network of `params` [P, D] on `task`, one per key [S]:
-    results [P, S, ...] (params of the trained agents dropped)."""
+def _agent_train(network: Network, config: AgentConfig, env_name: str
+                 ) -> Callable[[jax.Array, Any, jax.Array], Any]:
+    """`train(flat rule params, env params, key)` of the agent that `network` is a rule of."""
+    if isinstance(network, DriftNetwork):
+        if not isinstance(config, PPOConfig):
+            raise TypeError("a drift network trains PPO agents: give a PPOConfig")
+        return make_train(config, env_name, lpo_objective(network.apply))
+    if not isinstance(config, LPGTrainConfig):
+        raise TypeError("an LPG network trains actor-predictor agents: give an LPGTrainConfig")
+    train = make_lpg_train(config, make_env(env_name), network.temporally_aware)
+    return lambda flat, env_params, key: train(network.unflatten(flat), env_params, key)
+
+
+def evaluate_networks(task: Task, network: Network, params: np.ndarray, config: AgentConfig,
+                      keys: jax.Array) -> RLScores:
+    """Agents trained by each rule network of `params` [P, D] on `task`, one per key [S]:
+    returns [P, S, ...]."""
     env = _environment(task)
     config = _horizon(config, env)
 
-    def make() -> Callable[..., PPOResult]:
-        train = make_train(config, env.name, lpo_objective(network.apply))
+    def make() -> Callable[..., RLScores]:
+        train = _agent_train(network, config, env.name)
 
-        def population(params: jax.Array, env_params: Any, keys: jax.Array) -> PPOResult:
+        def population(params: jax.Array, env_params: Any, keys: jax.Array) -> RLScores:
             per_seed = jax.vmap(train, in_axes=(None, None, 0))
             result = jax.vmap(per_seed, in_axes=(0, None, None))(params, env_params, keys)
-            return result._replace(params=())
+            return RLScores(result.curve, result.final_return)
 
         return jax.jit(population)
 
-    run = _compiled(("drift", env.name, config, network, params.shape), make)
+    run = _compiled(("rule", env.name, _shapes(env.params), config, network, params.shape),
+                    make)
     return run(jnp.asarray(params, jnp.float32), env.params, keys)
 
 
-def ppo_baseline(task: Task, config: PPOConfig, lrs: tuple[float, ...], keys: jax.Array
-                 ) -> tuple[float, float, float, np.ndarray]:
-    """PPO (its clip as the drift) at each learning rate, seeds [S]: (best lr, its mean final
-    return, the mean return of its first update, its mean curve)."""
+def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: jax.Array
+                ) -> tuple[float, float, float, np.ndarray]:
+    """The hand-designed algorithm at each learning rate, seeds [S]: PPO (its clip as the
+    drift) for a PPOConfig, A2C for an LPGTrainConfig. (best lr, its mean final return, the
+    mean return of its first update, its mean curve)."""
     env = _environment(task)
-    best = None
+    config = _horizon(config, env)
+    results = []
     for lr in lrs:
-        lr_config = dataclasses.replace(_horizon(config, env), lr=float(lr))
+        if isinstance(config, PPOConfig):
+            lr_config = dataclasses.replace(config, lr=float(lr))
 
-        def make(c: PPOConfig = lr_config) -> Callable[..., PPOResult]:
-            train = make_train(c, env.name, lpo_objective(ppo_clip_drift(c.clip_eps)))
-            return jax.jit(jax.vmap(lambda p, k: train(None, p, k)._replace(params=()),
-                                    in_axes=(None, 0)))
+            def make(c: PPOConfig = lr_config) -> Callable[..., RLScores]:
+                train = make_train(c, env.name, lpo_objective(ppo_clip_drift(c.clip_eps)))
+                return jax.jit(jax.vmap(lambda p, k: RLScores(*train(None, p, k)[:2]),
+                                        in_axes=(None, 0)))
 
-        result = _compiled(("ppo", env.name, lr_config), make)(env.params, keys)
+            run = _compiled(("ppo", env.name, _shapes(env.params), lr_config), make)
+            results.append(run(env.params, keys))
+        else:
+            def make() -> Callable[..., RLScores]:
+                train = make_a2c_train(config, make_env(env.name))
+                return jax.jit(jax.vmap(lambda lr, p, k: RLScores(*train(lr, p, k)[:2]),
+                                        in_axes=(None, None, 0)))
+
+            run = _compiled(("a2c", env.name, _shapes(env.params), config), make)
+            results.append(run(jnp.float32(lr), env.params, keys))
+    candidates = []
+    for lr, result in zip(lrs, results):
         curve = np.nanmean(np.asarray(result.curve), axis=0)
-        final = float(curve[-1])
-        if best is None or final > best[1]:
-            best = (float(lr), final, first_finite(curve), curve)
-    return best
+        final = float(np.mean(np.asarray(result.final_return)))  # NaN if any seed failed
+        candidates.append((float(lr), final, first_finite(curve), curve))
+    return max(candidates, key=lambda c: c[1] if np.isfinite(c[1]) else -np.inf)
 
 
 def first_finite(curve: np.ndarray) -> float:

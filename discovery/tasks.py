@@ -420,6 +420,37 @@ def _gymnax(env_id: str, derived: Callable[[dict], dict] = lambda p: {}
     return build
 
 
+def make_env(name: str) -> Any:
+    """The gymnax environment object of an `Environment.name`: a gymnax id, or "Gridworld"
+    (LPG's gridworlds, whose layouts are their EnvParams)."""
+    if name == "Gridworld":
+        from discovery.gridworld import Gridworld
+
+        return Gridworld()
+    import gymnax
+
+    return gymnax.make(name)[0]
+
+
+def _gridworld(task: Task) -> Environment:
+    """One of LPG's named layouts."""
+    from discovery.gridworld import LAYOUTS
+
+    return Environment("Gridworld", LAYOUTS[task.get("layout")](), task.get("total_timesteps"))
+
+
+def _random_gridworld(task: Task) -> Environment:
+    """A random layout drawn from `layout_seed`: walls, object cells, rewards and the
+    objects' termination and respawn probabilities (LPG's randomised gridworlds)."""
+    import jax
+
+    from discovery.gridworld import sample_layout
+
+    params = sample_layout(jax.random.PRNGKey(task.get("layout_seed")), task.get("size"),
+                           task.get("objects"), task.get("wall_density"), task.get("max_steps"))
+    return Environment("Gridworld", params, task.get("total_timesteps"))
+
+
 def _cartpole_derived(p: dict) -> dict:
     """CartPole keeps total mass and pole mass x length as fields of its EnvParams."""
     return {"total_mass": p["masscart"] + p["masspole"],
@@ -491,4 +522,19 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
            defaults={**{k: d for k, (_, d) in params.items()}, "total_timesteps": horizon},
            build=_gymnax(env_id, derived), kind="rl")
     for name, env_id, params, derived, horizon in _RL
+) + (
+    Family("gridworld",
+           ranges={"layout": Choice(("dense", "sparse", "long_horizon", "small")),
+                   "total_timesteps": _TIMESTEPS},
+           defaults={"layout": "small", "total_timesteps": 32_000},
+           build=_gridworld, kind="rl"),
+    Family("random_gridworld",
+           ranges={"size": Range(3, 16, integer=True), "objects": Range(1, 8, integer=True),
+                   "wall_density": Range(0.0, 0.4), "layout_seed": Range(0, 2 ** 31 - 1,
+                                                                          integer=True),
+                   "max_steps": Range(10, 1000, integer=True, log=True),
+                   "total_timesteps": _TIMESTEPS},
+           defaults={"size": 6, "objects": 3, "wall_density": 0.15, "layout_seed": 0,
+                     "max_steps": 100, "total_timesteps": 32_000},
+           build=_random_gridworld, kind="rl"),
 )}

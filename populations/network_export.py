@@ -1,11 +1,13 @@
-"""A drift network as a self-contained Python module: its weights embedded, its features and
-forward pass written out, importable by any PPO with nothing of disco installed."""
+"""A rule network as a self-contained Python module: its weights embedded, its forward pass
+written out, importable with nothing of disco installed (a drift network by any PPO, an LPG
+network by any actor-critic that keeps a prediction vector)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from populations.drift_network import DriftNetwork
+from populations.lpg_network import LPGNetwork
 
 NETWORK_FORMATS = ("jax", "numpy")
 _IMPORTS = {"jax": "import jax.numpy as xp", "numpy": "import numpy as xp"}
@@ -17,16 +19,23 @@ def _array(values: np.ndarray) -> str:
     return f"xp.asarray([{flat}], dtype=xp.float32).reshape({tuple(values.shape)!r})"
 
 
-def export_network(network: DriftNetwork, weights: np.ndarray, fmt: str,
+def export_network(network: DriftNetwork | LPGNetwork, weights: np.ndarray, fmt: str,
                    origin: str = "") -> str:
-    """Source of a module defining `drift(ratio, advantage, progress)` (and LPO's objective
-    with it) for `weights` of `network`, in format `fmt` (one of NETWORK_FORMATS)."""
+    """Source of a module for `weights` of `network` in format `fmt` (one of
+    NETWORK_FORMATS): `drift(ratio, advantage, progress)` and LPO's objective for a drift
+    network, `lpg(...)` for an LPG network."""
     if fmt not in NETWORK_FORMATS:
         raise ValueError(f"a network exports as {' or '.join(NETWORK_FORMATS)}, not {fmt!r}")
     weights = np.asarray(weights, np.float32)
     if weights.shape != (network.num_params,):
         raise ValueError(f"a {network.kind} network of hidden size {network.hidden} has "
                          f"{network.num_params} weights, got {weights.shape}")
+    if isinstance(network, LPGNetwork):
+        return _lpg_module(network, weights, fmt, origin)
+    return _drift_module(network, weights, fmt, origin)
+
+
+def _drift_module(network: DriftNetwork, weights: np.ndarray, fmt: str, origin: str) -> str:
     f, h = network.num_features, network.hidden
     w1, b1 = weights[: f * h].reshape(f, h), weights[f * h: f * h + h]
     w2, b2 = weights[f * h + h: f * h + 2 * h], weights[-1:]
@@ -72,4 +81,70 @@ def drift(ratio, advantage, progress):
 def objective(ratio, advantage, progress):
     """LPO's policy objective per sample, to be maximised."""
     return ratio * advantage - drift(ratio, advantage, progress)
+'''
+
+
+def _lpg_module(network: LPGNetwork, weights: np.ndarray, fmt: str, origin: str) -> str:
+    params = network.unflatten(weights)
+    constants = "\n".join(
+        f"{name.upper()} = {_array(np.asarray(params[group][leaf]))}"
+        for group, leaves in (("embed", ("w", "b")), ("gru", ("wx", "wh", "b")),
+                              ("pi_hat", ("w", "b")), ("y_hat", ("w", "b")))
+        for name, leaf in ((f"{group}_{leaf}", leaf) for leaf in leaves))
+    temporal = ("TA-LPG: progress (n/N), log_total (log N) and normalised_return are read"
+                if network.temporally_aware else "LPG: the temporal inputs are ignored")
+    return f'''"""A learned {network.kind.upper()} rule, exported by disco{origin}.
+
+lpg(...) reads a rollout backwards and returns per step pi_hat (replaces the advantage in the
+policy gradient: -pi_hat log pi(a|s)) and y_hat (the target of the agent's prediction vector
+y(s), a distribution over {network.prediction_size} entries, learned by KL(y_hat || y(s)));
+Oh et al. 2020.
+{temporal}.
+"""
+
+{_IMPORTS[fmt]}
+
+TEMPORALLY_AWARE = {network.temporally_aware}
+{constants}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + xp.exp(-x))
+
+
+def lpg(reward, discount, done, pi_taken, y, y_next, progress=0.0, log_total=0.0,
+        normalised_return=0.0):
+    """(pi_hat [T, B], y_hat [T, B, m]) of a rollout of T steps of B environments: reward,
+    discount (gamma * (1 - terminated)), done (episode ended), pi_taken (pi(a_t|s_t)) are
+    [T, B]; y and y_next (the predictions at s_t and s_t+1) are [T, B, m]."""
+    reward, discount, done, pi_taken = (xp.asarray(v, dtype=xp.float32)
+                                        for v in (reward, discount, done, pi_taken))
+
+    def embed(v):
+        return xp.maximum(xp.asarray(v, dtype=xp.float32) @ EMBED_W + EMBED_B, 0.0)
+
+    features = [reward[..., None], discount[..., None], pi_taken[..., None], embed(y),
+                embed(y_next)]
+    if TEMPORALLY_AWARE:
+        features += [xp.broadcast_to(xp.asarray(v, dtype=xp.float32), reward.shape)[..., None]
+                     for v in (progress, log_total, normalised_return)]
+    x = xp.concatenate(features, axis=-1)
+    hidden = GRU_WH.shape[0]
+    h = xp.zeros((x.shape[1], hidden), dtype=xp.float32)
+    states = []
+    for t in reversed(range(x.shape[0])):  # backwards; memory cleared after an episode ends
+        h = h * (1.0 - done[t])[:, None]
+        gates_x = x[t] @ GRU_WX + GRU_B
+        gates_h = h @ GRU_WH
+        update = _sigmoid(gates_x[:, :hidden] + gates_h[:, :hidden])
+        reset = _sigmoid(gates_x[:, hidden:2 * hidden] + gates_h[:, hidden:2 * hidden])
+        candidate = xp.tanh(gates_x[:, 2 * hidden:] + reset * gates_h[:, 2 * hidden:])
+        h = update * h + (1.0 - update) * candidate
+        states.append(h)
+    hs = xp.stack(states[::-1])
+    pi_hat = (hs @ PI_HAT_W + PI_HAT_B)[..., 0]
+    logits = hs @ Y_HAT_W + Y_HAT_B
+    logits = logits - xp.max(logits, axis=-1, keepdims=True)
+    y_hat = xp.exp(logits) / xp.sum(xp.exp(logits), axis=-1, keepdims=True)
+    return pi_hat, y_hat
 '''

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from populations.drift_network import DriftNetwork
+from populations.lpg_network import LPGInputs, LPGNetwork, lpg_apply
 from populations.network_export import export_network
 
 KEY = jax.random.PRNGKey(0)
@@ -84,3 +85,23 @@ def test_export_refuses_weights_of_another_shape_and_unknown_formats():
         export_network(network, np.zeros(80), "jax")
     with pytest.raises(ValueError, match="jax or numpy"):
         export_network(network, np.zeros(81), "optax")
+
+
+@pytest.mark.parametrize("kind,fmt", [("lpg", "numpy"), ("ta-lpg", "jax")])
+def test_exported_lpg_module_computes_the_rules_targets(kind, fmt):
+    network = LPGNetwork.of_kind(kind, hidden=6, prediction_size=5)
+    weights = np.asarray(network.init(KEY))
+    keys = jax.random.split(KEY, 6)
+    t, b, m = 7, 3, 5
+    inputs = LPGInputs(reward=jax.random.normal(keys[0], (t, b)),
+                       discount=0.99 * jax.random.bernoulli(keys[1], 0.9, (t, b)),
+                       done=jax.random.bernoulli(keys[2], 0.2, (t, b)).astype(jnp.float32),
+                       pi_taken=jax.random.uniform(keys[3], (t, b)),
+                       y=jax.nn.softmax(jax.random.normal(keys[4], (t, b, m))),
+                       y_next=jax.nn.softmax(jax.random.normal(keys[5], (t, b, m))))
+    namespace = {}
+    exec(compile(export_network(network, weights, fmt), "exported.py", "exec"), namespace)
+    ours = namespace["lpg"](*(np.asarray(v) for v in inputs), 0.4, 3.0, 0.7)
+    reference = lpg_apply(network.unflatten(weights), inputs, 0.4, 3.0, 0.7)
+    for a, b_ in zip(ours, reference):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-5)

@@ -127,8 +127,8 @@ SMALL = {
 }
 
 
-def test_every_family_has_a_small_test_task():
-    assert set(SMALL) == set(FAMILIES)
+def test_every_optimizer_family_has_a_small_test_task():
+    assert set(SMALL) == {name for name, family in FAMILIES.items() if family.kind == "optimizer"}
 
 
 @functools.cache
@@ -199,3 +199,22 @@ def test_quadratic_basis_is_a_proper_random_rotation():
     assert np.abs(hessian - np.diag(np.diag(hessian))).max() > 1e-2
     other = np.asarray(task.build().data(jax.random.PRNGKey(7))["hessian"])
     assert not np.allclose(hessian, other)
+
+
+def test_gridworld_families_build_lpg_layouts_as_env_params():
+    named = Task.make("gridworld", layout="sparse").build()
+    assert named.name == "Gridworld" and named.params.walls.ndim == 2
+    first = Task.make("random_gridworld", size=5, objects=2, layout_seed=1).build().params
+    again = Task.make("random_gridworld", size=5, objects=2, layout_seed=1).build().params
+    other = Task.make("random_gridworld", size=5, objects=2, layout_seed=2).build().params
+    assert first.walls.shape == (5, 5) and first.object_pos.shape == (2, 2)
+    np.testing.assert_array_equal(first.walls, again.walls)
+    assert not (np.array_equal(first.walls, other.walls)
+                and np.array_equal(first.object_reward, other.object_reward))
+    assert Task.make("random_gridworld").kind == "rl"
+
+
+def test_cartpole_levels_keep_gymnax_derived_fields_consistent():
+    params = Task.make("cartpole", masspole=0.3, length=0.8).build().params
+    assert params.total_mass == pytest.approx(1.3)
+    assert params.polemass_length == pytest.approx(0.24)
