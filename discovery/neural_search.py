@@ -242,8 +242,9 @@ def score_networks(pool: Pool, config: Config, weights: np.ndarray, tasks: Seque
     """Per network of `weights` [N, D] (of the config's kind), per task: (normalised return,
     failure reason or None, its archive row), via work items on `pool`."""
     network, agent = network_of(config)
-    chunks = split_evenly(len(weights), config.cluster.batch_size)
-    size = chunks[0][1] - chunks[0][0]
+    # every item has the shape of a training generation's items: one compiled function
+    size = split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1]
+    chunks = [(i, min(i + size, len(weights))) for i in range(0, len(weights), size)]
     items = []
     for task in tasks:
         for start, stop in chunks:
