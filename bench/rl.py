@@ -1,10 +1,12 @@
 """What a learned objective costs PPO, and what gymnax's vectorization buys.
 
 1. Environment steps per second of `--agents` PPO agents on CartPole-v1 trained in one
-   vmapped call: with PPO's clip drift in JAX; with one drift program (DPO) through the
-   interpreter for all agents; and with a population of distinct drift programs (DPO, PPO's
-   clip and mutants of them), whose drifts run one program after another inside the vmapped
-   call. Prints the cost of each program way against the clip drift (goal: under 25%).
+   vmapped call: with PPO's clip drift in JAX (plain PPO); with a population of distinct
+   learned drift networks (TA-LPO, one per agent, as meta-training evaluates them); with one
+   drift program (DPO) through the interpreter for all agents; and with a population of
+   distinct drift programs (DPO, PPO's clip and mutants of them), whose drifts run one
+   program after another inside the vmapped call. Prints the cost of each against plain PPO
+   (goal for the learned drift: under 25%).
 2. Random-action CartPole steps per second: gymnax vmapped over 1024 envs against
    gymnasium's CartPole stepped from Python, for context.
 
@@ -32,6 +34,7 @@ from dsl.mutate import MutationConfig, mutation_chain
 from dsl.parser import parse
 from dsl.program import Program
 from dsl.slots import OBJECTIVE
+from populations.drift_network import DriftNetwork
 
 ENV = "CartPole-v1"
 PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
@@ -63,23 +66,31 @@ def ppo_steps_per_second(agents: int, timesteps: int, repeats: int, seed: int) -
     config = PPOConfig(total_timesteps=timesteps)
     steps = agents * config.num_updates * config.num_envs * config.num_steps
     keys = jax.random.split(jax.random.PRNGKey(seed), agents)
+    env_params = gymnax.make(ENV)[1]
     clip_train = jax.jit(jax.vmap(make_train(config, ENV, lpo_objective(ppo_clip_drift(0.2))),
-                                  in_axes=(None, 0)))
+                                  in_axes=(None, None, 0)))
+    network = DriftNetwork(temporally_aware=True, hidden=16)
+    network_train = jax.jit(jax.vmap(make_train(config, ENV, lpo_objective(network.apply)),
+                                     in_axes=(0, None, 0)))
+    weights = 0.1 * jax.random.normal(jax.random.PRNGKey(seed), (agents, network.num_params))
     program_train = make_train(config, ENV, lpo_objective(program_drift(ENCODING)))
-    one_program = jax.jit(jax.vmap(program_train, in_axes=(None, 0)))
-    population = jax.jit(jax.vmap(program_train))
+    one_program = jax.jit(jax.vmap(program_train, in_axes=(None, None, 0)))
+    population = jax.jit(jax.vmap(program_train, in_axes=(0, None, 0)))
     programs = drift_population(agents, seed)
     dpo = ENCODING.encode(programs[0])
-    clip_s = best_time(clip_train, None, keys, repeats=repeats)
-    one_s = best_time(one_program, dpo, keys, repeats=repeats)
-    population_s = best_time(population, ENCODING.encode_population(programs), keys,
-                             repeats=repeats)
+    clip_s = best_time(clip_train, None, env_params, keys, repeats=repeats)
+    network_s = best_time(network_train, weights, env_params, keys, repeats=repeats)
+    one_s = best_time(one_program, dpo, env_params, keys, repeats=repeats)
+    population_s = best_time(population, ENCODING.encode_population(programs), env_params,
+                             keys, repeats=repeats)
     print(f"PPO on {ENV}, {agents} agents x {config.num_updates * config.num_envs * config.num_steps}"
           f" steps, one vmapped call each (best of {repeats}):")
-    for what, seconds in (("clip drift (JAX)", clip_s), ("one drift program (DPO)", one_s),
+    for what, seconds in (("plain PPO (clip drift)", clip_s),
+                          (f"{agents} TA-LPO drift networks", network_s),
+                          ("one drift program (DPO)", one_s),
                           (f"{agents} distinct drift programs", population_s)):
         cost = (seconds - clip_s) / clip_s
-        note = "" if seconds is clip_s else f"   cost vs clip drift {cost:+.0%}"
+        note = "" if seconds is clip_s else f"   cost vs plain PPO {cost:+.0%}"
         print(f"  {what:28s} {steps / seconds:12,.0f} env steps/s{note}")
 
 
