@@ -484,6 +484,64 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     return table, "final return normalised by the tuned baseline's (1: as good)"
 
 
+def _cmd_distill(args: argparse.Namespace) -> None:
+    from discovery.distill import DistillConfig, distill
+
+    network = load_network(args.network)
+    if network is None or network[0].kind not in ("lpo", "ta-lpo"):
+        raise CliError(f"{args.network}: distill takes a drift network candidate RUN:ID "
+                       "(of an lpo or ta-lpo run)")
+    if args.evaluations < 1:
+        raise CliError("--evaluations: expected a positive integer")
+    shape, weights = network
+    result = distill(lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
+                     shape.temporally_aware,
+                     DistillConfig(evaluations=args.evaluations, seed=args.seed))
+    print(result.program, end="")
+    print(f"# relative squared error against {args.network} on the grid: {result.error:.4f}")
+    if args.output:
+        Path(args.output).write_text(str(result.program))
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.check:
+        _check_distilled(args.network, result.program)
+
+
+def _check_distilled(ref: str, program: Program) -> None:
+    """The distilled program and the network it came from, trained as PPO's drift on the
+    run's held-out tasks."""
+    import functools
+
+    from cluster.local import LocalPool
+    from discovery.evaluator import Evaluator
+    from discovery.neural_search import network_of, score_rules
+    from discovery.search import TaskPlan
+    from dsl.interpreter import Encoding
+    from dsl.slots import OBJECTIVE
+
+    run_dir = _split_ref(ref)[0]
+    with open_run(run_dir) as store:
+        config = parse_config(store.config_text)
+        tasks = TaskPlan.from_config(config).heldout
+        baselines = {t.key: store.baseline(t.key) for t in tasks}
+    if any(b is None for b in baselines.values()):
+        raise CliError(f"{run_dir} has no baselines for its held-out tasks yet")
+    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
+    network, agent = network_of(config)
+    encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
+    programs = encoding.encode_population([program])
+    rows = [("network " + ref[-20:], score_rules(pool, config, network, agent,
+                                                 load_network(ref)[1][None], tasks,
+                                                 baselines, config.seed)[0]),
+            ("distilled program", score_rules(pool, config, encoding, agent, programs, tasks,
+                                              baselines, config.seed)[0])]
+    print(f"trained as PPO's drift on the held-out tasks of {run_dir} "
+          f"({config.tasks.seeds} seeds; 1 = tuned PPO):")
+    for name, row in rows:
+        values = [value for value, _, _ in row]
+        print(f"  {name:<30}" + "".join(f"{_format_fitness(v):>9}" for v in values)
+              + f"   mean {_format_fitness(sum(values) / len(values))}")
+
+
 def _cmd_submit(args: argparse.Namespace) -> None:
     import shlex
 
@@ -673,6 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--tasks", choices=["heldout", "train"], default="heldout")
     score.add_argument("--seeds", type=int, help="seeds per task (default: the run's)")
     score.set_defaults(handler=_cmd_score)
+
+    distill = commands.add_parser(
+        "distill", help="fit a drift program to a learned drift network (RUN:ID)")
+    distill.add_argument("network", help="RUN:ID of an lpo or ta-lpo network")
+    distill.add_argument("--evaluations", type=int, default=2000,
+                         help="programs to score against the network (default 2000)")
+    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("-o", "--output", help="write the program to this file")
+    distill.add_argument("--check", action="store_true",
+                         help="then train PPO agents with it and with the network on the "
+                              "run's held-out tasks")
+    distill.set_defaults(handler=_cmd_distill)
 
     plot = commands.add_parser("plot", help="fitness over the run and the best candidate's "
                                             "curves against the baseline; or a drift")

@@ -48,7 +48,7 @@ class NetworksItem:
 
     task: Task
     network: Network
-    params: np.ndarray  # [population, parameters] float32
+    params: Any  # flat weights [population, parameters] float32, or EncodedProgram [population]
     agent: AgentConfig
     seeds: int
     run_seed: int

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -242,18 +242,27 @@ def score_networks(pool: Pool, config: Config, weights: np.ndarray, tasks: Seque
     """Per network of `weights` [N, D] (of the config's kind), per task: (normalised return,
     failure reason or None, its archive row), via work items on `pool`."""
     network, agent = network_of(config)
+    return score_rules(pool, config, network, agent, weights, tasks, baselines, run_seed)
+
+
+def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig, rules: Any,
+                tasks: Sequence[Task], baselines: dict[str, BaselineRecord], run_seed: int
+                ) -> list[list[TaskScore]]:
+    """`score_networks` for any rules of `network`'s shape: flat weights [N, D], or encoded
+    objective-slot programs with a leading axis N (an Encoding as `network`)."""
+    n = len(jax.tree.leaves(rules)[0])
     # every item has the shape of a training generation's items: one compiled function
     size = split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1]
-    chunks = [(i, min(i + size, len(weights))) for i in range(0, len(weights), size)]
-    items = []
-    for task in tasks:
-        for start, stop in chunks:
-            padded = np.zeros((size, weights.shape[1]), np.float32)
-            padded[: stop - start] = weights[start:stop]
-            items.append(NetworksItem(task, network, padded, agent, config.tasks.seeds,
-                                      run_seed))
+    chunks = [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def padded(start: int, stop: int) -> Any:
+        return jax.tree.map(lambda x: np.concatenate(
+            [x[start:stop]] + [x[start:start + 1]] * (size - (stop - start))), rules)
+
+    items = [NetworksItem(task, network, padded(start, stop), agent, config.tasks.seeds,
+                          run_seed) for task in tasks for start, stop in chunks]
     results = iter(pool.map(items))
-    table: list[list[TaskScore]] = [[] for _ in weights]
+    table: list[list[TaskScore]] = [[] for _ in range(n)]
     for task in tasks:
         base = baselines[task.key]
         start_return = first_finite(np.asarray(base.curve))

@@ -19,12 +19,15 @@ import numpy as np
 
 from discovery.config import LPGTrainConfig, PPOConfig
 from discovery.lpg import make_a2c_train, make_lpg_train
-from discovery.ppo import lpo_objective, make_train, ppo_clip_drift
+from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
 from discovery.tasks import Environment, Task, make_env
+from dsl.interpreter import Encoding
 from populations.drift_network import DriftNetwork
 from populations.lpg_network import LPGNetwork
 
-Network = DriftNetwork | LPGNetwork
+Network = DriftNetwork | LPGNetwork | Encoding
+"""A rule's shape: a drift or LPG network (flat weights), or objective-slot programs
+(encoded), which PPO runs as drifts."""
 AgentConfig = PPOConfig | LPGTrainConfig
 _COMPILED: dict[tuple, Callable[..., Any]] = {}
 
@@ -60,7 +63,11 @@ def _compiled(key: tuple, make: Callable[[], Callable[..., Any]]) -> Callable[..
 
 def _agent_train(network: Network, config: AgentConfig, env_name: str
                  ) -> Callable[[jax.Array, Any, jax.Array], Any]:
-    """`train(flat rule params, env params, key)` of the agent that `network` is a rule of."""
+    """`train(rule params, env params, key)` of the agent that `network` is a rule of."""
+    if isinstance(network, Encoding):
+        if not isinstance(config, PPOConfig):
+            raise TypeError("drift programs train PPO agents: give a PPOConfig")
+        return make_train(config, env_name, lpo_objective(program_drift(network)))
     if isinstance(network, DriftNetwork):
         if not isinstance(config, PPOConfig):
             raise TypeError("a drift network trains PPO agents: give a PPOConfig")
@@ -71,10 +78,10 @@ def _agent_train(network: Network, config: AgentConfig, env_name: str
     return lambda flat, env_params, key: train(network.unflatten(flat), env_params, key)
 
 
-def evaluate_networks(task: Task, network: Network, params: np.ndarray, config: AgentConfig,
+def evaluate_networks(task: Task, network: Network, params: Any, config: AgentConfig,
                       keys: jax.Array) -> RLScores:
-    """Agents trained by each rule network of `params` [P, D] on `task`, one per key [S]:
-    returns [P, S, ...]."""
+    """Agents trained by each rule of `params` (flat weights [P, D], or encoded programs with
+    a leading axis P) on `task`, one per key [S]: returns [P, S, ...]."""
     env = _environment(task)
     config = _horizon(config, env)
 
@@ -88,9 +95,9 @@ def evaluate_networks(task: Task, network: Network, params: np.ndarray, config: 
 
         return jax.jit(population)
 
-    run = _compiled(("rule", env.name, _shapes(env.params), config, network, params.shape),
+    run = _compiled(("rule", env.name, _shapes(env.params), config, network, _shapes(params)),
                     make)
-    return run(jnp.asarray(params, jnp.float32), env.params, keys)
+    return run(jax.tree.map(jnp.asarray, params), env.params, keys)
 
 
 def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: jax.Array

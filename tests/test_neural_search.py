@@ -16,11 +16,14 @@ import pytest
 
 from cluster.local import LocalPool
 from cluster.pool import Failed
+from discovery.cli import main
 from discovery.config import parse_config
 from discovery.evaluator import NetworksItem, Evaluator
 from discovery.neural_search import NeuralSearch, network_from_text, split_evenly
 from discovery.rl_train import first_finite, normalised_return
 from discovery.store import RunStore
+from dsl.parser import parse
+from dsl.slots import OBJECTIVE
 from populations.drift_network import DriftNetwork
 from populations.strategy import Strategy
 
@@ -228,6 +231,9 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path)
     plotted = subprocess.run([disco, "plot", ref, "--drift", "-o", str(png)],
                              capture_output=True, text=True, env=env, timeout=120)
     assert plotted.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    distilled = tmp_path / "distilled.py"
+    assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
+    OBJECTIVE.check(parse(distilled.read_text()))
     wrong = subprocess.run([disco, "export", ref, "--format", "optax"], capture_output=True,
                            text=True, env=env, timeout=120)
     assert wrong.returncode == 2
