@@ -207,10 +207,11 @@ def _make_search(config, store: RunStore, pool, on_generation):
         from discovery.neural_search import NeuralSearch
 
         return NeuralSearch(config, store, pool, on_generation=on_generation)
-    from discovery.search import Search, load_warm_start
+    from discovery.search import Search, TaskPlan, load_warm_start, program_slot
     from dsl.interpreter import Encoding
 
-    encoding = Encoding(max_statements=config.population.max_statements)
+    encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)),
+                        max_statements=config.population.max_statements)
     warm_start = load_warm_start(sorted((store.run_dir / WARM_START_DIR).glob("*.py")), encoding)
     return Search(config, store, pool, warm_start, on_generation=on_generation)
 
@@ -265,7 +266,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
 
 def _cmd_launch(args: argparse.Namespace) -> None:
     from discovery.config import NETWORK_KINDS, warm_start_paths
-    from discovery.search import TaskPlan, load_warm_start
+    from discovery.search import TaskPlan, load_warm_start, program_slot
     from dsl.interpreter import Encoding
 
     config, text = load_config(args.config)
@@ -273,13 +274,15 @@ def _cmd_launch(args: argparse.Namespace) -> None:
         config = _with_generations(config, args.generations)
         text = _set_generations(text, args.generations)  # so that resume keeps the override
     plan = TaskPlan.from_config(config)  # a bad config fails before a run directory exists
-    wanted = "rl" if config.population.kind in NETWORK_KINDS else "optimizer"
-    for task in plan.all():
-        if task.kind != wanted:
-            raise ConfigError(f"tasks: {task.family} is an {task.kind} task family; a "
-                              f"{config.population.kind!r} population needs {wanted} tasks")
-    paths = [] if wanted == "rl" else warm_start_paths(config, Path(args.config).resolve().parent)
-    load_warm_start(paths, Encoding(max_statements=config.population.max_statements))
+    networks = config.population.kind in NETWORK_KINDS
+    for task in plan.all() if networks else ():
+        if task.kind != "rl":
+            raise ConfigError(f"tasks: {task.family} is an optimizer task family; a "
+                              f"{config.population.kind!r} population needs RL tasks")
+    paths = [] if networks else warm_start_paths(config, Path(args.config).resolve().parent)
+    if not networks:
+        load_warm_start(paths, Encoding(slot=program_slot(plan),
+                                        max_statements=config.population.max_statements))
     run_dir = Path(args.run_dir) if args.run_dir else \
         Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
@@ -447,21 +450,22 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
 
     from cluster.local import LocalPool
     from discovery.evaluator import Evaluator
-    from discovery.search import score_programs
+    from discovery.search import TaskPlan, program_slot, score_programs
     from dsl.interpreter import Encoding, EncodingError
 
     programs = [load_program(ref) for ref in refs]
     size = max(config.population.max_statements, *(len(p.body) for p in programs))
-    encoding = Encoding(max_statements=size)
+    slot = program_slot(TaskPlan.from_config(config))
+    encoding = Encoding(slot=slot, max_statements=size)
     try:
         for program in programs:
             encoding.encode(program)
     except (EncodingError, ProgramError) as error:
         raise CliError(str(error)) from None
     pool = LocalPool(functools.partial(Evaluator, size))
-    losses = {key: record.loss for key, record in baselines.items()}
-    return (score_programs(pool, config, encoding, programs, tasks, losses),
-            "log(AdamW loss / program loss), each at its best lr")
+    what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
+            if slot.name == "objective" else "log(AdamW loss / program loss), each at its best lr")
+    return score_programs(pool, config, encoding, programs, tasks, baselines), what
 
 
 def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, str]:

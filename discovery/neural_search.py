@@ -22,12 +22,11 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from cluster.pool import Failed
 from discovery.config import Config, ConfigError
-from discovery.evaluator import NetworksItem, RLBaselineItem
-from discovery.rl_train import AgentConfig, Network, first_finite, normalised_return
-from discovery.search import (FITNESS_CAP, WORST, GenerationReport, Pool, TaskPlan,
-                              _mean_scores)
+from discovery.evaluator import NetworksItem
+from discovery.rl_train import AgentConfig, Network
+from discovery.scoring import WORST, TaskScore, mean_scores, task_score
+from discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
 from discovery.tasks import Task
@@ -126,18 +125,8 @@ class NeuralSearch:
     # -- evaluation ----------------------------------------------------------------------
 
     def _ensure_baselines(self, generation: int) -> dict[str, BaselineRecord]:
-        tasks = self.tasks.all()
-        missing = [t for t in tasks if self.store.baseline(t.key) is None]
-        items = [RLBaselineItem(t, self.agent, self.config.tasks.lr_grid,
-                                self.config.tasks.seeds, self.config.seed) for t in missing]
-        for task, result in zip(missing, self.pool.map(items)):
-            if isinstance(result, Failed) or not np.isfinite(result["final_return"]):
-                reason = result.reason if isinstance(result, Failed) else "no finished episode"
-                raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
-            self.store.add_baseline(BaselineRecord(
-                task=task.key, score=result["final_return"], lr=result["lr"],
-                curve=result["curve"]), generation)
-        return {t.key: self.store.baseline(t.key) for t in tasks}
+        return ensure_baselines(self.pool, self.store, self.config, self.agent,
+                                self.tasks.all(), generation)
 
     def score(self, weights: np.ndarray, tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], run_seed: int
@@ -190,7 +179,7 @@ class NeuralSearch:
             median=float(np.median(finite)) if finite.size else WORST,
             seconds=time.perf_counter() - started,
             total_evaluated=self.counters["evaluated"], total_cache_hits=0,
-            validated=_mean_scores(validation))
+            validated=mean_scores(validation))
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "failed": report.failed, "best": report.best, "median": report.median,
@@ -264,30 +253,9 @@ def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig
     results = iter(pool.map(items))
     table: list[list[TaskScore]] = [[] for _ in range(n)]
     for task in tasks:
-        base = baselines[task.key]
-        start_return = first_finite(np.asarray(base.curve))
         for start, stop in chunks:
             result = next(results)
             for j in range(stop - start):
-                table[start + j].append(_task_score(result, j, task, base.score,
-                                                    start_return))
+                table[start + j].append(task_score(result, j, task, baselines[task.key],
+                                                   config.tasks.lr_grid))
     return table
-
-
-TaskScore = tuple[float, "str | None", ScoreRecord]
-"""(normalised return, failure reason or None, archive row without its candidate id)."""
-
-
-def _task_score(result: object, j: int, task: Task, target: float, start: float
-                ) -> TaskScore:
-    """Normalised return of network `j` of a work result on `task` (the mean over seeds,
-    capped at FITNESS_CAP) and its archive row; a non-finite return is a failure."""
-    if isinstance(result, Failed):
-        return WORST, f"failed: {result.reason}", ScoreRecord(candidate_id=-1, task=task.key,
-                                                             score=WORST)
-    final = np.asarray(result["final_return"][j], np.float64)
-    if not np.all(np.isfinite(final)):
-        return WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
-    value = min(float(np.mean(normalised_return(final, start, target))), FITNESS_CAP)
-    curve = np.mean(np.asarray(result["curve"][j], np.float64), axis=0)
-    return value, None, ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve)

@@ -19,12 +19,13 @@ import numpy as np
 
 from cluster.pool import Failed
 from discovery.config import Config, ConfigError
-from discovery.evaluator import BaselineItem, ProgramsItem
+from discovery.evaluator import BaselineItem, NetworksItem, ProgramsItem, RLBaselineItem
 from discovery.levels import Levels
+from discovery.rl_train import AgentConfig
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
                              ScoreRecord, ValidationRecord)
 from discovery.tasks import Task
-from discovery.train import TrainResult, fitness, lr_scores
+from discovery.scoring import FITNESS_CAP, WORST, TaskScore, mean_scores, task_score
 from dsl.identity import canonical_hash, fingerprint
 from dsl.interpreter import Encoding
 from dsl.mutate import MutationConfig
@@ -32,11 +33,9 @@ from dsl.parser import parse
 from dsl.printer import to_text
 from dsl.program import Program, ProgramError
 from dsl.simplify import simplify
+from dsl.slots import OBJECTIVE, OPTIMIZER, Slot
 from populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                    state_from_data, state_to_data)
-
-WORST = float("-inf")
-FITNESS_CAP = 5.0  # a task solved to the loss floor must not outweigh all the others
 
 
 class Pool(Protocol):
@@ -120,6 +119,38 @@ class TaskPlan:
                                                                 else ())))
 
 
+def program_slot(plan: TaskPlan) -> Slot:
+    """The slot programs fill on the plan's tasks: the optimizer slot on optimizer tasks, the
+    objective slot (PPO's drift) on RL tasks; ConfigError if the plan mixes the two."""
+    kinds = {task.kind for task in plan.all()}
+    if len(kinds) > 1:
+        raise ConfigError("tasks: a programs population is scored on optimizer tasks or on RL "
+                          "tasks (as PPO's drift), not on both")
+    return OBJECTIVE if kinds == {"rl"} else OPTIMIZER
+
+
+def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
+                     tasks: Sequence[Task], generation: int) -> dict[str, BaselineRecord]:
+    """The tuned baseline of every task (AdamW's loss on optimizer tasks; on RL tasks the
+    return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
+    per task, archived at `generation` (so rollback drops it), and returned by task key."""
+    missing = [t for t in tasks if store.baseline(t.key) is None]
+    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds
+    items = [RLBaselineItem(t, agent, lrs, seeds, config.seed) if t.kind == "rl" else
+             BaselineItem(t, lrs, seeds, config.seed) for t in missing]
+    for task, result in zip(missing, pool.map(items)):
+        value = None if isinstance(result, Failed) else \
+            result["final_return"] if task.kind == "rl" else result["loss"]
+        if value is None or not np.isfinite(value):
+            reason = result.reason if isinstance(result, Failed) else "a non-finite result"
+            raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
+        store.add_baseline(BaselineRecord(
+            task=task.key, score=value if task.kind == "rl" else 0.0,
+            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"]),
+            generation)
+    return {t.key: store.baseline(t.key) for t in tasks}
+
+
 def load_warm_start(paths: Sequence[Path], encoding: Encoding) -> list[Program]:
     """Warm-start programs from files; ConfigError if one does not parse or fit the slot."""
     programs = []
@@ -144,15 +175,17 @@ class Search:
         self.pool = pool
         self.on_generation = on_generation or (lambda report: None)
         self.tasks = TaskPlan.from_config(config)
+        self.slot = program_slot(self.tasks)
+        task_kind = "rl" if self.slot == OBJECTIVE else "optimizer"
         for family in config.scheduler.families if config.scheduler.kind != "none" else ():
-            if Task.make(family).kind != "optimizer":
-                raise ConfigError(f"scheduler.families.{family}: an RL family; a programs "
-                                  f"population is scored on optimizer tasks")
+            if Task.make(family).kind != task_kind:
+                raise ConfigError(f"scheduler.families.{family}: not an {task_kind} family, "
+                                  f"as the run's tasks are")
         # levels never repeat a fixed task: the training set of a generation has no duplicates
         # and held-out tasks stay held out
         self.levels = Levels.from_config(config, FITNESS_CAP, exclude=self.tasks.all())
         self.warm_start = list(warm_start)
-        self.encoding = Encoding(max_statements=config.population.max_statements)
+        self.encoding = Encoding(slot=self.slot, max_statements=config.population.max_statements)
         self.evolution = RegularizedEvolution(
             size=config.population.size, tournament=config.population.tournament,
             mutation=MutationConfig(max_statements=config.population.max_statements))
@@ -200,27 +233,17 @@ class Search:
     # -- evaluation ----------------------------------------------------------------------
 
     def _ensure_baselines(self, generation: int, levels: Sequence[Task] = ()
-                          ) -> dict[str, float]:
-        """AdamW's tuned loss on every task and level, computed once each and archived."""
+                          ) -> dict[str, BaselineRecord]:
         tasks = list(dict.fromkeys(self.tasks.all() + list(levels)))
-        missing = [t for t in tasks if self.store.baseline(t.key) is None]
-        items = [BaselineItem(t, self.config.tasks.lr_grid, self.config.tasks.seeds,
-                              self.config.seed) for t in missing]
-        for task, result in zip(missing, self.pool.map(items)):
-            if isinstance(result, Failed) or not np.isfinite(result["loss"]):
-                reason = result.reason if isinstance(result, Failed) else "a non-finite loss"
-                raise RuntimeError(f"the AdamW baseline on {task.key} failed: {reason}")
-            self.store.add_baseline(BaselineRecord(
-                task=task.key, score=0.0, loss=result["loss"], lr=result["lr"],
-                curve=result["curve"]), generation)
-        return {t.key: self.store.baseline(t.key).loss for t in tasks}
+        return ensure_baselines(self.pool, self.store, self.config, self.config.ppo, tasks,
+                                generation)
 
     def _score(self, programs: list[Program], tasks: Sequence[Task],
-               baselines: dict[str, float]) -> list[list[TaskScore]]:
+               baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
         return score_programs(self.pool, self.config, self.encoding, programs, tasks, baselines)
 
     def _evaluate(self, programs: list[Program], train: Sequence[Task],
-                  baselines: dict[str, float]) -> list[Scored]:
+                  baselines: dict[str, BaselineRecord]) -> list[Scored]:
         """Screen, then score on the training tasks; never raises for a bad candidate."""
         outcomes: list[Scored | None] = [None] * len(programs)
         passing = list(range(len(programs)))
@@ -252,10 +275,10 @@ class Search:
         if member.id in self._fitness:
             return member.id
         program = member.program
-        return self._hashes.get(canonical_hash(program),
-                                self._fingerprints.get(fingerprint(program)))
+        return self._hashes.get(canonical_hash(program, self.slot),
+                                self._fingerprints.get(fingerprint(program, self.slot)))
 
-    def _rescore(self, sources: set[int], train: Sequence[Task], baselines: dict[str, float]
+    def _rescore(self, sources: set[int], train: Sequence[Task], baselines: dict[str, BaselineRecord]
                  ) -> tuple[dict[int, float], dict[int, dict[str, float]], list[ScoreRecord]]:
         """Earlier candidates on this generation's tasks, so that every member is compared on
         the same tasks: (fitness and per-task scores of each source, new score rows). Only
@@ -302,7 +325,7 @@ class Search:
         for child in children:
             cid = self.counters.next_id
             self.counters.next_id += 1
-            h, fp = canonical_hash(child.program), fingerprint(child.program)
+            h, fp = canonical_hash(child.program, self.slot), fingerprint(child.program, self.slot)
             row = {"id": cid, "parent": child.parent_id, "program": child.program,
                    "hash": h, "fingerprint": fp}
             source = self._hashes.get(h, self._fingerprints.get(fp))
@@ -380,7 +403,7 @@ class Search:
             median=float(np.median(finite)) if finite.size else WORST,
             seconds=time.perf_counter() - started,
             total_evaluated=self.counters.evaluated, total_cache_hits=self.counters.cache_hits,
-            validated=_mean_scores(validation))
+            validated=mean_scores(validation))
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "cache_hits": report.cache_hits, "screened": report.screened,
@@ -417,7 +440,7 @@ class Search:
         leaders.sort(key=lambda entry: (-entry[0], entry[1]))
         self.counters.leaders = leaders[: 4 * self.config.validation.top]
 
-    def _validate(self, g: int, baselines: dict[str, float]
+    def _validate(self, g: int, baselines: dict[str, BaselineRecord]
                   ) -> tuple[list[ValidationRecord], list[ScoreRecord]]:
         """Meta-validation: the best not-yet-validated candidates on the held-out tasks, as
         validation rows and as score rows (which keep the loss curves)."""
@@ -449,12 +472,8 @@ class Search:
             self.step()
 
 
-TaskScore = tuple[float, "str | None", ScoreRecord]
-"""(fitness, failure reason or None, archive row without its candidate id) on one task."""
-
-
 def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
-                   tasks: Sequence[Task], baselines: dict[str, float]) -> list[list[TaskScore]]:
+                   tasks: Sequence[Task], baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
     """Per program, per task: its score against the baseline, via work items on `pool`."""
     by_task = score_groups(pool, config, encoding, [(task, programs) for task in tasks],
                            baselines)
@@ -463,7 +482,7 @@ def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Seq
 
 
 def score_groups(pool: Pool, config: Config, encoding: Encoding,
-                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, float]
+                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, BaselineRecord]
                  ) -> list[list[TaskScore]]:
     """Per group (a task and the programs to score on it), per program: its score against the
     baseline; every group's work items go to `pool` in one call."""
@@ -473,8 +492,12 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
         for i in range(0, len(programs), size):
             chunk = list(programs[i:i + size])
             padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
-            items.append(ProgramsItem(task, encoding.encode_population(padded),
-                                      config.tasks.lr_grid, config.tasks.seeds, config.seed))
+            encoded = encoding.encode_population(padded)
+            items.append(
+                NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
+                if task.kind == "rl" else
+                ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds,
+                             config.seed))
             spans.append(len(chunk))
     results = iter(zip(pool.map(items), spans))
     table: list[list[TaskScore]] = []
@@ -482,34 +505,7 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
         row: list[TaskScore] = []
         while len(row) < len(programs):
             result, span = next(results)
-            row += [_task_score(result, j, task, baselines[task.key], config)
+            row += [task_score(result, j, task, baselines[task.key], config.tasks.lr_grid)
                     for j in range(span)]
         table.append(row)
     return table
-
-
-def _mean_scores(records: list[ValidationRecord]) -> tuple[tuple[int, float], ...]:
-    """(candidate id, mean validation score) in order of first appearance."""
-    by_id: dict[int, list[float]] = {}
-    for record in records:
-        by_id.setdefault(record.candidate_id, []).append(record.score)
-    return tuple((cid, float(np.mean(values))) for cid, values in by_id.items())
-
-
-def _task_score(result: Any, j: int, task: Task, baseline_loss: float,
-                config: Config) -> tuple[float, str | None, ScoreRecord]:
-    """Fitness of program `j` of a work result on `task`, and its archive row."""
-    if isinstance(result, Failed):
-        row = ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
-        return WORST, f"failed: {result.reason}", row
-    mine = TrainResult(*(np.asarray(result[name][j]) for name in TrainResult._fields))
-    with np.errstate(all="ignore"):  # NaN and Inf are expected here and scored as failures
-        value, reason = fitness(mine, baseline_loss)
-        value = min(value, FITNESS_CAP)
-        per_lr = lr_scores(mine)
-        best = int(np.argmin(per_lr))
-        curve = np.mean(mine.curve[best], axis=0)
-    row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
-                      loss=float(np.exp(per_lr[best])), lr=config.tasks.lr_grid[best],
-                      curve=curve)
-    return value, reason, row

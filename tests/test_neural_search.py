@@ -284,3 +284,56 @@ def test_ta_lpg_networks_train_actor_predictors_against_a2c_on_gridworlds(tmp_pa
     assert baseline.score > first_finite(np.asarray(baseline.curve))  # A2C learned
     (validated, value), = store.top(1, by="validation")
     assert np.isfinite(value)
+
+
+DRIFT_PROGRAMS_CONFIG = """\
+seed = 2
+generations = 2
+
+[population]
+size = 6
+tournament = 2
+children = 4
+warm_start = ["ppo_clip", "dpo"]
+max_statements = 16
+
+[tasks]
+seeds = 2
+lr_grid = [2.5e-3]  # the same lr as [ppo]: PPO's clip program is then PPO exactly
+train = [{ family = "cartpole", total_timesteps = 4096 }]
+heldout = [{ family = "cartpole", total_timesteps = 4096, length = 0.8 }]
+
+[ppo]
+num_envs = 4
+num_steps = 64
+lr = 2.5e-3
+
+[validation]
+top = 1
+
+[cluster]
+batch_size = 6
+"""
+
+
+def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
+    from discovery.search import Search, TaskPlan, load_warm_start, program_slot
+    from dsl.interpreter import Encoding
+
+    config = parse_config(DRIFT_PROGRAMS_CONFIG)
+    examples = Path(__file__).parent.parent / "examples" / "programs"
+    encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)), max_statements=16)
+    warm = load_warm_start([examples / "ppo_clip.py", examples / "dpo.py"], encoding)
+    store = RunStore.create(tmp_path / "run", DRIFT_PROGRAMS_CONFIG)
+    search = Search(config, store, LocalPool(functools.partial(Evaluator, 16)), warm)
+    assert search.slot == OBJECTIVE
+    search.run(2)
+    clip = store.candidate(0)
+    assert "clip(" in clip.text and clip.status == "ok"
+    # PPO's clip as a drift program, at PPO's lr and keys, is PPO: it scores 1 exactly
+    assert clip.fitness == pytest.approx(1.0, abs=1e-4)
+    assert store.count() == 6 + 4
+    assert any(store.candidate(i).fitness != clip.fitness for i in range(1, 10)
+               if store.candidate(i).status == "ok")
+    (winner, value), = store.top(1, by="validation")
+    assert np.isfinite(value)

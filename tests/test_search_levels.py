@@ -119,8 +119,9 @@ def test_a_failed_level_evaluation_counts_as_the_worst_score_and_the_run_goes_on
     assert all(row.regret == FITNESS_CAP for row in store.sampled_levels())
 
 
-def test_an_rl_family_cannot_be_a_level_of_a_program_search(tmp_path):
+def test_levels_must_be_of_the_kind_of_the_runs_tasks(tmp_path):
     text = SCHEDULED.replace("quadratic = { dim = 4, horizon = 12 }", "cartpole = {}")
     config = parse_config(text)
-    with pytest.raises(ConfigError, match="scheduler.families.cartpole: an RL family"):
+    with pytest.raises(ConfigError, match="scheduler.families.cartpole: not an optimizer "
+                                          "family"):
         Search(config, RunStore.create(tmp_path / "run", text), None, [])
