@@ -25,7 +25,9 @@ import numpy as np
 from discovery.config import Config, ConfigError
 from discovery.evaluator import NetworksItem
 from discovery.rl_train import AgentConfig, Network
-from discovery.scoring import WORST, TaskScore, mean_scores, task_score
+from discovery.levels import Levels
+from discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
+                               task_score)
 from discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
@@ -92,6 +94,12 @@ class NeuralSearch:
                 raise ConfigError(f"tasks: {task.family} is not an RL family; a "
                                   f"{config.population.kind} population trains RL agents")
         self.network, self.agent = network_of(config)
+        for family in config.scheduler.families if config.scheduler.kind != "none" else ():
+            if Task.make(family).kind != "rl":
+                raise ConfigError(f"scheduler.families.{family}: not an RL family; a "
+                                  f"{config.population.kind} population trains RL agents")
+        # levels never repeat a fixed task: held-out tasks stay held out
+        self.levels = Levels.from_config(config, FITNESS_CAP, exclude=self.tasks.all())
         spec = StrategySpec(config.es.strategy, config.population.size, config.es.sigma,
                             config.es.learning_rate)
         key = jax.random.PRNGKey(config.seed)
@@ -116,17 +124,22 @@ class NeuralSearch:
             except (KeyError, ValueError) as error:
                 raise ConfigError(f"the checkpoint does not fit this config: {error}") from None
             self.counters = data["counters"]
+            if self.levels is not None:
+                self.levels.load(data["levels"])
             self.generation = last + 1
 
     def _checkpoint(self, generation: int) -> None:
-        self.store.save_checkpoint(generation, {
-            "strategy": self.strategy.state_to_data(self.state), "counters": self.counters})
+        state = {"strategy": self.strategy.state_to_data(self.state), "counters": self.counters}
+        if self.levels is not None:
+            state["levels"] = self.levels.to_data()
+        self.store.save_checkpoint(generation, state)
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _ensure_baselines(self, generation: int) -> dict[str, BaselineRecord]:
+    def _ensure_baselines(self, generation: int, levels: Sequence[Task] = ()
+                          ) -> dict[str, BaselineRecord]:
         return ensure_baselines(self.pool, self.store, self.config, self.agent,
-                                self.tasks.all(), generation)
+                                self.tasks.all() + list(levels), generation)
 
     def score(self, weights: np.ndarray, tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], run_seed: int
@@ -139,14 +152,18 @@ class NeuralSearch:
         """Run the next generation and archive it."""
         started = time.perf_counter()
         g = self.generation
-        baselines = self._ensure_baselines(g)
+        # with a scheduler, this generation's levels join the fixed training tasks; every
+        # member is scored on them afresh, so fitnesses within a generation compare directly
+        levels = self.levels.sample() if self.levels is not None else []
+        train = list(self.tasks.train) + levels
+        baselines = self._ensure_baselines(g, levels)
         key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), g)
         k_ask, k_tell = jax.random.split(key)
         mean = self.strategy.mean(self.state)
         population, state = self.strategy.ask(k_ask, self.state)
         weights = np.concatenate([mean[None], population])
         run_seed = int(np.random.default_rng([self.config.seed, g]).integers(2 ** 31))
-        table = self.score(weights, self.tasks.train, baselines, run_seed)
+        table = self.score(weights, train, baselines, run_seed)
 
         ids = list(range(self.counters["next_id"], self.counters["next_id"] + len(weights)))
         self.counters["next_id"] += len(weights)
@@ -166,6 +183,7 @@ class NeuralSearch:
             if not reasons:
                 self._note_leader(fit, cid)
         self.state = self.strategy.tell(k_tell, population, np.array(fitness[1:]), state)
+        level_rows = self._update_levels(g, levels, table[1:]) if levels else []
         self.counters["mean_id"] = ids[0]
 
         validation, validation_scores = self._validate(g, baselines, dict(zip(ids, weights)))
@@ -183,11 +201,22 @@ class NeuralSearch:
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "failed": report.failed, "best": report.best, "median": report.median,
-            "mean": fitness[0]})
+            "mean": fitness[0]}, levels=level_rows)
         self._checkpoint(g)
         self.generation = g + 1
         self.on_generation(report)
         return report
+
+    def _update_levels(self, g: int, levels: list[Task], members: list[list[TaskScore]]
+                       ) -> list:
+        """The members' regret on each level (against the baseline's normalised score, 1),
+        given to the scheduler; the levels' archive rows."""
+        first = len(self.tasks.train)
+        table = [[value if reason is None else -np.inf
+                  for value, reason, _ in per_task[first:]] for per_task in members]
+        regrets = self.levels.regrets(table, baseline_score=BASELINE_SCORE["rl"])
+        self.levels.update(levels, regrets)
+        return self.levels.rows(g, levels, regrets)
 
     def _note_leader(self, fit: float, cid: int) -> None:
         leaders = self.counters["leaders"] + [[fit, cid]]

@@ -21,6 +21,7 @@ from discovery.train import TrainResult, fitness, lr_scores
 
 WORST = float("-inf")
 FITNESS_CAP = 5.0
+BASELINE_SCORE = {"optimizer": 0.0, "rl": 1.0}  # the baseline's own score, by task kind
 
 TaskScore = tuple[float, "str | None", ScoreRecord]
 """(fitness, failure reason or None, archive row without its candidate id) on one task."""

@@ -25,7 +25,8 @@ from discovery.rl_train import AgentConfig
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
                              ScoreRecord, ValidationRecord)
 from discovery.tasks import Task
-from discovery.scoring import FITNESS_CAP, WORST, TaskScore, mean_scores, task_score
+from discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
+                               task_score)
 from dsl.identity import canonical_hash, fingerprint
 from dsl.interpreter import Encoding
 from dsl.mutate import MutationConfig
@@ -431,7 +432,8 @@ class Search:
         self.counters.leaders = list(best.values())[: 4 * self.config.validation.top]
         table = [[level_scores.get(sources[m.id], {}).get(level.key, math.nan)
                   for level in levels] for m in members]
-        regrets = self.levels.regrets(table)
+        kind = "rl" if self.slot == OBJECTIVE else "optimizer"
+        regrets = self.levels.regrets(table, baseline_score=BASELINE_SCORE[kind])
         self.levels.update(levels, regrets)
         return self.levels.rows(g, levels, regrets)
 

@@ -337,3 +337,38 @@ def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
                if store.candidate(i).status == "ok")
     (winner, value), = store.top(1, by="validation")
     assert np.isfinite(value)
+
+
+def test_the_regret_scheduler_picks_cartpole_levels_for_a_network_population(tmp_path):
+    text = CONFIG.replace("generations = 3", "generations = 3") + """
+[scheduler]
+kind = "regret"
+levels = 2
+capacity = 4
+replay_prob = 0.5
+families = { cartpole = { total_timesteps = 4096 } }
+"""
+    straight = make_search(tmp_path / "straight", text)
+    straight.run(3)
+    rows = straight.store.sampled_levels()
+    assert [row.generation for row in rows] == [0, 0, 1, 1, 2, 2]
+    assert all(row.family == "cartpole" and np.isfinite(row.regret) for row in rows)
+    # every member was scored on its generation's levels, against a per-level PPO baseline
+    for row in rows:
+        assert straight.store.baseline(row.task) is not None
+        scores = [s for s in straight.store.scores_of(5 * row.generation + 1)
+                  if s.task == row.task]
+        assert len(scores) == 1
+    # regret = 1 (PPO's normalised score) - the best member's score on the level
+    first = [row for row in rows if row.generation == 0]
+    for row in first:
+        best = max(s.score for i in range(1, 5) for s in straight.store.scores_of(i)
+                   if s.task == row.task)
+        assert row.regret == pytest.approx(1.0 - min(best, 5.0))
+    interrupted = make_search(tmp_path / "resumed", text)
+    interrupted.run(2)
+    interrupted.store.close()
+    resumed = make_search(tmp_path / "resumed", text)
+    resumed.run(3)
+    assert archive(resumed.store) == archive(straight.store)
+    assert resumed.store.sampled_levels() == rows
