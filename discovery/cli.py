@@ -166,6 +166,9 @@ def _print_report(report) -> None:
     if report.validated:
         scores = ", ".join(f"#{cid} {_format_fitness(score)}" for cid, score in report.validated)
         print(f"        meta-validation on held-out tasks: {scores}", flush=True)
+    if report.regret:
+        regrets = ", ".join(f"{family} {_format_fitness(value)}" for family, value in report.regret)
+        print(f"        regret of the generation's levels: {regrets}", flush=True)
 
 
 def _make_pool(config, address: str | None):

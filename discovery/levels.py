@@ -96,6 +96,14 @@ class Levels:
         return describe(self.state)
 
 
+def regret_by_family(rows: Sequence[SampledLevelRecord]) -> tuple[tuple[str, float], ...]:
+    """Mean regret of a generation's levels per family, for the progress report and metrics."""
+    by_family: dict[str, list[float]] = {}
+    for row in rows:
+        by_family.setdefault(row.family, []).append(row.regret)
+    return tuple((family, float(np.mean(values))) for family, values in sorted(by_family.items()))
+
+
 def buffer_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The buffer of a checkpointed state (`Levels.to_data`), highest regret first: level key,
     family, params, regret, times sampled, last sampled step; for `disco inspect --levels`."""

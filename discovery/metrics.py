@@ -94,6 +94,8 @@ class SearchMetrics:
         self.median.set(report.median)
         self.rate.set(report.evaluated / report.seconds if report.seconds > 0 else 0.0)
         self.generation_seconds.observe(report.seconds)
+        for family, regret in report.regret:
+            self.set_regret(family, regret)
 
     def set_regret(self, family: str, regret: float) -> None:
         """Record the scheduler's current regret on one level family."""

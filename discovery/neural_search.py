@@ -25,7 +25,7 @@ import numpy as np
 from discovery.config import Config, ConfigError
 from discovery.evaluator import NetworksItem
 from discovery.rl_train import AgentConfig, Network
-from discovery.levels import Levels
+from discovery.levels import Levels, regret_by_family
 from discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
                                task_score)
 from discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
@@ -197,7 +197,7 @@ class NeuralSearch:
             median=float(np.median(finite)) if finite.size else WORST,
             seconds=time.perf_counter() - started,
             total_evaluated=self.counters["evaluated"], total_cache_hits=0,
-            validated=mean_scores(validation))
+            validated=mean_scores(validation), regret=regret_by_family(level_rows))
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "failed": report.failed, "best": report.best, "median": report.median,

@@ -20,7 +20,7 @@ import numpy as np
 from cluster.pool import Failed
 from discovery.config import Config, ConfigError
 from discovery.evaluator import BaselineItem, NetworksItem, ProgramsItem, RLBaselineItem
-from discovery.levels import Levels
+from discovery.levels import Levels, regret_by_family
 from discovery.rl_train import AgentConfig
 from discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
                              ScoreRecord, ValidationRecord)
@@ -61,6 +61,7 @@ class GenerationReport:
     total_evaluated: int
     total_cache_hits: int
     validated: tuple[tuple[int, float], ...] = ()
+    regret: tuple[tuple[str, float], ...] = ()  # mean regret of the levels, by family
 
 
 @dataclass(frozen=True)
@@ -404,7 +405,7 @@ class Search:
             median=float(np.median(finite)) if finite.size else WORST,
             seconds=time.perf_counter() - started,
             total_evaluated=self.counters.evaluated, total_cache_hits=self.counters.cache_hits,
-            validated=mean_scores(validation))
+            validated=mean_scores(validation), regret=regret_by_family(level_rows))
         self.store.add_generation(g, candidates, scores, validation, events={
             "candidates": report.candidates, "evaluated": report.evaluated,
             "cache_hits": report.cache_hits, "screened": report.screened,

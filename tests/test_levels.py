@@ -122,3 +122,15 @@ def test_levels_differing_only_in_floats_share_one_compiled_trainer_and_differ_i
     alone = jax.jit(train.make_program_train(hard, encoding))  # floats as constants
     reference = alone(jax.tree.map(lambda x: x[0], sgd), np.float32(0.1), keys[0])
     np.testing.assert_allclose(losses[1].ravel(), [reference.final_loss], rtol=1e-4)
+
+
+def test_regret_by_family_is_the_mean_of_each_familys_levels():
+    from discovery.levels import regret_by_family
+    from discovery.store import SampledLevelRecord
+
+    rows = [SampledLevelRecord(generation=0, position=i, task=f"t{i}", family=family, params={},
+                               regret=regret, replayed=False)
+            for i, (family, regret) in enumerate([("rnn", 1.0), ("quadratic", 0.5),
+                                                  ("rnn", 2.0)])]
+    assert regret_by_family(rows) == (("quadratic", 0.5), ("rnn", 1.5))
+    assert regret_by_family([]) == ()

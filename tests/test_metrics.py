@@ -143,9 +143,8 @@ def test_a_local_pool_without_retry_counters_reads_as_zero(served):
 def test_regret_is_labelled_by_level_family(served):
     metrics = SearchMetrics()
     server = served(metrics)
-    metrics.set_regret("quadratic", 0.25)
-    metrics.set_regret("rnn", 1.5)
-    metrics.set_regret("quadratic", 0.125)
+    metrics.observe(report(regret=(("quadratic", 0.25), ("rnn", 1.5))))
+    metrics.observe(report(generation=4, regret=(("quadratic", 0.125),)))
     values = scrape(server)
     assert values['disco_regret{family="quadratic"}'] == 0.125
     assert values['disco_regret{family="rnn"}'] == 1.5
