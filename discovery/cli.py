@@ -472,23 +472,56 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
 
 
 def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
+    """Networks of the run's shape and, in a drift-network run, drift programs (files or
+    RUN:ID of a program run), each trained as the run trains its candidates."""
     import functools
 
     from cluster.local import LocalPool
     from discovery.evaluator import Evaluator
-    from discovery.neural_search import network_of, network_text, score_networks
+    from discovery.neural_search import network_of, network_text, score_rules
+    from dsl.interpreter import Encoding
+    from dsl.slots import OBJECTIVE
 
-    network = network_of(config)[0]
-    weights = []
-    for ref in refs:
+    network, agent = network_of(config)
+    networks: dict[int, np.ndarray] = {}
+    programs: dict[int, Program] = {}
+    for i, ref in enumerate(refs):
         loaded = load_network(ref)
-        if loaded is None or loaded[0] != network:
+        if loaded is not None and loaded[0] == network:
+            networks[i] = loaded[1]
+        elif loaded is None and network.kind in ("lpo", "ta-lpo"):
+            program = load_program(ref)
+            try:
+                OBJECTIVE.check(program)
+            except ProgramError as error:
+                raise CliError(f"{ref}: not a drift program: {error}") from None
+            programs[i] = program
+        else:
             raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
-                           f"({network_text(network)})")
-        weights.append(loaded[1])
+                           f"({network_text(network)})"
+                           + (" or a drift program" if network.kind in ("lpo", "ta-lpo")
+                              else ""))
     pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
-    table = score_networks(pool, config, np.stack(weights), tasks, baselines, config.seed)
+    table: list = [None] * len(refs)
+    if networks:
+        rows = score_rules(pool, config, network, agent, np.stack(list(networks.values())),
+                           tasks, baselines, config.seed)
+        table = _place(table, networks, rows)
+    if programs:
+        encoding = Encoding(slot=OBJECTIVE,
+                            max_statements=max(len(p.body) for p in programs.values()))
+        rows = score_rules(pool, config, encoding, agent,
+                           encoding.encode_population(list(programs.values())), tasks,
+                           baselines, config.seed)
+        table = _place(table, programs, rows)
     return table, "final return normalised by the tuned baseline's (1: as good)"
+
+
+def _place(table: list, positions: dict, rows: list) -> list:
+    """`table` with `rows` put at the indices of `positions`, in order."""
+    for index, row in zip(positions, rows):
+        table[index] = row
+    return table
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:

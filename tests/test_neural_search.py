@@ -231,6 +231,14 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path)
     plotted = subprocess.run([disco, "plot", ref, "--drift", "-o", str(png)],
                              capture_output=True, text=True, env=env, timeout=120)
     assert plotted.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    examples = Path(__file__).parent.parent / "examples" / "programs"
+    scored = subprocess.run([disco, "score", ref, str(examples / "ppo_clip.py"), "--run",
+                             str(run_dir)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    clip_row = scored.stdout.strip().splitlines()[-1].split()
+    assert clip_row[0].endswith("ppo_clip.py")
+    assert [float(v) for v in clip_row[1:]] == [1.0, 1.0]  # PPO's clip program is PPO
     distilled = tmp_path / "distilled.py"
     assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
     OBJECTIVE.check(parse(distilled.read_text()))
