@@ -135,8 +135,8 @@ class LPGTrainConfig:
     prediction_coef: float = 0.5  # alpha_y: weight of KL(y_hat || y(s)) in the agent's loss
     policy_entropy_coef: float = 0.01  # beta_0: entropy bonus of pi (A2C's too)
     prediction_entropy_coef: float = 0.001  # beta_1: entropy bonus of y
-    pi_hat_l2: float = 0.001  # beta_2: weight of mean pi_hat^2 in LPGResult.rule_l2
-    y_hat_l2: float = 0.001  # beta_3: weight of mean |y_hat|^2 in LPGResult.rule_l2
+    pi_hat_l2: float = 0.001  # beta_2: weight of mean pi_hat^2 in the fitness penalty
+    y_hat_l2: float = 0.001  # beta_3: weight of mean |y_hat|^2 in the penalty
     gae_lambda: float = 0.95  # A2C only
     vf_coef: float = 0.5  # A2C only
     return_scale: float = 1.0  # TA-LPG only; see above

@@ -87,7 +87,7 @@ class Evaluator:
         if isinstance(item, NetworksItem):
             result = evaluate_networks(item.task, item.network, item.params, item.agent, keys)
             return {"final_return": np.asarray(result.final_return),
-                    "curve": np.asarray(result.curve)}
+                    "curve": np.asarray(result.curve), "penalty": np.asarray(result.penalty)}
         if isinstance(item, RLBaselineItem):
             lr, final, start, curve = rl_baseline(item.task, item.agent, item.lrs, keys)
             return {"lr": lr, "final_return": final, "start": start, "curve": curve}

@@ -32,7 +32,7 @@ class LPGResult(NamedTuple):
     curve: Any  # [num_updates]: mean return of the episodes completed in each update
     final_return: Any  # []: the curve's last value
     rule_l2: Any  # []: LPG's output regulariser, mean over updates of
-    # pi_hat_l2 * mean(pi_hat^2) + y_hat_l2 * mean(|y_hat|^2); subtract it from a fitness
+    # pi_hat_l2 * mean(pi_hat^2) + y_hat_l2 * mean(|y_hat|^2); the fitness pays it
     # to penalise large targets as LPG's meta-objective does (0 for A2C)
 
 

@@ -34,10 +34,12 @@ _COMPILED: dict[tuple, Callable[..., Any]] = {}
 
 class RLScores(NamedTuple):
     """Returns of many agents: curve [..., updates], final return [...] (NaN where the
-    agent's weights went non-finite)."""
+    agent's weights went non-finite), and the rule's regulariser [...] that its fitness
+    pays (LPG's L2 on its targets, as in its meta-objective; 0 for drifts)."""
 
     curve: Any
     final_return: Any
+    penalty: Any
 
 
 def _environment(task: Task) -> Environment:
@@ -91,7 +93,8 @@ def evaluate_networks(task: Task, network: Network, params: Any, config: AgentCo
         def population(params: jax.Array, env_params: Any, keys: jax.Array) -> RLScores:
             per_seed = jax.vmap(train, in_axes=(None, None, 0))
             result = jax.vmap(per_seed, in_axes=(0, None, None))(params, env_params, keys)
-            return RLScores(result.curve, result.final_return)
+            penalty = getattr(result, "rule_l2", jnp.zeros_like(result.final_return))
+            return RLScores(result.curve, result.final_return, penalty)
 
         return jax.jit(population)
 
@@ -114,7 +117,7 @@ def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: j
 
             def make(c: PPOConfig = lr_config) -> Callable[..., RLScores]:
                 train = make_train(c, env.name, lpo_objective(ppo_clip_drift(c.clip_eps)))
-                return jax.jit(jax.vmap(lambda p, k: RLScores(*train(None, p, k)[:2]),
+                return jax.jit(jax.vmap(lambda p, k: RLScores(*train(None, p, k)[:2], 0.0),
                                         in_axes=(None, 0)))
 
             run = _compiled(("ppo", env.name, _shapes(env.params), lr_config), make)
@@ -122,7 +125,7 @@ def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: j
         else:
             def make() -> Callable[..., RLScores]:
                 train = make_a2c_train(config, make_env(env.name))
-                return jax.jit(jax.vmap(lambda lr, p, k: RLScores(*train(lr, p, k)[:2]),
+                return jax.jit(jax.vmap(lambda lr, p, k: RLScores(*train(lr, p, k)[:2], 0.0),
                                         in_axes=(None, None, 0)))
 
             run = _compiled(("a2c", env.name, _shapes(env.params), config), make)

@@ -53,13 +53,15 @@ def _optimizer_score(result: Any, j: int, task: Task, baseline_loss: float,
 
 
 def _rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord) -> TaskScore:
-    """Normalised return (mean over seeds); a non-finite return (NaN agent weights) is a
-    failure."""
+    """Normalised return (mean over seeds) less the rule's regulariser (LPG's); a non-finite
+    return (NaN agent weights) is a failure."""
     final = np.asarray(result["final_return"][j], np.float64)
     if not np.all(np.isfinite(final)):
         return WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
     start = first_finite(np.asarray(baseline.curve, np.float64))
-    value = min(float(np.mean(normalised_return(final, start, baseline.score))), FITNESS_CAP)
+    value = float(np.mean(normalised_return(final, start, baseline.score))
+                  - np.mean(result["penalty"][j]))
+    value = min(value, FITNESS_CAP)
     curve = np.mean(np.asarray(result["curve"][j], np.float64), axis=0)
     return value, None, ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve)
 

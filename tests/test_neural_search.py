@@ -290,6 +290,11 @@ def test_ta_lpg_networks_train_actor_predictors_against_a2c_on_gridworlds(tmp_pa
     baseline = store.baseline(search.tasks.train[0].key)
     assert baseline.lr in (1e-3, 3e-3)  # A2C's step size, tuned over the grid
     assert baseline.score > first_finite(np.asarray(baseline.curve))  # A2C learned
+    # the fitness pays LPG's L2 regulariser on its targets: below the normalised return
+    (score,) = [s for s in store.scores_of(3) if s.task == search.tasks.train[0].key]
+    plain = normalised_return(score.curve[-1], first_finite(np.asarray(baseline.curve)),
+                              baseline.score)
+    assert score.score < plain and score.score == pytest.approx(plain, abs=0.05)
     (validated, value), = store.top(1, by="validation")
     assert np.isfinite(value)
 

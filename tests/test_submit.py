@@ -82,7 +82,7 @@ def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
     (tmp_path / "tiny.toml").write_text(CONFIG)
     run_dir = tmp_path / "run"
     result = disco("submit", str(tmp_path / "tiny.toml"), "--address", head,
-                   "--run-dir", str(run_dir), timeout=120)
+                   "--run-dir", str(run_dir), timeout=300)  # a loaded 2-core machine
     assert result.returncode == 0, result.stderr
     job = result.stdout.split()[2]
     from ray.job_submission import JobStatus, JobSubmissionClient

@@ -63,8 +63,8 @@ def adamw_with_decay(lr):
     return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
 
 
-def test_every_family_has_a_test_task():
-    assert set(TASKS) == set(FAMILIES)
+def test_every_optimizer_family_has_a_test_task():
+    assert set(TASKS) == {name for name, family in FAMILIES.items() if family.kind == "optimizer"}
 
 
 def test_checkpoints_run_evenly_from_the_start_to_the_end():
