@@ -269,8 +269,10 @@ def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig
     """`score_networks` for any rules of `network`'s shape: flat weights [N, D], or encoded
     objective-slot programs with a leading axis N (an Encoding as `network`)."""
     n = len(jax.tree.leaves(rules)[0])
-    # every item has the shape of a training generation's items: one compiled function
-    size = split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1]
+    # the training generation's item shape (one compiled function for every generation), or
+    # fewer rules than that (validation, `disco score`): one more shape beats training
+    # padding rules
+    size = min(split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1], n)
     chunks = [(i, min(i + size, n)) for i in range(0, n, size)]
 
     def padded(start: int, stop: int) -> Any:
