@@ -45,16 +45,21 @@ def open_run(run_dir: str | Path) -> RunStore:
         raise CliError(str(error)) from None
 
 
+def _stored_candidate(ref: str, run_dir: Path, cid: int):
+    """The archived candidate `cid` of `run_dir`; CliError if there is none."""
+    with open_run(run_dir) as store:
+        try:
+            return store.candidate(cid)
+        except KeyError:
+            raise CliError(f"{ref}: run {run_dir} has no candidate {cid} "
+                           f"(see `disco inspect {run_dir}`)") from None
+
+
 def load_program(ref: str) -> Program:
     """The program named by `ref`: a file of program text, or `RUN:ID` from a run's archive."""
     stored = _split_ref(ref)
     if stored is not None:
-        with open_run(stored[0]) as store:
-            try:
-                record = store.candidate(stored[1])
-            except KeyError:
-                raise CliError(f"{ref}: run {stored[0]} has no candidate {stored[1]} "
-                               f"(see `disco inspect {stored[0]}`)") from None
+        record = _stored_candidate(ref, *stored)
         if record.weights is not None:
             raise CliError(f"{ref} is a {record.kind} network, not a program: export it with "
                            f"`disco export {ref} --format jax` or plot it with "
@@ -78,12 +83,7 @@ def load_network(ref: str):
         return None
     from discovery.neural_search import network_from_text
 
-    with open_run(stored[0]) as store:
-        try:
-            record = store.candidate(stored[1])
-        except KeyError:
-            raise CliError(f"{ref}: run {stored[0]} has no candidate {stored[1]} "
-                           f"(see `disco inspect {stored[0]}`)") from None
+    record = _stored_candidate(ref, *stored)
     if record.weights is None:
         return None
     return network_from_text(record.text), record.weights

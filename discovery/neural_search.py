@@ -114,11 +114,9 @@ class NeuralSearch:
 
     def restore(self) -> None:
         """Continue from the newest intact checkpoint; archive rows after it are rolled back."""
-        checkpoint = self.store.load_checkpoint()
-        last = -1 if checkpoint is None else checkpoint[0]
-        self.store.rollback_after(last)
+        checkpoint = self.store.rewind()
         if checkpoint is not None:
-            data = checkpoint[1]
+            last, data = checkpoint
             try:
                 self.state = self.strategy.state_from_data(data["strategy"])
             except (KeyError, ValueError) as error:

@@ -202,11 +202,9 @@ class Search:
 
     def restore(self) -> None:
         """Continue from the newest intact checkpoint; archive rows after it are rolled back."""
-        checkpoint = self.store.load_checkpoint()
-        last = -1 if checkpoint is None else checkpoint[0]
-        self.store.rollback_after(last)
+        checkpoint = self.store.rewind()
         if checkpoint is not None:
-            state = checkpoint[1]
+            last, state = checkpoint
             self.population = state_from_data(state["population"])
             self.counters = _Counters(**state["counters"])
             if self.levels is not None:

@@ -770,6 +770,13 @@ class RunStore:
             stale.unlink()
         return path
 
+    def rewind(self) -> tuple[int, dict[str, Any]] | None:
+        """Where a resumed run continues: the newest intact checkpoint (None: from the
+        start), with every archive row of later generations rolled back."""
+        checkpoint = self.load_checkpoint()
+        self.rollback_after(-1 if checkpoint is None else checkpoint[0])
+        return checkpoint
+
     def load_checkpoint(self) -> tuple[int, dict[str, Any]] | None:
         """(generation, state) of the newest intact checkpoint, or None if there is none.
 
