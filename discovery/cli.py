@@ -326,6 +326,7 @@ def _cmd_resume(args: argparse.Namespace) -> None:
         config = parse_config(store.config_text)
         if args.generations is not None:
             config = _with_generations(config, args.generations)
+            store.set_config_text(_set_generations(store.config_text, args.generations))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checkpoint = store.load_checkpoint()

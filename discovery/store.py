@@ -431,8 +431,13 @@ class RunStore:
 
     @property
     def config_text(self) -> str:
-        """The run's config text, as given to `create`."""
+        """The run's config text, as given to `create` (or `set_config_text`)."""
         return (self.run_dir / CONFIG_NAME).read_text()
+
+    def set_config_text(self, text: str) -> None:
+        """Replace the run's config text (atomically): `resume --generations` moves the
+        run's target, which `status` and later resumes read from here."""
+        _write_atomically(self.run_dir / CONFIG_NAME, text.encode())
 
     def close(self) -> None:
         """Close the archive."""

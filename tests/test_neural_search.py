@@ -5,6 +5,7 @@ improves its rule."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -203,7 +204,7 @@ def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
     assert max(means[-2:]) > 0.6, means
 
 
-def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path):
+def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(CONFIG.replace("generations = 3", "generations = 1"))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "DISCO_DEBUG")}
@@ -242,6 +243,14 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path)
     distilled = tmp_path / "distilled.py"
     assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
     OBJECTIVE.check(parse(distilled.read_text()))
+    resumed = subprocess.run([disco, "resume", str(run_dir), "--generations", "2"],
+                             capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "gen   1 |   5 candidates" in resumed.stdout
+    capsys.readouterr()
+    assert main(["status", str(run_dir), "--json"]) == 0  # the new target is the run's
+    status = json.loads(capsys.readouterr().out)
+    assert status["generations"] == 2 and status["target_generations"] == 2
     wrong = subprocess.run([disco, "export", ref, "--format", "optax"], capture_output=True,
                            text=True, env=env, timeout=120)
     assert wrong.returncode == 2
