@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 # Keeps JAX in an actor from reserving most of a GPU's memory when it first loads.
 ACTOR_ENV_VARS = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
+# Added for an actor that asks for no GPU: Ray leaves such a process the node's
+# CUDA_VISIBLE_DEVICES (every GPU), so JAX would take a GPU that Ray lent to another actor.
+# Ray sets CUDA_VISIBLE_DEVICES itself, to the assigned GPUs, for an actor with num_gpus > 0.
+CPU_ACTOR_ENV_VARS = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+
 # How long map waits for any result before it logs that it is still waiting.
 STALL_WARNING_S = 300
 
@@ -54,7 +59,7 @@ class Failed:
 class PoolConfig:
     """How many actors to run, what each reserves, and how hard to retry lost items."""
 
-    num_actors: int | None = None  # None: as many as the cluster's CPUs (and GPUs) allow
+    num_actors: int | None = None  # None: as many as the cluster's nodes allow (ActorKind.plan)
     num_cpus_per_actor: float = 1
     num_gpus_per_actor: float = 0
     max_retries: int = 3
@@ -108,10 +113,54 @@ class EvaluatorActor:
         return [str(device) for device in jax.devices()]
 
 
-class _Slot:
-    """One actor of the pool and the calls outstanding on it."""
+@dataclass(frozen=True)
+class ActorKind:
+    """What one actor asks Ray for; JAX there sees only the GPUs Ray assigned (or none)."""
 
-    def __init__(self, actor: Any) -> None:
+    num_cpus: float
+    num_gpus: float
+
+    @staticmethod
+    def plan(config: PoolConfig) -> list[ActorKind]:
+        """The kind of each actor to start: GPU actors on GPU nodes, CPU actors elsewhere.
+
+        With `num_actors` set, that many of the configured kind. Otherwise, with
+        `num_gpus_per_actor` > 0, each alive node with GPUs gets one GPU actor per
+        `num_gpus_per_actor` GPUs (as its CPUs allow) and each node without GPUs one CPU
+        actor per `num_cpus_per_actor` CPUs, so a mixed cluster uses both; with 0, one CPU
+        actor per `num_cpus_per_actor` of the cluster's CPUs. At least one actor.
+        """
+        configured = ActorKind(config.num_cpus_per_actor, config.num_gpus_per_actor)
+        if config.num_actors is not None:
+            return [configured] * config.num_actors
+        if config.num_gpus_per_actor == 0:
+            count = int(ray.cluster_resources().get("CPU", 1) // config.num_cpus_per_actor)
+            return [configured] * max(count, 1)
+        gpu_actors, cpu_actors = 0, 0
+        for node in ray.nodes():
+            if not node["Alive"]:
+                continue
+            cpus = int(node["Resources"].get("CPU", 0) // config.num_cpus_per_actor)
+            gpus = node["Resources"].get("GPU", 0)
+            if gpus > 0:
+                gpu_actors += min(int(gpus // config.num_gpus_per_actor), cpus)
+            else:
+                cpu_actors += cpus
+        if gpu_actors + cpu_actors == 0:
+            return [configured]
+        # GPU actors first, so that none waits behind a CPU actor on a GPU node's CPUs.
+        return [configured] * gpu_actors + [ActorKind(config.num_cpus_per_actor, 0)] * cpu_actors
+
+    def __str__(self) -> str:
+        """`1 CPU, 1 GPU`: for log lines."""
+        return f"{self.num_cpus:g} CPU, {self.num_gpus:g} GPU"
+
+
+class _Slot:
+    """One actor of the pool, the kind of actor it asks for, and the calls outstanding on it."""
+
+    def __init__(self, kind: ActorKind, actor: Any) -> None:
+        self.kind = kind  # a replacement actor asks for the same
         self.in_flight = 0
         self.running_retry = False  # a retried item runs alone, so a loss names its culprit
         self.use(actor)
@@ -124,7 +173,7 @@ class _Slot:
 
 
 class EvaluatorPool:
-    """A fixed number of evaluator actors; `map` spreads items over them and collects results.
+    """A fixed set of evaluator actors (see `ActorKind.plan`); `map` spreads items over them.
 
     Counters (`retries`, `actor_restarts`, `completed`, `failed`) accumulate over the pool's life.
     """
@@ -136,10 +185,10 @@ class EvaluatorPool:
         self.completed = 0
         self.failed = 0
         self._factory_ref = ray.put(factory)
-        num_actors = self._num_actors()
-        if num_actors < 1:
-            raise ValueError(f"a pool needs at least one actor, got num_actors={num_actors}")
-        self._slots = [_Slot(self._new_actor()) for _ in range(num_actors)]
+        kinds = ActorKind.plan(config)
+        if not kinds:
+            raise ValueError(f"a pool needs an actor, got num_actors={config.num_actors}")
+        self._slots = [_Slot(kind, self._new_actor(kind)) for kind in kinds]
 
     @property
     def actors(self) -> list[Any]:
@@ -151,22 +200,18 @@ class EvaluatorPool:
         """Calls submitted and not yet collected, over all actors."""
         return sum(slot.in_flight for slot in self._slots)
 
-    def _num_actors(self) -> int:
-        config = self.config
-        if config.num_actors is not None:
-            return config.num_actors
-        resources = ray.cluster_resources()
-        count = int(resources.get("CPU", 1) // config.num_cpus_per_actor)
-        if config.num_gpus_per_actor > 0:
-            count = min(count, int(resources.get("GPU", 0) // config.num_gpus_per_actor))
-        return max(count, 1)
+    @property
+    def kinds(self) -> list[ActorKind]:
+        """What each actor asks for, in the order of `actors`."""
+        return [slot.kind for slot in self._slots]
 
-    def _new_actor(self) -> Any:
+    def _new_actor(self, kind: ActorKind) -> Any:
+        # ACTOR_ENV_VARS repeated here, not only in start_ray, for a Ray that someone else
+        # initialised.
+        env_vars = {**ACTOR_ENV_VARS, **(CPU_ACTOR_ENV_VARS if kind.num_gpus == 0 else {})}
         return EvaluatorActor.options(
-            num_cpus=self.config.num_cpus_per_actor,
-            num_gpus=self.config.num_gpus_per_actor,
-            # Repeated here, not only in start_ray, for a Ray that someone else initialised.
-            runtime_env={"env_vars": dict(ACTOR_ENV_VARS)},
+            num_cpus=kind.num_cpus, num_gpus=kind.num_gpus,
+            runtime_env={"env_vars": env_vars},
         ).remote(self._factory_ref)
 
     def map(self, items: Sequence[Any],
@@ -229,7 +274,7 @@ class EvaluatorPool:
                     self.retries += 1
                     to_retry.append(index)
             ray.kill(slot.actor, no_restart=True)
-            slot.use(self._new_actor())
+            slot.use(self._new_actor(slot.kind))
             slot.in_flight = 0
             slot.running_retry = False
             self.actor_restarts += 1
@@ -243,9 +288,8 @@ class EvaluatorPool:
                 if not ready:
                     logger.warning(
                         "no result for %d s with %d calls outstanding; if actors never start, "
-                        "check the cluster has %s CPU and %s GPU free per actor", STALL_WARNING_S,
-                        len(outstanding), self.config.num_cpus_per_actor,
-                        self.config.num_gpus_per_actor)
+                        "check the cluster has room for each (%s)", STALL_WARNING_S,
+                        len(outstanding), "; ".join(sorted({str(s.kind) for s in self._slots})))
                     continue
                 if ready[0] in starting:  # an actor started, or could not
                     slot = starting[ready[0]]
