@@ -339,7 +339,12 @@ def _cmd_resume(args: argparse.Namespace) -> None:
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
     stored = _split_ref(args.target)
-    if stored is not None:
+    if args.levels:
+        if stored is not None or not Path(args.target).is_dir():
+            raise CliError(f"{args.target}: --levels reads a run directory (RUN, not RUN:ID "
+                           "or a program file)")
+        _inspect_levels(Path(args.target), args.json)
+    elif stored is not None:
         _inspect_candidate(*stored, as_json=args.json)
     elif Path(args.target).is_dir():
         _inspect_run(Path(args.target), args.top, args.json)
@@ -367,6 +372,32 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool) -> None:
             statements = "-" if row["statements"] is None else row["statements"]
             print(f"{row['id']:>6} {row['generation']:>4} {_format_fitness(row['fitness']):>8} "
                   f"{validation:>8} {statements:>5}  {row['hash']}")
+
+
+def _inspect_levels(run_dir: Path, as_json: bool) -> None:
+    """The scheduler's level buffer in the newest checkpoint, highest regret first."""
+    from discovery.levels import buffer_rows
+
+    with open_run(run_dir) as store:
+        checkpoint = store.load_checkpoint()
+        sampled = store.sampled_levels()
+    if checkpoint is None or "levels" not in checkpoint[1]:
+        raise CliError(f"{run_dir}: no level buffer (the run has no [scheduler], or no "
+                       "generation has finished)")
+    generation, buffer = checkpoint[0], buffer_rows(checkpoint[1]["levels"])
+    if as_json:
+        print(json.dumps({"run": str(run_dir), "generation": generation, "buffer": buffer},
+                         indent=2, default=_json_float))
+        return
+    print(f"run {run_dir}: level buffer after generation {generation} "
+          f"({len(buffer)} levels, highest regret first)")
+    print(f"{'regret':>8} {'sampled':>7} {'last':>5}  level")
+    for row in buffer:
+        print(f"{row['regret']:>8.3f} {row['times_sampled']:>7d} {row['last_sampled']:>5d}  "
+              f"{row['level']}")
+    replayed = sum(row.replayed for row in sampled)
+    print(f"{len({row.task for row in sampled})} distinct levels sampled in "
+          f"{len(sampled)} draws ({replayed} replayed from the buffer)")
 
 
 def _json_float(value):
@@ -667,7 +698,17 @@ def _cmd_status(args: argparse.Namespace) -> None:
 def _cmd_plot(args: argparse.Namespace) -> None:
     from discovery import plot
 
-    if args.drift:
+    if args.levels and args.drift:
+        raise CliError("plot: either --levels or --drift, not both (--levels plots a run's "
+                       "sampled levels, --drift a candidate's drift)")
+    if args.levels:
+        with open_run(args.target) as store:
+            sampled = store.sampled_levels()
+        if not sampled:
+            raise CliError(f"{args.target}: no sampled levels (the run has no [scheduler], "
+                           "or no generation has finished)")
+        plot.plot_levels(sampled, args.target, args.output)
+    elif args.drift:
         plot.plot_drift(_drift_function(args.target), args.target, args.output)
     elif _split_ref(args.target) is not None:
         raise CliError(f"{args.target}: a candidate is plotted with --drift; a run "
@@ -735,6 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("target", help="RUN, RUN:ID or program file")
     inspect.add_argument("--top", type=int, default=10, help="how many programs (RUN)")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--levels", action="store_true",
+                         help="the scheduler's level buffer: parameters, regret, times sampled")
     inspect.set_defaults(handler=_cmd_inspect)
 
     simplify = commands.add_parser("simplify", help="print the simplified program")
@@ -790,6 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("target", help="run directory; with --drift, RUN:ID or a program file")
     plot.add_argument("--drift", action="store_true",
                       help="the drift over (ratio, advantage) at several training progresses")
+    plot.add_argument("--levels", action="store_true",
+                      help="the parameters of the levels sampled over the run, by regret")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     plot.set_defaults(handler=_cmd_plot)
     return parser

@@ -89,3 +89,28 @@ def plot_drift(drift: tuple, title: str, output: str | Path) -> None:
     figure.suptitle(title if len(title) < 80 else "..." + title[-77:], fontsize=9)
     figure.savefig(output, dpi=100)
     plt.close(figure)
+
+
+def plot_levels(sampled: list, title: str, output: str | Path) -> None:
+    """How the sampled levels' numeric parameters moved over a run: one panel per parameter
+    that varies, each level a point at its generation, coloured by the regret it had."""
+    names = sorted({name for row in sampled for name, value in row.params.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    names = [name for name in names if len({row.params.get(name) for row in sampled}) > 1] \
+        or names[:1]
+    regrets = np.array([row.regret for row in sampled])
+    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(4 * max(len(names), 1), 3.6),
+                                squeeze=False, layout="constrained")
+    image = None
+    for ax, name in zip(axes[0], names):
+        rows = [row for row in sampled if name in row.params]
+        image = ax.scatter([row.generation for row in rows], [row.params[name] for row in rows],
+                           c=[row.regret for row in rows], vmin=regrets.min(),
+                           vmax=regrets.max(), marker="o", s=18)
+        ax.set_xlabel("generation")
+        ax.set_title(name)
+    if image is not None:
+        figure.colorbar(image, ax=axes[0].tolist(), label="regret")
+    figure.suptitle(f"sampled levels: {title}"[-90:], fontsize=9)
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
