@@ -260,8 +260,9 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         ref = f"{store.run_dir}:{best.id}"
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
-            print(f"next: disco export {ref} --format jax  |  disco plot {ref} --drift "
-                  f"-o drift.png")
+            plot = f"  |  disco plot {ref} --drift -o drift.png" \
+                if best.kind in ("lpo", "ta-lpo") else ""
+            print(f"next: disco export {ref} --format jax{plot}")
         else:
             print(f"\nbest program (#{best.id}):\n{best.text}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
