@@ -248,6 +248,8 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
+    from populations.drift_network import DRIFT_KINDS
+
     print(f"\nrun directory: {store.run_dir}  ({store.count()} candidates archived, "
           f"{elapsed:.0f} s)")
     winners = store.top(3, by="validation")
@@ -261,7 +263,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
             plot = f"  |  disco plot {ref} --drift -o drift.png" \
-                if best.kind in ("lpo", "ta-lpo") else ""
+                if best.kind in DRIFT_KINDS else ""
             print(f"next: disco export {ref} --format jax{plot}")
         else:
             print(f"\nbest program (#{best.id}):\n{best.text}")
@@ -443,23 +445,31 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
             print(f"  {kind:8s} {s.task}: score {_format_fitness(s.score)}{detail}")
 
 
-def _cmd_score(args: argparse.Namespace) -> None:
-    import dataclasses
-
-    from discovery.config import NETWORK_KINDS
+def _run_tasks(run_dir: str | Path, which: str) -> tuple:
+    """(config, tasks, baselines by task key) of a run's "heldout" or "train" tasks;
+    CliError if a task has no archived baseline yet."""
     from discovery.search import TaskPlan
 
-    with open_run(args.run) as store:
+    with open_run(run_dir) as store:
         config = parse_config(store.config_text)
         plan = TaskPlan.from_config(config)
-        tasks = plan.heldout if args.tasks == "heldout" else plan.train
+        tasks = plan.heldout if which == "heldout" else plan.train
         baselines = {}
         for task in tasks:
             record = store.baseline(task.key)
             if record is None:
-                raise CliError(f"{args.run} has no baseline for {task.key} yet "
+                raise CliError(f"{run_dir} has no baseline for {task.key} yet "
                                "(run at least one generation first)")
             baselines[task.key] = record
+    return config, tasks, baselines
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from discovery.config import NETWORK_KINDS
+
+    config, tasks, baselines = _run_tasks(args.run, args.tasks)
     if args.seeds is not None:
         if args.seeds < 1:
             raise CliError("--seeds: expected a positive integer")
@@ -514,6 +524,7 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     from discovery.neural_search import network_of, network_text, score_rules
     from dsl.interpreter import Encoding
     from dsl.slots import OBJECTIVE
+    from populations.drift_network import DRIFT_KINDS
 
     network, agent = network_of(config)
     networks: dict[int, np.ndarray] = {}
@@ -522,7 +533,7 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
         loaded = load_network(ref)
         if loaded is not None and loaded[0] == network:
             networks[i] = loaded[1]
-        elif loaded is None and network.kind in ("lpo", "ta-lpo"):
+        elif loaded is None and network.kind in DRIFT_KINDS:
             program = load_program(ref)
             try:
                 OBJECTIVE.check(program)
@@ -532,8 +543,7 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
         else:
             raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
                            f"({network_text(network)})"
-                           + (" or a drift program" if network.kind in ("lpo", "ta-lpo")
-                              else ""))
+                           + (" or a drift program" if network.kind in DRIFT_KINDS else ""))
     pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
     table: list = [None] * len(refs)
     if networks:
@@ -559,9 +569,10 @@ def _place(table: list, positions: dict, rows: list) -> list:
 
 def _cmd_distill(args: argparse.Namespace) -> None:
     from discovery.distill import DistillConfig, distill
+    from populations.drift_network import DRIFT_KINDS
 
     network = load_network(args.network)
-    if network is None or network[0].kind not in ("lpo", "ta-lpo"):
+    if network is None or network[0].kind not in DRIFT_KINDS:
         raise CliError(f"{args.network}: distill takes a drift network candidate RUN:ID "
                        "(of an lpo or ta-lpo run)")
     if args.evaluations < 1:
@@ -576,35 +587,29 @@ def _cmd_distill(args: argparse.Namespace) -> None:
         Path(args.output).write_text(str(result.program))
         print(f"wrote {args.output}", file=sys.stderr)
     if args.check:
-        _check_distilled(args.network, result.program)
+        _check_distilled(args.network, weights, result.program)
 
 
-def _check_distilled(ref: str, program: Program) -> None:
-    """The distilled program and the network it came from, trained as PPO's drift on the
-    run's held-out tasks."""
+def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
+    """The distilled program and the network (`weights`) it came from, trained as PPO's
+    drift on the run's held-out tasks."""
     import functools
 
     from cluster.local import LocalPool
     from discovery.evaluator import Evaluator
     from discovery.neural_search import network_of, score_rules
-    from discovery.search import TaskPlan
     from dsl.interpreter import Encoding
     from dsl.slots import OBJECTIVE
 
     run_dir = _split_ref(ref)[0]
-    with open_run(run_dir) as store:
-        config = parse_config(store.config_text)
-        tasks = TaskPlan.from_config(config).heldout
-        baselines = {t.key: store.baseline(t.key) for t in tasks}
-    if any(b is None for b in baselines.values()):
-        raise CliError(f"{run_dir} has no baselines for its held-out tasks yet")
+    config, tasks, baselines = _run_tasks(run_dir, "heldout")
     pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
     network, agent = network_of(config)
     encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
     programs = encoding.encode_population([program])
     rows = [("network " + ref[-20:], score_rules(pool, config, network, agent,
-                                                 load_network(ref)[1][None], tasks,
-                                                 baselines, config.seed)[0]),
+                                                 weights[None], tasks, baselines,
+                                                 config.seed)[0]),
             ("distilled program", score_rules(pool, config, encoding, agent, programs, tasks,
                                               baselines, config.seed)[0])]
     print(f"trained as PPO's drift on the held-out tasks of {run_dir} "
@@ -723,10 +728,12 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 def _drift_function(ref: str):
     """(drift of numpy (ratio, advantage, progress), whether it depends on progress) for a
     network candidate or an objective-slot program (file or RUN:ID)."""
+    from populations.drift_network import DRIFT_KINDS
+
     network = load_network(ref)
     if network is not None:
         shape, weights = network
-        if shape.kind not in ("lpo", "ta-lpo"):
+        if shape.kind not in DRIFT_KINDS:
             raise CliError(f"{ref} is an {shape.kind} network, which has no drift to plot; "
                            f"export it with `disco export {ref} --format jax`")
         return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),

@@ -89,8 +89,8 @@ class Evaluator:
             return {"final_return": np.asarray(result.final_return),
                     "curve": np.asarray(result.curve), "penalty": np.asarray(result.penalty)}
         if isinstance(item, RLBaselineItem):
-            lr, final, start, curve = rl_baseline(item.task, item.agent, item.lrs, keys)
-            return {"lr": lr, "final_return": final, "start": start, "curve": curve}
+            lr, final, curve = rl_baseline(item.task, item.agent, item.lrs, keys)
+            return {"lr": lr, "final_return": final, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
             best_lr, loss, curve = baseline(item.task, lrs, keys)

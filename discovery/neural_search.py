@@ -142,7 +142,8 @@ class NeuralSearch:
     def score(self, weights: np.ndarray, tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], run_seed: int
               ) -> list[list[TaskScore]]:
-        return score_networks(self.pool, self.config, weights, tasks, baselines, run_seed)
+        return score_rules(self.pool, self.config, self.network, self.agent, weights, tasks,
+                           baselines, run_seed)
 
     # -- one generation ------------------------------------------------------------------
 
@@ -252,19 +253,11 @@ class NeuralSearch:
             self.step()
 
 
-def score_networks(pool: Pool, config: Config, weights: np.ndarray, tasks: Sequence[Task],
-                   baselines: dict[str, BaselineRecord], run_seed: int
-                   ) -> list[list[TaskScore]]:
-    """Per network of `weights` [N, D] (of the config's kind), per task: (normalised return,
-    failure reason or None, its archive row), via work items on `pool`."""
-    network, agent = network_of(config)
-    return score_rules(pool, config, network, agent, weights, tasks, baselines, run_seed)
-
-
 def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig, rules: Any,
                 tasks: Sequence[Task], baselines: dict[str, BaselineRecord], run_seed: int
                 ) -> list[list[TaskScore]]:
-    """`score_networks` for any rules of `network`'s shape: flat weights [N, D], or encoded
+    """Per rule, per task: (normalised return, failure reason or None, its archive row), via
+    work items on `pool`. Rules of `network`'s shape: flat weights [N, D], or encoded
     objective-slot programs with a leading axis N (an Encoding as `network`)."""
     n = len(jax.tree.leaves(rules)[0])
     # the training generation's item shape (one compiled function for every generation), or

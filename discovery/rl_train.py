@@ -104,10 +104,10 @@ def evaluate_networks(task: Task, network: Network, params: Any, config: AgentCo
 
 
 def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: jax.Array
-                ) -> tuple[float, float, float, np.ndarray]:
+                ) -> tuple[float, float, np.ndarray]:
     """The hand-designed algorithm at each learning rate, seeds [S]: PPO (its clip as the
-    drift) for a PPOConfig, A2C for an LPGTrainConfig. (best lr, its mean final return, the
-    mean return of its first update, its mean curve)."""
+    drift) for a PPOConfig, A2C for an LPGTrainConfig. (best lr, its mean final return, its
+    mean curve, whose first finite value is the untrained agent's return)."""
     env = _environment(task)
     config = _horizon(config, env)
     results = []
@@ -134,7 +134,7 @@ def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: j
     for lr, result in zip(lrs, results):
         curve = np.nanmean(np.asarray(result.curve), axis=0)
         final = float(np.mean(np.asarray(result.final_return)))  # NaN if any seed failed
-        candidates.append((float(lr), final, first_finite(curve), curve))
+        candidates.append((float(lr), final, curve))
     return max(candidates, key=lambda c: c[1] if np.isfinite(c[1]) else -np.inf)
 
 
