@@ -43,19 +43,20 @@ from typing import Any, Callable
 import numpy as np
 import ray
 
-from cluster.local import LocalPool
-from cluster.pool import EvaluatorPool, PoolConfig, start_ray
-from discovery.config import parse_config
-from discovery.evaluator import Evaluator, ProgramsItem
-from discovery.search import score_programs
-from discovery.store import CandidateRecord, RunStore, ScoreRecord
-from discovery.tasks import Task
-from dsl.identity import canonical_hash, fingerprint
-from dsl.interpreter import Encoding
-from dsl.mutate import MutationConfig, mutation_chain
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.simplify import simplify
+from disco_rules.cluster.local import LocalPool
+from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
+from disco_rules.discovery.search import score_programs
+from disco_rules.discovery.store import CandidateRecord, RunStore, ScoreRecord
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl import library
+from disco_rules.dsl.identity import canonical_hash, fingerprint
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.mutate import MutationConfig, mutation_chain
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.simplify import simplify
 from common import random_programs
 
 MAX_STATEMENTS = 16
@@ -181,7 +182,7 @@ batch_size = {batch}
 def bookkeeping(n: int, seed: int, result: Any, batch: int) -> dict[str, float]:
     """Driver-side seconds per candidate of each step the search does for it."""
     rng = np.random.default_rng(seed)
-    parents = [parse((EXAMPLES / f"{name}.py").read_text()) for name in OPTIMIZERS]
+    parents = [library.program(name) for name in ("sgd", "momentum", "adam", "adamw", "lion")]
     config = MutationConfig(max_statements=MAX_STATEMENTS)
     encoding = Encoding(max_statements=MAX_STATEMENTS)
     out: dict[str, float] = {}

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.interpreter import Encoding, EncodingError
-from dsl.mutate import MutationConfig, mutation_chain
-from dsl.parser import parse
-from dsl.program import Program
-from dsl.simplify import simplify
+from disco_rules.dsl.interpreter import Encoding, EncodingError
+from disco_rules.dsl.mutate import MutationConfig, mutation_chain
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.simplify import simplify
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).resolve().parent.parent / "dsl" / "programs"
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lion")  # the optimizer-slot examples
 
 

@@ -29,11 +29,11 @@ import time
 import numpy as np
 import ray
 
-from cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray
+from disco_rules.cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray
 from common import random_programs
-from discovery.evaluator import Evaluator, ProgramsItem
-from discovery.tasks import Task
-from dsl.interpreter import Encoding
+from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl.interpreter import Encoding
 
 MAX_STATEMENTS = 16
 TASK = Task.make("mlp_regression", horizon=100)

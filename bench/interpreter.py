@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import random_programs
-from dsl.evaluate import evaluate
-from dsl.interpreter import Encoding, apply_optimizer_tree, flat_size
-from dsl.program import Program
-from dsl.slots import OPTIMIZER
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.interpreter import Encoding, apply_optimizer_tree, flat_size
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.slots import OPTIMIZER
 
 STEPS, LR, MAX_STATE, MAX_STATEMENTS = 200, 0.01, OPTIMIZER.max_state, 24
 

@@ -27,17 +27,17 @@ import gymnax
 import jax
 import numpy as np
 
-from discovery.config import PPOConfig
-from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
-from dsl.interpreter import Encoding
-from dsl.mutate import MutationConfig, mutation_chain
-from dsl.parser import parse
-from dsl.program import Program
-from dsl.slots import OBJECTIVE
-from populations.drift_network import DriftNetwork
+from disco_rules.discovery.config import PPOConfig
+from disco_rules.discovery.inner.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.mutate import MutationConfig, mutation_chain
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.drift_network import DriftNetwork
 
 ENV = "CartPole-v1"
-PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
+PROGRAMS = Path(__file__).resolve().parent.parent / "dsl" / "programs"
 ENCODING = Encoding(slot=OBJECTIVE, max_statements=24)
 
 

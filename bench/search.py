@@ -44,13 +44,13 @@ from typing import Any, Sequence
 
 import ray
 
-from cluster.local import LocalPool
-from cluster.pool import EvaluatorPool, PoolConfig, start_ray
-from discovery.config import Config, parse_config, warm_start_paths
-from discovery.evaluator import Evaluator, ProgramsItem
-from discovery.search import Search, TaskPlan, load_warm_start
-from discovery.store import CandidateRecord, RunStore
-from dsl.interpreter import Encoding
+from disco_rules.cluster.local import LocalPool
+from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+from disco_rules.discovery.config import Config, parse_config, warm_start_paths
+from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
+from disco_rules.discovery.search import Search, TaskPlan, load_warm_start
+from disco_rules.discovery.store import CandidateRecord, RunStore
+from disco_rules.dsl.interpreter import Encoding
 
 # A shorter quickstart (examples/quickstart.toml): same tasks, funnel and validation.
 CONFIG = """

@@ -1,5 +1,5 @@
 """Running work on Ray: evaluator actors, ordered maps with retries, placement on GPU nodes."""
 
-from cluster.pool import EvaluatorActor, EvaluatorPool, Failed, PoolConfig, start_ray
+from disco_rules.cluster.pool import EvaluatorActor, EvaluatorPool, Failed, PoolConfig, start_ray
 
 __all__ = ["EvaluatorActor", "EvaluatorPool", "Failed", "PoolConfig", "start_ray"]

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from discovery.config import ConfigError, load_config, parse_config
-from discovery.store import RunStore, StoreError
-from dsl.parser import parse
-from dsl.program import Program, ProgramError
+from disco_rules.discovery.config import ConfigError, load_config, parse_config
+from disco_rules.discovery.store import RunStore, StoreError
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Program, ProgramError
 
 
 WARM_START_DIR = "warm_start"
@@ -81,7 +81,7 @@ def load_network(ref: str):
     stored = _split_ref(ref)
     if stored is None:
         return None
-    from discovery.neural_search import network_from_text
+    from disco_rules.discovery.neural_search import network_from_text
 
     record = _stored_candidate(ref, *stored)
     if record.weights is None:
@@ -91,7 +91,7 @@ def load_network(ref: str):
 
 def _slot_of(program: Program):
     """The slot whose inputs `program` reads: the objective slot's, else the optimizer's."""
-    from dsl.slots import OBJECTIVE, OPTIMIZER
+    from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 
     return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER
 
@@ -99,7 +99,7 @@ def _slot_of(program: Program):
 # -- program commands ----------------------------------------------------------------------
 
 def _cmd_simplify(args: argparse.Namespace) -> None:
-    from dsl.simplify import simplify
+    from disco_rules.dsl.simplify import simplify
 
     program = load_program(args.program)
     simplified = simplify(program)
@@ -109,9 +109,9 @@ def _cmd_simplify(args: argparse.Namespace) -> None:
 
 
 def _describe_program(program: Program) -> None:
-    from dsl.identity import canonical_hash, fingerprint
-    from dsl.simplify import simplify
-    from dsl.slots import OPTIMIZER
+    from disco_rules.dsl.identity import canonical_hash, fingerprint
+    from disco_rules.dsl.simplify import simplify
+    from disco_rules.dsl.slots import OPTIMIZER
 
     try:
         OPTIMIZER.check(program)
@@ -130,12 +130,12 @@ def _describe_program(program: Program) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from dsl.export import export
+    from disco_rules.dsl.export import export
 
     network = load_network(args.program)
     try:
         if network is not None:
-            from populations.network_export import export_network
+            from disco_rules.populations.network_export import export_network
 
             source = export_network(*network, args.format, origin=f" from {args.program}")
         else:
@@ -174,8 +174,8 @@ def _print_report(report) -> None:
 def _make_pool(config, address: str | None):
     import functools
 
-    from cluster.pool import EvaluatorPool, PoolConfig, start_ray
-    from discovery.evaluator import Evaluator
+    from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+    from disco_rules.discovery.evaluator import Evaluator
 
     start_ray(address)
     cluster = config.cluster
@@ -190,7 +190,7 @@ def _serve_metrics(args: argparse.Namespace, pool):
     """SearchMetrics of `pool` and its running server, or (None, None) without --metrics-port."""
     if args.metrics_port is None:
         return None, None
-    from discovery.metrics import SearchMetrics
+    from disco_rules.discovery.metrics import SearchMetrics
 
     metrics = SearchMetrics(pool)
     try:
@@ -204,14 +204,14 @@ def _serve_metrics(args: argparse.Namespace, pool):
 
 def _make_search(config, store: RunStore, pool, on_generation):
     """The driver of the config's population kind: program search or network meta-training."""
-    from discovery.config import NETWORK_KINDS
+    from disco_rules.discovery.config import NETWORK_KINDS
 
     if config.population.kind in NETWORK_KINDS:
-        from discovery.neural_search import NeuralSearch
+        from disco_rules.discovery.neural_search import NeuralSearch
 
         return NeuralSearch(config, store, pool, on_generation=on_generation)
-    from discovery.search import Search, TaskPlan, load_warm_start, program_slot
-    from dsl.interpreter import Encoding
+    from disco_rules.discovery.search import Search, TaskPlan, load_warm_start, program_slot
+    from disco_rules.dsl.interpreter import Encoding
 
     encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)),
                         max_statements=config.population.max_statements)
@@ -248,7 +248,7 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
-    from populations.drift_network import DRIFT_KINDS
+    from disco_rules.populations.drift_network import DRIFT_KINDS
 
     print(f"\nrun directory: {store.run_dir}  ({store.count()} candidates archived, "
           f"{elapsed:.0f} s)")
@@ -271,9 +271,9 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
 
 
 def _cmd_launch(args: argparse.Namespace) -> None:
-    from discovery.config import NETWORK_KINDS, warm_start_paths
-    from discovery.search import TaskPlan, load_warm_start, program_slot
-    from dsl.interpreter import Encoding
+    from disco_rules.discovery.config import NETWORK_KINDS, warm_start_paths
+    from disco_rules.discovery.search import TaskPlan, load_warm_start, program_slot
+    from disco_rules.dsl.interpreter import Encoding
 
     config, text = load_config(args.config)
     if args.generations is not None:
@@ -379,7 +379,7 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool) -> None:
 
 def _inspect_levels(run_dir: Path, as_json: bool) -> None:
     """The scheduler's level buffer in the newest checkpoint, highest regret first."""
-    from discovery.levels import buffer_rows
+    from disco_rules.discovery.levels import buffer_rows
 
     with open_run(run_dir) as store:
         checkpoint = store.load_checkpoint()
@@ -448,7 +448,7 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
 def _run_tasks(run_dir: str | Path, which: str) -> tuple:
     """(config, tasks, baselines by task key) of a run's "heldout" or "train" tasks;
     CliError if a task has no archived baseline yet."""
-    from discovery.search import TaskPlan
+    from disco_rules.discovery.search import TaskPlan
 
     with open_run(run_dir) as store:
         config = parse_config(store.config_text)
@@ -467,7 +467,7 @@ def _run_tasks(run_dir: str | Path, which: str) -> tuple:
 def _cmd_score(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from discovery.config import NETWORK_KINDS
+    from disco_rules.discovery.config import NETWORK_KINDS
 
     config, tasks, baselines = _run_tasks(args.run, args.tasks)
     if args.seeds is not None:
@@ -494,10 +494,10 @@ def _cmd_score(args: argparse.Namespace) -> None:
 def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
     import functools
 
-    from cluster.local import LocalPool
-    from discovery.evaluator import Evaluator
-    from discovery.search import TaskPlan, program_slot, score_programs
-    from dsl.interpreter import Encoding, EncodingError
+    from disco_rules.cluster.local import LocalPool
+    from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.search import TaskPlan, program_slot, score_programs
+    from disco_rules.dsl.interpreter import Encoding, EncodingError
 
     programs = [load_program(ref) for ref in refs]
     size = max(config.population.max_statements, *(len(p.body) for p in programs))
@@ -519,12 +519,12 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     RUN:ID of a program run), each trained as the run trains its candidates."""
     import functools
 
-    from cluster.local import LocalPool
-    from discovery.evaluator import Evaluator
-    from discovery.neural_search import network_of, network_text, score_rules
-    from dsl.interpreter import Encoding
-    from dsl.slots import OBJECTIVE
-    from populations.drift_network import DRIFT_KINDS
+    from disco_rules.cluster.local import LocalPool
+    from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.neural_search import network_of, network_text, score_rules
+    from disco_rules.dsl.interpreter import Encoding
+    from disco_rules.dsl.slots import OBJECTIVE
+    from disco_rules.populations.drift_network import DRIFT_KINDS
 
     network, agent = network_of(config)
     networks: dict[int, np.ndarray] = {}
@@ -568,8 +568,8 @@ def _place(table: list, positions: dict, rows: list) -> list:
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
-    from discovery.distill import DistillConfig, distill
-    from populations.drift_network import DRIFT_KINDS
+    from disco_rules.discovery.distill import DistillConfig, distill
+    from disco_rules.populations.drift_network import DRIFT_KINDS
 
     network = load_network(args.network)
     if network is None or network[0].kind not in DRIFT_KINDS:
@@ -595,11 +595,11 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     drift on the run's held-out tasks."""
     import functools
 
-    from cluster.local import LocalPool
-    from discovery.evaluator import Evaluator
-    from discovery.neural_search import network_of, score_rules
-    from dsl.interpreter import Encoding
-    from dsl.slots import OBJECTIVE
+    from disco_rules.cluster.local import LocalPool
+    from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.neural_search import network_of, score_rules
+    from disco_rules.dsl.interpreter import Encoding
+    from disco_rules.dsl.slots import OBJECTIVE
 
     run_dir = _split_ref(ref)[0]
     config, tasks, baselines = _run_tasks(run_dir, "heldout")
@@ -623,19 +623,20 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
 def _cmd_submit(args: argparse.Namespace) -> None:
     import shlex
 
-    from discovery.config import EXAMPLE_PROGRAMS, warm_start_paths
-    from discovery.search import TaskPlan
+    from disco_rules.discovery.config import warm_start_paths
+    from disco_rules.dsl import library
+    from disco_rules.discovery.search import TaskPlan
 
     config_path = Path(args.config).resolve()
     config, _ = load_config(config_path)
     TaskPlan.from_config(config)  # a bad config fails here, not on the cluster
     for path in warm_start_paths(config, config_path.parent):
-        if path.parent != EXAMPLE_PROGRAMS and config_path.parent not in path.parents:
+        if path.parent != library.PROGRAMS and config_path.parent not in path.parents:
             raise CliError(f"warm start {path} is outside {config_path.parent}, the folder "
                            "sent to the cluster; put it next to the config")
     run_dir = args.run_dir
     entrypoint = " ".join(shlex.quote(part) for part in (
-        "python", "-m", "discovery.cli", "launch", config_path.name, "--address", "auto",
+        "python", "-m", "disco_rules.discovery.cli", "launch", config_path.name, "--address", "auto",
         "--run-dir", run_dir,
         *(["--generations", str(args.generations)] if args.generations else [])))
     from ray.exceptions import AuthenticationError
@@ -702,7 +703,7 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from discovery import plot
+    from disco_rules.discovery import plot
 
     if args.levels and args.drift:
         raise CliError("plot: either --levels or --drift, not both (--levels plots a run's "
@@ -728,7 +729,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 def _drift_function(ref: str):
     """(drift of numpy (ratio, advantage, progress), whether it depends on progress) for a
     network candidate or an objective-slot program (file or RUN:ID)."""
-    from populations.drift_network import DRIFT_KINDS
+    from disco_rules.populations.drift_network import DRIFT_KINDS
 
     network = load_network(ref)
     if network is not None:
@@ -738,8 +739,8 @@ def _drift_function(ref: str):
                            f"export it with `disco export {ref} --format jax`")
         return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
                 shape.temporally_aware)
-    from dsl.evaluate import evaluate
-    from dsl.slots import OBJECTIVE
+    from disco_rules.dsl.evaluate import evaluate
+    from disco_rules.dsl.slots import OBJECTIVE
 
     program = load_program(ref)
     try:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-if TYPE_CHECKING:
-    from discovery.scheduler import SchedulerConfig
+from disco_rules.dsl import library
 
-EXAMPLE_PROGRAMS = Path(__file__).resolve().parent.parent / "examples" / "programs"
+if TYPE_CHECKING:
+    from disco_rules.discovery.scheduler import SchedulerConfig
+
 SCHEDULER_KINDS = ("none", "regret", "uniform")
 POPULATION_KINDS = ("programs", "lpo", "ta-lpo", "lpg", "ta-lpg")
 NETWORK_KINDS = POPULATION_KINDS[1:]  # neural rules, meta-trained by an evosax strategy
@@ -267,7 +268,7 @@ def _check_meaning(config: Config) -> None:
 def scheduler_config(settings: SchedulerSettings) -> SchedulerConfig:
     """The scheduler's own config from the [scheduler] section, checked by it; its ValueError
     becomes a ConfigError naming `scheduler.<key>`."""
-    from discovery.scheduler import SchedulerConfig  # loads the task families (and jax)
+    from disco_rules.discovery.scheduler import SchedulerConfig  # loads the task families (and jax)
 
     try:
         return SchedulerConfig(
@@ -317,11 +318,10 @@ def warm_start_paths(config: Config, base: Path) -> list[Path]:
     """Files of the warm-start programs: example names, or paths relative to `base`."""
     paths = []
     for entry in config.population.warm_start:
-        example = EXAMPLE_PROGRAMS / f"{entry}.py"
-        path = example if example.is_file() else base / entry
+        example = library.PROGRAMS / f"{entry}.py"
+        path = example if entry in library.names() else base / entry
         if not path.is_file():
-            names = ", ".join(sorted(p.stem for p in EXAMPLE_PROGRAMS.glob("*.py")))
-            raise ConfigError(f"population.warm_start: {entry!r} is neither an example program "
-                              f"({names}) nor a program file")
+            raise ConfigError(f"population.warm_start: {entry!r} is neither a shipped program "
+                              f"({', '.join(library.names())}) nor a program file")
         paths.append(path)
     return paths

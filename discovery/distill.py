@@ -11,24 +11,22 @@ held-out tasks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from dsl.evaluate import evaluate
-from dsl.identity import canonical_hash
-from dsl.mutate import MutationConfig
-from dsl.parser import parse
-from dsl.program import Program
-from dsl.simplify import simplify
-from dsl.slots import OBJECTIVE
-from populations.evolution import EvolutionState, Member, RegularizedEvolution
+from disco_rules.dsl import library
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.identity import canonical_hash
+from disco_rules.dsl.mutate import MutationConfig
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.evolution import EvolutionState, Member, RegularizedEvolution
 
 DriftFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """(ratio, advantage, progress) arrays of one shape -> drift."""
 WARM_START = ("ppo_clip", "dpo")
-_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "programs"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def relative_error(program: Program, grid: tuple[np.ndarray, ...], target: np.nd
 
 
 def warm_start_programs() -> list[Program]:
-    return [parse((_EXAMPLES / f"{name}.py").read_text()) for name in WARM_START]
+    return [library.program(name) for name in WARM_START]
 
 
 def distill(drift: DriftFunction, temporally_aware: bool, config: DistillConfig = DistillConfig()

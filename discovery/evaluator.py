@@ -14,10 +14,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from discovery.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
-from discovery.tasks import Task
-from discovery.train import baseline, evaluate_population
-from dsl.interpreter import EncodedProgram, Encoding
+from disco_rules.discovery.inner.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
+from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.inner.train import baseline, evaluate_population
+from disco_rules.dsl.interpreter import EncodedProgram, Encoding
 
 
 @dataclass(frozen=True)

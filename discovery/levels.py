@@ -16,11 +16,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from discovery.config import Config, scheduler_config
-from discovery.scheduler import (SchedulerConfig, describe, make_scheduler, state_from_data,
+from disco_rules.discovery.config import Config, scheduler_config
+from disco_rules.discovery.scheduler import (SchedulerConfig, describe, make_scheduler, state_from_data,
                                  state_to_data)
-from discovery.store import SampledLevelRecord
-from discovery.tasks import Task
+from disco_rules.discovery.store import SampledLevelRecord
+from disco_rules.discovery.tasks import Task
 
 
 class Levels:

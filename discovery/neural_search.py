@@ -22,19 +22,19 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from discovery.config import Config, ConfigError
-from discovery.evaluator import NetworksItem
-from discovery.rl_train import AgentConfig, Network
-from discovery.levels import Levels, regret_by_family
-from discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
+from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.evaluator import NetworksItem
+from disco_rules.discovery.inner.rl_train import AgentConfig, Network
+from disco_rules.discovery.levels import Levels, regret_by_family
+from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
                                task_score)
-from discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
-from discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
+from disco_rules.discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
+from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
-from discovery.tasks import Task
-from populations.drift_network import DRIFT_KINDS, DriftNetwork
-from populations.lpg_network import LPGNetwork
-from populations.strategy import Strategy, StrategySpec
+from disco_rules.discovery.tasks import Task
+from disco_rules.populations.drift_network import DRIFT_KINDS, DriftNetwork
+from disco_rules.populations.lpg_network import LPGNetwork
+from disco_rules.populations.strategy import Strategy, StrategySpec
 
 _INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from discovery.store import RunStore  # noqa: E402
+from disco_rules.discovery.store import RunStore  # noqa: E402
 
 
 def plot_run(store: RunStore, output: str | Path) -> None:

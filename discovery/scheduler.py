@@ -17,7 +17,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from discovery.tasks import FAMILIES, Task
+from disco_rules.discovery.tasks import FAMILIES, Task
 
 Level = Task  # a level is any task: a family and its parameters
 

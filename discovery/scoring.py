@@ -13,11 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cluster.pool import Failed
-from discovery.rl_train import first_finite, normalised_return
-from discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
-from discovery.tasks import Task
-from discovery.train import TrainResult, fitness, lr_scores
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
+from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
+from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.inner.train import TrainResult, fitness, lr_scores
 
 WORST = float("-inf")
 FITNESS_CAP = 5.0

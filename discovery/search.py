@@ -17,25 +17,25 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from cluster.pool import Failed
-from discovery.config import Config, ConfigError
-from discovery.evaluator import BaselineItem, NetworksItem, ProgramsItem, RLBaselineItem
-from discovery.levels import Levels, regret_by_family
-from discovery.rl_train import AgentConfig
-from discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.evaluator import BaselineItem, NetworksItem, ProgramsItem, RLBaselineItem
+from disco_rules.discovery.levels import Levels, regret_by_family
+from disco_rules.discovery.inner.rl_train import AgentConfig
+from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
                              ScoreRecord, ValidationRecord)
-from discovery.tasks import Task
-from discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
+from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
                                task_score)
-from dsl.identity import canonical_hash, fingerprint
-from dsl.interpreter import Encoding
-from dsl.mutate import MutationConfig
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.program import Program, ProgramError
-from dsl.simplify import simplify
-from dsl.slots import OBJECTIVE, OPTIMIZER, Slot
-from populations.evolution import (EvolutionState, Member, RegularizedEvolution,
+from disco_rules.dsl.identity import canonical_hash, fingerprint
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.mutate import MutationConfig
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
+from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                    state_from_data, state_to_data)
 
 

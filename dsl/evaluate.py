@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dsl.ops import OPS
-from dsl.program import Const, Program
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.program import Const, Program
 
 
 def evaluate(program: Program, inputs: Mapping[str, Any], xp: Any = np) -> tuple[Any, ...]:

@@ -29,10 +29,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
-from dsl.ops import OPS
-from dsl.printer import to_text
-from dsl.program import Const, Operand, Program
-from dsl.slots import OPTIMIZER, Slot
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Const, Operand, Program
+from disco_rules.dsl.slots import OPTIMIZER, Slot
 
 FORMATS: tuple[str, ...] = ("numpy", "jax", "optax", "torch")
 

@@ -13,11 +13,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dsl.evaluate import evaluate
-from dsl.printer import to_text
-from dsl.program import Program, Stmt
-from dsl.simplify import simplify
-from dsl.slots import OPTIMIZER, Slot
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program, Stmt
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OPTIMIZER, Slot
 
 CANONICAL_NAME = "rule"
 HASH_LENGTH = 16  # hex characters kept of a sha256 digest

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dsl.ops import MAX_ARITY, OP_CODES, OP_NAMES, OPS
-from dsl.program import Const, Program, ProgramError
-from dsl.slots import OPTIMIZER, Slot
+from disco_rules.dsl.ops import MAX_ARITY, OP_CODES, OP_NAMES, OPS
+from disco_rules.dsl.program import Const, Program, ProgramError
+from disco_rules.dsl.slots import OPTIMIZER, Slot
 
 
 class EncodingError(ProgramError):

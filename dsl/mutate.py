@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from dsl.ops import OP_NAMES, OPS
-from dsl.program import Const, Operand, Program, Stmt
+from disco_rules.dsl.ops import OP_NAMES, OPS
+from disco_rules.dsl.program import Const, Operand, Program, Stmt
 
 MUTATION_KINDS: tuple[str, ...] = ("insert", "delete", "change_arg", "change_op", "perturb_const")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 import math
 
-from dsl.ops import OPS
-from dsl.program import Const, Operand, Program, ProgramError, Stmt
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.program import Const, Operand, Program, ProgramError, Stmt
 
 _BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
                             ast.Pow: "pow"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dsl.ops import OPS
-from dsl.program import Const, Operand, Program, Stmt
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.program import Const, Operand, Program, Stmt
 
 
 def operand_text(operand: Operand) -> str:

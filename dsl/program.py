@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Union
 
-from dsl.ops import OPS
+from disco_rules.dsl.ops import OPS
 
 
 class ProgramError(ValueError):
@@ -76,7 +76,7 @@ class Program:
         return Program(**fields)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        from dsl.printer import to_text
+        from disco_rules.dsl.printer import to_text
 
         return to_text(self)
 

@@ -21,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from dsl.ops import OPS
-from dsl.program import Const, Operand, Program, Stmt
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.program import Const, Operand, Program, Stmt
 
 OperandKey = tuple[object, ...]
 

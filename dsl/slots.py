@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsl.program import Program, ProgramError
+from disco_rules.dsl.program import Program, ProgramError
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl.mutate import MutationConfig, mutate
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.program import Program
+from disco_rules.dsl.mutate import MutationConfig, mutate
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from populations.layers import dense_init
+from disco_rules.populations.layers import dense_init
 
 LPG_KINDS = ("lpg", "ta-lpg")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from populations.drift_network import DriftNetwork
-from populations.lpg_network import LPGNetwork
+from disco_rules.populations.drift_network import DriftNetwork
+from disco_rules.populations.lpg_network import LPGNetwork
 
 NETWORK_FORMATS = ("jax", "numpy")
 _IMPORTS = {"jax": "import jax.numpy as xp", "numpy": "import numpy as xp"}

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discovery.cli import main
-from dsl.identity import canonical_hash, fingerprint
-from dsl.parser import parse
+from disco_rules.discovery.cli import main
+from disco_rules.dsl.identity import canonical_hash, fingerprint
+from disco_rules.dsl.parser import parse
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 
 def run(capsys, *argv):
@@ -79,7 +79,7 @@ def test_errors_are_one_line_with_a_nonzero_exit(tmp_path, capsys, argv, message
 
 
 def test_the_console_script_exits_nonzero_without_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "discovery.cli", "inspect",
+    result = subprocess.run([sys.executable, "-m", "disco_rules.discovery.cli", "inspect",
                              str(tmp_path / "missing.py")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -87,8 +87,8 @@ def test_the_console_script_exits_nonzero_without_a_traceback(tmp_path):
 
 
 def test_a_generations_override_is_written_into_the_stored_config():
-    from discovery.cli import _set_generations
-    from discovery.config import parse_config
+    from disco_rules.discovery.cli import _set_generations
+    from disco_rules.discovery.config import parse_config
 
     text = 'seed = 3\ngenerations = 5\n[population]\nsize = 4\n[validation]\nevery = 2\n'
     config = parse_config(_set_generations(text, 9))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from discovery.cli import main
-from discovery.levels import buffer_rows
-from discovery.store import RunStore
+from disco_rules.discovery.cli import main
+from disco_rules.discovery.levels import buffer_rows
+from disco_rules.discovery.store import RunStore
 from tests.test_search import make_search, programs
 from tests.test_search_levels import SCHEDULED
 

@@ -25,16 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsl.evaluate import evaluate
-from dsl.identity import fingerprint
-from dsl.parser import parse
-from discovery.store import RunStore
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.identity import fingerprint
+from disco_rules.dsl.parser import parse
+from disco_rules.discovery.store import RunStore
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                 reason="process checks read /proc (Linux)")
 
 DISCO = str(Path(sys.executable).parent / "disco")
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 GENERATIONS = 5
 RUN_TIMEOUT_S = 300
 

@@ -3,10 +3,10 @@
 import re
 from pathlib import Path
 
-from discovery.cli import main
+from disco_rules.discovery.cli import main
 from tests.test_search import make_search, programs
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 
 def test_score_reproduces_the_runs_own_meta_validation(tmp_path, capsys):

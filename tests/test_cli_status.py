@@ -2,7 +2,7 @@
 
 import json
 
-from discovery.cli import main
+from disco_rules.discovery.cli import main
 from tests.test_search import make_search, programs
 
 

@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray  # noqa: E402
+from disco_rules.cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray  # noqa: E402
 
 # Actors cannot import this test module by name, so its evaluators travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -30,18 +30,18 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from cluster.local import LocalPool  # noqa: E402
-from cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
-from discovery.config import parse_config  # noqa: E402
-from discovery.evaluator import Evaluator, ProgramsItem  # noqa: E402
-from discovery.search import Search, TaskPlan  # noqa: E402
-from discovery.store import RunStore  # noqa: E402
-from dsl.parser import parse  # noqa: E402
+from disco_rules.cluster.local import LocalPool  # noqa: E402
+from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
+from disco_rules.discovery.config import parse_config  # noqa: E402
+from disco_rules.discovery.evaluator import Evaluator, ProgramsItem  # noqa: E402
+from disco_rules.discovery.search import Search, TaskPlan  # noqa: E402
+from disco_rules.discovery.store import RunStore  # noqa: E402
+from disco_rules.dsl.parser import parse  # noqa: E402
 
 # Actors cannot import this test module by name, so its evaluator factory travels by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 GENERATIONS = 3
 KILL_GENERATION = 1  # generation 1 trains 10 unique children: 5 work items of 2 programs
@@ -279,7 +279,7 @@ class SlowSquare:
 def test_a_lost_node_without_room_for_a_replacement_loses_no_items(ray_cluster, monkeypatch):
     """The replacement actor cannot start (no free CPU left): the items of the lost actor
     run on the surviving one instead of waiting on the replacement for ever."""
-    import cluster.pool as pool_module
+    import disco_rules.cluster.pool as pool_module
 
     class RaiseOnStall:  # a stalled map fails the test instead of waiting for ever
         def warning(self, message: str, *args: Any) -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery.config import ConfigError, load_config, parse_config, warm_start_paths
-from discovery.search import TaskPlan, load_warm_start
-from dsl.interpreter import Encoding
+from disco_rules.discovery.config import ConfigError, load_config, parse_config, warm_start_paths
+from disco_rules.discovery.search import TaskPlan, load_warm_start
+from disco_rules.dsl.interpreter import Encoding
 
 ROOT = Path(__file__).parent.parent
 
@@ -84,7 +84,7 @@ def test_bad_tasks_name_their_place_in_the_config(table, message):
 
 def test_an_unknown_warm_start_lists_the_examples(tmp_path):
     config = parse_config('[population]\nwarm_start = ["adamw", "nadam"]\n')
-    with pytest.raises(ConfigError, match="'nadam' is neither an example program .*lion"):
+    with pytest.raises(ConfigError, match="'nadam' is neither a shipped program .*lion"):
         warm_start_paths(config, tmp_path)
 
 

@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discovery.cli import main
-from discovery.distill import (DistillConfig, distill, drift_grid, relative_error,
+from disco_rules.discovery.cli import main
+from disco_rules.discovery.distill import (DistillConfig, distill, drift_grid, relative_error,
                                warm_start_programs)
-from dsl.evaluate import evaluate
-from dsl.parser import parse
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.parser import parse
 
-DPO = parse((Path(__file__).parent.parent / "examples" / "programs" / "dpo.py").read_text())
+DPO = parse((Path(__file__).parent.parent / "dsl" / "programs" / "dpo.py").read_text())
 
 
 def scaled_dpo(r, a, p):

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from populations.drift_network import DriftNetwork
-from populations.lpg_network import LPGInputs, LPGNetwork, lpg_apply
-from populations.network_export import export_network
+from disco_rules.populations.drift_network import DriftNetwork
+from disco_rules.populations.lpg_network import LPGInputs, LPGNetwork, lpg_apply
+from disco_rules.populations.network_export import export_network
 
 KEY = jax.random.PRNGKey(0)
 RATIO = jnp.exp(jnp.linspace(-1.5, 1.5, 31))[:, None] * jnp.ones((1, 21))

@@ -14,14 +14,14 @@ import numpy as np
 import optax
 import pytest
 
-from dsl.evaluate import evaluate
-from dsl.export import FORMATS, export
-from dsl.ops import OP_NAMES, OPS
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.program import Const, Program, ProgramError, Stmt
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.export import FORMATS, export
+from disco_rules.dsl.ops import OP_NAMES, OPS
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 DECAY = """
 def decay(w, g, lr, progress):

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.gridworld import (LAYOUTS, EnvParams, EnvState, Gridworld, from_map,
+from disco_rules.discovery.tasks.gridworld_env import (LAYOUTS, EnvParams, EnvState, Gridworld, from_map,
                                  sample_layout)
 
 ENV = Gridworld()

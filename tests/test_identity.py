@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl.identity import CANONICAL_NAME, canonical_form, canonical_hash, fingerprint
-from dsl.ops import OP_NAMES, OPS
-from dsl.parser import parse
-from dsl.program import Const, Program, Stmt
-from dsl.simplify import simplify
-from dsl.slots import OBJECTIVE, OPTIMIZER
+from disco_rules.dsl.identity import CANONICAL_NAME, canonical_form, canonical_hash, fingerprint
+from disco_rules.dsl.ops import OP_NAMES, OPS
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Const, Program, Stmt
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 
 EXAMPLES = {path.stem: parse(path.read_text()) for path in sorted(
-    Path(__file__).parent.parent.joinpath("examples", "programs").glob("*.py"))}
+    Path(__file__).parent.parent.joinpath("dsl", "programs").glob("*.py"))}
 SLOT_OF = {name: OBJECTIVE if name in ("dpo", "ppo_clip") else OPTIMIZER for name in EXAMPLES}
 
 

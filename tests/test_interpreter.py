@@ -8,16 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsl.evaluate import evaluate
-from dsl.interpreter import (Encoding, EncodingError, apply_optimizer, apply_optimizer_tree,
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.interpreter import (Encoding, EncodingError, apply_optimizer, apply_optimizer_tree,
                              run)
-from dsl.mutate import MutationConfig, mutate
-from dsl.ops import OP_NAMES, OPS
-from dsl.parser import parse
-from dsl.program import Const, Program, Stmt
-from dsl.slots import OPTIMIZER
+from disco_rules.dsl.mutate import MutationConfig, mutate
+from disco_rules.dsl.ops import OP_NAMES, OPS
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Const, Program, Stmt
+from disco_rules.dsl.slots import OPTIMIZER
 
-EXAMPLES = [parse((Path(__file__).parent.parent / "examples" / "programs" / f"{name}.py")
+EXAMPLES = [parse((Path(__file__).parent.parent / "dsl" / "programs" / f"{name}.py")
                   .read_text()) for name in ("adam", "adamw", "lion", "momentum", "sgd")]
 ENCODING = Encoding(max_statements=80)
 

@@ -7,10 +7,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from discovery.config import parse_config
-from discovery.levels import Levels, buffer_rows
-from discovery.scheduler import SchedulerConfig
-from discovery.tasks import Task
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.levels import Levels, buffer_rows
+from disco_rules.discovery.scheduler import SchedulerConfig
+from disco_rules.discovery.tasks import Task
 
 QUADRATIC = {"quadratic": {"dim": 2, "noise": 0.0, "horizon": 10}}
 
@@ -101,9 +101,9 @@ def test_from_config_is_none_without_a_scheduler_and_seeded_by_the_run():
 
 def test_levels_differing_only_in_floats_share_one_compiled_trainer_and_differ_in_results():
     import jax
-    from discovery import train
-    from dsl.interpreter import Encoding
-    from dsl.parser import parse
+    from disco_rules.discovery.inner import train
+    from disco_rules.dsl.interpreter import Encoding
+    from disco_rules.dsl.parser import parse
 
     encoding = Encoding(max_statements=4)
     sgd = encoding.encode_population([parse("def sgd(w, g, lr):\n    u = lr * g\n    return u\n")])
@@ -125,8 +125,8 @@ def test_levels_differing_only_in_floats_share_one_compiled_trainer_and_differ_i
 
 
 def test_regret_by_family_is_the_mean_of_each_familys_levels():
-    from discovery.levels import regret_by_family
-    from discovery.store import SampledLevelRecord
+    from disco_rules.discovery.levels import regret_by_family
+    from disco_rules.discovery.store import SampledLevelRecord
 
     rows = [SampledLevelRecord(generation=0, position=i, task=f"t{i}", family=family, params={},
                                regret=regret, replayed=False)

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discovery.gridworld import Gridworld, sample_layout, small
-from discovery.config import LPGTrainConfig
-from discovery.lpg import make_a2c_train, make_lpg_train
-from populations.lpg_network import LPGInputs, is_temporally_aware, lpg_apply, lpg_init
+from disco_rules.discovery.tasks.gridworld_env import Gridworld, sample_layout, small
+from disco_rules.discovery.config import LPGTrainConfig
+from disco_rules.discovery.inner.lpg import make_a2c_train, make_lpg_train
+from disco_rules.populations.lpg_network import LPGInputs, is_temporally_aware, lpg_apply, lpg_init
 
 ENV = Gridworld()
 SMALL = small()

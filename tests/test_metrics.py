@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster.local import LocalPool
-from discovery.cli import CliError, _serve_metrics, build_parser
-from discovery.config import parse_config
-from discovery.evaluator import Evaluator
-from discovery.metrics import SearchMetrics
-from discovery.search import GenerationReport, Search
-from discovery.store import RunStore
-from dsl.parser import parse
+from disco_rules.cluster.local import LocalPool
+from disco_rules.discovery.cli import CliError, _serve_metrics, build_parser
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator
+from disco_rules.discovery.metrics import SearchMetrics
+from disco_rules.discovery.search import GenerationReport, Search
+from disco_rules.discovery.store import RunStore
+from disco_rules.dsl.parser import parse
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 TINY_SEARCH = """
 seed = 1

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dsl.evaluate import evaluate
-from dsl.mutate import MUTATION_KINDS, MutationConfig, mutate, mutation_chain, random_program
-from dsl.ops import OPS
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.program import Const, Program, Stmt
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.mutate import MUTATION_KINDS, MutationConfig, mutate, mutation_chain, random_program
+from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Const, Program, Stmt
 
 EXAMPLES = {path.stem: parse(path.read_text())
-            for path in sorted((Path(__file__).parents[1] / "examples" / "programs").glob("*.py"))}
+            for path in sorted((Path(__file__).parents[1] / "dsl" / "programs").glob("*.py"))}
 DEFAULT = MutationConfig()
 seeds = st.integers(0, 2**32 - 1)
 example_names = st.sampled_from(sorted(EXAMPLES))

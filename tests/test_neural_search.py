@@ -15,18 +15,18 @@ import jax
 import numpy as np
 import pytest
 
-from cluster.local import LocalPool
-from cluster.pool import Failed
-from discovery.cli import main
-from discovery.config import parse_config
-from discovery.evaluator import NetworksItem, Evaluator
-from discovery.neural_search import NeuralSearch, network_from_text, split_evenly
-from discovery.rl_train import first_finite, normalised_return
-from discovery.store import RunStore
-from dsl.parser import parse
-from dsl.slots import OBJECTIVE
-from populations.drift_network import DriftNetwork
-from populations.strategy import Strategy
+from disco_rules.cluster.local import LocalPool
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.cli import main
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import NetworksItem, Evaluator
+from disco_rules.discovery.neural_search import NeuralSearch, network_from_text, split_evenly
+from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
+from disco_rules.discovery.store import RunStore
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.drift_network import DriftNetwork
+from disco_rules.populations.strategy import Strategy
 
 CONFIG = """\
 seed = 4
@@ -232,7 +232,7 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
     plotted = subprocess.run([disco, "plot", ref, "--drift", "-o", str(png)],
                              capture_output=True, text=True, env=env, timeout=120)
     assert plotted.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
-    examples = Path(__file__).parent.parent / "examples" / "programs"
+    examples = Path(__file__).parent.parent / "dsl" / "programs"
     scored = subprocess.run([disco, "score", ref, str(examples / "ppo_clip.py"), "--run",
                              str(run_dir)], capture_output=True, text=True, env=env,
                             timeout=300)
@@ -339,11 +339,11 @@ batch_size = 6
 
 
 def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
-    from discovery.search import Search, TaskPlan, load_warm_start, program_slot
-    from dsl.interpreter import Encoding
+    from disco_rules.discovery.search import Search, TaskPlan, load_warm_start, program_slot
+    from disco_rules.dsl.interpreter import Encoding
 
     config = parse_config(DRIFT_PROGRAMS_CONFIG)
-    examples = Path(__file__).parent.parent / "examples" / "programs"
+    examples = Path(__file__).parent.parent / "dsl" / "programs"
     encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)), max_statements=16)
     warm = load_warm_start([examples / "ppo_clip.py", examples / "dpo.py"], encoding)
     store = RunStore.create(tmp_path / "run", DRIFT_PROGRAMS_CONFIG)

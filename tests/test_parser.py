@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsl.evaluate import evaluate
-from dsl.parser import ParseError, parse
-from dsl.printer import to_text
-from dsl.program import Const, Program, ProgramError, Stmt
-from dsl.slots import OBJECTIVE, OPTIMIZER
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.parser import ParseError, parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "programs").glob("*.py"))
+EXAMPLES = sorted((Path(__file__).parent.parent / "dsl" / "programs").glob("*.py"))
 OBJECTIVE_EXAMPLES = ("dpo", "ppo_clip")  # the other examples fill the optimizer slot
 
 LION = """

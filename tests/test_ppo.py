@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.config import PPOConfig
-from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
-from dsl.evaluate import evaluate
-from dsl.interpreter import Encoding
-from dsl.parser import parse
-from dsl.slots import OBJECTIVE, OPTIMIZER
+from disco_rules.discovery.config import PPOConfig
+from disco_rules.discovery.inner.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 
-PROGRAMS = Path(__file__).parent.parent / "examples" / "programs"
+PROGRAMS = Path(__file__).parent.parent / "dsl" / "programs"
 DPO = parse((PROGRAMS / "dpo.py").read_text())
 PPO_CLIP = parse((PROGRAMS / "ppo_clip.py").read_text())
 ENCODING = Encoding(slot=OBJECTIVE, max_statements=16)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from discovery.scheduler import (RegretScheduler, SchedulerConfig, SchedulerState,
+from disco_rules.discovery.scheduler import (RegretScheduler, SchedulerConfig, SchedulerState,
                                  UniformScheduler, describe, make_scheduler, state_from_data,
                                  state_to_data)
-from discovery.tasks import Task
+from disco_rules.discovery.tasks import Task
 
 QUADRATIC = {"quadratic": {"dim": 2, "noise": 0.0, "horizon": 10}}  # only the condition varies
 

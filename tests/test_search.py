@@ -2,24 +2,23 @@
 evolution that finds a known program."""
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cluster.local import LocalPool
-from cluster.pool import Failed
-from discovery.config import parse_config
-from discovery.evaluator import Evaluator, ProgramsItem
-from discovery.search import Search
-from discovery.store import RunStore
-from dsl.evaluate import evaluate
-from dsl.mutate import MutationConfig
-from dsl.parser import parse
-from populations.evolution import Member, RegularizedEvolution, EvolutionState
+from disco_rules.cluster.local import LocalPool
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
+from disco_rules.discovery.search import Search
+from disco_rules.discovery.store import RunStore
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.mutate import MutationConfig
+from disco_rules.dsl.parser import parse
+from disco_rules.populations.evolution import Member, RegularizedEvolution, EvolutionState
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "programs"
+EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 CONFIG = """
 seed = 7

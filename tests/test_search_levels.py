@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from cluster.pool import Failed
-from discovery.config import ConfigError, parse_config
-from discovery.evaluator import Evaluator
-from discovery.levels import buffer_rows
-from discovery.search import FITNESS_CAP, Search
-from discovery.store import RunStore, SampledLevelRecord
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.config import ConfigError, parse_config
+from disco_rules.discovery.evaluator import Evaluator
+from disco_rules.discovery.levels import buffer_rows
+from disco_rules.discovery.search import FITNESS_CAP, Search
+from disco_rules.discovery.store import RunStore, SampledLevelRecord
 from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
 
 SCHEDULED = CONFIG.replace("generations = 4", "generations = 3") + """

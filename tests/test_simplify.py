@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl.evaluate import evaluate
-from dsl.ops import OP_NAMES, OPS
-from dsl.parser import parse
-from dsl.printer import to_text
-from dsl.program import Const, Program, Stmt
-from dsl.simplify import simplify
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.ops import OP_NAMES, OPS
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Const, Program, Stmt
+from disco_rules.dsl.simplify import simplify
 
-EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("examples", "programs").glob("*.py"))
+EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("dsl", "programs").glob("*.py"))
 PARAM_POOL = ("x", "y", "z", "u")
 # Constants that trigger rewrites (identities, -1, interp ends) next to ordinary ones.
 CONSTANT_POOL = (0.0, 1.0, -1.0, 2.0, 0.5, 0.9, -3.0)

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from discovery import store as store_module
-from discovery.store import (
+from disco_rules.discovery import store as store_module
+from disco_rules.discovery.store import (
     BaselineRecord,
     CandidateRecord,
     CheckpointError,

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from populations.strategy import Strategy, StrategySpec
+from disco_rules.populations.strategy import Strategy, StrategySpec
 
 KEY = jax.random.PRNGKey(0)
 TARGET = np.array([1.0, -2.0, 0.5, 3.0], np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.store import RunStore
+from disco_rules.discovery.store import RunStore
 
 VENV_BIN = Path(sys.executable).parent
 CONFIG = """

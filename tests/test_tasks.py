@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discovery.tasks import FAMILIES, Choice, Range, Task
+from disco_rules.discovery.tasks import FAMILIES, Choice, Range, Task
 
 KEY = jax.random.PRNGKey(0)
 

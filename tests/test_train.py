@@ -10,16 +10,16 @@ import numpy as np
 import optax
 import pytest
 
-import discovery.train as train_module
-from discovery.tasks import FAMILIES, Task
-from discovery.train import (CURVE_POINTS, TrainResult, baseline, checkpoints,
+import disco_rules.discovery.inner.train as train_module
+from disco_rules.discovery.tasks import FAMILIES, Task
+from disco_rules.discovery.inner.train import (CURVE_POINTS, TrainResult, baseline, checkpoints,
                              evaluate_population, fitness, make_optax_train,
                              make_program_train)
-from dsl.interpreter import Encoding
-from dsl.parser import parse
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
 
 EXAMPLES = {p.stem: parse(p.read_text()) for p in
-            sorted((Path(__file__).parent.parent / "examples" / "programs").glob("*.py"))
+            sorted((Path(__file__).parent.parent / "dsl" / "programs").glob("*.py"))
             if p.stem not in ("dpo", "ppo_clip")}  # those fill the objective slot
 NAN = parse("def nan_update(w, g, lr):\n    update = log(-1.0 - abs(g))\n    return update\n")
 BLOWUP = parse("def blowup(w, g, lr):\n    update = -sign(g)\n    return update\n")  # ascent

@@ -18,9 +18,9 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from discovery.tasks import Problem, Task
-from dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
-from dsl.slots import OPTIMIZER
+from disco_rules.discovery.tasks import Problem, Task
+from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
+from disco_rules.dsl.slots import OPTIMIZER
 
 CURVE_POINTS = 20  # validation losses recorded per run, evenly spaced, first at step 0
 DIVERGENCE_FACTOR = 1e3  # a validation loss this many times the initial one is a divergence

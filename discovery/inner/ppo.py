@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import optax
 from gymnax.environments import spaces
 
-from discovery.config import PPOConfig
-from discovery.tasks import make_env
-from dsl.interpreter import EncodedProgram, Encoding, run
-from dsl.slots import OBJECTIVE
-from populations.layers import mlp, mlp_init
+from disco_rules.discovery.config import PPOConfig
+from disco_rules.discovery.tasks import make_env
+from disco_rules.dsl.interpreter import EncodedProgram, Encoding, run
+from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.layers import mlp, mlp_init
 
 Drift = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 """(args, ratio, advantage, progress) -> drift per sample, >= 0 and zero at ratio 1."""

@@ -17,13 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discovery.config import LPGTrainConfig, PPOConfig
-from discovery.lpg import make_a2c_train, make_lpg_train
-from discovery.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
-from discovery.tasks import Environment, Task, make_env
-from dsl.interpreter import Encoding
-from populations.drift_network import DriftNetwork
-from populations.lpg_network import LPGNetwork
+from disco_rules.discovery.config import LPGTrainConfig, PPOConfig
+from disco_rules.discovery.inner.lpg import make_a2c_train, make_lpg_train
+from disco_rules.discovery.inner.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
+from disco_rules.discovery.tasks import Environment, Task, make_env
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.populations.drift_network import DriftNetwork
+from disco_rules.populations.lpg_network import LPGNetwork
 
 Network = DriftNetwork | LPGNetwork | Encoding
 """A rule's shape: a drift or LPG network (flat weights), or objective-slot programs

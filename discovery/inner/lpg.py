@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import optax
 from gymnax.environments import environment, spaces
 
-from discovery.config import LPGTrainConfig
-from populations.layers import mlp, mlp_init
-from populations.lpg_network import LPGInputs, LPGParams, is_temporally_aware, lpg_apply
+from disco_rules.discovery.config import LPGTrainConfig
+from disco_rules.populations.layers import mlp, mlp_init
+from disco_rules.populations.lpg_network import LPGInputs, LPGParams, is_temporally_aware, lpg_apply
 
 class LPGResult(NamedTuple):
     """One run's returns (with leading axes, many runs'). An update in which no episode ends
