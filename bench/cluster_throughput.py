@@ -47,14 +47,13 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
-from disco_rules.discovery.search import score_programs
+from disco_rules.discovery.scoring import score_programs
 from disco_rules.discovery.store import CandidateRecord, RunStore, ScoreRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.identity import canonical_hash, fingerprint
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.mutate import MutationConfig, mutation_chain
-from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.simplify import simplify
 from common import random_programs

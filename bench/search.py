@@ -48,7 +48,8 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
 from disco_rules.discovery.config import Config, parse_config, warm_start_paths
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
-from disco_rules.discovery.search import Search, TaskPlan, load_warm_start
+from disco_rules.discovery.search import Search
+from disco_rules.discovery.plan import TaskPlan, load_warm_start
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from disco_rules.dsl.interpreter import Encoding
 

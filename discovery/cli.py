@@ -210,7 +210,8 @@ def _make_search(config, store: RunStore, pool, on_generation):
         from disco_rules.discovery.neural_search import NeuralSearch
 
         return NeuralSearch(config, store, pool, on_generation=on_generation)
-    from disco_rules.discovery.search import Search, TaskPlan, load_warm_start, program_slot
+    from disco_rules.discovery.search import Search
+    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
     from disco_rules.dsl.interpreter import Encoding
 
     encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)),
@@ -272,7 +273,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
 
 def _cmd_launch(args: argparse.Namespace) -> None:
     from disco_rules.discovery.config import NETWORK_KINDS, warm_start_paths
-    from disco_rules.discovery.search import TaskPlan, load_warm_start, program_slot
+    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
     from disco_rules.dsl.interpreter import Encoding
 
     config, text = load_config(args.config)
@@ -448,7 +449,7 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
 def _run_tasks(run_dir: str | Path, which: str) -> tuple:
     """(config, tasks, baselines by task key) of a run's "heldout" or "train" tasks;
     CliError if a task has no archived baseline yet."""
-    from disco_rules.discovery.search import TaskPlan
+    from disco_rules.discovery.plan import TaskPlan
 
     with open_run(run_dir) as store:
         config = parse_config(store.config_text)
@@ -496,7 +497,8 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
 
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
-    from disco_rules.discovery.search import TaskPlan, program_slot, score_programs
+    from disco_rules.discovery.plan import TaskPlan, program_slot
+    from disco_rules.discovery.scoring import score_programs
     from disco_rules.dsl.interpreter import Encoding, EncodingError
 
     programs = [load_program(ref) for ref in refs]
@@ -521,7 +523,8 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
 
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
-    from disco_rules.discovery.neural_search import network_of, network_text, score_rules
+    from disco_rules.discovery.neural_search import network_of, network_text
+    from disco_rules.discovery.scoring import score_rules
     from disco_rules.dsl.interpreter import Encoding
     from disco_rules.dsl.slots import OBJECTIVE
     from disco_rules.populations.drift_network import DRIFT_KINDS
@@ -597,7 +600,8 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
 
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
-    from disco_rules.discovery.neural_search import network_of, score_rules
+    from disco_rules.discovery.neural_search import network_of
+    from disco_rules.discovery.scoring import score_rules
     from disco_rules.dsl.interpreter import Encoding
     from disco_rules.dsl.slots import OBJECTIVE
 
@@ -625,7 +629,7 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 
     from disco_rules.discovery.config import warm_start_paths
     from disco_rules.dsl import library
-    from disco_rules.discovery.search import TaskPlan
+    from disco_rules.discovery.plan import TaskPlan
 
     config_path = Path(args.config).resolve()
     config, _ = load_config(config_path)

@@ -15,20 +15,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
 
 from disco_rules.discovery.config import Config, ConfigError
-from disco_rules.discovery.evaluator import NetworksItem
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network
 from disco_rules.discovery.levels import Levels, regret_by_family
-from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
-                               task_score)
-from disco_rules.discovery.search import GenerationReport, Pool, TaskPlan, ensure_baselines
+from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, Pool, TaskScore,
+                                          mean_scores, score_rules)
+from disco_rules.discovery.baselines import ensure_baselines
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.search import GenerationReport
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                              ValidationRecord)
 from disco_rules.discovery.tasks import Task
@@ -70,13 +70,6 @@ def network_from_text(text: str) -> Network:
 def weights_hash(weights: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(weights, "<f4").tobytes()).hexdigest()[:16]
 
-
-def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
-    """(start, stop) of the fewest chunks of at most `most` items, all of one size but the
-    last (so a fixed population compiles one shape)."""
-    chunks = math.ceil(n / most)
-    size = math.ceil(n / chunks)
-    return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 class NeuralSearch:
@@ -253,31 +246,3 @@ class NeuralSearch:
             self.step()
 
 
-def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig, rules: Any,
-                tasks: Sequence[Task], baselines: dict[str, BaselineRecord], run_seed: int
-                ) -> list[list[TaskScore]]:
-    """Per rule, per task: (normalised return, failure reason or None, its archive row), via
-    work items on `pool`. Rules of `network`'s shape: flat weights [N, D], or encoded
-    objective-slot programs with a leading axis N (an Encoding as `network`)."""
-    n = len(jax.tree.leaves(rules)[0])
-    # the training generation's item shape (one compiled function for every generation), or
-    # fewer rules than that (validation, `disco score`): one more shape beats training
-    # padding rules
-    size = min(split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1], n)
-    chunks = [(i, min(i + size, n)) for i in range(0, n, size)]
-
-    def padded(start: int, stop: int) -> Any:
-        return jax.tree.map(lambda x: np.concatenate(
-            [x[start:stop]] + [x[start:start + 1]] * (size - (stop - start))), rules)
-
-    items = [NetworksItem(task, network, padded(start, stop), agent, config.tasks.seeds,
-                          run_seed) for task in tasks for start, stop in chunks]
-    results = iter(pool.map(items))
-    table: list[list[TaskScore]] = [[] for _ in range(n)]
-    for task in tasks:
-        for start, stop in chunks:
-            result = next(results)
-            for j in range(stop - start):
-                table[start + j].append(task_score(result, j, task, baselines[task.key],
-                                                   config.tasks.lr_grid))
-    return table

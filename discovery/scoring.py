@@ -9,15 +9,22 @@ reason and never raises.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Protocol, Sequence
 
+import jax
 import numpy as np
 
 from disco_rules.cluster.pool import Failed
-from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
+from disco_rules.discovery.config import Config
+from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
+from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_finite,
+                                                  normalised_return)
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.train import TrainResult, fitness, lr_scores
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.program import Program
 
 WORST = float("-inf")
 FITNESS_CAP = 5.0
@@ -72,3 +79,86 @@ def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float],
     for record in records:
         by_id.setdefault(record.candidate_id, []).append(record.score)
     return tuple((cid, float(np.mean(values))) for cid, values in by_id.items())
+
+
+class Pool(Protocol):
+    """Anything that maps work items to results in order (a Ray pool, or in-process)."""
+
+    def map(self, items: Sequence[Any]) -> list[Any]: ...
+
+
+def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
+                   tasks: Sequence[Task], baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+    """Per program, per task: its score against the baseline, via work items on `pool`."""
+    by_task = score_groups(pool, config, encoding, [(task, programs) for task in tasks],
+                           baselines)
+    return [list(per_program) for per_program in zip(*by_task)] if tasks \
+        else [[] for _ in programs]
+
+
+def score_groups(pool: Pool, config: Config, encoding: Encoding,
+                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, BaselineRecord]
+                 ) -> list[list[TaskScore]]:
+    """Per group (a task and the programs to score on it), per program: its score against the
+    baseline; every group's work items go to `pool` in one call."""
+    size = config.cluster.batch_size
+    items, spans = [], []
+    for task, programs in groups:
+        for i in range(0, len(programs), size):
+            chunk = list(programs[i:i + size])
+            padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
+            encoded = encoding.encode_population(padded)
+            items.append(
+                NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
+                if task.kind == "rl" else
+                ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds,
+                             config.seed))
+            spans.append(len(chunk))
+    results = iter(zip(pool.map(items), spans))
+    table: list[list[TaskScore]] = []
+    for task, programs in groups:
+        row: list[TaskScore] = []
+        while len(row) < len(programs):
+            result, span = next(results)
+            row += [task_score(result, j, task, baselines[task.key], config.tasks.lr_grid)
+                    for j in range(span)]
+        table.append(row)
+    return table
+
+
+def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
+    """(start, stop) of the fewest chunks of at most `most` items, all of one size but the
+    last (so a fixed population compiles one shape)."""
+    chunks = math.ceil(n / most)
+    size = math.ceil(n / chunks)
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig, rules: Any,
+                tasks: Sequence[Task], baselines: dict[str, BaselineRecord], run_seed: int
+                ) -> list[list[TaskScore]]:
+    """Per rule, per task: (normalised return, failure reason or None, its archive row), via
+    work items on `pool`. Rules of `network`'s shape: flat weights [N, D], or encoded
+    objective-slot programs with a leading axis N (an Encoding as `network`)."""
+    n = len(jax.tree.leaves(rules)[0])
+    # the training generation's item shape (one compiled function for every generation), or
+    # fewer rules than that (validation, `disco score`): one more shape beats training
+    # padding rules
+    size = min(split_evenly(config.population.size + 1, config.cluster.batch_size)[0][1], n)
+    chunks = [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def padded(start: int, stop: int) -> Any:
+        return jax.tree.map(lambda x: np.concatenate(
+            [x[start:stop]] + [x[start:start + 1]] * (size - (stop - start))), rules)
+
+    items = [NetworksItem(task, network, padded(start, stop), agent, config.tasks.seeds,
+                          run_seed) for task in tasks for start, stop in chunks]
+    results = iter(pool.map(items))
+    table: list[list[TaskScore]] = [[] for _ in range(n)]
+    for task in tasks:
+        for start, stop in chunks:
+            result = next(results)
+            for j in range(stop - start):
+                table[start + j].append(task_score(result, j, task, baselines[task.key],
+                                                   config.tasks.lr_grid))
+    return table

@@ -12,37 +12,30 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from disco_rules.cluster.pool import Failed
 from disco_rules.discovery.config import Config, ConfigError
-from disco_rules.discovery.evaluator import BaselineItem, NetworksItem, ProgramsItem, RLBaselineItem
+from disco_rules.discovery.baselines import ensure_baselines
 from disco_rules.discovery.levels import Levels, regret_by_family
-from disco_rules.discovery.inner.rl_train import AgentConfig
+from disco_rules.discovery.plan import TaskPlan, program_slot
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, SampledLevelRecord,
                              ScoreRecord, ValidationRecord)
 from disco_rules.discovery.tasks import Task
-from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, TaskScore, mean_scores,
-                               task_score)
+from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, Pool, TaskScore,
+                                          mean_scores, score_groups, score_programs)
 from disco_rules.dsl.identity import canonical_hash, fingerprint
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
-from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
-from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
+from disco_rules.dsl.slots import OBJECTIVE
 from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                    state_from_data, state_to_data)
 
-
-class Pool(Protocol):
-    """Anything that maps work items to results in order (a Ray pool, or in-process)."""
-
-    def map(self, items: Sequence[Any]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -82,88 +75,6 @@ class _Counters:
     leaders: list = field(default_factory=list)  # [fitness, id, program text], best first
     validated: list = field(default_factory=list)  # ids already meta-validated
 
-
-def tasks_from(tables: Sequence[dict], key: str) -> list[Task]:
-    """Tasks of a config list; a bad family or parameter is a ConfigError naming the key."""
-    tasks = []
-    for i, table in enumerate(tables):
-        params = {k: v for k, v in table.items() if k != "family"}
-        try:
-            tasks.append(Task.make(table["family"], **params))
-        except ValueError as error:
-            raise ConfigError(f"{key}[{i}]: {error}") from None
-    return tasks
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """The tasks of a search: training, held-out (meta-validation) and the screen."""
-
-    train: tuple[Task, ...]
-    heldout: tuple[Task, ...]
-    screen: Task | None
-
-    @classmethod
-    def from_config(cls, config: Config) -> "TaskPlan":
-        """Tasks built from the config; ConfigError names a bad family, parameter or overlap."""
-        train = tasks_from(config.tasks.train, "tasks.train")
-        heldout = tasks_from(config.tasks.heldout, "tasks.heldout")
-        overlap = {t.key for t in train} & {t.key for t in heldout}
-        if overlap:
-            raise ConfigError(f"tasks.heldout: {sorted(overlap)[0]} is also a training task; "
-                              "held-out tasks must differ from tasks.train")
-        screen = tasks_from([config.screen.task], "screen.task")[0] if config.screen.task \
-            else None
-        return cls(tuple(train), tuple(heldout), screen)
-
-    def all(self) -> list[Task]:
-        return list(dict.fromkeys(self.train + self.heldout + ((self.screen,) if self.screen
-                                                                else ())))
-
-
-def program_slot(plan: TaskPlan) -> Slot:
-    """The slot programs fill on the plan's tasks: the optimizer slot on optimizer tasks, the
-    objective slot (PPO's drift) on RL tasks; ConfigError if the plan mixes the two."""
-    kinds = {task.kind for task in plan.all()}
-    if len(kinds) > 1:
-        raise ConfigError("tasks: a programs population is scored on optimizer tasks or on RL "
-                          "tasks (as PPO's drift), not on both")
-    return OBJECTIVE if kinds == {"rl"} else OPTIMIZER
-
-
-def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
-                     tasks: Sequence[Task], generation: int) -> dict[str, BaselineRecord]:
-    """The tuned baseline of every task (AdamW's loss on optimizer tasks; on RL tasks the
-    return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
-    per task, archived at `generation` (so rollback drops it), and returned by task key."""
-    missing = [t for t in tasks if store.baseline(t.key) is None]
-    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds
-    items = [RLBaselineItem(t, agent, lrs, seeds, config.seed) if t.kind == "rl" else
-             BaselineItem(t, lrs, seeds, config.seed) for t in missing]
-    for task, result in zip(missing, pool.map(items)):
-        value = None if isinstance(result, Failed) else \
-            result["final_return"] if task.kind == "rl" else result["loss"]
-        if value is None or not np.isfinite(value):
-            reason = result.reason if isinstance(result, Failed) else "a non-finite result"
-            raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
-        store.add_baseline(BaselineRecord(
-            task=task.key, score=value if task.kind == "rl" else 0.0,
-            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"]),
-            generation)
-    return {t.key: store.baseline(t.key) for t in tasks}
-
-
-def load_warm_start(paths: Sequence[Path], encoding: Encoding) -> list[Program]:
-    """Warm-start programs from files; ConfigError if one does not parse or fit the slot."""
-    programs = []
-    for path in paths:
-        try:
-            program = parse(path.read_text())
-            encoding.encode(program)
-        except ProgramError as error:
-            raise ConfigError(f"population.warm_start: {path}: {error}") from None
-        programs.append(program)
-    return programs
 
 
 class Search:
@@ -473,40 +384,4 @@ class Search:
             self.step()
 
 
-def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
-                   tasks: Sequence[Task], baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
-    """Per program, per task: its score against the baseline, via work items on `pool`."""
-    by_task = score_groups(pool, config, encoding, [(task, programs) for task in tasks],
-                           baselines)
-    return [list(per_program) for per_program in zip(*by_task)] if tasks \
-        else [[] for _ in programs]
 
-
-def score_groups(pool: Pool, config: Config, encoding: Encoding,
-                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, BaselineRecord]
-                 ) -> list[list[TaskScore]]:
-    """Per group (a task and the programs to score on it), per program: its score against the
-    baseline; every group's work items go to `pool` in one call."""
-    size = config.cluster.batch_size
-    items, spans = [], []
-    for task, programs in groups:
-        for i in range(0, len(programs), size):
-            chunk = list(programs[i:i + size])
-            padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
-            encoded = encoding.encode_population(padded)
-            items.append(
-                NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
-                if task.kind == "rl" else
-                ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds,
-                             config.seed))
-            spans.append(len(chunk))
-    results = iter(zip(pool.map(items), spans))
-    table: list[list[TaskScore]] = []
-    for task, programs in groups:
-        row: list[TaskScore] = []
-        while len(row) < len(programs):
-            result, span = next(results)
-            row += [task_score(result, j, task, baselines[task.key], config.tasks.lr_grid)
-                    for j in range(span)]
-        table.append(row)
-    return table

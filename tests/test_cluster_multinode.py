@@ -34,7 +34,8 @@ from disco_rules.cluster.local import LocalPool  # noqa: E402
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
 from disco_rules.discovery.config import parse_config  # noqa: E402
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem  # noqa: E402
-from disco_rules.discovery.search import Search, TaskPlan  # noqa: E402
+from disco_rules.discovery.search import Search  # noqa: E402
+from disco_rules.discovery.plan import TaskPlan  # noqa: E402
 from disco_rules.discovery.store import RunStore  # noqa: E402
 from disco_rules.dsl.parser import parse  # noqa: E402
 

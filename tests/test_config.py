@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from disco_rules.discovery.config import ConfigError, load_config, parse_config, warm_start_paths
-from disco_rules.discovery.search import TaskPlan, load_warm_start
+from disco_rules.discovery.plan import TaskPlan, load_warm_start
 from disco_rules.dsl.interpreter import Encoding
 
 ROOT = Path(__file__).parent.parent

@@ -12,7 +12,7 @@ import yaml
 from disco_rules.cluster.pool import ACTOR_ITEM_SECONDS_METRIC, ACTOR_ITEMS_METRIC
 from disco_rules.discovery.config import parse_config, warm_start_paths
 from disco_rules.discovery.metrics import SearchMetrics
-from disco_rules.discovery.search import TaskPlan
+from disco_rules.discovery.plan import TaskPlan
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 YAML_FILES = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))

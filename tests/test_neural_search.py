@@ -20,7 +20,8 @@ from disco_rules.cluster.pool import Failed
 from disco_rules.discovery.cli import main
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import NetworksItem, Evaluator
-from disco_rules.discovery.neural_search import NeuralSearch, network_from_text, split_evenly
+from disco_rules.discovery.neural_search import NeuralSearch, network_from_text
+from disco_rules.discovery.scoring import split_evenly
 from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.parser import parse
@@ -339,7 +340,8 @@ batch_size = 6
 
 
 def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
-    from disco_rules.discovery.search import Search, TaskPlan, load_warm_start, program_slot
+    from disco_rules.discovery.search import Search
+    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
     from disco_rules.dsl.interpreter import Encoding
 
     config = parse_config(DRIFT_PROGRAMS_CONFIG)

@@ -11,7 +11,8 @@ from disco_rules.cluster.pool import Failed
 from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.levels import buffer_rows
-from disco_rules.discovery.search import FITNESS_CAP, Search
+from disco_rules.discovery.scoring import FITNESS_CAP
+from disco_rules.discovery.search import Search
 from disco_rules.discovery.store import RunStore, SampledLevelRecord
 from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
 

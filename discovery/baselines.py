@@ -1,0 +1,38 @@
+"""The tuned hand-designed baseline of every task, computed once per task and archived."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from disco_rules.cluster.pool import Failed
+from disco_rules.discovery.config import Config
+from disco_rules.discovery.evaluator import BaselineItem, RLBaselineItem
+from disco_rules.discovery.inner.rl_train import AgentConfig
+from disco_rules.discovery.scoring import Pool
+from disco_rules.discovery.store import BaselineRecord, RunStore
+from disco_rules.discovery.tasks import Task
+
+
+def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
+                     tasks: Sequence[Task], generation: int) -> dict[str, BaselineRecord]:
+    """The tuned baseline of every task (AdamW's loss on optimizer tasks; on RL tasks the
+    return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
+    per task, archived at `generation` (so rollback drops it), and returned by task key."""
+    missing = [t for t in tasks if store.baseline(t.key) is None]
+    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds
+    items = [RLBaselineItem(t, agent, lrs, seeds, config.seed) if t.kind == "rl" else
+             BaselineItem(t, lrs, seeds, config.seed) for t in missing]
+    for task, result in zip(missing, pool.map(items)):
+        value = None if isinstance(result, Failed) else \
+            result["final_return"] if task.kind == "rl" else result["loss"]
+        if value is None or not np.isfinite(value):
+            reason = result.reason if isinstance(result, Failed) else "a non-finite result"
+            raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
+        store.add_baseline(BaselineRecord(
+            task=task.key, score=value if task.kind == "rl" else 0.0,
+            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"]),
+            generation)
+    return {t.key: store.baseline(t.key) for t in tasks}

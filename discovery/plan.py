@@ -1,0 +1,75 @@
+"""The tasks of a search (training, held-out, screen) and the warm-start programs, from a config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
+
+
+def tasks_from(tables: Sequence[dict], key: str) -> list[Task]:
+    """Tasks of a config list; a bad family or parameter is a ConfigError naming the key."""
+    tasks = []
+    for i, table in enumerate(tables):
+        params = {k: v for k, v in table.items() if k != "family"}
+        try:
+            tasks.append(Task.make(table["family"], **params))
+        except ValueError as error:
+            raise ConfigError(f"{key}[{i}]: {error}") from None
+    return tasks
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The tasks of a search: training, held-out (meta-validation) and the screen."""
+
+    train: tuple[Task, ...]
+    heldout: tuple[Task, ...]
+    screen: Task | None
+
+    @classmethod
+    def from_config(cls, config: Config) -> "TaskPlan":
+        """Tasks built from the config; ConfigError names a bad family, parameter or overlap."""
+        train = tasks_from(config.tasks.train, "tasks.train")
+        heldout = tasks_from(config.tasks.heldout, "tasks.heldout")
+        overlap = {t.key for t in train} & {t.key for t in heldout}
+        if overlap:
+            raise ConfigError(f"tasks.heldout: {sorted(overlap)[0]} is also a training task; "
+                              "held-out tasks must differ from tasks.train")
+        screen = tasks_from([config.screen.task], "screen.task")[0] if config.screen.task \
+            else None
+        return cls(tuple(train), tuple(heldout), screen)
+
+    def all(self) -> list[Task]:
+        return list(dict.fromkeys(self.train + self.heldout + ((self.screen,) if self.screen
+                                                                else ())))
+
+
+def program_slot(plan: TaskPlan) -> Slot:
+    """The slot programs fill on the plan's tasks: the optimizer slot on optimizer tasks, the
+    objective slot (PPO's drift) on RL tasks; ConfigError if the plan mixes the two."""
+    kinds = {task.kind for task in plan.all()}
+    if len(kinds) > 1:
+        raise ConfigError("tasks: a programs population is scored on optimizer tasks or on RL "
+                          "tasks (as PPO's drift), not on both")
+    return OBJECTIVE if kinds == {"rl"} else OPTIMIZER
+
+
+def load_warm_start(paths: Sequence[Path], encoding: Encoding) -> list[Program]:
+    """Warm-start programs from files; ConfigError if one does not parse or fit the slot."""
+    programs = []
+    for path in paths:
+        try:
+            program = parse(path.read_text())
+            encoding.encode(program)
+        except ProgramError as error:
+            raise ConfigError(f"population.warm_start: {path}: {error}") from None
+        programs.append(program)
+    return programs
