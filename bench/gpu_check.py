@@ -29,7 +29,8 @@ import time
 import numpy as np
 import ray
 
-from disco_rules.cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray
+from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+from disco_rules.cluster.results import Failed
 from common import random_programs
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.discovery.tasks import Task

@@ -1,5 +1,21 @@
-"""Running work on Ray: evaluator actors, ordered maps with retries, placement on GPU nodes."""
+"""Running work on Ray: evaluator actors, ordered maps with retries, placement on GPU nodes.
 
-from disco_rules.cluster.pool import EvaluatorActor, EvaluatorPool, Failed, PoolConfig, start_ray
+Names load on first use, so `disco_rules.cluster.results` (and `Failed`) import without Ray.
+"""
 
-__all__ = ["EvaluatorActor", "EvaluatorPool", "Failed", "PoolConfig", "start_ray"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {"EvaluatorActor": "pool", "EvaluatorPool": "pool", "PoolConfig": "pool",
+          "start_ray": "pool", "Failed": "results"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    """The named export, imported from its module on first access."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

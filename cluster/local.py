@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from disco_rules.cluster.pool import Failed
+from disco_rules.cluster.results import Failed
 
 
 class LocalPool:

@@ -17,6 +17,8 @@ import ray
 import ray.exceptions
 from ray.util.metrics import Counter, Histogram
 
+from disco_rules.cluster.results import Failed
+
 logger = logging.getLogger(__name__)
 
 # Keeps JAX in an actor from reserving most of a GPU's memory when it first loads.
@@ -46,13 +48,6 @@ LOST_WORKER_ERRORS = (
     ray.exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError, ...
     ray.exceptions.OutOfMemoryError,
 )
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The result of an item that could not be evaluated, with a one-line reason."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -220,115 +215,141 @@ class EvaluatorPool:
 
         `on_result(index, result)` is called once per item as its result arrives.
         """
-        results: list[Any] = [None] * len(items)
-        attempts = [0] * len(items)
-        fresh = collections.deque(range(len(items)))
-        to_retry: collections.deque[int] = collections.deque()
-        outstanding: dict[ray.ObjectRef, tuple[_Slot, int]] = {}
-        remaining = len(items)
-
-        def record(index: int, result: Any) -> None:
-            nonlocal remaining
-            results[index] = result
-            remaining -= 1
-            if isinstance(result, Failed):
-                self.failed += 1
-            else:
-                self.completed += 1
-            if on_result is not None:
-                on_result(index, result)
-
-        def submit(slot: _Slot, index: int) -> None:
-            outstanding[slot.actor.evaluate.remote(items[index])] = (slot, index)
-            slot.in_flight += 1
-
-        def dispatch() -> None:
-            # Work goes to actors that have started; a pool none of whose actors has started
-            # yet queues it on all. A replacement actor thus waits for room in the cluster
-            # without holding items that the other actors could run.
-            cold = not any(slot.started for slot in self._slots)
-            usable = [slot for slot in self._slots if slot.started or cold]
-            # Retries go one at a time to idle actors; while some wait, the least busy actors
-            # take no fresh work so that they drain and become idle.
-            for slot in usable:
-                if to_retry and slot.in_flight == 0:
-                    slot.running_retry = True
-                    submit(slot, to_retry.popleft())
-            by_load = sorted((s for s in usable if not s.running_retry),
-                             key=lambda s: s.in_flight)
-            for slot in by_load[len(to_retry):]:
-                while fresh and slot.in_flight < self.config.max_in_flight_per_actor:
-                    submit(slot, fresh.popleft())
-
-        def replace(slot: _Slot, error: Exception) -> None:
-            lost = [ref for ref, (owner, _) in outstanding.items() if owner is slot]
-            logger.warning("actor lost with %d items in flight (%s); starting a replacement",
-                           len(lost), _one_line(error))
-            for ref in lost:
-                _, index = outstanding.pop(ref)
-                attempts[index] += 1
-                if attempts[index] > self.config.max_retries:
-                    record(index, Failed(f"lost with its actor {attempts[index]} times, last: "
-                                         f"{_one_line(error)}"))
-                else:
-                    self.retries += 1
-                    to_retry.append(index)
-            ray.kill(slot.actor, no_restart=True)
-            slot.use(self._new_actor(slot.kind))
-            slot.in_flight = 0
-            slot.running_retry = False
-            self.actor_restarts += 1
-
         try:
-            while remaining:
-                dispatch()
-                starting = {slot.ready: slot for slot in self._slots if not slot.started}
-                ready, _ = ray.wait(list(outstanding) + list(starting), num_returns=1,
-                                    timeout=STALL_WARNING_S)
-                if not ready:
-                    logger.warning(
-                        "no result for %d s with %d calls outstanding; if actors never start, "
-                        "check the cluster has room for each (%s)", STALL_WARNING_S,
-                        len(outstanding), "; ".join(sorted({str(s.kind) for s in self._slots})))
-                    continue
-                if ready[0] in starting:  # an actor started, or could not
-                    slot = starting[ready[0]]
-                    try:
-                        ray.get(ready[0])
-                    except LOST_WORKER_ERRORS as error:
-                        if isinstance(error, ray.exceptions.RayActorError) and \
-                                error.actor_init_failed:
-                            raise RuntimeError(f"the evaluator factory failed: {error}") \
-                                from error
-                        replace(slot, error)
-                        continue
-                    slot.started = True
-                    continue
-                slot, index = outstanding[ready[0]]
-                try:
-                    result = ray.get(ready[0])
-                except ray.exceptions.RayTaskError as error:  # raised by the evaluator itself
-                    result = Failed(_one_line(error.cause))
-                except LOST_WORKER_ERRORS as error:
-                    if isinstance(error, ray.exceptions.RayActorError) and error.actor_init_failed:
-                        raise RuntimeError(f"the evaluator factory failed: {error}") from error
-                    replace(slot, error)
-                    continue
-                del outstanding[ready[0]]
-                slot.in_flight -= 1
-                slot.running_retry = False
-                record(index, result)
+            return _Dispatch(self, items, on_result).run()
         finally:  # calls abandoned by an exception (e.g. KeyboardInterrupt) are not waited for
             for slot in self._slots:
                 slot.in_flight = 0
                 slot.running_retry = False
-        return results
 
     def shutdown(self) -> None:
         """Kill the actors; the pool cannot be used afterwards."""
         for slot in self._slots:
             ray.kill(slot.actor, no_restart=True)
         self._slots = []
+
+
+class _Dispatch:
+    """One `EvaluatorPool.map`: keeps calls in flight, retries lost items, replaces lost actors.
+
+    Updates the pool's counters (`retries`, `actor_restarts`, `completed`, `failed`).
+    """
+
+    def __init__(self, pool: EvaluatorPool, items: Sequence[Any],
+                 on_result: Callable[[int, Any], None] | None) -> None:
+        self.pool = pool
+        self.items = items
+        self.on_result = on_result
+        self.results: list[Any] = [None] * len(items)
+        self.attempts = [0] * len(items)
+        self.fresh = collections.deque(range(len(items)))
+        self.to_retry: collections.deque[int] = collections.deque()
+        self.outstanding: dict[ray.ObjectRef, tuple[_Slot, int]] = {}
+        self.remaining = len(items)
+
+    def run(self) -> list[Any]:
+        """Wait for results and actor starts, one at a time, until every item has a result."""
+        slots = self.pool._slots
+        while self.remaining:
+            self.dispatch()
+            starting = {slot.ready: slot for slot in slots if not slot.started}
+            ready, _ = ray.wait(list(self.outstanding) + list(starting), num_returns=1,
+                                timeout=STALL_WARNING_S)
+            if not ready:
+                logger.warning(
+                    "no result for %d s with %d calls outstanding; if actors never start, "
+                    "check the cluster has room for each (%s)", STALL_WARNING_S,
+                    len(self.outstanding), "; ".join(sorted({str(s.kind) for s in slots})))
+            elif ready[0] in starting:
+                self.started(starting[ready[0]])
+            else:
+                self.collect(ready[0])
+        return self.results
+
+    def dispatch(self) -> None:
+        """Hand out retries and fresh items to actors with room.
+
+        Work goes to actors that have started; a pool none of whose actors has started yet
+        queues it on all. A replacement actor thus waits for room in the cluster without
+        holding items that the other actors could run. Retries go one at a time to idle
+        actors; while some wait, the least busy actors take no fresh work so that they drain.
+        """
+        slots = self.pool._slots
+        cold = not any(slot.started for slot in slots)
+        usable = [slot for slot in slots if slot.started or cold]
+        for slot in usable:
+            if self.to_retry and slot.in_flight == 0:
+                slot.running_retry = True
+                self.submit(slot, self.to_retry.popleft())
+        by_load = sorted((s for s in usable if not s.running_retry), key=lambda s: s.in_flight)
+        for slot in by_load[len(self.to_retry):]:
+            while self.fresh and slot.in_flight < self.pool.config.max_in_flight_per_actor:
+                self.submit(slot, self.fresh.popleft())
+
+    def submit(self, slot: _Slot, index: int) -> None:
+        """Start one call of item `index` on the slot's actor."""
+        self.outstanding[slot.actor.evaluate.remote(self.items[index])] = (slot, index)
+        slot.in_flight += 1
+
+    def started(self, slot: _Slot) -> None:
+        """The slot's actor has started, or could not (then it is replaced)."""
+        try:
+            ray.get(slot.ready)
+        except LOST_WORKER_ERRORS as error:
+            self.replace(slot, error)
+            return
+        slot.started = True
+
+    def collect(self, ref: ray.ObjectRef) -> None:
+        """Record a finished call's result, or put its items back if its actor was lost."""
+        slot, index = self.outstanding[ref]
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as error:  # raised by the evaluator itself
+            result = Failed(_one_line(error.cause))
+        except LOST_WORKER_ERRORS as error:
+            self.replace(slot, error)
+            return
+        del self.outstanding[ref]
+        slot.in_flight -= 1
+        slot.running_retry = False
+        self.record(index, result)
+
+    def record(self, index: int, result: Any) -> None:
+        """Store an item's final result and count it."""
+        self.results[index] = result
+        self.remaining -= 1
+        if isinstance(result, Failed):
+            self.pool.failed += 1
+        else:
+            self.pool.completed += 1
+        if self.on_result is not None:
+            self.on_result(index, result)
+
+    def replace(self, slot: _Slot, error: Exception) -> None:
+        """Put the lost actor's items back (or fail them after max_retries); start a new one.
+
+        An actor whose factory raised is not replaced: every replacement would fail alike.
+        """
+        if isinstance(error, ray.exceptions.RayActorError) and error.actor_init_failed:
+            raise RuntimeError(f"the evaluator factory failed: {error}") from error
+        lost = [ref for ref, (owner, _) in self.outstanding.items() if owner is slot]
+        logger.warning("actor lost with %d items in flight (%s); starting a replacement",
+                       len(lost), _one_line(error))
+        for ref in lost:
+            _, index = self.outstanding.pop(ref)
+            self.attempts[index] += 1
+            if self.attempts[index] > self.pool.config.max_retries:
+                self.record(index, Failed(f"lost with its actor {self.attempts[index]} times, "
+                                          f"last: {_one_line(error)}"))
+            else:
+                self.pool.retries += 1
+                self.to_retry.append(index)
+        ray.kill(slot.actor, no_restart=True)
+        slot.use(self.pool._new_actor(slot.kind))
+        slot.in_flight = 0
+        slot.running_retry = False
+        self.pool.actor_restarts += 1
 
 
 def _one_line(error: BaseException) -> str:

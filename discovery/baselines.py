@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from disco_rules.cluster.pool import Failed
+from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import BaselineItem, RLBaselineItem
 from disco_rules.discovery.inner.rl_train import AgentConfig

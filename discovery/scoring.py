@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence
 import jax
 import numpy as np
 
-from disco_rules.cluster.pool import Failed
+from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_finite,

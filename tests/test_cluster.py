@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -13,7 +14,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from disco_rules.cluster.pool import EvaluatorPool, Failed, PoolConfig, start_ray  # noqa: E402
+from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
+from disco_rules.cluster.results import Failed  # noqa: E402
 
 # Actors cannot import this test module by name, so its evaluators travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -195,3 +197,10 @@ def test_start_ray_leaves_a_running_ray_alone():
     start_ray(None, num_cpus=1)
     assert ray.get_runtime_context().get_job_id() == before
     assert ray.cluster_resources()["CPU"] == 2
+
+
+def test_failed_and_the_local_pool_import_without_ray():
+    code = ("import sys; from disco_rules.cluster.results import Failed; "
+            "from disco_rules.cluster.local import LocalPool; print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from disco_rules.cluster.local import LocalPool
-from disco_rules.cluster.pool import Failed
+from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.discovery.search import Search

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from disco_rules.cluster.pool import Failed
+from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.levels import buffer_rows

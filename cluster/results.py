@@ -1,0 +1,12 @@
+"""What a pool returns for an item it could not evaluate; importable without Ray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The result of an item that could not be evaluated, with a one-line reason."""
+
+    reason: str
