@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import sys
 import time
 import warnings
@@ -38,9 +39,10 @@ def _split_ref(ref: str) -> tuple[Path, int] | None:
     return None
 
 
-def open_run(run_dir: str | Path) -> RunStore:
+def open_run(run_dir: str | Path, write: bool = False) -> RunStore:
+    """The run's store: a snapshot to read, or (write) the run itself, under its lock."""
     try:
-        return RunStore.open(run_dir)
+        return RunStore.open(run_dir, write=write)
     except StoreError as error:
         raise CliError(str(error)) from None
 
@@ -171,21 +173,6 @@ def _print_report(report) -> None:
         print(f"        regret of the generation's levels: {regrets}", flush=True)
 
 
-def _make_pool(config, address: str | None):
-    import functools
-
-    from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
-    from disco_rules.discovery.evaluator import Evaluator
-
-    start_ray(address)
-    cluster = config.cluster
-    return EvaluatorPool(
-        functools.partial(Evaluator, config.population.max_statements),
-        PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
-                   num_gpus_per_actor=cluster.num_gpus_per_actor,
-                   max_retries=cluster.max_retries))
-
-
 def _serve_metrics(args: argparse.Namespace, pool):
     """SearchMetrics of `pool` and its running server, or (None, None) without --metrics-port."""
     if args.metrics_port is None:
@@ -202,26 +189,11 @@ def _serve_metrics(args: argparse.Namespace, pool):
     return metrics, server
 
 
-def _make_search(config, store: RunStore, pool, on_generation):
-    """The driver of the config's population kind: program search or network meta-training."""
-    from disco_rules.discovery.config import NETWORK_KINDS
-
-    if config.population.kind in NETWORK_KINDS:
-        from disco_rules.discovery.neural_search import NeuralSearch
-
-        return NeuralSearch(config, store, pool, on_generation=on_generation)
-    from disco_rules.discovery.search import Search
-    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
-    from disco_rules.dsl.interpreter import Encoding
-
-    encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)),
-                        max_statements=config.population.max_statements)
-    warm_start = load_warm_start(sorted((store.run_dir / WARM_START_DIR).glob("*.py")), encoding)
-    return Search(config, store, pool, warm_start, on_generation=on_generation)
-
-
 def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
-    pool = _make_pool(config, args.address)
+    from disco_rules.api import make_pool
+    from disco_rules.discovery.search.engine import make_engine
+
+    pool = make_pool(config, args.address)
     server = None
     try:
         metrics, server = _serve_metrics(args, pool)
@@ -231,7 +203,7 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
             if metrics is not None:
                 metrics.observe(report, pool)
 
-        search = _make_search(config, store, pool, on_generation)
+        search = make_engine(config, store, pool, on_generation)
         search.restore()
         started = time.perf_counter()
         if search.generation >= generations:
@@ -272,65 +244,36 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
 
 
 def _cmd_launch(args: argparse.Namespace) -> None:
-    from disco_rules.discovery.config import NETWORK_KINDS, warm_start_paths
-    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
-    from disco_rules.dsl.interpreter import Encoding
+    from disco_rules import api
 
-    config, text = load_config(args.config)
+    source = api.read_config(args.config)
+    config, text = source.config, source.text
     if args.generations is not None:
-        config = _with_generations(config, args.generations)
-        text = _set_generations(text, args.generations)  # so that resume keeps the override
-    plan = TaskPlan.from_config(config)  # a bad config fails before a run directory exists
-    networks = config.population.kind in NETWORK_KINDS
-    for task in plan.all() if networks else ():
-        if task.kind != "rl":
-            raise ConfigError(f"tasks: {task.family} is an optimizer task family; a "
-                              f"{config.population.kind!r} population needs RL tasks")
-    paths = [] if networks else warm_start_paths(config, Path(args.config).resolve().parent)
-    if not networks:
-        load_warm_start(paths, Encoding(slot=program_slot(plan),
-                                        max_statements=config.population.max_statements))
-    run_dir = Path(args.run_dir) if args.run_dir else \
-        Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config, text = api.with_generations(config, text, _generations(args))
+    paths = api.check(config, source.base)  # a bad config fails before a run directory exists
     try:
-        store = RunStore.create(run_dir, text)
+        store = api.create_run(args.run_dir, source.name, text, paths)
     except StoreError as error:
         raise CliError(str(error)) from None
     with store:
-        warm_dir = store.run_dir / WARM_START_DIR  # resume reads the warm starts from here
-        warm_dir.mkdir()
-        for i, path in enumerate(paths):
-            (warm_dir / f"{i:02d}-{path.stem}.py").write_text(path.read_text())
-        print(f"run directory: {run_dir}", flush=True)
+        print(f"run directory: {store.run_dir}", flush=True)
         _drive(store, config, args, config.generations)
 
 
-def _with_generations(config, generations: int):
-    import dataclasses
-
-    if generations < 1:
+def _generations(args: argparse.Namespace) -> int:
+    if args.generations < 1:
         raise CliError("--generations: expected a positive integer")
-    return dataclasses.replace(config, generations=generations)
-
-
-def _set_generations(text: str, generations: int) -> str:
-    """Config text with its top-level `generations` set (the run stores the effective config)."""
-    lines = text.splitlines()
-    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")),
-                       len(lines))
-    kept = [line for i, line in enumerate(lines)
-            if i >= first_table or not line.strip().startswith("generations")]
-    result = "\n".join([f"generations = {generations}  # set by --generations"] + kept) + "\n"
-    parse_config(result)  # still the same config but for generations
-    return result
+    return args.generations
 
 
 def _cmd_resume(args: argparse.Namespace) -> None:
-    with open_run(args.run) as store:
+    from disco_rules import api
+
+    with open_run(args.run, write=True) as store:
         config = parse_config(store.config_text)
         if args.generations is not None:
-            config = _with_generations(config, args.generations)
-            store.set_config_text(_set_generations(store.config_text, args.generations))
+            config, text = api.with_generations(config, store.config_text, _generations(args))
+            store.set_config_text(text)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checkpoint = store.load_checkpoint()
@@ -495,6 +438,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
 def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
     import functools
 
+    from disco_rules.api import compilation_cache
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
     from disco_rules.discovery.plan import TaskPlan, program_slot
@@ -510,7 +454,7 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
             encoding.encode(program)
     except (EncodingError, ProgramError) as error:
         raise CliError(str(error)) from None
-    pool = LocalPool(functools.partial(Evaluator, size))
+    pool = LocalPool(functools.partial(Evaluator, size, compilation_cache(config)))
     what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
             if slot.name == "objective" else "log(AdamW loss / program loss), each at its best lr")
     return score_programs(pool, config, encoding, programs, tasks, baselines), what
@@ -521,6 +465,7 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     RUN:ID of a program run), each trained as the run trains its candidates."""
     import functools
 
+    from disco_rules.api import compilation_cache
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
     from disco_rules.discovery.neural_search import network_of, network_text
@@ -547,7 +492,8 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
             raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
                            f"({network_text(network)})"
                            + (" or a drift program" if network.kind in DRIFT_KINDS else ""))
-    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
+    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
+                                       compilation_cache(config)))
     table: list = [None] * len(refs)
     if networks:
         rows = score_rules(pool, config, network, agent, np.stack(list(networks.values())),
@@ -598,6 +544,7 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     drift on the run's held-out tasks."""
     import functools
 
+    from disco_rules.api import compilation_cache
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
     from disco_rules.discovery.neural_search import network_of
@@ -607,7 +554,8 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
 
     run_dir = _split_ref(ref)[0]
     config, tasks, baselines = _run_tasks(run_dir, "heldout")
-    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements))
+    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
+                                       compilation_cache(config)))
     network, agent = network_of(config)
     encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
     programs = encoding.encode_population([program])
@@ -858,12 +806,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (CliError, ConfigError) as error:
+    except (CliError, ConfigError, StoreError) as error:
         print(f"disco: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI never shows a traceback by default
+        if type(error) is sqlite3.DatabaseError:  # not a subclass (a query gone wrong)
+            print(f"disco: error: a run's archive.sqlite is damaged ({error})", file=sys.stderr)
+            return 2
         if os.environ.get("DISCO_DEBUG"):
             raise
         print(f"disco: internal error: {type(error).__name__}: {error} "

@@ -5,6 +5,11 @@ checkpoints, laid out so that a run can be resumed and end where an uninterrupte
     RUN_DIR/archive.sqlite   SQLite (WAL): candidates, scores, validation, baselines, events,
                              levels (what the scheduler sampled each generation)
     RUN_DIR/checkpoints/     checkpoint-00000012.msgpack: the newest few, checksummed
+    RUN_DIR/lock             flock'ed by the run's one writer; holds its "pid host"
+
+One process writes a run at a time: `RunStore.create` and `RunStore.open` (write=True) take
+the run's `RunLock`, `close` releases it, and the kernel releases it when the writer dies.
+Readers (`RunStore.open(..., write=False)`) take no lock and see one committed snapshot.
 
 Nothing read from a run directory is unpickled or executed: the archive is SQL rows and a
 checkpoint is msgpack of plain data. No row holds a timestamp, so two runs with the same seed
@@ -16,13 +21,17 @@ never None); -inf and +inf are stored as they are.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
+import socket
 import sqlite3
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +44,7 @@ import numpy as np
 CONFIG_NAME = "config.toml"
 ARCHIVE_NAME = "archive.sqlite"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_NAME = "lock"
 CHECKPOINT_FORMAT = 1
 SCHEMA_VERSION = 3  # 2: candidates.weights (network candidates); 3: the levels table
 
@@ -108,6 +118,10 @@ CREATE TABLE levels (
 """
 _LEVELS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE levels"):]  # what schema 2 -> 3 adds
 
+_TABLES = frozenset({"candidates", "scores", "validation", "baselines", "events", "levels"})
+_MAX_SQL_INTEGER = 2 ** 63 - 1
+_LOCK_WAIT_S = 0.5  # how long acquire retries, so that a `status` probing the lock is no owner
+
 _CANDIDATE_COLUMNS = (
     "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason, weights"
 )
@@ -123,6 +137,10 @@ class DuplicateRecordError(StoreError):
 
 class CheckpointError(StoreError):
     """No checkpoint of the run can be read back intact."""
+
+
+class RunLockedError(StoreError):
+    """Another process is writing the run directory (it holds the run's lock)."""
 
 
 class CheckpointWarning(UserWarning):
@@ -284,6 +302,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _missing_ancestor(path: Path) -> Path | None:
+    """The outermost of `path` and its ancestors that does not exist yet (None: it exists)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        try:
+            if candidate.exists():
+                break
+        except OSError:
+            break
+        missing = candidate
+    return missing
+
+
 def _pack_ext(value: Any) -> msgpack.ExtType | Any:
     """msgpack's fallback: numpy arrays (and jax arrays) as an ext type, numpy scalars as Python."""
     if isinstance(value, np.generic):
@@ -363,40 +394,152 @@ def decode_checkpoint(data: bytes) -> tuple[int, dict[str, Any]]:
     return generation, state
 
 
+class RunLock:
+    """The advisory lock of a run directory: an exclusive `flock` on RUN_DIR/lock.
+
+    The kernel drops it when the holder closes it, exits or is killed, so it is never stale.
+    The file records the holder's pid and host for the message another writer gets. The
+    descriptor is not inherited by child processes (Ray's), so the lock dies with its holder.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        """Use `RunLock.acquire`."""
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, run_dir: str | os.PathLike[str]) -> RunLock:
+        """Take the lock of `run_dir` (an existing directory); RunLockedError naming the
+        holder if another process has it."""
+        path = Path(run_dir) / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                os.close(fd)
+                raise RunLockedError(
+                    f"{run_dir} is being written by {_holder(path) or 'another process'}: "
+                    "one process writes a run at a time (wait for it, or stop it first)"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        return cls(path, fd)
+
+    @staticmethod
+    def holder(run_dir: str | os.PathLike[str]) -> str | None:
+        """`pid N on HOST` while a process holds the lock of `run_dir`, else None."""
+        path = Path(run_dir) / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path) or "another process"
+        finally:
+            os.close(fd)  # also drops the shared lock, if taken
+        return None
+
+    def release(self) -> None:
+        """Let another process write the run (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _holder(path: Path) -> str | None:
+    """`pid N on HOST` as the holder recorded it (None if it has not yet)."""
+    try:
+        pid, host = path.read_text().split()
+    except (OSError, ValueError):
+        return None
+    return f"pid {pid} on {host}"
+
+
 class RunStore:
     """A run directory: config text, the SQLite archive and the checkpoints of one search."""
 
-    def __init__(self, run_dir: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
         """Use `RunStore.create` or `RunStore.open`."""
         self.run_dir = run_dir
         self._db = db
+        self._lock = lock
+
+    @property
+    def writable(self) -> bool:
+        """Whether this store holds the run's lock (a reader's store refuses writes)."""
+        return self._lock is not None
+
+    def _require_writable(self) -> None:
+        """StoreError for a write through a reader's store."""
+        if self._lock is None:
+            raise StoreError(f"{self.run_dir} was opened read-only (RunStore.open(write=False))")
 
     # -- the run directory ------------------------------------------------------------------
 
     @classmethod
     def create(cls, run_dir: str | os.PathLike[str], config_text: str) -> RunStore:
-        """Start a new run in `run_dir` (absent or empty); never overwrites an existing run."""
+        """Start a new run in `run_dir` (absent or empty), holding its lock; never overwrites
+        an existing run. A failure leaves no directory that this call made."""
         run_dir = Path(run_dir)
+        cls._check_new(run_dir)
+        made = _missing_ancestor(run_dir)
+        lock, ours = None, False
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunLock.acquire(run_dir)
+            cls._check_new(run_dir)  # again, now that no other writer can start this run
+            ours = True
+            (run_dir / CHECKPOINT_DIR).mkdir()
+            db = cls._connect(run_dir / ARCHIVE_NAME)
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # config.toml last: it is what marks the directory as a run
+            _write_atomically(run_dir / CONFIG_NAME, config_text.encode())
+        except BaseException as error:
+            if lock is not None:
+                lock.release()
+            if ours and made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise StoreError(f"{run_dir}: cannot create the run directory "
+                                 f"({error.strerror or error})") from None
+            raise
+        return cls(run_dir, db, lock)
+
+    @staticmethod
+    def _check_new(run_dir: Path) -> None:
+        """StoreError unless `run_dir` is absent or an empty directory (but for a lock)."""
         if (run_dir / CONFIG_NAME).exists() or (run_dir / ARCHIVE_NAME).exists():
             raise StoreError(
                 f"{run_dir} already holds a run: continue it with `disco resume {run_dir}` "
                 "or choose another --run-dir"
             )
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise StoreError(
-                f"{run_dir} exists and is not an empty directory: choose another --run-dir"
-            )
-        (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        db = cls._connect(run_dir / ARCHIVE_NAME)
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        # config.toml last: it is what marks the directory as a run
-        _write_atomically(run_dir / CONFIG_NAME, config_text.encode())
-        return cls(run_dir, db)
+        try:
+            if run_dir.exists() and (not run_dir.is_dir() or
+                                     any(p.name != LOCK_NAME for p in run_dir.iterdir())):
+                raise StoreError(
+                    f"{run_dir} exists and is not an empty directory: choose another --run-dir"
+                )
+        except OSError as error:
+            raise StoreError(f"{run_dir}: cannot use it as a run directory "
+                             f"({error.strerror or error})") from None
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike[str]) -> RunStore:
-        """Open an existing run directory (for resume, inspect, export)."""
+    def open(cls, run_dir: str | os.PathLike[str], *, write: bool = True) -> RunStore:
+        """Open an existing run directory: to continue it (`write`, holding its lock;
+        RunLockedError if another process writes it), or to read it (inspect, export, status)
+        as one consistent snapshot, taken now, alongside a live writer."""
         run_dir = Path(run_dir)
         missing = [
             name for name in (CONFIG_NAME, ARCHIVE_NAME) if not (run_dir / name).is_file()
@@ -405,19 +548,52 @@ class RunStore:
             raise StoreError(
                 f"{run_dir} is not a disco run directory (no {' or '.join(missing)})"
             )
-        db = cls._connect(run_dir / ARCHIVE_NAME)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 2:  # a run from before the scheduler: it gains an empty levels table
-            db.executescript(f"BEGIN; {_LEVELS_SCHEMA} PRAGMA user_version = 3; COMMIT;")
-            version = 3
+        lock = RunLock.acquire(run_dir) if write else None
+        try:
+            db = cls._connect(run_dir / ARCHIVE_NAME)
+            try:
+                cls._check_archive(run_dir, db, lock)
+                if write:
+                    (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+                else:
+                    db.execute("PRAGMA query_only = ON")
+                    db.execute("BEGIN")  # a read transaction: one snapshot until close
+                    db.execute("SELECT COUNT(*) FROM events").fetchone()
+            except BaseException:
+                db.close()
+                raise
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(run_dir, db, lock)
+
+    @staticmethod
+    def _check_archive(run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
+        """StoreError unless the archive is SQLite of this schema; a schema 2 archive (from
+        before the scheduler) gains an empty levels table, under the run's lock."""
+        path = run_dir / ARCHIVE_NAME
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 2:
+                migration = RunLock.acquire(run_dir) if lock is None else None
+                try:
+                    db.executescript(f"BEGIN; {_LEVELS_SCHEMA} PRAGMA user_version = 3; COMMIT;")
+                finally:
+                    if migration is not None:
+                        migration.release()
+                version = 3
+            tables = {name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path} is unreadable ({error}); the archive is damaged") \
+                from None
         if version != SCHEMA_VERSION:
-            db.close()
-            raise StoreError(
-                f"{run_dir / ARCHIVE_NAME}: archive schema {version}, "
-                f"this disco reads schema {SCHEMA_VERSION}"
-            )
-        (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
-        return cls(run_dir, db)
+            raise StoreError(f"{path}: archive schema {version}, "
+                             f"this disco reads schema {SCHEMA_VERSION}")
+        if not _TABLES <= tables:
+            raise StoreError(f"{path} lacks the tables {', '.join(sorted(_TABLES - tables))}; "
+                             "the archive is damaged")
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -437,11 +613,14 @@ class RunStore:
     def set_config_text(self, text: str) -> None:
         """Replace the run's config text (atomically): `resume --generations` moves the
         run's target, which `status` and later resumes read from here."""
+        self._require_writable()
         _write_atomically(self.run_dir / CONFIG_NAME, text.encode())
 
     def close(self) -> None:
-        """Close the archive."""
+        """Close the archive, then let another process write the run."""
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> RunStore:
         return self
@@ -454,6 +633,7 @@ class RunStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole, or rolled back whole on any exception."""
+        self._require_writable()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -606,6 +786,8 @@ class RunStore:
 
     def candidate(self, candidate_id: int) -> CandidateRecord:
         """The archived candidate with this id (KeyError if there is none)."""
+        if not -_MAX_SQL_INTEGER <= candidate_id <= _MAX_SQL_INTEGER:
+            raise KeyError(f"no candidate {candidate_id} in the archive")
         row = self._db.execute(
             f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE id = ?", (candidate_id,)
         ).fetchone()
@@ -764,6 +946,7 @@ class RunStore:
             raise ValueError(f"generation must be >= 0, got {generation}")
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
+        self._require_writable()
         data = encode_checkpoint(generation, state)
         directory = self.checkpoint_dir
         for leftover in directory.glob(".checkpoint-*.tmp"):

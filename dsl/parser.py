@@ -12,6 +12,14 @@ from disco_rules.dsl.program import Const, Operand, Program, ProgramError, Stmt
 _BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
                             ast.Pow: "pow"}
 
+# Limits on what is parsed, far above any program the search makes, so that hostile or broken
+# text is a ParseError rather than a RecursionError (the flattener recurses per nesting level)
+# or a long stall.
+MAX_TEXT_CHARS = 1_000_000
+MAX_NESTING = 100  # of an expression: operators and calls inside one another
+MAX_NODES = 100_000  # syntax nodes in the whole function
+NUL = "\0"
+
 
 class ParseError(ProgramError):
     """Program text outside the language; the message names line and column."""
@@ -119,16 +127,48 @@ def _source_names(tree: ast.AST) -> set[str]:
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
+def _position(text: str, index: int) -> str:
+    """`line L, column C` of the character at `index`."""
+    line = text.count("\n", 0, index) + 1
+    column = index - text.rfind("\n", 0, index)
+    return f"line {line}, column {column}"
+
+
+def _check_size(func: ast.FunctionDef) -> None:
+    """ParseError for a function over MAX_NODES nodes or nested deeper than MAX_NESTING
+    (walked without recursion, before anything recursive touches the tree)."""
+    stack: list[tuple[ast.AST, int]] = [(func, 0)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ParseError(f"the program has over {MAX_NODES} syntax nodes")
+        if depth > MAX_NESTING:
+            raise ParseError(f"expression nested over {MAX_NESTING} levels deep", node)
+        inner = depth + 1 if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) else depth
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+
+
 def parse(text: str) -> Program:
     """Parse program text into a Program; raise ParseError naming line and column."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ParseError(f"program text of {len(text)} characters, over {MAX_TEXT_CHARS}")
+    if NUL in text:
+        raise ParseError(f"{_position(text, text.index(NUL))}: a NUL character")
     try:
         module = ast.parse(text)
     except SyntaxError as error:
-        raise ParseError(f"line {error.lineno}, column {error.offset}: {error.msg}") from None
+        where = "" if error.lineno is None else f"line {error.lineno}, column {error.offset}: "
+        raise ParseError(f"{where}{error.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ParseError(f"expressions nested too deeply to parse (the limit is "
+                         f"{MAX_NESTING} levels)") from None
     if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
         node = module.body[0] if module.body else None
         raise ParseError("program text must be exactly one `def NAME(params):`", node)
     func = module.body[0]
+    _check_size(func)
     _check_signature(func)
     params = tuple(arg.arg for arg in func.args.args)
     if len(set(params)) != len(params):
