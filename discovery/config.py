@@ -96,6 +96,9 @@ class ClusterConfig:
     num_gpus_per_actor: int = 0
     batch_size: int = 16  # candidates per work item sent to an actor
     max_retries: int = 3
+    # JAX's persistent compilation cache: true, the per-user folder (compile_cache.py);
+    # false, none; a string, that folder
+    compilation_cache: bool | str = True
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,10 @@ def _expect(key: str, value: Any, kind: str) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind == "bool | str":
+        if not isinstance(value, (bool, str)):
+            raise ConfigError(f"{key}: expected true, false or a path, got {value!r}")
         return value
     if kind == "str":
         if not isinstance(value, str):

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from disco_rules.discovery import compile_cache
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.train import baseline, evaluate_population
@@ -77,9 +78,13 @@ def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
 
 
 class Evaluator:
-    """Callable run on each actor: `evaluator(item)` -> dict of numpy arrays."""
+    """Callable run on each actor: `evaluator(item)` -> dict of numpy arrays.
 
-    def __init__(self, max_statements: int) -> None:
+    `compilation_cache`: a folder for JAX's persistent compilation cache (compile_cache.py),
+    set before this process compiles anything; None leaves JAX's setting alone."""
+
+    def __init__(self, max_statements: int, compilation_cache: str | None = None) -> None:
+        compile_cache.enable(compilation_cache)
         self.encoding = Encoding(max_statements=max_statements)
 
     def __call__(self, item: WorkItem) -> dict[str, Any]:
