@@ -4,12 +4,13 @@ gymnax environments whose agents score learned objectives.
 Like gymnax environments, a task is explicit parameters (`Task`, a level of a `Family`) and a
 `Problem` of pure functions of PRNG keys (or, for RL families, an `Environment`). Families
 live in one registry (`FAMILIES`, filled by `register`); one module per kind adds its own:
-`supervised`, `rl` (gymnax), `gridworld` (LPG's gridworlds).
+`supervised`, `real` (real data: digits, tables, sequence copy, a character-level
+transformer), `rl` (gymnax), `gridworld` (LPG's gridworlds).
 """
 
 from disco_rules.discovery.tasks.family import (FAMILIES, Choice, Environment, Family, Problem,
                                                 Range, Task, family, register)
-from disco_rules.discovery.tasks import gridworld, rl, supervised  # noqa: F401 (they register)
+from disco_rules.discovery.tasks import gridworld, real, rl, supervised  # noqa: F401 (they register)
 from disco_rules.discovery.tasks.rl import make_env
 
 __all__ = ["FAMILIES", "Choice", "Environment", "Family", "Problem", "Range", "Task", "family",
