@@ -48,7 +48,8 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
 from disco_rules.discovery.config import Config, parse_config, warm_start_paths
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
-from disco_rules.discovery.search import Search
+from disco_rules.api import create_run
+from disco_rules.discovery.search.engine import Engine, make_engine
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from disco_rules.dsl.interpreter import Encoding
@@ -118,7 +119,7 @@ class Run:
     """One of the two searches and what its timed generations took."""
 
     name: str
-    search: Search
+    search: Engine
     store: RunStore
     timed: TimedPool
     cold_seconds: float = 0.0  # generation 0, compiles and baselines included
@@ -226,9 +227,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="disco-bench-") as tmp:
         runs = []
         for name, pool in (("ray", ray_pool), ("local", local_pool)):
-            store = RunStore.create(Path(tmp) / name, text)
+            store = create_run(Path(tmp) / name, "bench", text, warm)
             timed = TimedPool(pool)
-            search = Search(config, store, timed, warm)
+            search = make_engine(config, store, timed)
             search.restore()
             runs.append(Run(name, search, store, timed))
         ray_run, local_run = runs

@@ -21,7 +21,6 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
 
-WARM_START_DIR = "warm_start"
 SUBMIT_ATTEMPTS = 15
 
 
@@ -83,7 +82,7 @@ def load_network(ref: str):
     stored = _split_ref(ref)
     if stored is None:
         return None
-    from disco_rules.discovery.neural_search import network_from_text
+    from disco_rules.discovery.search.networks import network_from_text
 
     record = _stored_candidate(ref, *stored)
     if record.weights is None:
@@ -221,7 +220,7 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
-    from disco_rules.populations.drift_network import DRIFT_KINDS
+    from disco_rules.discovery.search.kinds import population_kind
 
     print(f"\nrun directory: {store.run_dir}  ({store.count()} candidates archived, "
           f"{elapsed:.0f} s)")
@@ -236,7 +235,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
             plot = f"  |  disco plot {ref} --drift -o drift.png" \
-                if best.kind in DRIFT_KINDS else ""
+                if population_kind(best.kind).drift else ""
             print(f"next: disco export {ref} --format jax{plot}")
         else:
             print(f"\nbest program (#{best.id}):\n{best.text}")
@@ -245,14 +244,16 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
 
 def _cmd_launch(args: argparse.Namespace) -> None:
     from disco_rules import api
+    from disco_rules.discovery import footprint
 
     source = api.read_config(args.config)
     config, text = source.config, source.text
     if args.generations is not None:
         config, text = api.with_generations(config, text, _generations(args))
-    paths = api.check(config, source.base)  # a bad config fails before a run directory exists
+    warm_start = api.check(config, source.base)  # a bad config fails before a run dir exists
+    footprint.check_memory(config, args.address)
     try:
-        store = api.create_run(args.run_dir, source.name, text, paths)
+        store = api.create_run(args.run_dir, source.name, text, warm_start)
     except StoreError as error:
         raise CliError(str(error)) from None
     with store:
@@ -268,12 +269,14 @@ def _generations(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> None:
     from disco_rules import api
+    from disco_rules.discovery import footprint
 
     with open_run(args.run, write=True) as store:
         config = parse_config(store.config_text)
         if args.generations is not None:
             config, text = api.with_generations(config, store.config_text, _generations(args))
             store.set_config_text(text)
+        footprint.check_memory(config, args.address)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checkpoint = store.load_checkpoint()
@@ -411,7 +414,7 @@ def _run_tasks(run_dir: str | Path, which: str) -> tuple:
 def _cmd_score(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from disco_rules.discovery.config import NETWORK_KINDS
+    from disco_rules.discovery.search.kinds import population_kind
 
     config, tasks, baselines = _run_tasks(args.run, args.tasks)
     if args.seeds is not None:
@@ -419,7 +422,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
             raise CliError("--seeds: expected a positive integer")
         config = dataclasses.replace(config, tasks=dataclasses.replace(config.tasks,
                                                                        seeds=args.seeds))
-    if config.population.kind in NETWORK_KINDS:
+    if population_kind(config.population.kind).networks:
         table, what = _score_networks(args.candidates, config, tasks, baselines)
     else:
         table, what = _score_programs(args.candidates, config, tasks, baselines)
@@ -468,20 +471,21 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     from disco_rules.api import compilation_cache
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
-    from disco_rules.discovery.neural_search import network_of, network_text
     from disco_rules.discovery.scoring import score_rules
+    from disco_rules.discovery.search.kinds import population_kind
+    from disco_rules.discovery.search.networks import agent_of, network_of, network_text
     from disco_rules.dsl.interpreter import Encoding
     from disco_rules.dsl.slots import OBJECTIVE
-    from disco_rules.populations.drift_network import DRIFT_KINDS
 
-    network, agent = network_of(config)
+    network, agent = network_of(config), agent_of(config)
+    drift = population_kind(network.kind).drift
     networks: dict[int, np.ndarray] = {}
     programs: dict[int, Program] = {}
     for i, ref in enumerate(refs):
         loaded = load_network(ref)
         if loaded is not None and loaded[0] == network:
             networks[i] = loaded[1]
-        elif loaded is None and network.kind in DRIFT_KINDS:
+        elif loaded is None and drift:
             program = load_program(ref)
             try:
                 OBJECTIVE.check(program)
@@ -491,7 +495,7 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
         else:
             raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
                            f"({network_text(network)})"
-                           + (" or a drift program" if network.kind in DRIFT_KINDS else ""))
+                           + (" or a drift program" if drift else ""))
     pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
                                        compilation_cache(config)))
     table: list = [None] * len(refs)
@@ -518,10 +522,10 @@ def _place(table: list, positions: dict, rows: list) -> list:
 
 def _cmd_distill(args: argparse.Namespace) -> None:
     from disco_rules.discovery.distill import DistillConfig, distill
-    from disco_rules.populations.drift_network import DRIFT_KINDS
+    from disco_rules.discovery.search.kinds import population_kind
 
     network = load_network(args.network)
-    if network is None or network[0].kind not in DRIFT_KINDS:
+    if network is None or not population_kind(network[0].kind).drift:
         raise CliError(f"{args.network}: distill takes a drift network candidate RUN:ID "
                        "(of an lpo or ta-lpo run)")
     if args.evaluations < 1:
@@ -547,8 +551,8 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     from disco_rules.api import compilation_cache
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
-    from disco_rules.discovery.neural_search import network_of
     from disco_rules.discovery.scoring import score_rules
+    from disco_rules.discovery.search.networks import agent_of, network_of
     from disco_rules.dsl.interpreter import Encoding
     from disco_rules.dsl.slots import OBJECTIVE
 
@@ -556,7 +560,7 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     config, tasks, baselines = _run_tasks(run_dir, "heldout")
     pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
                                        compilation_cache(config)))
-    network, agent = network_of(config)
+    network, agent = network_of(config), agent_of(config)
     encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
     programs = encoding.encode_population([program])
     rows = [("network " + ref[-20:], score_rules(pool, config, network, agent,
@@ -681,12 +685,12 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 def _drift_function(ref: str):
     """(drift of numpy (ratio, advantage, progress), whether it depends on progress) for a
     network candidate or an objective-slot program (file or RUN:ID)."""
-    from disco_rules.populations.drift_network import DRIFT_KINDS
+    from disco_rules.discovery.search.kinds import population_kind
 
     network = load_network(ref)
     if network is not None:
         shape, weights = network
-        if shape.kind not in DRIFT_KINDS:
+        if not population_kind(shape.kind).drift:
             raise CliError(f"{ref} is an {shape.kind} network, which has no drift to plot; "
                            f"export it with `disco export {ref} --format jax`")
         return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),

@@ -5,20 +5,21 @@ Every problem names the key and what it expects, so a bad config is one clear li
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from disco_rules.discovery.search.kinds import KINDS
 from disco_rules.dsl import library
 
 if TYPE_CHECKING:
     from disco_rules.discovery.scheduler import SchedulerConfig
 
 SCHEDULER_KINDS = ("none", "regret", "uniform")
-POPULATION_KINDS = ("programs", "lpo", "ta-lpo", "lpg", "ta-lpg")
-NETWORK_KINDS = POPULATION_KINDS[1:]  # neural rules, meta-trained by an evosax strategy
 
 
 class ConfigError(ValueError):
@@ -27,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    kind: str = "programs"  # one of POPULATION_KINDS
+    kind: str = "programs"  # a registered population kind (discovery/search/kinds.py)
     size: int = 32  # programs: members kept; networks: the strategy's population size
     tournament: int = 4
     children: int = 16  # candidates asked for per generation (programs)
@@ -75,6 +76,15 @@ class TasksConfig:
     heldout: tuple[dict, ...] = ({"family": "classification"},)
     seeds: int = 2
     lr_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1)  # programs' and baselines' lr grid
+    # the AdamW baseline's weight decays, tuned with lr_grid (0.0: Adam), and its seeds
+    # (None: `seeds`; more than a candidate gets makes the baseline less noisy)
+    wd_grid: tuple[float, ...] = (1e-4,)
+    baseline_seeds: int | None = None
+
+    @property
+    def seeds_of_baseline(self) -> int:
+        """How many seeds each task's baseline is tuned on."""
+        return self.seeds if self.baseline_seeds is None else self.baseline_seeds
 
 
 @dataclass(frozen=True)
@@ -171,7 +181,39 @@ _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": Scr
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
              "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
              "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
-             "levels"}
+             "levels", "baseline_seeds"}
+
+# Upper bounds, far above any sensible run, so that a typo fails when the config is read
+# rather than as an allocation (or an overflow) once the run is under way. Any other integer
+# is at most _MAX_INT: JAX computes in 32 bits.
+_MAX_INT = 2 ** 31 - 1
+_MAXIMA = {
+    "seed": 2 ** 32 - 1,  # JAX's PRNGKey keeps 32 bits: seed and seed + 2**32 would be one run
+    "generations": 1_000_000,
+    "population.size": 100_000,
+    "population.children": 100_000,
+    "population.max_statements": 1_000,
+    "population.hidden": 4_096,
+    "tasks.seeds": 1_000,
+    "validation.top": 100_000,
+    "cluster.num_actors": 10_000,
+    "cluster.num_cpus_per_actor": 1_024,
+    "cluster.batch_size": 100_000,
+    "cluster.max_retries": 100,
+    "scheduler.levels": 1_000,
+    "scheduler.capacity": 1_000_000,
+    "ppo.num_envs": 65_536,
+    "ppo.num_steps": 100_000,
+    "ppo.update_epochs": 1_000,
+    "ppo.hidden": 4_096,
+    "lpg.num_envs": 65_536,
+    "lpg.num_steps": 100_000,
+    "lpg.hidden": 4_096,
+    "lpg.prediction_size": 4_096,
+}
+_MAX_LENGTHS = {"tasks.lr_grid": 64, "tasks.train": 1_000, "tasks.heldout": 1_000,
+                "population.warm_start": 1_000}
+_INFINITE_OK = {"screen.min_fitness"}  # -inf: screen nothing out
 
 
 def _expect(key: str, value: Any, kind: str) -> Any:
@@ -187,10 +229,14 @@ def _expect(key: str, value: Any, kind: str) -> Any:
             raise ConfigError(f"{key}: expected a positive integer, got {value}")
         if value < 0:
             raise ConfigError(f"{key}: expected a non-negative integer, got {value}")
+        if value > _MAXIMA.get(key, _MAX_INT):
+            raise ConfigError(f"{key}: at most {_MAXIMA.get(key, _MAX_INT)}, got {value}")
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if math.isnan(value) or (math.isinf(value) and key not in _INFINITE_OK):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if kind == "bool":
         if not isinstance(value, bool):
@@ -218,6 +264,8 @@ def _expect(key: str, value: Any, kind: str) -> Any:
         inner = kind[len("tuple["):-len(", ...]")]
         if not isinstance(value, list) or not value:
             raise ConfigError(f"{key}: expected a non-empty list, got {value!r}")
+        if len(value) > _MAX_LENGTHS.get(key, _MAX_INT):
+            raise ConfigError(f"{key}: at most {_MAX_LENGTHS[key]} entries, got {len(value)}")
         return tuple(_expect(f"{key}[{i}]", item, inner) for i, item in enumerate(value))
     raise AssertionError(f"no check for {kind}")
 
@@ -253,16 +301,21 @@ def parse_config(text: str) -> Config:
 
 
 def _check_meaning(config: Config) -> None:
-    if config.population.kind not in POPULATION_KINDS:
-        raise ConfigError(f"population.kind: expected one of {', '.join(POPULATION_KINDS)}, "
+    if config.population.kind not in KINDS:
+        raise ConfigError(f"population.kind: expected one of {', '.join(KINDS)}, "
                           f"got {config.population.kind!r}")
-    if config.population.kind in NETWORK_KINDS:
+    if KINDS[config.population.kind].networks:
         _check_network_config(config)
     if config.population.tournament > config.population.size:
         raise ConfigError("population.tournament: must not exceed population.size "
                           f"({config.population.tournament} > {config.population.size})")
     if any(lr <= 0 for lr in config.tasks.lr_grid):
         raise ConfigError("tasks.lr_grid: learning rates must be positive")
+    if any(wd < 0 for wd in config.tasks.wd_grid):
+        raise ConfigError("tasks.wd_grid: weight decays must be zero (Adam) or positive")
+    if config.tasks.seeds_of_baseline < config.tasks.seeds:
+        raise ConfigError(f"tasks.baseline_seeds: must be at least tasks.seeds "
+                          f"({config.tasks.baseline_seeds} < {config.tasks.seeds})")
     if config.cluster.num_gpus_per_actor not in (0, 1):
         raise ConfigError("cluster.num_gpus_per_actor: expected 0 or 1")
     if config.scheduler.kind not in SCHEDULER_KINDS:
@@ -332,3 +385,47 @@ def warm_start_paths(config: Config, base: Path) -> list[Path]:
                               f"({', '.join(library.names())}) nor a program file")
         paths.append(path)
     return paths
+
+
+def set_generations(text: str, generations: int) -> str:
+    """Config text with its top-level `generations` set (a run stores its effective config,
+    so that resume keeps an override)."""
+    lines = text.splitlines()
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")),
+                       len(lines))
+    kept = [line for i, line in enumerate(lines)
+            if i >= first_table or not line.strip().startswith("generations")]
+    result = "\n".join([f"generations = {generations}  # set by --generations"] + kept) + "\n"
+    parse_config(result)  # still the same config but for generations
+    return result
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal of a config value (numbers, strings, booleans, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def config_text(config: Config) -> str:
+    """TOML text that `parse_config` reads back to `config` (unset optional keys omitted)."""
+    lines = []
+    for f in fields(Config):
+        value = getattr(config, f.name)
+        if f.name in _SECTIONS:
+            section = [f"{g.name} = {_toml_value(getattr(value, g.name))}"
+                       for g in fields(value) if getattr(value, g.name) is not None]
+            lines += ["", f"[{f.name}]", *section]
+        else:
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

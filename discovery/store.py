@@ -44,9 +44,11 @@ import numpy as np
 CONFIG_NAME = "config.toml"
 ARCHIVE_NAME = "archive.sqlite"
 CHECKPOINT_DIR = "checkpoints"
+WARM_START_DIR = "warm_start"  # copies of the programs a program search started from
 LOCK_NAME = "lock"
 CHECKPOINT_FORMAT = 1
-SCHEMA_VERSION = 3  # 2: candidates.weights (network candidates); 3: the levels table
+SCHEMA_VERSION = 4  # 2: candidates.weights (network candidates); 3: the levels table;
+# 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline)
 
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)\.msgpack")
 _NDARRAY_EXT = 1  # msgpack ext type code of a numpy array: [dtype.str, shape, raw bytes]
@@ -97,7 +99,10 @@ CREATE TABLE baselines (
     score       REAL,
     loss        REAL,
     lr          REAL,
-    curve       BLOB
+    curve       BLOB,
+    optimizer   TEXT,
+    weight_decay REAL,
+    seeds       INTEGER
 );
 CREATE TABLE events (
     generation  INTEGER NOT NULL,
@@ -117,11 +122,25 @@ CREATE TABLE levels (
 );
 """
 _LEVELS_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE levels"):]  # what schema 2 -> 3 adds
+_BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "INTEGER"))
+
+
+def _migration(db: sqlite3.Connection, version: int) -> str:
+    """The SQL that turns an archive of schema `version` (2 or 3) into the next schema."""
+    if version == 2:
+        return _LEVELS_SCHEMA
+    present = {row[1] for row in db.execute("PRAGMA table_info(baselines)")}
+    added = "".join(f"ALTER TABLE baselines ADD COLUMN {name} {kind}; "
+                    for name, kind in _BASELINE_ADDED if name not in present)
+    # schema-3 optimizer-task baselines were AdamW with weight decay 1e-4 (seeds unrecorded)
+    return added + ("UPDATE baselines SET optimizer = 'adamw', weight_decay = 1e-4"
+                    " WHERE loss IS NOT NULL AND optimizer IS NULL;")
 
 _TABLES = frozenset({"candidates", "scores", "validation", "baselines", "events", "levels"})
 _MAX_SQL_INTEGER = 2 ** 63 - 1
 _LOCK_WAIT_S = 0.5  # how long acquire retries, so that a `status` probing the lock is no owner
 
+_BASELINE_COLUMNS = "task, score, loss, lr, curve, optimizer, weight_decay, seeds"
 _CANDIDATE_COLUMNS = (
     "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason, weights"
 )
@@ -215,9 +234,20 @@ class BaselineRecord:
     loss: float = math.nan
     lr: float = math.nan
     curve: Curve | None = None
+    optimizer: str | None = None  # "adamw" or "adam" (weight decay 0); None on RL tasks
+    weight_decay: float = math.nan
+    seeds: int | None = None  # how many seeds it was tuned on (None: not recorded)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "curve", _as_curve(self.curve))
+
+    @property
+    def name(self) -> str:
+        """What the baseline is, e.g. "adamw(lr=0.01, wd=0.001)"; "" if not recorded."""
+        if self.optimizer is None:
+            return ""
+        decay = "" if self.optimizer == "adam" else f", wd={self.weight_decay:g}"
+        return f"{self.optimizer}(lr={self.lr:g}{decay})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -570,19 +600,24 @@ class RunStore:
 
     @staticmethod
     def _check_archive(run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
-        """StoreError unless the archive is SQLite of this schema; a schema 2 archive (from
-        before the scheduler) gains an empty levels table, under the run's lock."""
+        """StoreError unless the archive is SQLite of this schema; an older one is migrated
+        under the run's lock (`_migration`: schema 2 gains an empty levels table, schema 3
+        the baseline's optimizer, weight decay and seeds)."""
         path = run_dir / ARCHIVE_NAME
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 2:
+            if version in (2, 3):
                 migration = RunLock.acquire(run_dir) if lock is None else None
                 try:
-                    db.executescript(f"BEGIN; {_LEVELS_SCHEMA} PRAGMA user_version = 3; COMMIT;")
+                    # again under the lock: another process may have migrated it meanwhile
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    while version < SCHEMA_VERSION:
+                        db.executescript(f"BEGIN; {_migration(db, version)} "
+                                         f"PRAGMA user_version = {version + 1}; COMMIT;")
+                        version += 1
                 finally:
                     if migration is not None:
                         migration.release()
-                version = 3
             tables = {name for (name,) in db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as error:
@@ -744,10 +779,11 @@ class RunStore:
         with self._transaction() as db:
             self._insert(
                 db,
-                "INSERT INTO baselines (task, generation, score, loss, lr, curve)"
-                " VALUES (?,?,?,?,?,?)",
+                "INSERT INTO baselines (task, generation, score, loss, lr, curve, optimizer,"
+                " weight_decay, seeds) VALUES (?,?,?,?,?,?,?,?,?)",
                 (baseline.task, generation, _to_sql(baseline.score), _to_sql(baseline.loss),
-                 _to_sql(baseline.lr), _encode_curve(baseline.curve)),
+                 _to_sql(baseline.lr), _encode_curve(baseline.curve), baseline.optimizer,
+                 _to_sql(baseline.weight_decay), baseline.seeds),
                 what=f"the baseline of task {baseline.task!r}",
             )
 
@@ -895,21 +931,22 @@ class RunStore:
     def baseline(self, task: str) -> BaselineRecord | None:
         """The baseline of a task, or None if it has not been computed."""
         row = self._db.execute(
-            "SELECT task, score, loss, lr, curve FROM baselines WHERE task = ?", (task,)
+            f"SELECT {_BASELINE_COLUMNS} FROM baselines WHERE task = ?", (task,)
         ).fetchone()
         return None if row is None else self._baseline(row)
 
     def baselines(self) -> list[BaselineRecord]:
         """Every archived baseline, by task name."""
-        rows = self._db.execute("SELECT task, score, loss, lr, curve FROM baselines ORDER BY task")
+        rows = self._db.execute(f"SELECT {_BASELINE_COLUMNS} FROM baselines ORDER BY task")
         return [self._baseline(row) for row in rows]
 
     @staticmethod
     def _baseline(row: tuple) -> BaselineRecord:
         """A `baselines` row as a record."""
-        task, score, loss, lr, curve = row
+        task, score, loss, lr, curve, optimizer, weight_decay, seeds = row
         return BaselineRecord(task=task, score=_from_sql(score), loss=_from_sql(loss),
-                              lr=_from_sql(lr), curve=_decode_curve(curve))
+                              lr=_from_sql(lr), curve=_decode_curve(curve), optimizer=optimizer,
+                              weight_decay=_from_sql(weight_decay), seeds=seeds)
 
     def sampled_levels(self) -> list[SampledLevelRecord]:
         """The levels sampled each generation, by generation then position."""

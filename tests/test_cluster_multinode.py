@@ -34,7 +34,8 @@ from disco_rules.cluster.local import LocalPool  # noqa: E402
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
 from disco_rules.discovery.config import parse_config  # noqa: E402
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem  # noqa: E402
-from disco_rules.discovery.search import Search  # noqa: E402
+from disco_rules.api import create_run  # noqa: E402
+from disco_rules.discovery.search.engine import Engine, make_engine  # noqa: E402
 from disco_rules.discovery.plan import TaskPlan  # noqa: E402
 from disco_rules.discovery.store import RunStore  # noqa: E402
 from disco_rules.dsl.parser import parse  # noqa: E402
@@ -183,9 +184,9 @@ def warm_start():
 
 def run_search(run_dir: Path, pool_for) -> RunStore:
     config = parse_config(CONFIG)
-    store = RunStore.create(run_dir, CONFIG)
-    search = Search(config, store, None, warm_start())
-    search.pool = pool_for(search)
+    store = create_run(run_dir, "test", CONFIG, warm_start())
+    search = make_engine(config, store, None)
+    search.pool = search.population.pool = pool_for(search)
     search.restore()
     search.run(GENERATIONS)
     return store
@@ -223,7 +224,7 @@ def test_a_search_survives_losing_a_worker_node_mid_generation(ray_cluster, tmp_
 
         wrappers = []
 
-        def pool_for(search: Search) -> NodeKillingPool:
+        def pool_for(search: Engine) -> NodeKillingPool:
             wrappers.append(NodeKillingPool(pool, cluster, workers, lambda: search.generation))
             return wrappers[-1]
 

@@ -14,8 +14,8 @@ from disco_rules.discovery.cli import CliError, _serve_metrics, build_parser
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.metrics import SearchMetrics
-from disco_rules.discovery.search import GenerationReport, Search
-from disco_rules.discovery.store import RunStore
+from disco_rules.api import create_run
+from disco_rules.discovery.search.engine import GenerationReport, make_engine
 from disco_rules.dsl.parser import parse
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
@@ -195,7 +195,8 @@ def test_cli_reports_a_busy_metrics_port_as_one_line(served):
 
 def test_a_search_with_observe_as_on_generation_is_scraped_during_and_after(tmp_path, served):
     config = parse_config(TINY_SEARCH)
-    store = RunStore.create(tmp_path / "run", TINY_SEARCH)
+    warm = [parse((EXAMPLES / f"{name}.py").read_text()) for name in ("sgd", "momentum")]
+    store = create_run(tmp_path / "run", "test", TINY_SEARCH, warm)
     pool = LocalPool(lambda: Evaluator(config.population.max_statements))
     metrics = SearchMetrics(pool)
     server = served(metrics)
@@ -205,8 +206,7 @@ def test_a_search_with_observe_as_on_generation_is_scraped_during_and_after(tmp_
         metrics.observe(generation_report, pool)
         during.append((generation_report, scrape(server)))
 
-    warm = [parse((EXAMPLES / f"{name}.py").read_text()) for name in ("sgd", "momentum")]
-    search = Search(config, store, pool, warm, on_generation=on_generation)
+    search = make_engine(config, store, pool, on_generation=on_generation)
     search.restore()
     search.run(2)
     store.close()

@@ -20,7 +20,8 @@ from disco_rules.cluster.results import Failed
 from disco_rules.discovery.cli import main
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import NetworksItem, Evaluator
-from disco_rules.discovery.neural_search import NeuralSearch, network_from_text
+from disco_rules.discovery.search.engine import Engine, make_engine
+from disco_rules.discovery.search.networks import network_from_text
 from disco_rules.discovery.scoring import split_evenly
 from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
 from disco_rules.discovery.store import RunStore
@@ -60,10 +61,10 @@ batch_size = 5
 """
 
 
-def make_search(run_dir: Path, text: str = CONFIG, pool=None) -> NeuralSearch:
+def make_search(run_dir: Path, text: str = CONFIG, pool=None) -> Engine:
     store = RunStore.create(run_dir, text) if not run_dir.exists() else RunStore.open(run_dir)
     pool = pool or LocalPool(functools.partial(Evaluator, 8))
-    search = NeuralSearch(parse_config(text), store, pool)
+    search = make_engine(parse_config(text), store, pool)
     search.restore()
     return search
 
@@ -76,7 +77,7 @@ def archive(store: RunStore) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> NeuralSearch:
+def finished(tmp_path_factory) -> Engine:
     search = make_search(tmp_path_factory.mktemp("neural") / "run")
     search.run(3)
     return search
@@ -193,12 +194,12 @@ def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
                                                      "learning_rate = 0.2") \
         .replace("batch_size = 5", "batch_size = 9").replace("4096", "8192")
     search = make_search(tmp_path / "run", text)
-    network = search.network
+    network = search.population.network
     bad = np.zeros(network.num_params, np.float32)
     bad[6] = -1.3  # the (1 - r) A feature into the hidden unit: (r - 1) A, times 1.3
     bad[network.num_features + 1] = 1.0  # output weight
-    search.strategy = Strategy(search.strategy.spec, bad)
-    search.state = search.strategy.init(jax.random.PRNGKey(0))
+    search.population.strategy = Strategy(search.population.strategy.spec, bad)
+    search.population.state = search.population.strategy.init(jax.random.PRNGKey(0))
     search.run(6)
     means = [search.store.candidate(9 * g).fitness for g in range(6)]
     assert means[0] < 0.2, means
@@ -340,17 +341,13 @@ batch_size = 6
 
 
 def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
-    from disco_rules.discovery.search import Search
-    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
-    from disco_rules.dsl.interpreter import Encoding
+    from disco_rules.api import check, create_run
 
     config = parse_config(DRIFT_PROGRAMS_CONFIG)
-    examples = Path(__file__).parent.parent / "dsl" / "programs"
-    encoding = Encoding(slot=program_slot(TaskPlan.from_config(config)), max_statements=16)
-    warm = load_warm_start([examples / "ppo_clip.py", examples / "dpo.py"], encoding)
-    store = RunStore.create(tmp_path / "run", DRIFT_PROGRAMS_CONFIG)
-    search = Search(config, store, LocalPool(functools.partial(Evaluator, 16)), warm)
-    assert search.slot == OBJECTIVE
+    store = create_run(tmp_path / "run", "test", DRIFT_PROGRAMS_CONFIG, check(config, tmp_path))
+    search = make_engine(config, store, LocalPool(functools.partial(Evaluator, 16)))
+    search.restore()
+    assert search.population.slot == OBJECTIVE
     search.run(2)
     clip = store.candidate(0)
     assert "clip(" in clip.text and clip.status == "ok"

@@ -11,7 +11,8 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
-from disco_rules.discovery.search import Search
+from disco_rules.api import create_run
+from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.mutate import MutationConfig
@@ -65,9 +66,9 @@ def programs(*names):
 def make_search(run_dir, warm_start, config_text=CONFIG, pool=None):
     config = parse_config(config_text)
     store = RunStore.open(run_dir) if (Path(run_dir) / "config.toml").exists() \
-        else RunStore.create(run_dir, config_text)
+        else create_run(run_dir, "test", config_text, warm_start)
     pool = pool or CountingPool(lambda: Evaluator(config.population.max_statements))
-    search = Search(config, store, pool, warm_start)
+    search = make_engine(config, store, pool)
     search.restore()
     return search, store, pool
 

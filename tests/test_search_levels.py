@@ -12,7 +12,7 @@ from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.levels import buffer_rows
 from disco_rules.discovery.scoring import FITNESS_CAP
-from disco_rules.discovery.search import Search
+from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.store import RunStore, SampledLevelRecord
 from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
 
@@ -41,15 +41,15 @@ def test_each_generation_ranks_every_member_on_the_fixed_tasks_and_its_levels(tm
         sampled |= {row.task for row in rows}
         train = [task.key for task in search.tasks.train] + [row.task for row in rows]
         assert all(store.baseline(key) is not None for key in train)
-        for member in search.population.members:
-            scores = {s.task: s.score for s in store.scores_of(search._source(member))}
+        for member in search.population.state.members:
+            scores = {s.task: s.score for s in store.scores_of(search.population._source(member))}
             values = [scores[key] for key in train]  # re-scored on new levels if need be
             expected = np.mean(values) if all(map(math.isfinite, values)) else -math.inf
             assert member.fitness == pytest.approx(expected)
         for row in rows:  # regret: baseline (0) minus the best member's clipped score
             best = max(min(max({s.task: s.score for s in store.scores_of(
-                search._source(m))}[row.task], -FITNESS_CAP), FITNESS_CAP)
-                for m in search.population.members)
+                search.population._source(m))}[row.task], -FITNESS_CAP), FITNESS_CAP)
+                for m in search.population.state.members)
             assert row.regret == pytest.approx(-best)
     # new levels keep arriving, and the buffer holds the highest-regret ones seen
     assert len(sampled) > 2
@@ -116,7 +116,7 @@ def test_a_failed_level_evaluation_counts_as_the_worst_score_and_the_run_goes_on
     search, store, _ = make_search(tmp_path / "run", programs("sgd"), pool=pool,
                                    config_text=SCHEDULED)
     search.run(2)
-    assert all(m.fitness == -math.inf for m in search.population.members)
+    assert all(m.fitness == -math.inf for m in search.population.state.members)
     assert all(row.regret == FITNESS_CAP for row in store.sampled_levels())
 
 
@@ -125,4 +125,4 @@ def test_levels_must_be_of_the_kind_of_the_runs_tasks(tmp_path):
     config = parse_config(text)
     with pytest.raises(ConfigError, match="scheduler.families.cartpole: not an optimizer "
                                           "family"):
-        Search(config, RunStore.create(tmp_path / "run", text), None, [])
+        make_engine(config, RunStore.create(tmp_path / "run", text), None)

@@ -1,0 +1,371 @@
+"""disco's Python API: launch or resume a search, open a run, and use what it found.
+
+    run = disco_rules.launch("examples/quickstart.toml", run_dir="runs/mine")
+    best = run.top(1)[0]
+    tx = best.optax(learning_rate=1e-3)     # a live optax.GradientTransformation
+    print(best.export("torch"))             # a self-contained module, as text
+
+The command line is argument parsing and printing over these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
+                                          parse_config, set_generations, warm_start_paths)
+from disco_rules.discovery.store import WARM_START_DIR, CandidateRecord, RunStore
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program
+
+if TYPE_CHECKING:
+    from optax import GradientTransformation
+
+    from disco_rules.discovery.search.engine import Engine, GenerationReport
+
+# -- configs and runs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A config with its TOML text (stored with the run), the folder its warm-start files are
+    relative to, and a name for its run directories."""
+
+    config: Config
+    text: str
+    base: Path
+    name: str
+
+
+def read_config(config: str | os.PathLike[str] | Config) -> ConfigSource:
+    """A config given as a file path, TOML text or a Config; ConfigError names what is
+    wrong."""
+    if isinstance(config, Config):
+        return ConfigSource(config, config_text(config), Path.cwd(), "run")
+    if isinstance(config, str) and ("\n" in config or "=" in config):
+        return ConfigSource(parse_config(config), config, Path.cwd(), "run")
+    path = Path(config)
+    loaded, text = load_config(path)
+    return ConfigSource(loaded, text, path.resolve().parent, path.stem)
+
+
+def check(config: Config, base: Path) -> list[Program]:
+    """Everything about a config that can fail before a run directory exists: its tasks,
+    the kind they suit, and the warm starts (shipped names, or files relative to `base`).
+    Returns the warm-start programs."""
+    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
+    from disco_rules.discovery.search.kinds import population_kind
+    from disco_rules.dsl.interpreter import Encoding
+
+    plan = TaskPlan.from_config(config)
+    kind = population_kind(config.population.kind)
+    if kind.networks:
+        for task in plan.all():
+            if task.kind != "rl":
+                raise ConfigError(f"tasks: {task.family} is an optimizer task family; a "
+                                  f"{kind.name!r} population needs RL tasks")
+        return []
+    return load_warm_start(warm_start_paths(config, base),
+                           Encoding(slot=program_slot(plan),
+                                    max_statements=config.population.max_statements))
+
+
+def create_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,
+               warm_start: Sequence[Program] = ()) -> RunStore:
+    """A new run directory (default `runs/NAME-TIMESTAMP`) with the config text and the
+    warm-start programs, open for writing (holding the run's lock)."""
+    run_dir = Path(run_dir) if run_dir else \
+        Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    store = RunStore.create(run_dir, text)
+    warm_dir = store.run_dir / WARM_START_DIR  # resume reads the warm starts from here
+    warm_dir.mkdir()
+    for i, program in enumerate(warm_start):
+        (warm_dir / f"{i:02d}-{program.name}.py").write_text(to_text(program))
+    return store
+
+
+def compilation_cache(config: Config) -> str | None:
+    """The folder of JAX's persistent compilation cache for `config`'s run, created and
+    enabled in this process too (the driver compiles as well), or None."""
+    from disco_rules.discovery import compile_cache
+
+    folder = compile_cache.resolve(config.cluster.compilation_cache)
+    return folder if compile_cache.enable(folder) else None
+
+
+def make_pool(config: Config, address: str | None) -> Any:
+    """Ray evaluator actors for `config` (Ray in-process when `address` is None), sharing
+    JAX's persistent compilation cache with this process."""
+    import functools
+
+    from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+    from disco_rules.discovery.evaluator import Evaluator
+
+    folder = compilation_cache(config)  # before Ray starts: its local workers inherit it
+    start_ray(address)
+    cluster = config.cluster
+    return EvaluatorPool(
+        functools.partial(Evaluator, config.population.max_statements, folder),
+        PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
+                   num_gpus_per_actor=cluster.num_gpus_per_actor,
+                   max_retries=cluster.max_retries))
+
+
+def drive(store: RunStore, config: Config, pool: Any,
+          on_generation: Callable[["GenerationReport"], None] | None = None) -> "Engine":
+    """Continue the run in `store` from its newest checkpoint up to `config.generations`."""
+    from disco_rules.discovery.search.engine import make_engine
+
+    engine = make_engine(config, store, pool, on_generation)
+    engine.restore()
+    engine.run(config.generations)
+    return engine
+
+
+def _run_with_pool(store: RunStore, config: Config, address: str | None, pool: Any,
+                   on_generation: Callable[["GenerationReport"], None] | None) -> None:
+    own = pool is None
+    pool = make_pool(config, address) if own else pool
+    try:
+        drive(store, config, pool, on_generation)
+    finally:
+        if own:
+            pool.shutdown()
+
+
+def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[str] | None = None,
+           generations: int | None = None, address: str | None = None, *,
+           on_generation: Callable[["GenerationReport"], None] | None = None,
+           pool: Any = None) -> Run:
+    """Run a search to the end and return its run. `config`: a TOML file, TOML text or a
+    Config; `address`: a Ray cluster ("auto", "ray://host:port"), or None for Ray in this
+    process; `pool`: evaluate on this pool instead (anything with `map(items)`)."""
+    source = read_config(config)
+    config, text = source.config, source.text
+    if generations is not None:
+        config, text = with_generations(config, text, generations)
+    warm_start = check(config, source.base)
+    with create_run(run_dir, source.name, text, warm_start) as store:
+        _run_with_pool(store, config, address, pool, on_generation)
+    return Run(store.run_dir)
+
+
+def resume(run_dir: str | os.PathLike[str], generations: int | None = None,
+           address: str | None = None, *,
+           on_generation: Callable[["GenerationReport"], None] | None = None,
+           pool: Any = None) -> Run:
+    """Continue a run after a crash or a stop (up to `generations`, stored as its new target)
+    and return it; it ends with the archive an uninterrupted run would have."""
+    with RunStore.open(run_dir, write=True) as store:
+        config = parse_config(store.config_text)
+        if generations is not None:
+            config, text = with_generations(config, store.config_text, generations)
+            store.set_config_text(text)
+        _run_with_pool(store, config, address, pool, on_generation)
+    return Run(run_dir)
+
+
+def with_generations(config: Config, text: str, generations: int) -> tuple[Config, str]:
+    """The config and its text with `generations` as the target; ValueError if not positive."""
+    if isinstance(generations, bool) or not isinstance(generations, int) or generations < 1:
+        raise ConfigError("generations: expected a positive integer")
+    return dataclasses.replace(config, generations=generations), \
+        set_generations(text, generations)
+
+
+def open_run(run_dir: str | os.PathLike[str]) -> Run:
+    """A run directory, to read: its status, best candidates and any candidate."""
+    return Run(run_dir)
+
+
+def slot_of(program: Program) -> Any:
+    """The slot whose inputs `program` reads: the objective slot's, else the optimizer's."""
+    from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
+
+    return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER
+
+
+# -- reading a run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a run stands, from its archive."""
+
+    run_dir: Path
+    generations: int  # generations done
+    target_generations: int
+    candidates: int
+    evaluated: int
+    cache_hits: int
+    screened: int
+    failed: int
+    best_fitness: float | None  # the population's, in the last generation
+    median_fitness: float | None
+    best_validated: tuple[int, float] | None  # (id, mean validation score)
+
+    @property
+    def finished(self) -> bool:
+        return self.generations >= self.target_generations
+
+
+class Run:
+    """A run directory, read through its archive (safe while the run is live)."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.run_dir = Path(run_dir)
+        with RunStore.open(self.run_dir) as store:
+            self.config = parse_config(store.config_text)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r})"
+
+    def _store(self) -> RunStore:
+        return RunStore.open(self.run_dir)
+
+    def status(self) -> Status:
+        """Generations done, candidates and their outcomes, best fitness and validation."""
+        with self._store() as store:
+            done = store.last_generation()
+            per_generation: dict[int, dict[str, float]] = {}
+            for event in store.events():
+                per_generation.setdefault(event.generation, {})[event.name] = event.value
+            totals = {name: int(sum(e.get(name, 0.0) for e in per_generation.values()))
+                      for name in ("candidates", "evaluated", "cache_hits", "screened",
+                                   "failed")}
+            last = per_generation.get(done, {}) if done is not None else {}
+            winners = store.top(1, by="validation")
+        return Status(run_dir=self.run_dir, generations=0 if done is None else done + 1,
+                      target_generations=self.config.generations, **totals,
+                      best_fitness=last.get("best"), median_fitness=last.get("median"),
+                      best_validated=(winners[0][0].id, winners[0][1]) if winners else None)
+
+    def top(self, n: int = 5, by: str = "validation") -> list[Candidate]:
+        """The best `n` distinct candidates by mean meta-validation score on the held-out
+        tasks (`by="validation"`, as the winners are chosen) or by training fitness."""
+        with self._store() as store:
+            return [self._candidate(store, record) for record, _ in store.top(n, by=by)]
+
+    def candidate(self, cid: int) -> Candidate:
+        """Candidate `cid`; KeyError if the run has none."""
+        with self._store() as store:
+            return self._candidate(store, store.candidate(cid))
+
+    def _candidate(self, store: RunStore, record: CandidateRecord) -> Candidate:
+        return Candidate(
+            run_dir=self.run_dir, record=record,
+            scores={row.task: row.score for row in store.scores_of(record.id)},
+            validation={row.task: row.score for row in store.validation_of(record.id)},
+            lineage=tuple(r.id for r in store.lineage(record.id)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One archived candidate: its rule (a program or network weights), scores and lineage."""
+
+    run_dir: Path
+    record: CandidateRecord
+    scores: dict[str, float]  # training-task key -> score
+    validation: dict[str, float]  # held-out task key -> meta-validation score
+    lineage: tuple[int, ...]  # its id, its parent's, ... back to a warm start or the first
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def kind(self) -> str:
+        """"program", or the network kind (lpo, ta-lpo, lpg, ta-lpg)."""
+        return self.record.kind
+
+    @property
+    def fitness(self) -> float:
+        return self.record.fitness
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def validation_score(self) -> float | None:
+        """The mean meta-validation score, None if it was never validated."""
+        if not self.validation:
+            return None
+        return sum(self.validation.values()) / len(self.validation)
+
+    @property
+    def program(self) -> Program | None:
+        """The candidate's program as archived; None for a network."""
+        return None if self.record.weights is not None else parse(self.record.text)
+
+    @property
+    def network(self) -> Any:
+        """The rule network's shape (weights in `weights`); None for a program."""
+        if self.record.weights is None:
+            return None
+        from disco_rules.discovery.search.networks import network_from_text
+
+        return network_from_text(self.record.text)
+
+    @property
+    def weights(self) -> Any:
+        return self.record.weights
+
+    @property
+    def name(self) -> str:
+        """A Python name for exports: the run's folder and the candidate id."""
+        stem = "".join(c if c.isalnum() else "_" for c in self.run_dir.name).strip("_")
+        return f"{stem or 'run'}_c{self.id}".lower()
+
+    def simplify(self) -> Program:
+        """The simplified program (dead code gone, constants folded, canonical names)."""
+        from disco_rules.dsl.simplify import simplify
+
+        if self.program is None:
+            raise ValueError(f"candidate {self.id} is a {self.kind} network, not a program")
+        return simplify(self.program)
+
+    def export(self, format: str = "optax", name: str | None = None) -> str:
+        """A self-contained Python module of the rule (it does not import disco), as text."""
+        if self.record.weights is not None:
+            from disco_rules.populations.network_export import export_network
+
+            return export_network(self.network, self.record.weights, format,
+                                  origin=f" from {self.run_dir}:{self.id}")
+        from disco_rules.dsl.export import export
+
+        program = self.program
+        return export(program, format, slot_of(program))
+
+    def optax(self, learning_rate: Any = 1e-3, total_steps: int | None = None
+              ) -> "GradientTransformation":
+        """An optimizer program as a live optax transformation (the `optax` export, loaded
+        without writing a file); `learning_rate`: a float or an optax schedule."""
+        namespace: dict[str, Any] = {}
+        source = self.export("optax")
+        exec(compile(source, f"<disco export of {self.run_dir}:{self.id}>", "exec"), namespace)
+        return namespace["optimizer"](learning_rate, total_steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The candidate as plain data (JSON-able but for non-finite floats)."""
+        record = self.record
+        return {"id": record.id, "kind": record.kind, "generation": record.generation,
+                "parent_id": record.parent_id, "fitness": record.fitness,
+                "status": record.status, "reason": record.reason, "text": record.text,
+                "scores": self.scores, "validation": self.validation,
+                "lineage": list(self.lineage)}
+
+    def __repr__(self) -> str:
+        return (f"Candidate(run={str(self.run_dir)!r}, id={self.id}, kind={self.kind!r}, "
+                f"fitness={self.fitness:.4g}, validation={self.validation_score})")
+
+
+__all__ = ["Candidate", "ConfigSource", "Run", "Status", "check", "compilation_cache", "create_run",
+           "drive",
+           "launch", "make_pool", "open_run", "read_config", "resume", "with_generations"]

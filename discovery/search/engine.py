@@ -1,0 +1,260 @@
+"""The search loop, one for every population kind: generations, baselines, the level
+scheduler, meta-validation, leaders, reports, archive transactions, checkpoints and resume.
+
+A population (`Population`) says what its candidates are and how they vary: `ask` proposes a
+generation, `evaluate` scores it through the pool, `tell` takes the scores and returns the
+archive rows. The engine does everything else, the same way for programs and networks.
+Every random choice derives from (seed, generation) and results return in submission order,
+so a run resumed from its checkpoint ends where the uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from disco_rules.discovery.baselines import ensure_baselines
+from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.inner.rl_train import AgentConfig
+from disco_rules.discovery.levels import Levels, regret_by_family
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, Pool, TaskScore,
+                                           mean_scores)
+from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
+                                         ValidationRecord)
+from disco_rules.discovery.tasks import Task
+
+FAILED_STATUSES = ("nan", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What one generation did, for the progress display and the metrics."""
+
+    generation: int
+    candidates: int
+    evaluated: int
+    cache_hits: int
+    screened: int
+    failed: int
+    best: float
+    median: float
+    seconds: float
+    total_evaluated: int
+    total_cache_hits: int
+    validated: tuple[tuple[int, float], ...] = ()
+    regret: tuple[tuple[str, float], ...] = ()  # mean regret of the levels, by family
+
+
+@dataclass(frozen=True)
+class Told:
+    """What a population's `tell` hands back to the engine for one generation."""
+
+    candidates: list[CandidateRecord]  # every candidate of the generation, for the archive
+    scores: list[ScoreRecord]  # their score rows (and re-scored earlier candidates')
+    evaluated: int  # candidates trained this generation
+    cache_hits: int  # candidates that reused an earlier candidate's scores
+    fitness: list[float]  # the fitness of each population member, for best and median
+    leaders: list[tuple[float, int]]  # (fitness, id) of candidates that may be validated
+    replace_leaders: bool = False  # leaders are the population's best on these tasks only
+    level_scores: list[list[float]] = field(default_factory=list)  # member x level score
+    events: dict[str, float] = field(default_factory=dict)  # extra figures for the archive
+
+
+class Population(Protocol):
+    """A kind of candidate and how it varies, as the engine drives it."""
+
+    agent: AgentConfig  # the agent RL baselines train (PPO or LPG's actor-predictor)
+    task_kind: str  # "optimizer" or "rl": what its fitness is normalised against
+
+    def load(self, store: RunStore, data: dict[str, Any] | None) -> None:
+        """Start afresh (data None: initialise or warm-start) or from checkpoint data."""
+
+    def to_data(self) -> dict[str, Any]:
+        """The population's state as plain data (msgpack-able) for a checkpoint."""
+
+    def ask(self, generation: int, first_id: int) -> Any:
+        """The candidates of `generation`, with ids from `first_id` (an opaque proposal)."""
+
+    def evaluate(self, proposal: Any, train: Sequence[Task], levels: Sequence[Task],
+                 baselines: dict[str, BaselineRecord]) -> Any:
+        """The proposal's candidates scored on `train` (the fixed tasks and this generation's
+        `levels`) through the pool."""
+
+    def tell(self, proposal: Any, evaluated: Any, generation: int,
+             levels: Sequence[Task]) -> Told:
+        """Update the population with the scores; the generation's archive rows."""
+
+    def validation_extras(self, generation: int) -> list[int]:
+        """Ids meta-validated this generation besides the leaders (warm starts, the mean)."""
+
+    def score(self, ids: Sequence[int], tasks: Sequence[Task],
+              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+        """Per candidate id (this generation's or archived), per task: its score, with the
+        run's fixed seeds (meta-validation)."""
+
+
+@dataclass
+class Counters:
+    """The engine's running totals, checkpointed with the population."""
+
+    next_id: int = 0
+    evaluated: int = 0
+    cache_hits: int = 0
+    leaders: list = field(default_factory=list)  # [fitness, id], best first
+    validated: list = field(default_factory=list)  # ids already meta-validated
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "Counters":
+        """Counters of a checkpoint, including those written before the engine was one
+        (program leaders then carried their text, network counters no cache hits)."""
+        return cls(next_id=data["next_id"], evaluated=data["evaluated"],
+                   cache_hits=data.get("cache_hits", 0),
+                   leaders=[list(entry[:2]) for entry in data["leaders"]],
+                   validated=list(data["validated"]))
+
+
+class Engine:
+    """A search over one run directory, for any population kind."""
+
+    def __init__(self, config: Config, store: RunStore, pool: Pool, population: Population,
+                 on_generation: Callable[[GenerationReport], None] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.pool = pool
+        self.population = population
+        self.on_generation = on_generation or (lambda report: None)
+        self.tasks = TaskPlan.from_config(config)
+        for family in config.scheduler.families if config.scheduler.kind != "none" else ():
+            if Task.make(family).kind != population.task_kind:
+                raise ConfigError(f"scheduler.families.{family}: not an {population.task_kind} "
+                                  f"family, as the run's tasks are")
+        # levels never repeat a fixed task: held-out tasks stay held out
+        self.levels = Levels.from_config(config, FITNESS_CAP, exclude=self.tasks.all())
+        self.counters = Counters()
+        self.generation = 0  # the next generation to run
+
+    # -- state ---------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Continue from the newest intact checkpoint (archive rows after it are rolled back),
+        or start afresh."""
+        checkpoint = self.store.rewind()
+        data = None
+        if checkpoint is not None:
+            last, data = checkpoint
+            self.counters = Counters.from_data(data["counters"])
+            if self.levels is not None:
+                self.levels.load(data["levels"])
+            self.generation = last + 1
+        try:
+            self.population.load(self.store, data)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"the checkpoint does not fit this config: {error}") from None
+
+    def _checkpoint(self, generation: int) -> None:
+        state = {**self.population.to_data(), "counters": dataclasses.asdict(self.counters)}
+        if self.levels is not None:
+            state["levels"] = self.levels.to_data()
+        self.store.save_checkpoint(generation, state)
+
+    # -- one generation ------------------------------------------------------------------
+
+    def step(self) -> GenerationReport:
+        """Run the next generation and archive it."""
+        started = time.perf_counter()
+        g = self.generation
+        levels = self.levels.sample() if self.levels is not None else []
+        train = list(self.tasks.train) + levels
+        baselines = ensure_baselines(self.pool, self.store, self.config, self.population.agent,
+                                     list(dict.fromkeys(self.tasks.all() + levels)), g)
+        proposal = self.population.ask(g, self.counters.next_id)
+        evaluated = self.population.evaluate(proposal, train, levels, baselines)
+        told = self.population.tell(proposal, evaluated, g, levels)
+        self.counters.next_id += len(told.candidates)
+        self._note_leaders(told)
+        level_rows = []
+        if levels:
+            regrets = self.levels.regrets(told.level_scores,
+                                          baseline_score=BASELINE_SCORE[self.population.task_kind])
+            self.levels.update(levels, regrets)
+            level_rows = self.levels.rows(g, levels, regrets)
+        validation, validation_scores = self._validate(g, baselines)
+        self.counters.evaluated += told.evaluated
+        self.counters.cache_hits += told.cache_hits
+        finite = np.array([f for f in told.fitness if math.isfinite(f)])
+        report = GenerationReport(
+            generation=g, candidates=len(told.candidates), evaluated=told.evaluated,
+            cache_hits=told.cache_hits,
+            screened=sum(c.status == "screened" for c in told.candidates),
+            failed=sum(c.status in FAILED_STATUSES for c in told.candidates),
+            best=float(finite.max()) if finite.size else WORST,
+            median=float(np.median(finite)) if finite.size else WORST,
+            seconds=time.perf_counter() - started,
+            total_evaluated=self.counters.evaluated, total_cache_hits=self.counters.cache_hits,
+            validated=mean_scores(validation), regret=regret_by_family(level_rows))
+        events = {"candidates": report.candidates, "evaluated": report.evaluated,
+                  "cache_hits": report.cache_hits, "screened": report.screened,
+                  "failed": report.failed, "best": report.best, "median": report.median,
+                  **told.events}
+        if level_rows:
+            events["regret"] = float(np.mean([row.regret for row in level_rows]))
+        self.store.add_generation(g, told.candidates, told.scores + validation_scores,
+                                  validation, events=events, levels=level_rows)
+        self._checkpoint(g)
+        self.generation = g + 1
+        self.on_generation(report)
+        return report
+
+    def _note_leaders(self, told: Told) -> None:
+        """The best candidates so far (or, when fitness depends on this generation's levels,
+        the population's best on them), the pool meta-validation draws from."""
+        entries = [[fit, cid] for fit, cid in told.leaders]
+        if not told.replace_leaders:
+            entries = self.counters.leaders + entries
+        entries.sort(key=lambda entry: (-entry[0], entry[1]))
+        self.counters.leaders = entries[: 4 * self.config.validation.top]
+
+    def _validate(self, g: int, baselines: dict[str, BaselineRecord]
+                  ) -> tuple[list[ValidationRecord], list[ScoreRecord]]:
+        """Meta-validation every `validation.every` generations (and the first and last): the
+        best not-yet-validated candidates, and the population's extras, on the held-out tasks;
+        validation rows and score rows (which keep the curves)."""
+        last = g == self.config.generations - 1
+        if not (g == 0 or last or (g + 1) % self.config.validation.every == 0):
+            return [], []
+        validated = set(self.counters.validated)
+        chosen = [cid for _, cid in self.counters.leaders
+                  if cid not in validated][: self.config.validation.top]
+        chosen += [cid for cid in self.population.validation_extras(g)
+                   if cid not in chosen and cid not in validated]
+        if not chosen:
+            return [], []
+        table = self.population.score(chosen, self.tasks.heldout, baselines)
+        records, rows = [], []
+        for cid, per_task in zip(chosen, table):
+            self.counters.validated.append(cid)
+            records += [ValidationRecord(candidate_id=cid, task=row.task, score=value)
+                        for value, _, row in per_task]
+            rows += [dataclasses.replace(row, candidate_id=cid, score=value)
+                     for value, _, row in per_task]
+        return records, rows
+
+    def run(self, generations: int) -> None:
+        """Run until `generations` generations exist (counting from 0)."""
+        while self.generation < generations:
+            self.step()
+
+
+def make_engine(config: Config, store: RunStore, pool: Pool,
+                on_generation: Callable[[GenerationReport], None] | None = None) -> Engine:
+    """The engine of the config's population kind (looked up in the registry)."""
+    from disco_rules.discovery.search.kinds import population_kind
+
+    population = population_kind(config.population.kind).population(config, pool)
+    return Engine(config, store, pool, population, on_generation)

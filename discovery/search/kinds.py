@@ -1,0 +1,95 @@
+"""The registry of population kinds: what a config's `population.kind` names.
+
+A kind says how its population is built, whether its rules are networks (and of which
+shape), which agent its RL tasks train, and whether its rule is PPO's drift. Adding a kind is
+one `register` call. This module imports nothing heavy: configs and the CLI read it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from disco_rules.discovery.config import Config
+    from disco_rules.discovery.search.engine import Population
+
+
+@dataclass(frozen=True)
+class PopulationKind:
+    """One population kind.
+
+    `population(config, pool)` builds the population (its module is imported then);
+    `network(hidden, prediction_size)` the rule network's shape, None for programs;
+    `agent`: the config section of the agent its RL tasks train (`ppo` or `lpg`);
+    `drift`: its rules are PPO drifts (plotted over ratio and advantage, distillable).
+    """
+
+    name: str
+    population: Callable[["Config", Any], "Population"]
+    network: Callable[[int, int], Any] | None = None
+    agent: str = "ppo"
+    drift: bool = False
+
+    @property
+    def networks(self) -> bool:
+        """Whether the rules are networks (meta-trained by an evolution strategy)."""
+        return self.network is not None
+
+
+KINDS: dict[str, PopulationKind] = {}
+"""name -> kind; add one with `register`."""
+
+
+def register(kind: PopulationKind) -> PopulationKind:
+    """Add `kind` to the registry; ValueError if its name is taken."""
+    if kind.name in KINDS:
+        raise ValueError(f"population kind {kind.name!r} is already registered")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def population_kind(name: str) -> PopulationKind:
+    """The registered kind `name`; ValueError lists the valid names."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown population kind {name!r}; valid kinds: "
+                         f"{', '.join(KINDS)}") from None
+
+
+def _programs(config: "Config", pool: Any) -> "Population":
+    from disco_rules.discovery.search.programs import ProgramPopulation
+
+    return ProgramPopulation(config, pool)
+
+
+def _networks(config: "Config", pool: Any) -> "Population":
+    from disco_rules.discovery.search.networks import NetworkPopulation
+
+    return NetworkPopulation(config, pool)
+
+
+def _drift_network(name: str) -> Callable[[int, int], Any]:
+    def network(hidden: int, prediction_size: int) -> Any:
+        from disco_rules.populations.drift_network import DriftNetwork
+
+        return DriftNetwork.of_kind(name, hidden)
+
+    return network
+
+
+def _lpg_network(name: str) -> Callable[[int, int], Any]:
+    def network(hidden: int, prediction_size: int) -> Any:
+        from disco_rules.populations.lpg_network import LPGNetwork
+
+        return LPGNetwork.of_kind(name, hidden, prediction_size)
+
+    return network
+
+
+register(PopulationKind("programs", _programs))
+register(PopulationKind("lpo", _networks, _drift_network("lpo"), agent="ppo", drift=True))
+register(PopulationKind("ta-lpo", _networks, _drift_network("ta-lpo"), agent="ppo", drift=True))
+register(PopulationKind("lpg", _networks, _lpg_network("lpg"), agent="lpg"))
+register(PopulationKind("ta-lpg", _networks, _lpg_network("ta-lpg"), agent="lpg"))

@@ -1,0 +1,181 @@
+"""An evosax strategy over rule-network weights (LPO / TA-LPO drifts, LPG / TA-LPG), as the
+engine drives it.
+
+Each generation the strategy asks for a population; it is scored with the strategy's mean (the
+rule it would export) as agents on every training task (PPO with the drift; LPG's
+actor-predictor), each by its return normalised by the tuned hand-designed algorithm's, and
+told back. Training seeds change every generation (drawn from (seed, generation)), so a rule
+cannot overfit a fixed set of initialisations; members of one generation share them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.inner.rl_train import AgentConfig, Network
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_rules
+from disco_rules.discovery.search.engine import Told
+from disco_rules.discovery.search.kinds import population_kind
+from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
+from disco_rules.discovery.tasks import Task
+from disco_rules.populations.strategy import Strategy, StrategySpec
+
+_INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
+
+
+def network_of(config: Config) -> Network:
+    """The rule network of the config's population kind."""
+    population = config.population
+    return population_kind(population.kind).network(population.hidden,
+                                                    config.lpg.prediction_size)
+
+
+def agent_of(config: Config) -> AgentConfig:
+    """The agent config the kind's rules train ([ppo] for drifts, [lpg] for LPG)."""
+    return getattr(config, population_kind(config.population.kind).agent)
+
+
+def network_text(network: Network) -> str:
+    """What the archive's text column holds for a network candidate: its shape, as JSON."""
+    shape = {"network": network.kind, "hidden": network.hidden}
+    prediction_size = getattr(network, "prediction_size", None)
+    if prediction_size is not None:
+        shape["prediction_size"] = prediction_size
+    return json.dumps(shape)
+
+
+def network_from_text(text: str) -> Network:
+    """The network shape of an archived candidate; ValueError if it is not a network."""
+    try:
+        data = json.loads(text)
+        kind = population_kind(data["network"])
+        if not kind.networks:
+            raise ValueError
+        return kind.network(int(data["hidden"]), int(data.get("prediction_size", 0)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError("not a network candidate") from None
+
+
+def weights_hash(weights: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(weights, "<f4").tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class _Proposal:
+    ids: list[int]
+    weights: np.ndarray  # [1 + P, D]: the strategy's mean, then the population
+    population: np.ndarray
+    state: Any  # the strategy's state after ask
+    tell_key: jax.Array
+    run_seed: int  # the generation's training seed
+
+
+class NetworkPopulation:
+    """Meta-training of a rule network's weights with an evosax strategy."""
+
+    task_kind = "rl"
+
+    def __init__(self, config: Config, pool: Pool) -> None:
+        self.config = config
+        self.pool = pool
+        plan = TaskPlan.from_config(config)
+        for task in plan.all():
+            if task.kind != "rl":
+                raise ConfigError(f"tasks: {task.family} is not an RL family; a "
+                                  f"{config.population.kind} population trains RL agents")
+        self.network = network_of(config)
+        self.agent = agent_of(config)
+        spec = StrategySpec(config.es.strategy, config.population.size, config.es.sigma,
+                            config.es.learning_rate)
+        key = jax.random.PRNGKey(config.seed)
+        self.strategy = Strategy(spec, self.network.init(jax.random.fold_in(key, _INIT_STREAM)))
+        self.state = self.strategy.init(jax.random.fold_in(key, _INIT_STREAM + 1))
+        self.mean_id: int | None = None  # the archived candidate of the current mean
+        self.store: RunStore | None = None
+        self._fresh: dict[int, np.ndarray] = {}  # this generation's weights by id
+
+    # -- state ---------------------------------------------------------------------------
+
+    def load(self, store: RunStore, data: dict[str, Any] | None) -> None:
+        """The strategy state from `data` (restored into a fresh state's structure)."""
+        self.store = store
+        if data is not None:
+            self.state = self.strategy.state_from_data(data["strategy"])
+            # checkpoints written before one engine kept the mean's id among the counters
+            self.mean_id = data.get("mean_id", data["counters"].get("mean_id"))
+
+    def to_data(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.state_to_data(self.state), "mean_id": self.mean_id}
+
+    # -- ask, evaluate, tell -------------------------------------------------------------
+
+    def ask(self, generation: int, first_id: int) -> _Proposal:
+        """The strategy's population, with its mean first."""
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), generation)
+        k_ask, k_tell = jax.random.split(key)
+        mean = self.strategy.mean(self.state)
+        population, state = self.strategy.ask(k_ask, self.state)
+        weights = np.concatenate([mean[None], population])
+        run_seed = int(np.random.default_rng([self.config.seed, generation]).integers(2 ** 31))
+        return _Proposal(list(range(first_id, first_id + len(weights))), weights, population,
+                         state, k_tell, run_seed)
+
+    def evaluate(self, proposal: _Proposal, train: Sequence[Task], levels: Sequence[Task],
+                 baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+        """Every rule (the mean too) on every training task, with the generation's seeds."""
+        return score_rules(self.pool, self.config, self.network, self.agent, proposal.weights,
+                           train, baselines, proposal.run_seed)
+
+    def tell(self, proposal: _Proposal, table: list[list[TaskScore]], generation: int,
+             levels: Sequence[Task]) -> Told:
+        """The members' fitness to the strategy; every rule and its weights to the archive."""
+        candidates, scores, fitness, leaders = [], [], [], []
+        ids = proposal.ids
+        for i, (cid, weights, per_task) in enumerate(zip(ids, proposal.weights, table)):
+            reasons = [reason for _, reason, _ in per_task if reason]
+            fit = WORST if reasons else float(np.mean([value for value, _, _ in per_task]))
+            fitness.append(fit)
+            candidates.append(CandidateRecord(
+                id=cid, generation=generation, kind=self.network.kind,
+                text=network_text(self.network), hash=weights_hash(weights), fitness=fit,
+                status=("nan" if reasons[0] == "nan" else "failed") if reasons else "ok",
+                reason=reasons[0] if reasons else ("the strategy's mean" if i == 0 else None),
+                parent_id=self.mean_id if i == 0 else ids[0], weights=weights))
+            scores += [dataclasses.replace(row, candidate_id=cid) for _, _, row in per_task]
+            if not reasons:
+                leaders.append((fit, cid))
+        self.state = self.strategy.tell(proposal.tell_key, proposal.population,
+                                        np.array(fitness[1:]), proposal.state)
+        self.mean_id = ids[0]
+        self._fresh = dict(zip(ids, proposal.weights))
+        first = len(table[0]) - len(levels)
+        level_scores = [[value if reason is None else -np.inf
+                         for value, reason, _ in per_task[first:]] for per_task in table[1:]]
+        return Told(candidates=candidates, scores=scores, evaluated=len(ids), cache_hits=0,
+                    fitness=fitness[1:], leaders=leaders, level_scores=level_scores,
+                    events={"mean": fitness[0]})
+
+    # -- meta-validation -----------------------------------------------------------------
+
+    def validation_extras(self, generation: int) -> list[int]:
+        """The strategy's current mean, each time: the rule it would export."""
+        return [self.mean_id] if self.mean_id is not None else []
+
+    def weights(self, cid: int) -> np.ndarray:
+        """Candidate `cid`'s weights (this generation's, or from the archive)."""
+        return self._fresh[cid] if cid in self._fresh else self.store.candidate(cid).weights
+
+    def score(self, ids: Sequence[int], tasks: Sequence[Task],
+              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+        weights = np.stack([self.weights(cid) for cid in ids])
+        return score_rules(self.pool, self.config, self.network, self.agent, weights, tasks,
+                           baselines, self.config.seed)

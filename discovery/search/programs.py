@@ -1,0 +1,297 @@
+"""Regularized evolution over programs, as the engine drives it: children are deduplicated
+(canonical hash, then functional fingerprint) against the archive and each other, screened on
+a cheap task, scored on the training tasks, and told to the population.
+
+On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
+the optimizer slot. With a level scheduler, every surviving member is also scored on the
+generation's levels it has not seen, so that members born in different generations are
+ranked on the same tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from disco_rules.discovery.config import Config
+from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
+from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_groups, score_programs
+from disco_rules.discovery.search.engine import Told
+from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
+                                         RunStore, ScoreRecord)
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl.identity import canonical_hash, fingerprint
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.mutate import MutationConfig
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
+                                               state_from_data, state_to_data)
+
+@dataclass(frozen=True)
+class Scored:
+    """The outcome of evaluating one unique candidate."""
+
+    fitness: float
+    status: str
+    reason: str | None
+    scores: tuple[ScoreRecord, ...] = ()
+
+
+@dataclass
+class _Proposal:
+    """A generation's children: one row each (id, parent, program, hash, fingerprint, and
+    `source`/`same_as`/`unique` saying whose scores it gets) and the unique new programs."""
+
+    rows: list[dict[str, Any]]
+    unique: list[Program]
+
+
+@dataclass
+class _Evaluated:
+    outcomes: list[Scored]  # per unique program
+    current: dict[int, float]  # source -> fitness on `train` (with levels only)
+    level_scores: dict[int, dict[str, float]]  # source -> task key -> score
+    rescored: list[ScoreRecord]  # rows of earlier candidates on this generation's levels
+
+
+class ProgramPopulation:
+    """Regularized evolution over programs of the slot the run's tasks call for."""
+
+    def __init__(self, config: Config, pool: Pool) -> None:
+        self.config = config
+        self.pool = pool
+        plan = TaskPlan.from_config(config)
+        self.screen = plan.screen
+        self.slot = program_slot(plan)
+        self.task_kind = "rl" if self.slot == OBJECTIVE else "optimizer"
+        self.agent = config.ppo  # the RL baseline of drift programs is PPO
+        self.encoding = Encoding(slot=self.slot, max_statements=config.population.max_statements)
+        self.evolution = RegularizedEvolution(
+            size=config.population.size, tournament=config.population.tournament,
+            mutation=MutationConfig(max_statements=config.population.max_statements))
+        self.state = EvolutionState()
+        self.warm_start: list[Program] = []
+        self.store: RunStore | None = None
+        self._hashes: dict[str, int] = {}
+        self._fingerprints: dict[str, int] = {}
+        self._fitness: dict[int, tuple[float, str]] = {}  # evaluated id -> (fitness, status)
+        self._fresh: dict[int, Program] = {}  # this generation's simplified programs by id
+
+    # -- state ---------------------------------------------------------------------------
+
+    def load(self, store: RunStore, data: dict[str, Any] | None) -> None:
+        """The warm starts from the run directory; the population from `data` if given; the
+        dedupe tables from the archive (only evaluated candidates are sources)."""
+        self.store = store
+        self.warm_start = load_warm_start(
+            sorted((store.run_dir / WARM_START_DIR).glob("*.py")), self.encoding)
+        if data is not None:
+            self.state = state_from_data(data["population"])
+        self._hashes = store.known_hashes(exclude_status="cached")
+        self._fingerprints = store.known_fingerprints(exclude_status="cached")
+        self._fitness = {}
+        for source in set(self._hashes.values()) | set(self._fingerprints.values()):
+            record = store.candidate(source)
+            self._fitness[source] = (record.fitness, record.status)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"population": state_to_data(self.state)}
+
+    # -- ask -----------------------------------------------------------------------------
+
+    def ask(self, generation: int, first_id: int) -> _Proposal:
+        """Children (the warm starts and their mutants in generation 0), deduplicated."""
+        rng = np.random.default_rng([self.config.seed, generation])
+        if generation == 0:
+            children = self.evolution.initial(self.warm_start, rng)
+        else:
+            children = self.evolution.ask(self.state, rng, self.config.population.children)
+        rows: list[dict[str, Any]] = []
+        new: dict[str, int] = {}  # hash or fingerprint -> index in `unique`
+        unique: list[Program] = []
+        for cid, child in enumerate(children, start=first_id):
+            h = canonical_hash(child.program, self.slot)
+            fp = fingerprint(child.program, self.slot)
+            row = {"id": cid, "parent": child.parent_id, "program": child.program,
+                   "hash": h, "fingerprint": fp}
+            source = self._hashes.get(h, self._fingerprints.get(fp))
+            if source is not None:
+                row["source"] = source
+            elif h in new or fp in new:
+                row["same_as"] = new.get(h, new.get(fp))
+            else:
+                new[h] = new[fp] = len(unique)
+                row["unique"] = len(unique)
+                unique.append(simplify(child.program))
+            rows.append(row)
+        return _Proposal(rows, unique)
+
+    # -- evaluate ------------------------------------------------------------------------
+
+    def evaluate(self, proposal: _Proposal, train: Sequence[Task], levels: Sequence[Task],
+                 baselines: dict[str, BaselineRecord]) -> _Evaluated:
+        """Screen and score the new programs; with levels, re-score the survivors."""
+        outcomes = self._evaluate(proposal.unique, train, baselines)
+        if not levels:
+            return _Evaluated(outcomes, {}, {}, [])
+        old = self.state.members
+        survivors = old[max(0, len(old) - (self.config.population.size - len(proposal.rows))):]
+        sources = {self._source(m) for m in survivors}
+        sources |= {row["source"] for row in proposal.rows if "source" in row}
+        current, level_scores, rescored = self._rescore(sources, train, baselines)
+        return _Evaluated(outcomes, current, level_scores, rescored)
+
+    def _score(self, programs: list[Program], tasks: Sequence[Task],
+               baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+        return score_programs(self.pool, self.config, self.encoding, programs, tasks, baselines)
+
+    def _evaluate(self, programs: list[Program], train: Sequence[Task],
+                  baselines: dict[str, BaselineRecord]) -> list[Scored]:
+        """Screen, then score on the training tasks; never raises for a bad candidate."""
+        outcomes: list[Scored | None] = [None] * len(programs)
+        passing = list(range(len(programs)))
+        if self.screen is not None and programs:
+            screened = self._score(programs, [self.screen], baselines)
+            passing = []
+            for i, ((value, reason, _),) in enumerate(screened):
+                if value >= self.config.screen.min_fitness:
+                    passing.append(i)
+                else:
+                    outcomes[i] = Scored(WORST, "screened",
+                                         reason or f"screen fitness {value:.3g} < "
+                                                   f"{self.config.screen.min_fitness}")
+        full = self._score([programs[i] for i in passing], train, baselines)
+        for i, per_task in zip(passing, full):
+            values = [value for value, _, _ in per_task]
+            reasons = [reason for _, reason, _ in per_task if reason]
+            rows = tuple(row for _, _, row in per_task)
+            if reasons:
+                status = reasons[0] if reasons[0] in ("nan", "diverged") else "failed"
+                outcomes[i] = Scored(WORST, status, reasons[0], rows)
+            else:
+                outcomes[i] = Scored(float(np.mean(values)), "ok", None, rows)
+        return [o for o in outcomes if o is not None]
+
+    def _source(self, member: Member) -> int:
+        """The evaluated candidate whose scores a member has: itself, or the one it is a
+        cached copy of."""
+        if member.id in self._fitness:
+            return member.id
+        program = member.program
+        return self._hashes.get(canonical_hash(program, self.slot),
+                                self._fingerprints.get(fingerprint(program, self.slot)))
+
+    def _rescore(self, sources: set[int], train: Sequence[Task],
+                 baselines: dict[str, BaselineRecord]
+                 ) -> tuple[dict[int, float], dict[int, dict[str, float]], list[ScoreRecord]]:
+        """Earlier candidates on this generation's tasks, so that every member is compared on
+        the same tasks: (fitness and per-task scores of each source, new score rows). Only
+        tasks a source was never scored on are trained; screened sources stay the worst."""
+        known = {s: {row.task: row.score for row in self.store.scores_of(s)}
+                 for s in sorted(sources) if self._fitness[s][1] != "screened"}
+        groups = [(task, [s for s in known if task.key not in known[s]]) for task in train]
+        groups = [(task, chosen) for task, chosen in groups if chosen]
+        programs = {s: simplify(parse(self.store.candidate(s).text))
+                    for _, chosen in groups for s in chosen}
+        table = score_groups(self.pool, self.config, self.encoding,
+                             [(task, [programs[s] for s in chosen]) for task, chosen in groups],
+                             baselines)
+        rows = []
+        for (task, chosen), per_source in zip(groups, table):
+            for s, (value, _, row) in zip(chosen, per_source):
+                known[s][task.key] = value
+                rows.append(replace(row, candidate_id=s))
+        fitness = {s: WORST for s in sources}
+        for s, scores in known.items():
+            values = [scores[task.key] for task in train]
+            fitness[s] = float(np.mean(values)) if all(map(math.isfinite, values)) else WORST
+        return fitness, known, rows
+
+    # -- tell ----------------------------------------------------------------------------
+
+    def tell(self, proposal: _Proposal, evaluated: _Evaluated, generation: int,
+             levels: Sequence[Task]) -> Told:
+        """Archive rows of the children; the population takes them in (oldest out)."""
+        rows, outcomes = proposal.rows, evaluated.outcomes
+        old = self.state.members
+        survivors = old[max(0, len(old) - (self.config.population.size - len(rows))):]
+        sources = {m.id: self._source(m) for m in survivors} if levels else {}
+        level_scores = dict(evaluated.level_scores)
+        scores = list(evaluated.rescored)
+        candidates, leaders = [], []
+        firsts: dict[int, int] = {}  # index in unique -> id of its first candidate
+        self._fresh = {}
+        for row in rows:
+            if "unique" in row:
+                outcome = outcomes[row["unique"]]
+                firsts[row["unique"]] = row["id"]
+                fit, status, reason = outcome.fitness, outcome.status, outcome.reason
+                scores += [replace(s, candidate_id=row["id"]) for s in outcome.scores]
+                level_scores[row["id"]] = {s.task: s.score for s in outcome.scores}
+                self._hashes.setdefault(row["hash"], row["id"])
+                self._fingerprints.setdefault(row["fingerprint"], row["id"])
+                self._fitness[row["id"]] = (fit, status)
+                self._fresh[row["id"]] = proposal.unique[row["unique"]]
+                sources[row["id"]] = row["id"]
+                if status == "ok" and not levels:
+                    leaders.append((fit, row["id"]))
+            else:
+                source = row.get("source")
+                if source is None:
+                    source = firsts[row["same_as"]]
+                fit, source_status = self._fitness[source]
+                fit = evaluated.current.get(source, fit)  # with levels: on these tasks
+                status, reason = "cached", f"same function as candidate {source} " \
+                                           f"({source_status})"
+                sources[row["id"]] = source
+            row["fitness"] = fit
+            candidates.append(CandidateRecord(
+                id=row["id"], generation=generation, parent_id=row["parent"], kind="program",
+                text=to_text(row["program"]), hash=row["hash"], fingerprint=row["fingerprint"],
+                fitness=fit, status=status, reason=reason))
+        self.state = self.evolution.tell(
+            self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
+        table: list[list[float]] = []
+        if levels:
+            # every member takes its fitness on this generation's tasks; the leaders are the
+            # population's best on them
+            members = tuple(replace(m, fitness=evaluated.current[sources[m.id]])
+                            if sources[m.id] in evaluated.current else m
+                            for m in self.state.members)
+            self.state = EvolutionState(members)
+            best: dict[int, float] = {}
+            for m in sorted(members, key=lambda m: (-m.fitness, sources[m.id])):
+                if math.isfinite(m.fitness) and sources[m.id] not in best:
+                    best[sources[m.id]] = m.fitness
+            leaders = [(fit, source) for source, fit in best.items()]
+            table = [[level_scores.get(sources[m.id], {}).get(level.key, math.nan)
+                      for level in levels] for m in members]
+        return Told(candidates=candidates, scores=scores, evaluated=len(proposal.unique),
+                    cache_hits=len(rows) - len(proposal.unique),
+                    fitness=[m.fitness for m in self.state.members], leaders=leaders,
+                    replace_leaders=bool(levels), level_scores=table)
+
+    # -- meta-validation -----------------------------------------------------------------
+
+    def validation_extras(self, generation: int) -> list[int]:
+        """In generation 0, the warm starts: the reference the winners must beat."""
+        if generation != 0:
+            return []
+        return [m.id for m in self.state.members[: len(self.warm_start)] if m.id in self._fitness]
+
+    def program(self, cid: int) -> Program:
+        """Candidate `cid`'s simplified program (this generation's, or from the archive)."""
+        if cid in self._fresh:
+            return self._fresh[cid]
+        return simplify(parse(self.store.candidate(cid).text))
+
+    def score(self, ids: Sequence[int], tasks: Sequence[Task],
+              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+        return self._score([self.program(cid) for cid in ids], tasks, baselines)
