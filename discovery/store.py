@@ -424,6 +424,37 @@ def decode_checkpoint(data: bytes) -> tuple[int, dict[str, Any]]:
     return generation, state
 
 
+class ArchiveDamagedError(StoreError):
+    """The archive's file is not SQLite, or SQLite finds it malformed (truncated, garbled)."""
+
+
+class _Archive(sqlite3.Connection):
+    """A connection to a run's archive on which a damaged file is an ArchiveDamagedError
+    naming it (`sqlite3.DatabaseError` itself; its subclasses are errors of the query)."""
+
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.path, error)
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(script)
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.path, error)
+
+
+def _damaged(path: Path, error: sqlite3.DatabaseError) -> Exception:
+    """ArchiveDamagedError for a damaged file; any other error as it is."""
+    if type(error) is not sqlite3.DatabaseError:
+        return error
+    return ArchiveDamagedError(f"{path} is damaged ({error}): restore it from a copy, or start "
+                               "a new run")
+
+
 class RunLock:
     """The advisory lock of a run directory: an exclusive `flock` on RUN_DIR/lock.
 
@@ -604,25 +635,21 @@ class RunStore:
         under the run's lock (`_migration`: schema 2 gains an empty levels table, schema 3
         the baseline's optimizer, weight decay and seeds)."""
         path = run_dir / ARCHIVE_NAME
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version in (2, 3):
-                migration = RunLock.acquire(run_dir) if lock is None else None
-                try:
-                    # again under the lock: another process may have migrated it meanwhile
-                    version = db.execute("PRAGMA user_version").fetchone()[0]
-                    while version < SCHEMA_VERSION:
-                        db.executescript(f"BEGIN; {_migration(db, version)} "
-                                         f"PRAGMA user_version = {version + 1}; COMMIT;")
-                        version += 1
-                finally:
-                    if migration is not None:
-                        migration.release()
-            tables = {name for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{path} is unreadable ({error}); the archive is damaged") \
-                from None
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version in (2, 3):
+            migration = RunLock.acquire(run_dir) if lock is None else None
+            try:
+                # again under the lock: another process may have migrated it meanwhile
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                while version < SCHEMA_VERSION:
+                    db.executescript(f"BEGIN; {_migration(db, version)} "
+                                     f"PRAGMA user_version = {version + 1}; COMMIT;")
+                    version += 1
+            finally:
+                if migration is not None:
+                    migration.release()
+        tables = {name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version != SCHEMA_VERSION:
             raise StoreError(f"{path}: archive schema {version}, "
                              f"this disco reads schema {SCHEMA_VERSION}")
@@ -633,7 +660,8 @@ class RunStore:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         """A connection in WAL mode with foreign keys on; transactions are explicit."""
-        db = sqlite3.connect(path, isolation_level=None)
+        db = sqlite3.connect(path, isolation_level=None, factory=_Archive)
+        db.path = path
         db.execute("PRAGMA journal_mode = WAL")
         # FULL: a generation committed before its checkpoint survives a power cut
         db.execute("PRAGMA synchronous = FULL")
