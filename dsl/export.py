@@ -1,24 +1,26 @@
 """Program -> source of a self-contained Python module (numpy, jax, optax or torch) that does
 not import disco, so a discovered rule runs wherever those libraries do.
 
-Every format writes the same rule function, with the op table's own templates over the
-format's array namespace and the evaluator's semantics: inputs broadcast to one common
-shape, a constant is an array of that shape, reductions see the whole (broadcast) array. It
-is named after the program and takes the program's parameters; it returns the single value
-when the program has one output and a tuple otherwise. Program names that would break or
-clash with the generated code (keywords, `np`, `zeros`, a function named `update`, ...) get
-a trailing `_`, and names starting with `_` a leading `v`.
+Every writer first simplifies the program (dead code, copies and foldable constants go; the
+results are named `update`, `new_<state>` or `drift` by their place in the slot) and writes
+what a person would: array inputs used as they are, constants as literals, the slot's scalar
+inputs (`lr`, `step`, `progress`) as scalars. The evaluator's semantics (inputs broadcast to
+one shape, a constant an array of that shape) are kept by a `full_like` of the first array
+input exactly where they matter: a reduction of a scalar, a scalar result, an op over
+constants only. Array inputs must share one shape (as weights, gradients and state do).
 
-- `numpy`, `jax`: just the rule function.
+- `numpy`, `jax`: the rule function, named `name`, taking the program's parameters.
 - `optax`: `optimizer(learning_rate, total_steps=None) -> optax.GradientTransformation`, the
-  rule applied per leaf (so reductions are per tensor), returning the negated program update
-  (optax adds updates). The state is a count and one zero-initialised pytree per state
-  variable. `learning_rate` is a float or a schedule of the count of updates done (from 0,
-  as in optax); `step` counts from 1 and `progress = step / total_steps`.
-- `torch`: a `torch.optim.Optimizer` subclass named after the program in CamelCase (each
-  `_`-separated part capitalised: `adamw` -> `Adamw`, `my_rule` -> `MyRule`), taking
-  `(params, lr, total_steps=None)`, keeping a step count and the state tensors per parameter,
-  and subtracting the update in place.
+  rule applied per leaf (so reductions are per tensor), returning the negated update (optax
+  adds updates). `update(grads, state)` needs params only when the rule reads the weights.
+  `learning_rate` is a float or a schedule of the count of updates done (from 0, as in
+  optax); `step` counts from 1 and `progress = step / total_steps`.
+- `torch`: a `torch.optim.Optimizer` named `name` in CamelCase (`my_rule` -> `MyRule`),
+  taking `(params, lr=1e-3, total_steps=None)`; state tensors are created once per
+  parameter, the rule runs under `torch.no_grad`, and the weight is changed in place
+  (`p.add_(x, alpha=-lr)` where the update is a scalar times an array, else `p.sub_`).
+
+The registry that maps format names to these writers is `disco_rules.export`.
 """
 
 from __future__ import annotations
@@ -27,29 +29,60 @@ import builtins
 import keyword
 import textwrap
 from dataclasses import dataclass
-from typing import Callable
 
 from disco_rules.dsl.ops import OPS
-from disco_rules.dsl.printer import to_text
-from disco_rules.dsl.program import Const, Operand, Program
-from disco_rules.dsl.slots import OPTIMIZER, Slot
+from disco_rules.dsl.printer import operand_text, to_text
+from disco_rules.dsl.program import Const, Operand, Program, Stmt
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
 
-FORMATS: tuple[str, ...] = ("numpy", "jax", "optax", "torch")
+DEFAULT_TORCH_LR = 1e-3
 
-# Names the rule function's body reads or the optax state uses as a field: program values
-# (parameters and results) must not take them.
-_VALUE_RESERVED = frozenset({"np", "jnp", "jax", "optax", "torch", "zeros", "count"})
-# Module-level names and the optax and torch wrappers' locals: the rule function must not
-# take them either.
-_FUNCTION_RESERVED = _VALUE_RESERVED | {
-    "NamedTuple", "optimizer", "init", "update", "learning_rate", "total_steps", "params",
-    "updates", "state", "results", "outputs", "lr", "step", "progress", "self", "closure",
-    "loss", "group", "p"} | set(vars(builtins))
+# Names the generated modules use for their own purposes: a program value (parameter or
+# result) or the rule's name must not take them.
+_RESERVED = frozenset({
+    "np", "jnp", "jax", "optax", "torch", "NamedTuple", "optimizer", "init",
+    "learning_rate", "total_steps", "params", "updates", "state", "results", "outputs",
+    "leaf", "count", "self", "closure", "loss", "group", "p", "as_tensor"}) | set(vars(builtins))
+
+# Arithmetic whose Python-number form never raises (no division, no power): torch computes
+# it on the scalars lr, step, progress without making tensors.
+_NUMBER_SAFE = frozenset({"copy", "neg", "square", "add", "sub", "mul", "interp"})
+# Pure arithmetic templates: they accept Python numbers and 0-d values in every namespace.
+_ARITHMETIC = frozenset({"copy", "neg", "square", "reciprocal", "add", "sub", "mul", "div",
+                         "pow", "interp"})
+
+# The kinds of a value in generated code.
+_ARRAY, _SCALAR, _NUMBER = "array", "scalar", "number"  # number: a Python number (torch)
 
 
-# How each namespace makes an array of an input without copying one (torch.asarray warns on
-# tensors that require grad).
-_AS_ARRAY = {"np": "np.asarray", "jnp": "jnp.asarray", "torch": "torch.as_tensor"}
+# -- the program as exported: simplified, results named by their place ---------------------
+
+def prepare(program: Program, slot: Slot, name: str) -> Program:
+    """`program` simplified, renamed `name`, its results named by their place in `slot`."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"export name {name!r} is not a Python identifier")
+    simplified = simplify(program).replace(name=name)
+    if slot == OPTIMIZER:
+        wanted = ["update", *(f"new_{s}" for s in slot.state_names(program))]
+    elif slot == OBJECTIVE:
+        wanted = ["drift"]
+    else:
+        return simplified
+    defined = {s.out for s in simplified.body}
+    taken = set(simplified.params) | defined
+    renames: dict[str, str] = {}
+    for out, new in zip(simplified.outputs, wanted):
+        if out in defined and out not in renames and new not in taken:
+            renames[out] = new
+            taken.add(new)
+
+    def rename(operand: Operand) -> Operand:
+        return renames.get(operand, operand) if isinstance(operand, str) else operand
+
+    body = tuple(Stmt(rename(s.out), s.op, tuple(rename(a) for a in s.args))  # type: ignore[arg-type]
+                 for s in simplified.body)
+    return simplified.replace(body=body, outputs=tuple(rename(o) for o in simplified.outputs))
 
 
 @dataclass(frozen=True)
@@ -66,7 +99,7 @@ def _class_name(program_name: str) -> str:
     camel = "".join(part[:1].upper() + part[1:] for part in program_name.split("_"))
     if not camel.isidentifier():  # empty, or starting with a digit as in `_1`
         camel = "Rule" + camel
-    while keyword.iskeyword(camel) or camel in vars(builtins):
+    while keyword.iskeyword(camel) or camel in _RESERVED:
         camel += "_"
     return camel
 
@@ -76,8 +109,7 @@ def _names(program: Program) -> _Names:
     optimizer_class = _class_name(program.name)
     state_class = optimizer_class + "State"
     value_names = [*program.params, *(stmt.out for stmt in program.body)]
-    taken = set(_FUNCTION_RESERVED) | set(value_names) | {program.name, optimizer_class,
-                                                          state_class}
+    taken = set(_RESERVED) | set(value_names) | {program.name, optimizer_class, state_class}
 
     def fresh(name: str) -> str:
         candidate = "v" + name if name.startswith("_") else name
@@ -86,62 +118,159 @@ def _names(program: Program) -> _Names:
         taken.add(candidate)
         return candidate
 
-    def safe(name: str, reserved: frozenset[str] | set[str]) -> bool:
+    def safe(name: str, reserved: set[str] | frozenset[str]) -> bool:
         return not (keyword.iskeyword(name) or name.startswith("_") or name in reserved)
 
-    values = {name: name if safe(name, _VALUE_RESERVED) else fresh(name)
-              for name in value_names}
+    values = {name: name if safe(name, _RESERVED) else fresh(name) for name in value_names}
     function = program.name
-    if not safe(function, _FUNCTION_RESERVED | {optimizer_class, state_class, *value_names}):
+    if not safe(function, _RESERVED | {"update", optimizer_class, state_class, *value_names}):
         function = fresh(function)
     return _Names(function, values, optimizer_class, state_class)
 
+
+# -- the rule's statements ------------------------------------------------------------------
+
+@dataclass
+class _Body:
+    """The rule's statements as source lines and the kind of every value they define."""
+
+    lines: list[str]
+    kinds: dict[str, str]
+    skipped: frozenset[str] = frozenset()  # results left for the caller to compute
+
+
+def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: str | None,
+          indent: str, fused: str | None = None) -> _Body:
+    """Statements of `program` over namespace `xp`; `kinds` holds each parameter's kind, `ref`
+    names an array of the common shape; `fused` is a result the caller computes itself."""
+    kinds = dict(kinds)
+    torch = xp == "torch"
+    outputs = set(program.outputs)
+
+    def full(expression: str) -> str:
+        return f"{xp}.full_like({ref}, {expression})" if ref else expression
+
+    lines: list[str] = []
+    for stmt in program.body:
+        if stmt.out == fused:
+            continue
+        op = OPS[stmt.op]
+        arg_kinds = [None if isinstance(a, Const) else kinds[a] for a in stmt.args]
+        args = [operand_text(a) if isinstance(a, Const) else names.values[a] for a in stmt.args]
+        if op.reduction and arg_kinds[0] != _ARRAY:
+            args[0], kind = full(args[0]), _ARRAY if ref else _SCALAR
+        elif all(k is None for k in arg_kinds) and stmt.op not in _NUMBER_SAFE and not torch:
+            # constants only: an array, as in the evaluator (and no Python `1.0 / 0.0`)
+            args[0] = full(args[0]) if ref else f"{xp}.asarray({args[0]})"
+            kind = _ARRAY if ref else _SCALAR
+        elif torch and _ARRAY not in arg_kinds and _SCALAR not in arg_kinds:
+            if stmt.op in _NUMBER_SAFE:
+                kind = _NUMBER
+            else:  # torch functions and unsafe arithmetic need a tensor
+                convert = range(len(args)) if stmt.op not in _ARITHMETIC else range(1)
+                for i in convert:
+                    args[i] = f"as_tensor({args[i]}, {ref})"
+                kind = _SCALAR
+        else:
+            if torch and stmt.op not in _ARITHMETIC:  # torch.maximum(x, 0.5) needs a tensor
+                args = [f"as_tensor({a}, {ref})" if k in (None, _NUMBER) else a
+                        for a, k in zip(args, arg_kinds)]
+            kind = _ARRAY if _ARRAY in arg_kinds else _SCALAR
+        expression = op.source(xp, args)
+        if stmt.out in outputs and kind != _ARRAY and ref:
+            expression, kind = full(expression), _ARRAY  # an output has the inputs' shape
+        kinds[stmt.out] = kind
+        lines.append(f"{indent}{names.values[stmt.out]} = {_strip(expression)}")
+    return _Body(lines, kinds, frozenset({fused} if fused else ()))
+
+
+def _strip(expression: str) -> str:
+    """`expression` without the outer parentheses the op templates put around it."""
+    if not (expression.startswith("(") and expression.endswith(")")):
+        return expression
+    depth = 0
+    for i, char in enumerate(expression):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and i < len(expression) - 1:
+            return expression
+    return expression[1:-1]
+
+
+def _returned(program: Program, names: _Names, body: _Body, xp: str, ref: str | None,
+              ) -> list[str]:
+    """The outputs as expressions: a scalar parameter returned as is is broadcast."""
+    exprs = []
+    for out in program.outputs:
+        value = names.values[out]
+        if body.kinds[out] != _ARRAY and ref:
+            value = f"{xp}.full_like({ref}, {value})"
+        exprs.append(value)
+    return exprs
+
+
+def _kinds(program: Program, slot: Slot, number_scalars: bool = False) -> dict[str, str]:
+    scalar = _NUMBER if number_scalars else _SCALAR
+    return {p: scalar if p in slot.scalar_inputs else _ARRAY for p in program.params}
+
+
+def _first_array(program: Program, slot: Slot, among: list[str]) -> str | None:
+    return next((p for p in among if p not in slot.scalar_inputs), None)
+
+
+# -- modules --------------------------------------------------------------------------------
 
 def _docstring(text: str, indent: str) -> list[str]:
     """`text` as a docstring's lines, wrapped to fit 100 columns."""
     return textwrap.wrap(f'"""{text}"""', 100, initial_indent=indent, subsequent_indent=indent)
 
 
-def _operand_source(operand: Operand, names: _Names) -> str:
-    if isinstance(operand, Const):
-        return f"(zeros + {operand.value!r})"
-    return names.values[operand]
-
-
-def _function_source(program: Program, names: _Names, xp: str) -> str:
-    """The rule as a function over namespace `xp`, computing exactly what `evaluate` does."""
-    params = [names.values[p] for p in program.params]
-    outputs = [names.values[o] for o in program.outputs]
-    returns = f"the tuple ({', '.join(outputs)})" if len(outputs) > 1 else outputs[0]
-    lines = [f"def {names.function}({', '.join(params)}):",
-             *_docstring(f"Program `{program.name}` on inputs broadcast to one common shape; "
-                         f"returns {returns}.", "    ")]
-    lines += [f"    {p} = {_AS_ARRAY[xp]}({p})" for p in params]
-    lines.append(f"    zeros = {xp}.zeros_like({' + '.join(f'{p} * 0' for p in params)})")
-    lines += [f"    {p} = zeros + {p}" for p in params]
-    for stmt in program.body:
-        args = [_operand_source(arg, names) for arg in stmt.args]
-        lines.append(f"    {names.values[stmt.out]} = {OPS[stmt.op].source(xp, args)}")
-    lines.append(f"    return {', '.join(outputs)}")
-    return "\n".join(lines) + "\n"
-
-
 def _module(program: Program, what: str, imports: str, *parts: str) -> str:
     program_text = textwrap.indent(to_text(program), "    ")
-    docstring = f'"""{what}, exported by disco from the program:\n\n{program_text}"""\n'
+    docstring = f'"""{what}, exported by disco from the (simplified) program:\n\n' \
+                f'{program_text}"""\n'
     return "\n\n".join([docstring + "\n" + imports + "\n", *parts])
 
 
-def _numpy(program: Program, slot: Slot) -> str:
+def _signature_text(program: Program, slot: Slot, names: _Names) -> str:
+    arrays = [names.values[p] for p in program.params if p not in slot.scalar_inputs]
+    scalars = [names.values[p] for p in program.params if p in slot.scalar_inputs]
+    parts = []
+    if arrays:
+        parts.append(f"array{'s' if len(arrays) > 1 else ''} {', '.join(arrays)}"
+                     + (" of one shape" if len(arrays) > 1 else ""))
+    if scalars:
+        parts.append(f"scalar{'s' if len(scalars) > 1 else ''} {', '.join(scalars)}")
+    outputs = [names.values[o] for o in program.outputs]
+    returns = f"({', '.join(outputs)})" if len(outputs) > 1 else outputs[0]
+    return f"{' and '.join(parts) or 'no inputs'}; returns {returns}"
+
+
+def _function(program: Program, slot: Slot, names: _Names, xp: str) -> str:
+    params = [names.values[p] for p in program.params]
+    ref = _first_array(program, slot, list(program.params))
+    ref_name = names.values[ref] if ref else None
+    body = _body(program, names, xp, _kinds(program, slot), ref_name, "    ")
+    lines = [f"def {names.function}({', '.join(params)}):",
+             *_docstring(f"{program.name} on {_signature_text(program, slot, names)}.", "    "),
+             *body.lines,
+             f"    return {', '.join(_returned(program, names, body, xp, ref_name))}"]
+    return "\n".join(lines) + "\n"
+
+
+def numpy_module(program: Program, slot: Slot, name: str) -> str:
+    """The rule as a numpy function `name`."""
+    program = prepare(program, slot, name)
     names = _names(program)
     return _module(program, f"`{names.function}` as a numpy function", "import numpy as np",
-                   _function_source(program, names, "np"))
+                   _function(program, slot, names, "np"))
 
 
-def _jax(program: Program, slot: Slot) -> str:
+def jax_module(program: Program, slot: Slot, name: str) -> str:
+    """The rule as a jax.numpy function `name`."""
+    program = prepare(program, slot, name)
     names = _names(program)
-    return _module(program, f"`{names.function}` as a jax function",
-                   "import jax.numpy as jnp", _function_source(program, names, "jnp"))
+    return _module(program, f"`{names.function}` as a jax function", "import jax.numpy as jnp",
+                   _function(program, slot, names, "jnp"))
 
 
 def _check_optimizer(program: Program, slot: Slot, fmt: str) -> None:
@@ -160,88 +289,134 @@ def _progress_check(program: Program, caller: str, indent: str) -> list[str]:
     return [f"{indent}if total_steps is None:", f"{indent}    raise ValueError({message!r})"]
 
 
-def _optax(program: Program, slot: Slot) -> str:
+def optax_module(program: Program, slot: Slot, name: str) -> str:
+    """The rule as `optimizer(learning_rate, total_steps=None)`, an optax transformation."""
     _check_optimizer(program, slot, "optax")
+    program = prepare(program, slot, name)
     names = _names(program)
     state = slot.state_names(program)
     fields = [names.values[s] for s in state]
     used = program.used_names()
     trees = {"w": "params", "g": "updates"} | {s: f"state.{names.values[s]}" for s in state}
-    mapped = [p for p in program.params if p in trees]
-    call = ", ".join(names.values[p] if p in trees else p for p in program.params)
-    lambda_params = ", ".join(names.values[p] for p in mapped) or "_"
-    mapped_trees = ", ".join(trees[p] for p in mapped) or "updates"
+    leaves = [p for p in program.params if p in trees and p in used] or ["g"]
+    ref = names.values.get(leaves[0], leaves[0])
+    body = _body(program, names, "jnp", _kinds(program, slot), ref, "            ")
+    returned = _returned(program, names, body, "jnp", ref)
+    negated = f"-{returned[0]}" if returned[0].isidentifier() else f"-({returned[0]})"
 
     state_class = [f"class {names.state_class}(NamedTuple):",
                    *_docstring(f"The count of updates done and, per state variable of "
                                f"{program.name}, a pytree like the parameters.", "    "),
                    "",
                    "    count: jax.Array",
-                   *(f"    {field}: optax.Params" for field in fields)]
+                   *(f"    {field}: optax.Updates" for field in fields)]
 
     lines = ["def optimizer(learning_rate, total_steps=None) -> optax.GradientTransformation:",
              *_docstring(f"{program.name} as an optax transformation; learning_rate is a "
                          f"float or a schedule of the count of updates done.", "    "),
              *_progress_check(program, "optimizer()", "    "),
              "",
-             "    def init(params):"]
-    if fields:
-        lines.append("        zeros = jax.tree.map(jnp.zeros_like, params)")
-    lines += [f"        return {names.state_class}(jnp.zeros([], jnp.int32)"
-              f"{', zeros' * len(fields)})",
-              "",
-              "    def update(updates, state, params=None):"]
+             "    def init(params):",
+             *(["        zeros = jax.tree.map(jnp.zeros_like, params)"] if fields else []),
+             f"        return {names.state_class}(jnp.zeros([], jnp.int32)"
+             f"{', zeros' * len(fields)})",
+             "",
+             "    def update(updates, state, params=None):"]
     if "w" in used:
         message = f"{program.name} reads the weights w: call update(updates, state, params)"
         lines += ["        if params is None:", f"            raise ValueError({message!r})"]
-    elif "w" in program.params:
-        lines.append("        params = updates if params is None else params  "
-                     "# w is unread: only its shape counts")
-    lines += ["        lr = learning_rate(state.count) if callable(learning_rate) "
-              "else learning_rate",
-              "        step = state.count + 1"]
+    if "lr" in used:
+        lines.append("        lr = jnp.asarray(learning_rate(state.count) if "
+                     "callable(learning_rate) else learning_rate)")
+    lines.append("        step = state.count + 1")
     if "progress" in used:
         lines.append("        progress = step / total_steps")
-    elif "progress" in program.params:
-        lines.append("        progress = 0.0  # unread")
-    lines += ["        results = jax.tree.map(",
-              f"            lambda {lambda_params}: {names.function}({call}), {mapped_trees})"]
+    leaf_params = ", ".join(names.values.get(p, p) for p in leaves)
+    lines += ["",
+              f"        def leaf({leaf_params}):",
+              *body.lines,
+              f"            return {', '.join([negated, *returned[1:]])}",
+              "",
+              f"        results = jax.tree.map(leaf, {', '.join(trees[p] for p in leaves)})"]
     if fields:
         lines += ["        outputs = jax.tree.transpose(jax.tree.structure(updates), None, "
                   "results)",
-                  f"        return jax.tree.map(jnp.negative, outputs[0]), "
-                  f"{names.state_class}(step, *outputs[1:])"]
+                  f"        return outputs[0], {names.state_class}(step, *outputs[1:])"]
     else:
-        lines.append(f"        return jax.tree.map(jnp.negative, results), "
-                     f"{names.state_class}(step)")
+        lines.append(f"        return results, {names.state_class}(step)")
     lines += ["", "    return optax.GradientTransformation(init, update)"]
 
     imports = "from typing import NamedTuple\n\nimport jax\nimport jax.numpy as jnp\nimport optax"
     return _module(program, f"`{names.function}` as an optax optimizer", imports,
-                   _function_source(program, names, "jnp"),
                    "\n".join(state_class) + "\n", "\n".join(lines) + "\n")
 
 
-def _torch(program: Program, slot: Slot) -> str:
+def _fusable(program: Program, kinds: dict[str, str]) -> tuple[str, str, str] | None:
+    """(update, scale, array) when the update is scale * array, scale a number or constant,
+    read nowhere else: the weight then changes by `p.add_(array, alpha=-scale)`."""
+    update = program.outputs[0]
+    stmt = next((s for s in program.body if s.out == update), None)
+    if stmt is None or stmt.op != "mul" or update in program.outputs[1:]:
+        return None
+    if any(update in s.args for s in program.body):
+        return None
+    for scale, array in (stmt.args, stmt.args[::-1]):
+        scale_ok = isinstance(scale, Const) or kinds.get(scale) == _NUMBER
+        if scale_ok and isinstance(array, str) and kinds.get(array) == _ARRAY:
+            return update, operand_text(scale) if isinstance(scale, Const) else scale, array
+    return None
+
+
+def torch_module(program: Program, slot: Slot, name: str) -> str:
+    """The rule as a `torch.optim.Optimizer` subclass named `name` in CamelCase."""
     _check_optimizer(program, slot, "torch")
+    program = prepare(program, slot, name)
     names = _names(program)
     state = slot.state_names(program)
     used = program.used_names()
-    scalars = {"lr": 'torch.full_like(p, group["lr"])',
-               "step": 'torch.full_like(p, state["step"])',
-               "progress": ('torch.full_like(p, state["step"] / group["total_steps"])'
-                            if "progress" in used else "torch.zeros_like(p)")}
-    arguments = {"w": "p", "g": "p.grad"} | {s: f'state["{s}"]' for s in state}
-    call = ", ".join(arguments.get(p, p) for p in program.params)  # scalars are locals
-    targets = ", ".join(["update", *(f'state["{s}"]' for s in state)])
+    indent = " " * 16
+    kinds = _kinds(program, slot, number_scalars=True)
+    probe = _body(program, names, "torch", kinds, "p", indent)
+    fusion = _fusable(program, probe.kinds)
+    body = _body(program, names, "torch", kinds, "p", indent, fused=fusion and fusion[0])
+    inputs = {"w": "p", "g": "p.grad"} | {s: f'state["{s}"]' for s in state}
+    reads = [f"{indent}{names.values[p]} = {inputs[p]}" for p in program.params
+             if p in inputs and p in used]
+    scalars = []
+    if "step" in used or "progress" in used:
+        scalars.append(f'{indent}step = float(state["step"])')
+    if "progress" in used:
+        scalars.append(f'{indent}progress = step / group["total_steps"]')
 
-    lines = [f"class {names.optimizer_class}(torch.optim.Optimizer):",
+    stores = []
+    for s, out in zip(state, program.outputs[1:]):
+        value = names.values[out]
+        if out == s:
+            continue  # unchanged
+        if out in ("w", "g"):  # p changes in place below, p.grad may be zeroed in place
+            value = f"{value}.clone()"
+        elif body.kinds.get(out) != _ARRAY:
+            value = f"torch.full_like(p, {value})"
+        stores.append(f'{indent}state["{s}"] = {value}')
+    if fusion:
+        _, scale, array = fusion
+        negative = scale[1:] if scale.startswith("-") else f"-{scale}"
+        change = f"p.add_({names.values.get(array, array)}, alpha={negative})"
+    else:
+        change = f"p.sub_({names.values[program.outputs[0]]})"
+
+    needs_tensor = any("as_tensor(" in line for line in body.lines)
+    helper = ["def as_tensor(x, like):",
+              '    """x as a 0-d tensor of the dtype and device of `like`."""',
+              "    return torch.as_tensor(x, dtype=like.dtype, device=like.device)"]
+    cls = names.optimizer_class
+    state_note = f" and zero-initialised state {', '.join(state)}" if state else ""
+    lines = [f"class {cls}(torch.optim.Optimizer):",
              *_docstring(f"{program.name} as a torch optimizer; per parameter, a step count "
-                         f"(from 1)" + (f" and zero-initialised state {', '.join(state)}."
-                                        if state else "."), "    "),
+                         f"(from 1){state_note}.", "    "),
              "",
-             "    def __init__(self, params, lr, total_steps=None):",
-             *_progress_check(program, f"{names.optimizer_class}()", "        "),
+             f"    def __init__(self, params, lr={DEFAULT_TORCH_LR!r}, total_steps=None):",
+             *_progress_check(program, f"{cls}()", "        "),
              '        super().__init__(params, {"lr": lr, "total_steps": total_steps})',
              "",
              "    @torch.no_grad()",
@@ -253,6 +428,7 @@ def _torch(program: Program, slot: Slot) -> str:
              "            with torch.enable_grad():",
              "                loss = closure()",
              "        for group in self.param_groups:",
+             *(['            lr = group["lr"]'] if "lr" in used else []),
              '            for p in group["params"]:',
              "                if p.grad is None:",
              "                    continue",
@@ -261,22 +437,8 @@ def _torch(program: Program, slot: Slot) -> str:
              '                    state["step"] = 0',
              *(f'                    state["{s}"] = torch.zeros_like(p)' for s in state),
              '                state["step"] += 1',
-             *(f"                {p} = {scalars[p]}" for p in program.params if p in scalars),
-             f"                {targets} = {names.function}({call})",
-             "                p.sub_(update)",
+             *scalars, *reads, *body.lines, *stores,
+             f"                {change}",
              "        return loss"]
-    return _module(program, f"`{names.function}` as a torch optimizer", "import torch",
-                   _function_source(program, names, "torch"), "\n".join(lines) + "\n")
-
-
-_WRITERS: dict[str, Callable[[Program, Slot], str]] = {
-    "numpy": _numpy, "jax": _jax, "optax": _optax, "torch": _torch}
-
-
-def export(program: Program, fmt: str, slot: Slot = OPTIMIZER) -> str:
-    """Source of a module defining `program` in format `fmt` (one of FORMATS); `slot` says
-    which parameters are state for the optimizer formats."""
-    writer = _WRITERS.get(fmt)
-    if writer is None:
-        raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    return writer(program, slot)
+    parts = (["\n".join(helper) + "\n"] if needs_tensor else []) + ["\n".join(lines) + "\n"]
+    return _module(program, f"`{cls}`, a torch optimizer", "import torch", *parts)

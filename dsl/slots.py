@@ -58,3 +58,9 @@ OBJECTIVE = Slot(
 ratio * advantage - drift."""
 
 SLOTS: dict[str, Slot] = {OPTIMIZER.name: OPTIMIZER, OBJECTIVE.name: OBJECTIVE}
+
+
+def slot_of(program: Program) -> Slot:
+    """The slot whose inputs `program` reads: the objective slot when all of its parameters
+    are objective inputs (ratio, advantage, progress), else the optimizer slot."""
+    return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER

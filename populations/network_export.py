@@ -4,13 +4,14 @@ network by any actor-critic that keeps a prediction vector)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from disco_rules.populations.drift_network import DriftNetwork
-from disco_rules.populations.lpg_network import LPGNetwork
+if TYPE_CHECKING:  # the networks import jax; writing their source does not need it
+    from disco_rules.populations.drift_network import DriftNetwork
+    from disco_rules.populations.lpg_network import LPGNetwork
 
-NETWORK_FORMATS = ("jax", "numpy")
-_IMPORTS = {"jax": "import jax.numpy as xp", "numpy": "import numpy as xp"}
 
 
 def _array(values: np.ndarray) -> str:
@@ -19,23 +20,21 @@ def _array(values: np.ndarray) -> str:
     return f"xp.asarray([{flat}], dtype=xp.float32).reshape({tuple(values.shape)!r})"
 
 
-def export_network(network: DriftNetwork | LPGNetwork, weights: np.ndarray, fmt: str,
+def network_module(network: DriftNetwork | LPGNetwork, weights: np.ndarray, imports: str,
                    origin: str = "") -> str:
-    """Source of a module for `weights` of `network` in format `fmt` (one of
-    NETWORK_FORMATS): `drift(ratio, advantage, progress)` and LPO's objective for a drift
-    network, `lpg(...)` for an LPG network."""
-    if fmt not in NETWORK_FORMATS:
-        raise ValueError(f"a network exports as {' or '.join(NETWORK_FORMATS)}, not {fmt!r}")
+    """Source of a module for `weights` of `network`, its arrays from the namespace `xp` that
+    `imports` binds (e.g. "import jax.numpy as xp"): `drift(ratio, advantage, progress)` and
+    LPO's objective for a drift network, `lpg(...)` for an LPG network."""
     weights = np.asarray(weights, np.float32)
     if weights.shape != (network.num_params,):
         raise ValueError(f"a {network.kind} network of hidden size {network.hidden} has "
                          f"{network.num_params} weights, got {weights.shape}")
-    if isinstance(network, LPGNetwork):
-        return _lpg_module(network, weights, fmt, origin)
-    return _drift_module(network, weights, fmt, origin)
+    if getattr(network, "prediction_size", None) is not None:  # an LPG network
+        return _lpg_module(network, weights, imports, origin)
+    return _drift_module(network, weights, imports, origin)
 
 
-def _drift_module(network: DriftNetwork, weights: np.ndarray, fmt: str, origin: str) -> str:
+def _drift_module(network: DriftNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
     f, h = network.num_features, network.hidden
     w1, b1 = weights[: f * h].reshape(f, h), weights[f * h: f * h + h]
     w2, b2 = weights[f * h + h: f * h + 2 * h], weights[-1:]
@@ -49,7 +48,7 @@ drift(ratio, advantage, progress) >= 0, and 0 at ratio 1; PPO's policy objective
 ratio * advantage - drift (Lu et al. 2022). {progress_note}.
 """
 
-{_IMPORTS[fmt]}
+{imports}
 
 HIDDEN_WEIGHTS = {_array(w1)}
 HIDDEN_BIAS = {_array(b1)}
@@ -84,7 +83,7 @@ def objective(ratio, advantage, progress):
 '''
 
 
-def _lpg_module(network: LPGNetwork, weights: np.ndarray, fmt: str, origin: str) -> str:
+def _lpg_module(network: LPGNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
     params = network.unflatten(weights)
     constants = "\n".join(
         f"{name.upper()} = {_array(np.asarray(params[group][leaf]))}"
@@ -102,7 +101,7 @@ Oh et al. 2020.
 {temporal}.
 """
 
-{_IMPORTS[fmt]}
+{imports}
 
 TEMPORALLY_AWARE = {network.temporally_aware}
 {constants}

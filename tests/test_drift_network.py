@@ -7,7 +7,7 @@ import pytest
 
 from disco_rules.populations.drift_network import DriftNetwork
 from disco_rules.populations.lpg_network import LPGInputs, LPGNetwork, lpg_apply
-from disco_rules.populations.network_export import export_network
+from disco_rules.export import export
 
 KEY = jax.random.PRNGKey(0)
 RATIO = jnp.exp(jnp.linspace(-1.5, 1.5, 31))[:, None] * jnp.ones((1, 21))
@@ -68,7 +68,7 @@ def test_exported_module_computes_the_networks_drift(kind, fmt):
     network = DriftNetwork.of_kind(kind, hidden=8)
     weights = np.asarray(random_weights(network, KEY))
     namespace = {}
-    exec(compile(export_network(network, weights, fmt), "exported.py", "exec"), namespace)
+    exec(compile(export((network, weights), fmt), "exported.py", "exec"), namespace)
     for progress in (0.0, 0.6):
         ours = namespace["drift"](np.asarray(RATIO), np.asarray(ADVANTAGE), progress)
         np.testing.assert_allclose(ours, network.apply(weights, RATIO, ADVANTAGE, progress),
@@ -82,9 +82,9 @@ def test_exported_module_computes_the_networks_drift(kind, fmt):
 def test_export_refuses_weights_of_another_shape_and_unknown_formats():
     network = DriftNetwork.of_kind("lpo", hidden=8)
     with pytest.raises(ValueError, match="has 81 weights"):
-        export_network(network, np.zeros(80), "jax")
-    with pytest.raises(ValueError, match="jax or numpy"):
-        export_network(network, np.zeros(81), "optax")
+        export((network, np.zeros(80)), "jax")
+    with pytest.raises(ValueError, match="numpy or jax, not 'optax'"):
+        export((network, np.zeros(81)), "optax")
 
 
 @pytest.mark.parametrize("kind,fmt", [("lpg", "numpy"), ("ta-lpg", "jax")])
@@ -100,7 +100,7 @@ def test_exported_lpg_module_computes_the_rules_targets(kind, fmt):
                        y=jax.nn.softmax(jax.random.normal(keys[4], (t, b, m))),
                        y_next=jax.nn.softmax(jax.random.normal(keys[5], (t, b, m))))
     namespace = {}
-    exec(compile(export_network(network, weights, fmt), "exported.py", "exec"), namespace)
+    exec(compile(export((network, weights), fmt), "exported.py", "exec"), namespace)
     ours = namespace["lpg"](*(np.asarray(v) for v in inputs), 0.4, 3.0, 0.7)
     reference = lpg_apply(network.unflatten(weights), inputs, 0.4, 3.0, 0.7)
     for a, b_ in zip(ours, reference):

@@ -1,7 +1,9 @@
-"""Exported modules: they import no disco module, compute what the evaluator computes, and
-train exactly like the optax and torch optimizers the example programs describe."""
+"""Exported modules: they import no disco module, compute what the evaluator computes (for the
+shipped programs and for random mutants of them), read like hand-written code, and train
+exactly like the optax and torch optimizers the example programs describe."""
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +16,16 @@ import numpy as np
 import optax
 import pytest
 
+from disco_rules.dsl import library
 from disco_rules.dsl.evaluate import evaluate
-from disco_rules.dsl.export import FORMATS, export
+from disco_rules.dsl.mutate import mutation_chain
 from disco_rules.dsl.ops import OP_NAMES, OPS
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.slots import OPTIMIZER, slot_of
+from disco_rules.export import FORMATS, export
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
@@ -71,10 +77,10 @@ def every_op_program() -> Program:
 
 
 def every_op_inputs() -> dict[str, np.ndarray]:
-    """Inputs of three shapes broadcasting to (3, 4), inside every op's domain."""
+    """Arrays w, g of shape (3, 4) and a scalar lr, inside every op's domain."""
     rng = np.random.default_rng(0)
     w = rng.uniform(0.1, 0.9, size=(3, 4))
-    g = rng.choice([-1.0, 1.0], size=4) * rng.uniform(0.2, 0.9, size=4)
+    g = rng.choice([-1.0, 1.0], size=(3, 4)) * rng.uniform(0.2, 0.9, size=(3, 4))
     return {"w": w, "g": g, "lr": np.asarray(0.3)}
 
 
@@ -105,23 +111,44 @@ def test_jax_export_computes_what_evaluate_computes_with_jax(tmp_path):
     program, inputs = every_op_program(), every_op_inputs()
     module = load(export(program, "jax"), tmp_path, "every_op_jax")
     expected = evaluate(program, inputs, xp=jnp)
-    actual = module.every_op(**inputs)
+    actual = module.every_op(**{k: jnp.asarray(v) for k, v in inputs.items()})
     for name, got, want in zip(program.outputs, actual, expected):
         assert isinstance(got, jax.Array) and got.shape == (3, 4), name
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def test_torch_export_computes_what_evaluate_computes(tmp_path):
+STEP = 3  # the step of the exported optimizers' one-step checks (total_steps = 12)
+
+
+def torch_step(module: ModuleType, program: Program, inputs: dict, total_steps=None):
+    """One step of the exported torch optimizer from state `inputs` (float64): the weight
+    after it and the state variables' new values."""
+    torch = pytest.importorskip("torch")
+    cls = next(v for v in vars(module).values()
+               if isinstance(v, type) and issubclass(v, torch.optim.Optimizer))
+    weights = torch.tensor(inputs["w"], dtype=torch.float64, requires_grad=True)
+    weights.grad = torch.tensor(inputs["g"], dtype=torch.float64)
+    optimizer = cls([weights], lr=float(inputs["lr"]), total_steps=total_steps)
+    state = OPTIMIZER.state_names(program)
+    optimizer.state[weights] = {"step": STEP - 1,
+                                **{s: torch.tensor(inputs[s], dtype=torch.float64)
+                                   for s in state}}
+    optimizer.step()
+    return (weights.detach().numpy(),
+            [optimizer.state[weights][s].numpy() for s in state])
+
+
+def test_torch_export_steps_as_evaluate_computes(tmp_path):
     torch = pytest.importorskip("torch")
     inputs = every_op_inputs()
     tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in inputs.items()}
     for index, stmt in enumerate(every_op_program().body):
         program = Program(f"rule{index}", ("w", "g", "lr"), (stmt,), (stmt.out,))
         module = load(export(program, "torch"), tmp_path, program.name)
-        got = getattr(module, program.name)(**tensors)
-        assert isinstance(got, torch.Tensor) and got.shape == (3, 4), stmt
-        np.testing.assert_allclose(got.numpy(), evaluate(program, inputs)[0], rtol=1e-10,
-                                   atol=1e-12, err_msg=str(stmt))
+        weights, _ = torch_step(module, program, inputs | {"lr": 0.3})
+        update = evaluate(program, tensors, xp=torch)[0].numpy()
+        np.testing.assert_allclose(weights, inputs["w"] - update, rtol=1e-12, atol=1e-15,
+                                   err_msg=str(stmt))
 
 
 def test_one_output_is_returned_bare_and_several_as_a_tuple(tmp_path):
@@ -135,22 +162,22 @@ def test_one_output_is_returned_bare_and_several_as_a_tuple(tmp_path):
 
 def test_names_that_clash_with_generated_code_are_renamed_consistently(tmp_path):
     torch = pytest.importorskip("torch")
-    program = Program(
-        "update", ("w", "g", "zeros", "lr"),
-        (Stmt("np", "mul", ("lr", "g")),
-         Stmt("lambda", "interp", ("g", "zeros", Const(0.9))),
-         Stmt("count", "add", ("np", "lambda")),
+    program = Program(  # a state variable named like the numpy module, results like keywords
+        "update", ("w", "g", "np", "lr"),
+        (Stmt("count", "mul", ("lr", "g")),
+         Stmt("lambda", "interp", ("g", "np", Const(0.9))),
+         Stmt("state", "add", ("count", "lambda")),
          Stmt("_x", "copy", ("lambda",))),
-        ("count", "_x"))
+        ("state", "_x"))
     w, g, zeros = np.array([1.0, -2.0]), np.array([0.5, 3.0]), np.array([0.25, -1.0])
-    want = evaluate(program, {"w": w, "g": g, "zeros": zeros, "lr": 0.1})
+    want = evaluate(program, {"w": w, "g": g, "np": zeros, "lr": 0.1})
     for fmt in ("numpy", "jax"):
         module = load(export(program, fmt), tmp_path, f"clash_{fmt}")
         got = module.update_(w, g, zeros, 0.1)  # a function named `update` becomes `update_`
         np.testing.assert_allclose(np.asarray(got[0]), want[0], rtol=1e-6)
         np.testing.assert_allclose(np.asarray(got[1]), want[1], rtol=1e-6)
 
-    first = evaluate(program, {"w": w, "g": g, "zeros": 0 * w, "lr": 0.1})[0]
+    first = evaluate(program, {"w": w, "g": g, "np": 0 * w, "lr": 0.1})[0]
     optimizer = load(export(program, "optax"), tmp_path, "clash_optax").optimizer(0.1)
     updates, _ = optimizer.update(g, optimizer.init(w), w)
     np.testing.assert_allclose(updates, -first, rtol=1e-6)
@@ -360,8 +387,180 @@ def test_optimizer_formats_refuse_programs_that_do_not_fit_the_slot(fmt):
         export(no_state_output, fmt)
 
 
-def test_the_module_docstring_holds_the_program_text():
-    program = example("lion")
+def test_the_module_docstring_holds_the_simplified_program_under_the_export_name():
+    program = parse(DEAD_WEIGHT)
     for fmt in FORMATS:
-        docstring = export(program, fmt).split('"""')[1]
-        assert all(line in docstring for line in to_text(program).splitlines()), fmt
+        docstring = export(program, fmt, name="run_c7").split('"""')[1]
+        simplified = to_text(simplify(program)).splitlines()
+        assert simplified[0].replace("dead_weight", "run_c7") in docstring, fmt
+        assert "w * w" not in docstring and len(simplified) < len(to_text(program).split("\n"))
+
+
+# --- every format computes what the program computes: shipped programs and mutants ---------
+
+DEAD_WEIGHT = """
+def dead_weight(w, g, m, lr):
+    unused = w * w
+    m = interp(g, m, 0.9)
+    update = lr * m
+    return update, m
+"""
+
+
+def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
+    """Float64 arrays of shape (3, 4) for the array inputs, 0-d arrays for the scalars."""
+    rng = np.random.default_rng(seed)
+    scalars = {"lr": 0.1, "step": float(STEP), "progress": STEP / 12}
+    slot = slot_of(program)
+    return {p: np.asarray(scalars.get(p, 0.5)) if p in slot.scalar_inputs
+            else rng.normal(size=(3, 4)) + (1.5 if p == "ratio" else 0.0)
+            for p in program.params}
+
+
+def mutants() -> list[Program]:
+    """Programs a search would meet: each shipped program and 60 mutation chains of them."""
+    rng = np.random.default_rng(12)
+    shipped = [library.program(name) for name in library.names()]
+    chains = [mutation_chain(shipped[i % len(shipped)], rng, 1 + i % 8) for i in range(60)]
+    return shipped + chains
+
+
+def assert_outputs(got, want, what: str, rtol: float = 1e-9) -> None:
+    assert len(got) == len(want), what
+    for index, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=1e-12,
+                                   equal_nan=True, err_msg=f"{what}, output {index}")
+
+
+def one_optax_step(module: ModuleType, program: Program, inputs: dict) -> tuple:
+    """The update and new state of one optax step from state `inputs`, per leaf of a pytree
+    of two leaves (the second one twice the first)."""
+    leaves = lambda name: {"a": jnp.asarray(inputs[name]), "b": 2 * jnp.asarray(inputs[name])}
+    state_names = OPTIMIZER.state_names(program)
+    optimizer = module.optimizer(float(inputs["lr"]), total_steps=12)
+    state = optimizer.init(leaves("w"))
+    state = state._replace(count=jnp.asarray(STEP - 1, jnp.int32),
+                           **{f: leaves(s) for f, s in zip(state._fields[1:], state_names)})
+    updates, new_state = optimizer.update(leaves("g"), state, leaves("w"))
+    return updates, [getattr(new_state, f) for f in new_state._fields[1:]]
+
+
+def test_every_format_computes_what_the_program_computes_on_shipped_programs_and_mutants(
+        tmp_path):
+    torch = pytest.importorskip("torch")
+    with jax.enable_x64(True), np.errstate(all="ignore"):
+        for index, program in enumerate(mutants()):
+            what = f"#{index}\n{program}"
+            inputs = random_inputs(program, index)
+            want = evaluate(program, inputs)
+            numpy = load(export(program, "numpy"), tmp_path, f"m{index}_numpy")
+            got = numpy.__dict__[program.name](**inputs)
+            assert_outputs(got if len(want) > 1 else (got,), want, what)
+            jax_module = load(export(program, "jax"), tmp_path, f"m{index}_jax")
+            got = jax_module.__dict__[program.name](**{k: jnp.asarray(v)
+                                                       for k, v in inputs.items()})
+            assert_outputs(got if len(want) > 1 else (got,), evaluate(program, inputs, xp=jnp),
+                           what)
+            if slot_of(program) != OPTIMIZER:
+                continue
+            jax_want = [evaluate(program, inputs | {p: s * inputs[p] for p in program.params
+                                                    if p not in OPTIMIZER.scalar_inputs},
+                                 xp=jnp) for s in (1.0, 2.0)]
+            updates, states = one_optax_step(load(export(program, "optax"), tmp_path,
+                                                  f"m{index}_optax"), program, inputs)
+            for leaf, expected in zip("ab", jax_want):
+                assert_outputs([-updates[leaf], *(s[leaf] for s in states)], expected,
+                               f"optax leaf {leaf}, {what}")
+            tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in inputs.items()}
+            torch_want = [t.numpy() for t in evaluate(program, tensors, xp=torch)]
+            weights, states = torch_step(load(export(program, "torch"), tmp_path,
+                                              f"m{index}_torch"), program, inputs, 12)
+            assert_outputs([inputs["w"] - weights, *states],
+                           [inputs["w"] - (inputs["w"] - torch_want[0]), *torch_want[1:]],
+                           f"torch, {what}")
+
+
+PADDING = re.compile(r"\*\s*0(\.0*)?(?![\d.eE])|zeros \+|\+ zeros")
+
+
+def test_exports_hold_no_padding_arithmetic():
+    for index, program in enumerate(mutants()):
+        formats = FORMATS if slot_of(program) == OPTIMIZER else ("numpy", "jax")
+        for fmt in formats:
+            source = export(program, fmt)
+            assert not PADDING.search(source), f"{fmt}\n{source}"
+    assert PADDING.search("zeros_like(w * 0 + g * 0)") and not PADDING.search("x * 0.9")
+
+
+def test_a_constant_result_is_a_full_array_and_constants_are_literals(tmp_path):
+    program = parse("def const(w, g, lr):\n    update = 0.5\n    return update\n")
+    source = export(program, "numpy")
+    assert "update = np.full_like(w, 0.5)" in source
+    np.testing.assert_array_equal(load(source, tmp_path, "const").const(np.ones((2, 3)),
+                                                                         np.ones((2, 3)), 0.1),
+                                  np.full((2, 3), 0.5))
+    assert "0.9 * m" in export(parse(DEAD_WEIGHT), "jax")
+
+
+def test_a_reduction_of_a_scalar_sees_the_broadcast_array(tmp_path):
+    program = parse("def scaled(w, g, lr):\n    update = norm(lr) * g\n    return update\n")
+    inputs = {"w": np.ones((2, 3)), "g": np.ones((2, 3)), "lr": np.asarray(0.5)}
+    module = load(export(program, "numpy"), tmp_path, "scaled")
+    np.testing.assert_allclose(module.scaled(**inputs), evaluate(program, inputs)[0])
+    np.testing.assert_allclose(module.scaled(**inputs), np.sqrt(6) * 0.5)
+
+
+def test_an_unread_weight_is_not_needed_by_optax_update(tmp_path):
+    program = parse(DEAD_WEIGHT)
+    module = load(export(program, "optax", name="run_c3"), tmp_path, "run_c3")
+    optimizer = module.optimizer(0.1)
+    grads = {"a": jnp.ones(3), "b": jnp.arange(2.0)}
+    updates, state = optimizer.update(grads, optimizer.init(grads))  # no params
+    for leaf in grads:
+        want = evaluate(program, {"w": grads[leaf], "g": grads[leaf], "m": 0 * grads[leaf],
+                                  "lr": 0.1})
+        np.testing.assert_allclose(-updates[leaf], want[0], rtol=1e-6)
+        np.testing.assert_allclose(state.m[leaf], want[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="reads the weights"):
+        load(export(example("adamw"), "optax"), tmp_path, "adamw_w").optimizer(0.1).update(
+            grads, optimizer.init(grads))
+
+
+def test_exports_are_named_by_the_name_given(tmp_path):
+    program = example("sgd")
+    sources = {fmt: export(program, fmt, name="quickstart_c123") for fmt in FORMATS}
+    assert "def quickstart_c123(w, g, lr):" in sources["numpy"]
+    assert "class QuickstartC123State(NamedTuple):" in sources["optax"]
+    assert "class QuickstartC123(torch.optim.Optimizer):" in sources["torch"]
+    assert not any(re.search(r"\bsgd\b|Sgd", source) for source in sources.values())
+    with pytest.raises(ValueError, match="identifier"):
+        export(program, "numpy", name="run-1")
+
+
+def test_torch_has_a_default_learning_rate_and_sgd_steps_in_place(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        """Records every aten op called."""
+
+        def __init__(self):
+            super().__init__()
+            self.called: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.called.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    sgd = load(export(example("sgd"), "torch"), tmp_path, "sgd_default").Sgd
+    weights = torch.ones(4, requires_grad=True)
+    weights.grad = torch.full((4,), 2.0)
+    optimizer = sgd([weights])  # lr defaults
+    assert optimizer.defaults["lr"] == 1e-3
+    optimizer.step()
+    with Ops() as ops:
+        optimizer.step()
+    called = [op for op in ops.called if "record_function" not in op]  # the profiler's
+    assert called == ["add_.Tensor"]  # in place: no tensor made per step
+    np.testing.assert_allclose(weights.detach().numpy(), 1 - 2 * 2e-3 * np.ones(4),
+                               rtol=1e-6)

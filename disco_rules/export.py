@@ -1,0 +1,75 @@
+"""The export formats, registered in one place: each name maps to the writer of a program (an
+optimizer or drift program of the DSL) and, where the format has one, of a rule network.
+
+`export(rule, fmt, name=...)` is the one entry point: the CLI's `disco export`, its `--format`
+choices and help, and the Python API all go through `FORMATS`. A new format is one entry.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from disco_rules.dsl import export as program_export
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.slots import Slot, slot_of
+from disco_rules.populations.network_export import network_module
+
+ProgramWriter = Callable[[Program, Slot, str], str]
+"""(program, slot, name) -> module source."""
+NetworkWriter = Callable[[Any, np.ndarray, str], str]
+"""(network shape, flat weights, origin) -> module source."""
+Rule = Union[Program, tuple[Any, np.ndarray]]
+"""A program, or a rule network as (shape, flat weights)."""
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A format: what it writes (`help`), and its writers; None where it has none."""
+
+    name: str
+    help: str
+    program: ProgramWriter | None
+    network: NetworkWriter | None = None
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("numpy", "a numpy function (programs) or module (networks)",
+                 program_export.numpy_module,
+                 functools.partial(network_module, imports="import numpy as xp")),
+    ExportFormat("jax", "a jax.numpy function (programs) or module (networks)",
+                 program_export.jax_module,
+                 functools.partial(network_module, imports="import jax.numpy as xp")),
+    ExportFormat("optax", "an optax GradientTransformation (optimizer programs)",
+                 program_export.optax_module),
+    ExportFormat("torch", "a torch.optim.Optimizer (optimizer programs)",
+                 program_export.torch_module),
+)}
+
+
+def formats_help() -> str:
+    """One line per format, for the CLI's help."""
+    return "; ".join(f"{f.name}: {f.help}" for f in FORMATS.values())
+
+
+def export(rule: Rule, fmt: str, name: str | None = None, slot: Slot | None = None,
+           origin: str = "") -> str:
+    """Source of a self-contained module for `rule` in format `fmt`.
+
+    A program is simplified and named `name` (default: its own name); `slot` defaults to the
+    one its parameters fit. A network (shape, weights) is described as coming `origin`."""
+    entry = FORMATS.get(fmt)
+    if entry is None:
+        raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if isinstance(rule, Program):
+        if entry.program is None:
+            raise ValueError(f"the {fmt} format has no writer for programs")
+        return entry.program(rule, slot or slot_of(rule), name or rule.name)
+    network, weights = rule
+    if entry.network is None:
+        valid = [f.name for f in FORMATS.values() if f.network is not None]
+        raise ValueError(f"a network exports as {' or '.join(valid)}, not {fmt!r}")
+    return entry.network(network, weights, origin=origin)
