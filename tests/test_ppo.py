@@ -1,7 +1,9 @@
 """PPO with a pluggable objective: the clip drift is exactly PPO, a drift program through the
 interpreter trains exactly as the same drift in JAX, DPO is the paper's formula, PPO learns
-CartPole, and a run is a function of its key."""
+CartPole, a run is a function of its key, and a traced learning rate trains as a fixed one
+(so the baseline compiles one trainer for its lr grid)."""
 
+import dataclasses
 from pathlib import Path
 
 import gymnax
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 
 from disco_rules.discovery.config import PPOConfig
+from disco_rules.discovery.inner import rl_train
+from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
 from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.interpreter import Encoding
@@ -32,8 +36,8 @@ def direct_ppo_objective(args, ratio, advantage, progress):
     return jnp.minimum(ratio * advantage, jnp.clip(ratio, 1.0 - EPS, 1.0 + EPS) * advantage)
 
 
-def short_train(objective):
-    return jax.jit(jax.vmap(make_train(SHORT, "CartPole-v1", objective), in_axes=(None, None, 0)))
+def short_train(objective, config=SHORT):
+    return jax.jit(jax.vmap(make_train(config, "CartPole-v1", objective), in_axes=(None, None, 0)))
 
 
 CLIP_TRAIN = short_train(lpo_objective(ppo_clip_drift(EPS)))
@@ -131,3 +135,27 @@ def test_env_params_are_traced_levels_vmap_and_train_as_each_alone():
     alone = jax.jit(train)(None, heavy, KEYS[0])
     np.testing.assert_allclose(both.curve[1], alone.curve, rtol=1e-5, atol=1e-5)
     assert not np.allclose(both.curve[0], both.curve[1])
+
+
+@pytest.mark.parametrize("lr", [1e-3, 2.5e-2])
+def test_a_traced_learning_rate_trains_as_the_rate_fixed_in_the_config(lr):
+    fixed = short_train(lpo_objective(ppo_clip_drift(EPS)),
+                        dataclasses.replace(SHORT, lr=lr))(None, CARTPOLE, KEYS)
+    train = make_train(SHORT, "CartPole-v1", lpo_objective(ppo_clip_drift(EPS)))
+    traced = jax.jit(jax.vmap(train, in_axes=(None, None, 0, None)))(
+        None, CARTPOLE, KEYS, jnp.float32(lr))
+    assert_same_run(traced, fixed)
+
+
+def test_the_ppo_baseline_compiles_one_trainer_for_its_whole_lr_grid(monkeypatch):
+    monkeypatch.setattr(rl_train, "_COMPILED", {})
+    task = Task.make("cartpole", total_timesteps=SHORT.total_timesteps)
+    lrs = (1e-3, 3e-3, 1e-2)
+    best_lr, final, curve = rl_train.rl_baseline(task, SHORT, lrs, KEYS)
+    (run,) = rl_train._COMPILED.values()
+    assert run._cache_size() == 1
+    assert best_lr in lrs and np.isfinite(final) and curve.shape == (SHORT.num_updates,)
+    # the grid's best rate, trained alone with the rate fixed in the config, returns as much
+    alone = short_train(lpo_objective(ppo_clip_drift(SHORT.clip_eps)),
+                        dataclasses.replace(SHORT, lr=best_lr))(None, task.build().params, KEYS)
+    np.testing.assert_allclose(np.mean(alone.final_return), final, rtol=1e-5)

@@ -117,11 +117,12 @@ def _network(params: dict[str, Any], obs: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def make_train(config: PPOConfig, env_name: str, objective: Objective
-               ) -> Callable[[Any, Any, jax.Array], PPOResult]:
-    """`train(objective_args, env_params, key) -> PPOResult`: PPO on `env_name` (a gymnax id
-    or "Gridworld", see tasks.make_env; discrete actions) maximising `objective` of
+               ) -> Callable[..., PPOResult]:
+    """`train(objective_args, env_params, key, lr=None) -> PPOResult`: PPO on `env_name` (a
+    gymnax id or "Gridworld", see tasks.make_env; discrete actions) maximising `objective` of
     minibatch-normalised advantages. Pure, so jit- and vmap-able over args, env params
-    (levels) and keys."""
+    (levels), keys and the learning rate (None: `config.lr`; a traced rate compiles one
+    trainer for a whole lr grid)."""
     env = make_env(env_name)
     action_space = env.action_space(env.default_params)
     if not isinstance(action_space, spaces.Discrete):
@@ -130,12 +131,13 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
     if num_updates < 1 or batch_size % config.num_minibatches:
         raise ValueError("need total_timesteps >= num_envs * num_steps, and num_minibatches "
                          "dividing num_envs * num_steps")
-    lr: Any = config.lr
-    if config.anneal_lr:
-        steps_per_update = config.update_epochs * config.num_minibatches
-        lr = optax.linear_schedule(config.lr, 0.0, num_updates * steps_per_update)
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.adam(lr, eps=1e-5))
+    def make_optimizer(lr: Any) -> optax.GradientTransformation:
+        if config.anneal_lr:
+            steps_per_update = config.update_epochs * config.num_minibatches
+            lr = optax.linear_schedule(lr, 0.0, num_updates * steps_per_update)
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                           optax.adam(lr, eps=1e-5))
+
     env_reset = jax.vmap(env.reset, in_axes=(0, None))
     env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
@@ -192,8 +194,9 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
 
         return jax.lax.scan(back, jnp.zeros(config.num_envs), steps, reverse=True)[1]
 
-    def learn(params: Any, opt_state: Any, args: Any, batch: dict[str, jax.Array],
-              progress: jax.Array, key: jax.Array) -> tuple[Any, Any]:
+    def learn(optimizer: optax.GradientTransformation, params: Any, opt_state: Any, args: Any,
+              batch: dict[str, jax.Array], progress: jax.Array, key: jax.Array
+              ) -> tuple[Any, Any]:
         """update_epochs passes over the batch in shuffled minibatches."""
 
         def minibatch_step(state: tuple, minibatch: dict) -> tuple[tuple, None]:
@@ -211,7 +214,8 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
         keys = jax.random.split(key, config.update_epochs)
         return jax.lax.scan(epoch, (params, opt_state), keys)[0]
 
-    def train(args: Any, env_params: Any, key: jax.Array) -> PPOResult:
+    def train(args: Any, env_params: Any, key: jax.Array, lr: Any = None) -> PPOResult:
+        optimizer = make_optimizer(config.lr if lr is None else lr)
         k_actor, k_critic, k_reset, k_rollout, k_learn = jax.random.split(key, 5)
         # the observation's size may depend on the level (a gridworld's layout shape)
         obs_size = math.prod(env.observation_space(env_params).shape)
@@ -229,7 +233,7 @@ def make_train(config: PPOConfig, env_name: str, objective: Objective
             batch.update(advantage=advantage, target=advantage + steps["value"])
             batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), batch)
             progress = index.astype(jnp.float32) / num_updates
-            params, opt_state = learn(params, opt_state, args, batch, progress,
+            params, opt_state = learn(optimizer, params, opt_state, args, batch, progress,
                                       jax.random.fold_in(k_learn, index))
             completed = steps["done"].sum()
             mean_return = jnp.where(

@@ -103,6 +103,20 @@ def evaluate_networks(task: Task, network: Network, params: Any, config: AgentCo
     return run(jax.tree.map(jnp.asarray, params), env.params, keys)
 
 
+def _baseline_train(config: AgentConfig, env_name: str) -> Callable[..., RLScores]:
+    """`run(lr, env params, keys [S])`, jitted: the hand-designed algorithm (PPO with its clip
+    as the drift, or A2C) at a traced learning rate, one compile for a whole lr grid."""
+    if isinstance(config, PPOConfig):
+        ppo = make_train(config, env_name, lpo_objective(ppo_clip_drift(config.clip_eps)))
+
+        def train(lr: jax.Array, env_params: Any, key: jax.Array) -> Any:
+            return ppo(None, env_params, key, lr)
+    else:
+        train = make_a2c_train(config, make_env(env_name))
+    return jax.jit(jax.vmap(lambda lr, p, k: RLScores(*train(lr, p, k)[:2], 0.0),
+                            in_axes=(None, None, 0)))
+
+
 def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: jax.Array
                 ) -> tuple[float, float, np.ndarray]:
     """The hand-designed algorithm at each learning rate, seeds [S]: PPO (its clip as the
@@ -110,26 +124,9 @@ def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: j
     mean curve, whose first finite value is the untrained agent's return)."""
     env = _environment(task)
     config = _horizon(config, env)
-    results = []
-    for lr in lrs:
-        if isinstance(config, PPOConfig):
-            lr_config = dataclasses.replace(config, lr=float(lr))
-
-            def make(c: PPOConfig = lr_config) -> Callable[..., RLScores]:
-                train = make_train(c, env.name, lpo_objective(ppo_clip_drift(c.clip_eps)))
-                return jax.jit(jax.vmap(lambda p, k: RLScores(*train(None, p, k)[:2], 0.0),
-                                        in_axes=(None, 0)))
-
-            run = _compiled(("ppo", env.name, _shapes(env.params), lr_config), make)
-            results.append(run(env.params, keys))
-        else:
-            def make() -> Callable[..., RLScores]:
-                train = make_a2c_train(config, make_env(env.name))
-                return jax.jit(jax.vmap(lambda lr, p, k: RLScores(*train(lr, p, k)[:2], 0.0),
-                                        in_axes=(None, None, 0)))
-
-            run = _compiled(("a2c", env.name, _shapes(env.params), config), make)
-            results.append(run(jnp.float32(lr), env.params, keys))
+    run = _compiled(("baseline", env.name, _shapes(env.params), config),
+                    lambda: _baseline_train(config, env.name))
+    results = [run(jnp.float32(lr), env.params, keys) for lr in lrs]
     candidates = []
     for lr, result in zip(lrs, results):
         curve = np.nanmean(np.asarray(result.curve), axis=0)
