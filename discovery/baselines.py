@@ -18,13 +18,14 @@ from disco_rules.discovery.tasks import Task
 
 def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
                      tasks: Sequence[Task], generation: int) -> dict[str, BaselineRecord]:
-    """The tuned baseline of every task (AdamW's loss on optimizer tasks; on RL tasks the
+    """The tuned baseline of every task (on optimizer tasks the loss of AdamW tuned over
+    tasks.lr_grid x tasks.wd_grid, weight decay 0 being Adam; on RL tasks the
     return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
     per task, archived at `generation` (so rollback drops it), and returned by task key."""
     missing = [t for t in tasks if store.baseline(t.key) is None]
-    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds
+    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds_of_baseline
     items = [RLBaselineItem(t, agent, lrs, seeds, config.seed) if t.kind == "rl" else
-             BaselineItem(t, lrs, seeds, config.seed) for t in missing]
+             BaselineItem(t, lrs, seeds, config.seed, config.tasks.wd_grid) for t in missing]
     for task, result in zip(missing, pool.map(items)):
         value = None if isinstance(result, Failed) else \
             result["final_return"] if task.kind == "rl" else result["loss"]
@@ -33,6 +34,8 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
             raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
         store.add_baseline(BaselineRecord(
             task=task.key, score=value if task.kind == "rl" else 0.0,
-            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"]),
+            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"],
+            optimizer=result.get("optimizer"), weight_decay=result.get("weight_decay", math.nan),
+            seeds=seeds),
             generation)
     return {t.key: store.baseline(t.key) for t in tasks}

@@ -231,6 +231,9 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
             print(f"  #{record.id:<5d} validation {_format_fitness(value)}  "
                   f"training fitness {_format_fitness(record.fitness)}")
         best = winners[0][0]
+        for task in sorted({v.task for v in store.validation_of(best.id)}):
+            baseline = store.baseline(task)
+            print(f"  held-out {task}{'' if baseline is None else _baseline_note(baseline)}")
         ref = f"{store.run_dir}:{best.id}"
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
@@ -240,6 +243,15 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         else:
             print(f"\nbest program (#{best.id}):\n{best.text}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
+
+
+def _baseline_note(baseline) -> str:
+    """What score 0 is on a task: its tuned baseline, e.g. "  (0 = adamw(lr=0.01, wd=0.01),
+    8 seeds)"; "" where the archive does not name it (RL tasks)."""
+    if not baseline.name:
+        return ""
+    seeds = "" if baseline.seeds is None else f", {baseline.seeds} seeds"
+    return f"  (0 = {baseline.name}{seeds})"
 
 
 def _cmd_launch(args: argparse.Namespace) -> None:
@@ -428,7 +440,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
         table, what = _score_programs(args.candidates, config, tasks, baselines)
     print(f"{args.tasks} tasks of {args.run}, {config.tasks.seeds} seeds; score = {what}")
     for i, task in enumerate(tasks):
-        print(f"  T{i + 1}: {task.key}")
+        print(f"  T{i + 1}: {task.key}{_baseline_note(baselines[task.key])}")
     print(f"{'candidate':<28}" + "".join(f"{'T' + str(i + 1):>9}" for i in range(len(tasks)))
           + f"{'mean':>9}")
     for ref, row in zip(args.candidates, table):
@@ -459,7 +471,8 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
         raise CliError(str(error)) from None
     pool = LocalPool(functools.partial(Evaluator, size, compilation_cache(config)))
     what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
-            if slot.name == "objective" else "log(AdamW loss / program loss), each at its best lr")
+            if slot.name == "objective"
+            else "log(tuned baseline loss / program loss), each at its best lr")
     return score_programs(pool, config, encoding, programs, tasks, baselines), what
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from disco_rules.discovery import compile_cache
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
 from disco_rules.discovery.tasks import Task
-from disco_rules.discovery.inner.train import baseline, evaluate_population
+from disco_rules.discovery.inner.train import evaluate_population, tuned_adamw
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding
 
 
@@ -34,12 +34,14 @@ class ProgramsItem:
 
 @dataclass(frozen=True)
 class BaselineItem:
-    """Tune the hand-designed baseline (AdamW) on one task over an lr grid."""
+    """Tune the hand-designed baseline on one task: AdamW over the lr x weight decay grid
+    (weight decay 0 is Adam)."""
 
     task: Task
     lrs: tuple[float, ...]
     seeds: int
     run_seed: int
+    weight_decays: tuple[float, ...] = (1e-4,)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ class Evaluator:
             return {"lr": lr, "final_return": final, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
-            best_lr, loss, curve = baseline(item.task, lrs, keys)
-            return {"lr": float(best_lr), "loss": float(loss), "curve": np.asarray(curve)}
+            tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys)
+            return {"lr": tuned.lr, "loss": tuned.loss, "curve": np.asarray(tuned.curve),
+                    "optimizer": tuned.optimizer, "weight_decay": tuned.weight_decay}
         result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys)
         return {name: np.asarray(value) for name, value in result._asdict().items()}

@@ -221,6 +221,58 @@ def baseline(task: Task, lrs: ArrayLike, keys: jax.Array,
     return float(lrs[best]), float(np.exp(scores[best])), np.mean(result.curve[best], axis=0)
 
 
+def adamw_decay(lr: ArrayLike, weight_decay: ArrayLike) -> optax.GradientTransformation:
+    """AdamW with optax's defaults at a learning rate and decoupled weight decay that may be
+    traced (so one compiled loop serves a whole grid); weight decay 0 is Adam."""
+    return optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
+
+
+class TunedBaseline(NamedTuple):
+    """The best point of an AdamW (lr x weight decay) grid on a task."""
+
+    optimizer: str  # "adam" (weight decay 0) or "adamw"
+    lr: float
+    weight_decay: float
+    loss: float  # exp(mean over seeds of log final validation loss), as `lr_scores`
+    curve: np.ndarray  # [CURVE_POINTS]: mean validation curve over seeds
+
+
+def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
+    """The compiled AdamW trainer over G (lr, weight decay) pairs x S seeds of this task's
+    shape: both hyperparameters are traced, so the whole grid compiles once."""
+    key = ("adamw grid", task.shape, shape)
+    if key not in _COMPILED:
+        def run(floats: dict[str, jax.Array], lr: jax.Array, weight_decay: jax.Array,
+                k: jax.Array) -> TrainResult:
+            return _train(task.build(floats), _optax_optimizer(adamw_decay(lr, weight_decay)),
+                          k)
+
+        over_seeds = jax.vmap(run, in_axes=(None, None, None, 0))
+        _COMPILED[key] = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0, 0, None)))
+    return _COMPILED[key]
+
+
+def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array
+                ) -> TunedBaseline:
+    """AdamW tuned on `task` over every (lr, weight decay) pair of the two grids (decay 0:
+    Adam), each pair trained on every seed key, in one compiled call: the pair with the
+    lowest mean log final validation loss (`lr_scores`). NaNs if no pair worked."""
+    lrs = np.asarray(lrs, np.float32)
+    decays = np.asarray(weight_decays, np.float32)
+    grid_lr, grid_decay = (a.ravel() for a in np.meshgrid(lrs, decays, indexing="ij"))
+    fn = _grid_fn(task, (len(grid_lr), int(keys.shape[0])))
+    result = TrainResult(*(np.asarray(x) for x in fn(_floats(task), jnp.asarray(grid_lr),
+                                                     jnp.asarray(grid_decay), keys)))
+    scores = lr_scores(result)
+    if not np.isfinite(scores).any():
+        return TunedBaseline("adamw", math.nan, math.nan, math.nan,
+                             np.full(CURVE_POINTS, np.nan))
+    best = int(np.argmin(scores))
+    decay = float(grid_decay[best])
+    return TunedBaseline("adam" if decay == 0 else "adamw", float(grid_lr[best]), decay,
+                         float(np.exp(scores[best])), np.mean(result.curve[best], axis=0))
+
+
 def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | None]:
     """(log(baseline loss / candidate loss), None) at the candidate's best lr, scored as the
     baseline is (`lr_scores`); lrs where it diverged or gave NaN/Inf are skipped. If none is

@@ -1,0 +1,140 @@
+"""The baseline deserves to be beaten: AdamW tuned over lr x weight decay (0: Adam) on more
+seeds than a candidate gets, archived with its optimizer and weight decay; a candidate is
+scored against the best of the grid; archives of schema 3 still open and migrate."""
+
+import math
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from disco_rules.cluster.local import LocalPool
+from disco_rules.discovery.baselines import ensure_baselines
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator, task_keys
+from disco_rules.discovery.inner.train import (evaluate_population, fitness, make_optax_train,
+                                               tuned_adamw)
+from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl import library
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
+
+TASK = Task.make("tabular", dataset="wine", width=8, depth=1, batch_size=8, horizon=80)
+LRS = (3e-3, 3e-2, 3e-1)
+DECAYS = (0.0, 1e-2, 3e-1)
+KEYS = jax.random.split(jax.random.PRNGKey(5), 3)
+
+
+def mean_log_losses(make_optimizer) -> dict[float, float]:
+    """An independent reference: optax's own optimizer (weight decay a constant), mean log
+    final loss over the seeds at each lr."""
+    train = jax.jit(jax.vmap(make_optax_train(TASK, make_optimizer), in_axes=(None, 0)))
+    return {lr: float(np.mean(np.log(train(np.float32(lr), KEYS).final_loss))) for lr in LRS}
+
+
+def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
+    tuned = tuned_adamw(TASK, LRS, DECAYS, KEYS)
+    reference = {}
+    for wd in DECAYS:
+        make = optax.adam if wd == 0 else (lambda lr, wd=wd: optax.adamw(lr, weight_decay=wd))
+        reference.update({(lr, wd): value for lr, value in mean_log_losses(make).items()})
+    best_lr, best_wd = min(reference, key=reference.get)
+    assert (tuned.lr, tuned.weight_decay) == pytest.approx((best_lr, best_wd))
+    assert tuned.optimizer == ("adam" if best_wd == 0 else "adamw")
+    assert tuned.loss == pytest.approx(math.exp(reference[best_lr, best_wd]), rel=1e-3)
+    assert tuned.curve.shape == (20,) and tuned.curve[-1] < tuned.curve[0]
+    # the grid is not flat: tuning the weight decay changes the loss at the best lr
+    assert max(reference[best_lr, wd] for wd in DECAYS) > reference[best_lr, best_wd] + 0.01
+
+
+def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
+    encoding = Encoding(max_statements=16)
+    adam = parse((library.PROGRAMS / "adam.py").read_text())
+    population = encoding.encode_population([adam])
+    result = jax.tree.map(lambda x: np.asarray(x)[0],
+                          evaluate_population(TASK, encoding, population, LRS, KEYS))
+    adam_only = tuned_adamw(TASK, LRS, (0.0,), KEYS)
+    grid = tuned_adamw(TASK, LRS, DECAYS, KEYS)
+    against_adam, _ = fitness(result, adam_only.loss)
+    against_grid, _ = fitness(result, grid.loss)
+    assert against_adam == pytest.approx(0.0, abs=2e-3)  # the program is Adam
+    # the score is log(best baseline loss / candidate loss): Adam is in the grid, so it
+    # cannot beat the grid's best, and scores exactly the log ratio of the two baselines
+    assert against_grid == pytest.approx(math.log(grid.loss / adam_only.loss) + against_adam,
+                                         abs=1e-6)
+    assert against_grid <= against_adam + 1e-6
+
+
+def test_baselines_are_tuned_on_more_seeds_and_archived_with_their_optimizer(tmp_path):
+    config = parse_config("seed = 3\n[tasks]\nseeds = 1\nbaseline_seeds = 3\n"
+                          f"lr_grid = {list(LRS)}\nwd_grid = {list(DECAYS)}\n")
+    store = RunStore.create(tmp_path / "run", "seed = 3\n")
+    pool = LocalPool(lambda: Evaluator(16))
+    record = ensure_baselines(pool, store, config, config.ppo, [TASK], 0)[TASK.key]
+    expected = tuned_adamw(TASK, LRS, DECAYS, task_keys(TASK, 3, 3))
+    assert (record.optimizer, record.lr, record.weight_decay, record.seeds) == \
+        (expected.optimizer, pytest.approx(expected.lr), pytest.approx(expected.weight_decay), 3)
+    assert record.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert record.name.startswith(f"{expected.optimizer}(lr=")
+    # the candidate's seed is the baseline's first: keys are split consistently
+    np.testing.assert_array_equal(task_keys(TASK, 1, 3), task_keys(TASK, 3, 3)[:1])
+    store.close()
+    with RunStore.open(tmp_path / "run", write=False) as reopened:
+        assert reopened.baseline(TASK.key) == record
+
+
+def test_baseline_config_keys_are_checked():
+    for text, message in [("[tasks]\nwd_grid = [-0.1]\n", "tasks.wd_grid"),
+                          ("[tasks]\nseeds = 3\nbaseline_seeds = 2\n", "tasks.baseline_seeds"),
+                          ("[tasks]\nwd_grid = []\n", "tasks.wd_grid")]:
+        with pytest.raises(ValueError, match=message):
+            parse_config(text)
+    assert parse_config("").tasks.seeds_of_baseline == 2  # defaults: the candidates' seeds
+
+
+SCHEMA_3_BASELINES = """
+CREATE TABLE baselines_v3 (task TEXT PRIMARY KEY, generation INTEGER NOT NULL, score REAL,
+                           loss REAL, lr REAL, curve BLOB);
+INSERT INTO baselines_v3 SELECT task, generation, score, loss, lr, curve FROM baselines;
+DROP TABLE baselines;
+ALTER TABLE baselines_v3 RENAME TO baselines;
+PRAGMA user_version = 3;
+"""
+
+
+def schema_3_run(path) -> None:
+    """A run directory as the code of schema 3 wrote it: baselines without the optimizer."""
+    store = RunStore.create(path, "seed = 1\n")
+    store.add_baseline(BaselineRecord(task="t", score=0.0, loss=0.25, lr=0.01, curve=[1, 0.5]))
+    store.add_baseline(BaselineRecord(task="rl", score=200.0, lr=0.003, curve=[10, 200]))
+    store.add_generation(0, [CandidateRecord(id=0, generation=0, kind="programs", text="x",
+                                             hash="h", fitness=0.1, status="ok")])
+    store.save_checkpoint(0, {"generation": 0})
+    store._db.executescript(SCHEMA_3_BASELINES)
+    columns = [row[1] for row in store._db.execute("PRAGMA table_info(baselines)")]
+    assert columns == ["task", "generation", "score", "loss", "lr", "curve"]
+    store.close()
+
+
+def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path):
+    schema_3_run(tmp_path / "run")
+    with RunStore.open(tmp_path / "run", write=False) as reader:  # inspect, status, export
+        old = reader.baseline("t")
+        assert (old.optimizer, old.weight_decay, old.seeds) == ("adamw", 1e-4, None)
+        assert old.loss == 0.25 and old.curve == (1.0, 0.5)
+        assert old.name == "adamw(lr=0.01, wd=0.0001)"
+        rl = reader.baseline("rl")
+        assert rl.optimizer is None and math.isnan(rl.weight_decay) and rl.name == ""
+        assert reader.candidate(0).fitness == pytest.approx(0.1)
+    with RunStore.open(tmp_path / "run") as writer:  # resume: rewind, then write on
+        assert writer._db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert writer.rewind()[0] == 0
+        writer.add_baseline(BaselineRecord(task="u", score=0.0, loss=0.5, lr=0.1,
+                                           optimizer="adam", weight_decay=0.0, seeds=4), 1)
+        writer.add_generation(1, [CandidateRecord(id=1, generation=1, kind="programs",
+                                                  text="y", hash="h2", fitness=0.2,
+                                                  status="ok", parent_id=0)])
+        assert writer.baseline("u").name == "adam(lr=0.1)" and writer.baseline("u").seeds == 4
+        assert [r.id for r in writer.lineage(1)] == [1, 0]
