@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -48,6 +49,14 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("torch", "a torch.optim.Optimizer (optimizer programs)",
                  program_export.torch_module),
 )}
+
+
+def export_name(run_dir: str | Path, candidate_id: int) -> str:
+    """The Python name of a run's candidate in exports: `<run folder>_c<id>`, lower case,
+    every other character than letters and digits made `_`."""
+    stem = "".join(c if c.isalnum() else "_" for c in Path(run_dir).resolve().name).strip("_")
+    name = f"{stem or 'run'}_c{candidate_id}".lower()
+    return name if name[0].isalpha() else f"run_{name}"
 
 
 def formats_help() -> str:

@@ -82,19 +82,12 @@ def load_network(ref: str):
     stored = _split_ref(ref)
     if stored is None:
         return None
-    from disco_rules.discovery.search.networks import network_from_text
-
     record = _stored_candidate(ref, *stored)
     if record.weights is None:
         return None
+    from disco_rules.discovery.search.networks import network_from_text  # imports JAX
+
     return network_from_text(record.text), record.weights
-
-
-def _slot_of(program: Program):
-    """The slot whose inputs `program` reads: the objective slot's, else the optimizer's."""
-    from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
-
-    return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER
 
 
 # -- program commands ----------------------------------------------------------------------
@@ -112,36 +105,37 @@ def _cmd_simplify(args: argparse.Namespace) -> None:
 def _describe_program(program: Program) -> None:
     from disco_rules.dsl.identity import canonical_hash, fingerprint
     from disco_rules.dsl.simplify import simplify
-    from disco_rules.dsl.slots import OPTIMIZER
+    from disco_rules.dsl.slots import slot_of
 
+    slot = slot_of(program)  # a drift program reads (ratio, advantage, progress)
     try:
-        OPTIMIZER.check(program)
+        slot.check(program)
     except ProgramError as error:
         raise CliError(str(error)) from None
     used = program.used_names()
     print(program, end="")
-    print(f"hash:        {canonical_hash(program)}")
-    print(f"fingerprint: {fingerprint(program)}")
+    print(f"slot:        {slot.name}")
+    print(f"hash:        {canonical_hash(program, slot)}")
+    print(f"fingerprint: {fingerprint(program, slot)}")
     print(f"statements:  {len(program.body)} ({len(simplify(program).body)} after simplify)")
     marked = [name if name in used else f"{name} (unused)"
-              for name in OPTIMIZER.inputs if name in program.params]
+              for name in slot.inputs if name in program.params]
     print(f"inputs:      {', '.join(marked) if marked else 'none'}")
-    state = OPTIMIZER.state_names(program)
+    state = slot.state_names(program)
     print(f"state:       {', '.join(state) if state else 'none'}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from disco_rules.dsl.export import export
+    from disco_rules.export import export, export_name
 
+    stored = _split_ref(args.program)
     network = load_network(args.program)
     try:
         if network is not None:
-            from disco_rules.populations.network_export import export_network
-
-            source = export_network(*network, args.format, origin=f" from {args.program}")
-        else:
-            program = load_program(args.program)
-            source = export(program, args.format, _slot_of(program))
+            source = export(network, args.format, origin=f" from {args.program}")
+        else:  # a stored candidate is named after its run; a file keeps its program's name
+            source = export(load_program(args.program), args.format,
+                            name=args.name or (export_name(*stored) if stored else None))
     except (ProgramError, ValueError) as error:
         raise CliError(f"{args.program}: {error}") from None
     if args.output:
@@ -230,10 +224,18 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         for record, value in winners:
             print(f"  #{record.id:<5d} validation {_format_fitness(value)}  "
                   f"training fitness {_format_fitness(record.fitness)}")
-        best = winners[0][0]
-        for task in sorted({v.task for v in store.validation_of(best.id)}):
-            baseline = store.baseline(task)
+        chosen = _simplest_validated(store)
+        if chosen is not None:
+            print(f"chosen: #{chosen.id}, the simplest program within one standard error of "
+                  f"the best ({chosen.size} statements, validation "
+                  f"{_format_fitness(chosen.mean)} +- {chosen.standard_error:.3f})")
+        best = winners[0][0] if chosen is None else store.candidate(chosen.id)
+        held_out = {v.task: v.score for v in store.validation_of(best.id)}
+        baselines = {task: store.baseline(task) for task in held_out}
+        for task in sorted(held_out):
+            baseline = baselines[task]
             print(f"  held-out {task}{'' if baseline is None else _baseline_note(baseline)}")
+        print(_score_scale(held_out, baselines, best.id))
         ref = f"{store.run_dir}:{best.id}"
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
@@ -243,6 +245,30 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         else:
             print(f"\nbest program (#{best.id}):\n{best.text}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
+
+
+def _simplest_validated(store: RunStore):
+    """The run's winner among meta-validated programs (`selection.simplest_within_noise`);
+    None for a network run or before any validation."""
+    from disco_rules.discovery.pareto import validated_programs
+    from disco_rules.discovery.selection import simplest_within_noise
+
+    return simplest_within_noise(validated_programs(store))
+
+
+def _score_scale(held_out: dict[str, float], baselines: dict, winner: int) -> str:
+    """What a score means and, for the winner, on how many held-out tasks it beats the tuned
+    baseline (optimizer tasks: score > 0; RL tasks: normalised return > 1)."""
+    rl = all(b is None or b.optimizer is None for b in baselines.values())
+    if rl:
+        scale = ("score: final return normalised per task, 0 = an untrained agent, 1 = the "
+                 "tuned baseline (PPO; A2C for LPG), above 1 = better than it")
+    else:
+        scale = ("score: log(baseline loss / candidate loss) per task, 0 = the tuned baseline, "
+                 "negative = worse than it, +0.1 = about 10% lower loss")
+    beaten = sum(score > (1.0 if rl else 0.0) for score in held_out.values())
+    return (f"{scale}\n#{winner} beats the tuned baseline on {beaten} of {len(held_out)} "
+            f"held-out tasks")
 
 
 def _baseline_note(baseline) -> str:
@@ -309,25 +335,40 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     elif stored is not None:
         _inspect_candidate(*stored, as_json=args.json)
     elif Path(args.target).is_dir():
-        _inspect_run(Path(args.target), args.top, args.json)
+        _inspect_run(Path(args.target), args.top, args.json, args.by)
     else:
         _describe_program(load_program(args.target))
 
 
-def _inspect_run(run_dir: Path, top: int, as_json: bool) -> None:
+def _ranked(store: RunStore, top: int, by: str) -> list:
+    """The run's best `top` distinct candidates: by training fitness, or (by="validation") the
+    validated ones by meta-validation score first, as the launch summary ranks winners, then
+    the others by fitness."""
+    if top < 0:
+        raise CliError("--top: expected a non-negative integer")
+    if by == "fitness":
+        return [r for r, _ in store.top(top, by="fitness")]
+    ranked = [r for r, _ in store.top(top, by="validation")]
+    listed = {r.hash for r in ranked}
+    rest = [r for r, _ in store.top(top + len(ranked), by="fitness") if r.hash not in listed]
+    return ranked + rest[:top - len(ranked)]
+
+
+def _inspect_run(run_dir: Path, top: int, as_json: bool, by: str = "validation") -> None:
     with open_run(run_dir) as store:
         validated = {r.id: v for r, v in store.top(10 ** 9, by="validation")}
-        best = store.top(top, by="fitness")
         rows = [{"id": r.id, "generation": r.generation, "fitness": r.fitness,
                  "validation": validated.get(r.id), "status": r.status, "hash": r.hash,
                  "statements": None if r.weights is not None else len(parse(r.text).body),
-                 "program": r.text} for r, _ in best]
+                 "program": r.text} for r in _ranked(store, top, by)]
         if as_json:
-            print(json.dumps({"run": str(run_dir), "candidates": store.count(),
+            print(json.dumps({"run": str(run_dir), "candidates": store.count(), "by": by,
                               "top": rows}, indent=2, default=_json_float))
             return
+        order = ("validated candidates first, by meta-validation score on held-out tasks, "
+                 "then by training fitness" if by == "validation" else "by training fitness")
         print(f"run {run_dir}: {store.count()} candidates archived, "
-              f"{len(store.top(10 ** 9))} distinct candidates")
+              f"{len(store.top(10 ** 9))} distinct candidates; {order}")
         print(f"{'id':>6} {'gen':>4} {'fitness':>8} {'valid.':>8} {'stmts':>5}  hash")
         for row in rows:
             validation = "" if row["validation"] is None else _format_fitness(row["validation"])
@@ -441,12 +482,13 @@ def _cmd_score(args: argparse.Namespace) -> None:
     print(f"{args.tasks} tasks of {args.run}, {config.tasks.seeds} seeds; score = {what}")
     for i, task in enumerate(tasks):
         print(f"  T{i + 1}: {task.key}{_baseline_note(baselines[task.key])}")
-    print(f"{'candidate':<28}" + "".join(f"{'T' + str(i + 1):>9}" for i in range(len(tasks)))
-          + f"{'mean':>9}")
+    width = max(len("candidate"), *(len(ref) for ref in args.candidates))  # names in full
+    print(f"{'candidate':<{width}}" + "".join(f"{'T' + str(i + 1):>9}"
+                                              for i in range(len(tasks))) + f"{'mean':>9}")
     for ref, row in zip(args.candidates, table):
         values = [value for value, _, _ in row]
         mean = sum(values) / len(values)
-        print(f"{ref[-28:]:<28}" + "".join(f"{_format_fitness(v):>9}" for v in values)
+        print(f"{ref:<{width}}" + "".join(f"{_format_fitness(v):>9}" for v in values)
               + f"{_format_fitness(mean):>9}")
 
 
@@ -576,16 +618,17 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     network, agent = network_of(config), agent_of(config)
     encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
     programs = encoding.encode_population([program])
-    rows = [("network " + ref[-20:], score_rules(pool, config, network, agent,
+    rows = [(f"network {ref}", score_rules(pool, config, network, agent,
                                                  weights[None], tasks, baselines,
                                                  config.seed)[0]),
             ("distilled program", score_rules(pool, config, encoding, agent, programs, tasks,
                                               baselines, config.seed)[0])]
     print(f"trained as PPO's drift on the held-out tasks of {run_dir} "
           f"({config.tasks.seeds} seeds; 1 = tuned PPO):")
+    width = max(len(name) for name, _ in rows)
     for name, row in rows:
         values = [value for value, _, _ in row]
-        print(f"  {name:<30}" + "".join(f"{_format_fitness(v):>9}" for v in values)
+        print(f"  {name:<{width}}" + "".join(f"{_format_fitness(v):>9}" for v in values)
               + f"   mean {_format_fitness(sum(values) / len(values))}")
 
 
@@ -709,9 +752,13 @@ def _drift_function(ref: str):
         return (lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
                 shape.temporally_aware)
     from disco_rules.dsl.evaluate import evaluate
-    from disco_rules.dsl.slots import OBJECTIVE
+    from disco_rules.dsl.slots import OBJECTIVE, slot_of
 
     program = load_program(ref)
+    if slot_of(program) != OBJECTIVE:
+        raise CliError(f"{ref}: {program.name}({', '.join(program.params)}) is an optimizer "
+                       f"program; --drift plots drift programs of ({', '.join(OBJECTIVE.inputs)})"
+                       " and drift networks")
     try:
         OBJECTIVE.check(program)
     except ProgramError as error:
@@ -731,6 +778,8 @@ def _add_metrics_options(command: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from disco_rules import export as export_formats
+
     parser = argparse.ArgumentParser(prog="disco", description="Discover learning algorithms.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -752,7 +801,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser(
         "inspect", help="a run's best programs, one stored program (RUN:ID), or a program file")
     inspect.add_argument("target", help="RUN, RUN:ID or program file")
-    inspect.add_argument("--top", type=int, default=10, help="how many programs (RUN)")
+    inspect.add_argument("--top", type=int, default=10,
+                         help="how many candidates of a run to list (default 10)")
+    inspect.add_argument("--by", choices=["validation", "fitness"], default="validation",
+                         help="rank a run's candidates by meta-validation score on held-out "
+                              "tasks, validated ones first, as the launch summary does "
+                              "(default), or by training fitness")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument("--levels", action="store_true",
                          help="the scheduler's level buffer: parameters, regret, times sampled")
@@ -764,7 +818,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write the program or network as plain Python")
     export.add_argument("program", help="program file or RUN:ID (a program or a network)")
-    export.add_argument("--format", required=True, choices=["numpy", "jax", "optax", "torch"])
+    export.add_argument("--format", required=True, choices=list(export_formats.FORMATS),
+                        help=export_formats.formats_help())
+    export.add_argument("--name", help="the Python name of the exported rule (default: "
+                                       "RUN_cID for a stored candidate, the program's own "
+                                       "name for a file)")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_cmd_export)
 
@@ -790,7 +848,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "as the run scores its candidates")
     score.add_argument("candidates", nargs="+", help="program files or RUN:ID")
     score.add_argument("--run", required=True, help="run directory whose tasks to use")
-    score.add_argument("--tasks", choices=["heldout", "train"], default="heldout")
+    score.add_argument("--tasks", choices=["heldout", "train"], default="heldout",
+                       help="the run's held-out tasks (default) or its training tasks")
     score.add_argument("--seeds", type=int, help="seeds per task (default: the run's)")
     score.set_defaults(handler=_cmd_score)
 
@@ -799,7 +858,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("network", help="RUN:ID of an lpo or ta-lpo network")
     distill.add_argument("--evaluations", type=int, default=2000,
                          help="programs to score against the network (default 2000)")
-    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--seed", type=int, default=0,
+                         help="seed of the program search (default 0)")
     distill.add_argument("-o", "--output", help="write the program to this file")
     distill.add_argument("--check", action="store_true",
                          help="then train PPO agents with it and with the network on the "

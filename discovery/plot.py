@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from disco_rules.discovery.store import RunStore  # noqa: E402
+
+
+def _wrapped(title: str, width: int) -> str:
+    """`title` in lines of at most `width` characters, whole: never cut."""
+    return textwrap.fill(title, width, break_on_hyphens=False)
 
 
 def plot_run(store: RunStore, output: str | Path) -> None:
@@ -57,7 +63,7 @@ def plot_run(store: RunStore, output: str | Path) -> None:
              label="PPO (tuned lr)" if rl else "AdamW (tuned lr)")
         ax.set_xlabel("fraction of training")
         ax.set_ylabel("mean episode return" if rl else "validation loss")
-        ax.set_title(task if len(task) < 40 else task[:37] + "...", fontsize=8)
+        ax.set_title(_wrapped(task, 45), fontsize=8)
         ax.legend()
     figure.tight_layout()
     figure.savefig(output, dpi=100)
@@ -86,7 +92,7 @@ def plot_drift(drift: tuple, title: str, output: str | Path) -> None:
         ax.set_ylabel("advantage A")
         ax.set_title(f"progress {p:.1f}" if temporal else "drift (ignores progress)")
     figure.colorbar(image, ax=axes[0].tolist(), label="drift")
-    figure.suptitle(title if len(title) < 80 else "..." + title[-77:], fontsize=9)
+    figure.suptitle(_wrapped(title, 40 * len(values)), fontsize=9)
     figure.savefig(output, dpi=100)
     plt.close(figure)
 
@@ -111,6 +117,6 @@ def plot_levels(sampled: list, title: str, output: str | Path) -> None:
         ax.set_title(name)
     if image is not None:
         figure.colorbar(image, ax=axes[0].tolist(), label="regret")
-    figure.suptitle(f"sampled levels: {title}"[-90:], fontsize=9)
+    figure.suptitle(_wrapped(f"sampled levels: {title}", 35 * max(len(names), 1)), fontsize=9)
     figure.savefig(output, dpi=100)
     plt.close(figure)
