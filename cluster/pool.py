@@ -8,10 +8,12 @@ its actor is retried elsewhere; an exception raised by the evaluator itself is a
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import ray
 import ray.exceptions
@@ -28,6 +30,9 @@ ACTOR_ENV_VARS = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 # CUDA_VISIBLE_DEVICES (every GPU), so JAX would take a GPU that Ray lent to another actor.
 # Ray sets CUDA_VISIBLE_DEVICES itself, to the assigned GPUs, for an actor with num_gpus > 0.
 CPU_ACTOR_ENV_VARS = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+
+# The address of a local Ray's node: its servers then listen on the loopback interface only.
+LOOPBACK = "127.0.0.1"
 
 # How long map waits for any result before it logs that it is still waiting.
 STALL_WARNING_S = 300
@@ -59,6 +64,7 @@ class PoolConfig:
     num_gpus_per_actor: float = 0
     max_retries: int = 3
     max_in_flight_per_actor: int = 2
+    py_modules: tuple[str, ...] = ()  # files or packages the evaluator imports (user plug-ins)
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
@@ -66,16 +72,45 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
     Does nothing if Ray is already initialised. A local Ray runs without a dashboard, and is
     always a new one: not the cluster that a `ray start` on this machine left in
-    /tmp/ray/ray_current_cluster (or RAY_ADDRESS names), which ray.init() would join.
+    /tmp/ray/ray_current_cluster (or RAY_ADDRESS names), which ray.init() would join. Its
+    node has the loopback address, so every server of it listens on 127.0.0.1 only.
     """
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": dict(ACTOR_ENV_VARS)}
     if address is None:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 log_to_driver=False, runtime_env=runtime_env)
+        with _loopback_node():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     log_to_driver=False, runtime_env=runtime_env,
+                     _node_ip_address=LOOPBACK)
     else:
         ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Let `ray.init(_node_ip_address="127.0.0.1")` keep the loopback address.
+
+    Ray 2.x replaces a loopback node address by the machine's routable one
+    (`ray._private.services.resolve_ip_for_localhost`) unless "clusters are disabled", which
+    it reads from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER: in the environment for the processes
+    ray.init starts, and in `ray_constants` for this one, which read it on import. Both are
+    set only while Ray starts, so that a later join of a real cluster is unaffected.
+    """
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved_env
 
 
 @ray.remote
@@ -204,9 +239,11 @@ class EvaluatorPool:
         # ACTOR_ENV_VARS repeated here, not only in start_ray, for a Ray that someone else
         # initialised.
         env_vars = {**ACTOR_ENV_VARS, **(CPU_ACTOR_ENV_VARS if kind.num_gpus == 0 else {})}
+        runtime_env: dict[str, Any] = {"env_vars": env_vars}
+        if self.config.py_modules:
+            runtime_env["py_modules"] = list(self.config.py_modules)
         return EvaluatorActor.options(
-            num_cpus=kind.num_cpus, num_gpus=kind.num_gpus,
-            runtime_env={"env_vars": env_vars},
+            num_cpus=kind.num_cpus, num_gpus=kind.num_gpus, runtime_env=runtime_env,
         ).remote(self._factory_ref)
 
     def map(self, items: Sequence[Any],
