@@ -327,7 +327,12 @@ def _cmd_resume(args: argparse.Namespace) -> None:
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
     stored = _split_ref(args.target)
-    if args.levels:
+    if args.pareto:
+        if stored is not None or not Path(args.target).is_dir():
+            raise CliError(f"{args.target}: --pareto reads a run directory (RUN, not RUN:ID "
+                           "or a program file)")
+        _inspect_pareto(Path(args.target), args.json)
+    elif args.levels:
         if stored is not None or not Path(args.target).is_dir():
             raise CliError(f"{args.target}: --levels reads a run directory (RUN, not RUN:ID "
                            "or a program file)")
@@ -375,6 +380,44 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool, by: str = "validation")
             statements = "-" if row["statements"] is None else row["statements"]
             print(f"{row['id']:>6} {row['generation']:>4} {_format_fitness(row['fitness']):>8} "
                   f"{validation:>8} {statements:>5}  {row['hash']}")
+
+
+def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
+    """The complexity-fitness hall of fame: per program size the best meta-validated program,
+    marking the Pareto front and the chosen winner (simplest within one standard error)."""
+    from disco_rules.discovery.pareto import validated_programs
+    from disco_rules.discovery.selection import best_per_size, pareto_front, simplest_within_noise
+    from disco_rules.dsl.simplify import simplify
+
+    with open_run(run_dir) as store:
+        validated = validated_programs(store)
+        texts = {c.id: str(simplify(parse(store.candidate(c.id).text)))
+                 for c in best_per_size(validated)}
+    if not validated:
+        raise CliError(f"{run_dir}: no meta-validated program yet (a network run, or no "
+                       "validation has run)")
+    front = {c.id for c in pareto_front(validated)}
+    chosen = simplest_within_noise(validated)
+    rows = [{"size": c.size, "id": c.id, "validation": c.mean,
+             "standard_error": c.standard_error, "samples": len(c.scores),
+             "pareto": c.id in front, "chosen": chosen is not None and c.id == chosen.id,
+             "program": texts[c.id]} for c in best_per_size(validated)]
+    if as_json:
+        print(json.dumps({"run": str(run_dir), "validated": len(validated),
+                          "chosen": None if chosen is None else chosen.id, "sizes": rows},
+                         indent=2, default=_json_float))
+        return
+    print(f"run {run_dir}: the best of {len(validated)} meta-validated programs per size "
+          "(statements of the simplified program)")
+    print("valid. = mean score over the held-out tasks, +- its standard error; * on the "
+          "Pareto front; > chosen: the simplest within one standard error of the best")
+    print(f"{'':2}{'size':>4} {'id':>6} {'valid.':>8} {'+-':>6}")
+    for row in rows:
+        mark = (">" if row["chosen"] else " ") + ("*" if row["pareto"] else " ")
+        print(f"{mark}{row['size']:>4} {row['id']:>6} {_format_fitness(row['validation']):>8} "
+              f"{row['standard_error']:>6.3f}")
+    if chosen is not None:
+        print(f"\nchosen #{chosen.id}:\n{texts[chosen.id]}", end="")
 
 
 def _inspect_levels(run_dir: Path, as_json: bool) -> None:
@@ -808,6 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "tasks, validated ones first, as the launch summary does "
                               "(default), or by training fitness")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--pareto", action="store_true",
+                         help="the complexity-fitness hall of fame: per program size, the best "
+                              "meta-validated program, the Pareto front and the chosen winner")
     inspect.add_argument("--levels", action="store_true",
                          help="the scheduler's level buffer: parameters, regret, times sampled")
     inspect.set_defaults(handler=_cmd_inspect)

@@ -882,6 +882,16 @@ class RunStore:
             for task, score in rows
         ]
 
+    def validated(self) -> list[tuple[CandidateRecord, list[ValidationRecord]]]:
+        """Every meta-validated candidate with its validation scores by task, by id."""
+        rows = self._db.execute(
+            "SELECT candidate_id, task, score FROM validation ORDER BY candidate_id, task")
+        by_id: dict[int, list[ValidationRecord]] = {}
+        for candidate_id, task, score in rows:
+            by_id.setdefault(candidate_id, []).append(
+                ValidationRecord(candidate_id=candidate_id, task=task, score=_from_sql(score)))
+        return [(self.candidate(cid), records) for cid, records in by_id.items()]
+
     def lineage(self, candidate_id: int) -> list[CandidateRecord]:
         """The candidate, its parent, its parent's parent, ... up to a root."""
         chain = [self.candidate(candidate_id)]
