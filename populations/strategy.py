@@ -20,6 +20,13 @@ from evosax.algorithms import algorithms
 from evosax.algorithms.population_based import population_based_algorithms
 
 
+def _strongly_typed(state: Any) -> Any:
+    """`state` without weakly typed leaves. evosax's init (and some updates) leave Python
+    scalars weakly typed; jitted ask/tell would compile once per weak/strong pattern."""
+    return jax.tree.map(lambda leaf: jax.lax.convert_element_type(leaf, jnp.result_type(leaf)),
+                        state)
+
+
 @dataclass(frozen=True)
 class StrategySpec:
     """What to build: an evosax strategy name, population size, sigma and mean step size."""
@@ -56,17 +63,17 @@ class Strategy:
         """The strategy's first state: its mean at `initial` (population-based strategies: a
         population of `initial` plus sigma-noise, all of unknown fitness)."""
         if not self.population_based:
-            return self.algorithm.init(key, self.initial, self.params)
+            return _strongly_typed(self.algorithm.init(key, self.initial, self.params))
         k_init, k_noise = jax.random.split(key)
         noise = jax.random.normal(k_noise, (self.spec.population_size, self.initial.size))
         population = self.initial + self.spec.sigma * noise
         fitness = jnp.full(self.spec.population_size, jnp.inf)
-        return self.algorithm.init(k_init, population, fitness, self.params)
+        return _strongly_typed(self.algorithm.init(k_init, population, fitness, self.params))
 
     def ask(self, key: jax.Array, state: Any) -> tuple[np.ndarray, Any]:
         """A population of flat vectors [population_size, dims] and the new state."""
         population, state = self.algorithm.ask(key, state, self.params)
-        return np.asarray(population, np.float32), state
+        return np.asarray(population, np.float32), _strongly_typed(state)
 
     def tell(self, key: jax.Array, population: np.ndarray, fitness: np.ndarray,
              state: Any) -> Any:
@@ -75,7 +82,7 @@ class Strategy:
         loss = np.where(np.isfinite(loss), loss, np.inf)
         state, _ = self.algorithm.tell(key, jnp.asarray(population), jnp.asarray(loss), state,
                                        self.params)
-        return state
+        return _strongly_typed(state)
 
     def mean(self, state: Any) -> np.ndarray:
         """The distribution's mean (population-based: the best member found so far)."""

@@ -1,4 +1,5 @@
-"""evosax strategies by name: sign convention, NaN as worst, checkpoints of the state."""
+"""evosax strategies by name: sign convention, NaN as worst, checkpoints of the state, and
+states without weak types (jitted ask and tell compile once)."""
 
 import evosax
 import jax
@@ -73,3 +74,24 @@ def test_state_round_trips_through_plain_arrays_and_continues_identically():
     other = Strategy(StrategySpec("Sep_CMA_ES", 8, sigma=0.2), np.zeros(5))
     with pytest.raises(ValueError, match="does not fit"):
         other.state_from_data(data)
+
+
+def weak_leaves(state):
+    return [jax.tree_util.keystr(path) for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+            if getattr(leaf, "weak_type", False)]
+
+
+@pytest.mark.parametrize("name", ["Open_ES", "SimpleGA", "CMA_ES"])
+def test_states_have_no_weak_types_so_ask_and_tell_compile_once(name):
+    strategy = Strategy(StrategySpec(name, 8, sigma=0.1), np.zeros(4))
+    state = strategy.init(KEY)
+    assert weak_leaves(state) == []
+    compiled = []
+    for g in range(3):
+        population, state = strategy.ask(jax.random.fold_in(KEY, g), state)
+        assert weak_leaves(state) == []
+        state = strategy.tell(KEY, population, -np.square(population).sum(axis=1), state)
+        assert weak_leaves(state) == []
+        compiled.append((strategy.algorithm.ask._cache_size(),
+                         strategy.algorithm.tell._cache_size()))
+    assert compiled[0] == compiled[1] == compiled[2]  # nothing new after the first generation
