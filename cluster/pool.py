@@ -64,11 +64,13 @@ class PoolConfig:
     num_gpus_per_actor: float = 0
     max_retries: int = 3
     max_in_flight_per_actor: int = 2
-    py_modules: tuple[str, ...] = ()  # files or packages the evaluator imports (user plug-ins)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+def start_ray(address: str | None, num_cpus: int | None = None,
+              py_modules: Sequence[str] = ()) -> None:
     """Start Ray in this process (address None) or join a cluster ("auto", "ray://host:port").
+    `py_modules`: local module files or packages every worker can import (Ray uploads them
+    for the job; user task plug-ins).
 
     Does nothing if Ray is already initialised. A local Ray runs without a dashboard, and is
     always a new one: not the cluster that a `ray start` on this machine left in
@@ -77,7 +79,9 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": dict(ACTOR_ENV_VARS)}
+    runtime_env: dict[str, Any] = {"env_vars": dict(ACTOR_ENV_VARS)}
+    if py_modules:
+        runtime_env["py_modules"] = list(py_modules)
     if address is None:
         with _loopback_node():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
@@ -239,11 +243,9 @@ class EvaluatorPool:
         # ACTOR_ENV_VARS repeated here, not only in start_ray, for a Ray that someone else
         # initialised.
         env_vars = {**ACTOR_ENV_VARS, **(CPU_ACTOR_ENV_VARS if kind.num_gpus == 0 else {})}
-        runtime_env: dict[str, Any] = {"env_vars": env_vars}
-        if self.config.py_modules:
-            runtime_env["py_modules"] = list(self.config.py_modules)
         return EvaluatorActor.options(
-            num_cpus=kind.num_cpus, num_gpus=kind.num_gpus, runtime_env=runtime_env,
+            num_cpus=kind.num_cpus, num_gpus=kind.num_gpus,
+            runtime_env={"env_vars": env_vars},
         ).remote(self._factory_ref)
 
     def map(self, items: Sequence[Any],

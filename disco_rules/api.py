@@ -51,7 +51,10 @@ def read_config(config: str | os.PathLike[str] | Config) -> ConfigSource:
     if isinstance(config, str) and ("\n" in config or "=" in config):
         return ConfigSource(parse_config(config), config, Path.cwd(), "run")
     path = Path(config)
-    loaded, text = load_config(path)
+    loaded, text = load_config(path)  # a config error answers before JAX is imported
+    from disco_rules.discovery.tasks import plugins  # imports JAX
+
+    plugins.add_search_path(path.resolve().parent)  # the user's task modules sit beside it
     return ConfigSource(loaded, text, path.resolve().parent, path.stem)
 
 
@@ -106,9 +109,12 @@ def make_pool(config: Config, address: str | None) -> Any:
 
     from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
     from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.plan import TaskPlan
+    from disco_rules.discovery.tasks import plugins
 
     folder = compilation_cache(config)  # before Ray starts: its local workers inherit it
-    start_ray(address)
+    TaskPlan.from_config(config)  # loads the user's task modules, shipped to the workers:
+    start_ray(address, py_modules=plugins.module_files())
     cluster = config.cluster
     return EvaluatorPool(
         functools.partial(Evaluator, config.population.max_statements, folder),
@@ -184,13 +190,6 @@ def open_run(run_dir: str | os.PathLike[str]) -> Run:
     return Run(run_dir)
 
 
-def slot_of(program: Program) -> Any:
-    """The slot whose inputs `program` reads: the objective slot's, else the optimizer's."""
-    from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
-
-    return OBJECTIVE if set(program.params) <= set(OBJECTIVE.inputs) else OPTIMIZER
-
-
 # -- reading a run --------------------------------------------------------------------------
 
 
@@ -220,14 +219,14 @@ class Run:
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.run_dir = Path(run_dir)
-        with RunStore.open(self.run_dir) as store:
+        with RunStore.open(self.run_dir, write=False) as store:
             self.config = parse_config(store.config_text)
 
     def __repr__(self) -> str:
         return f"Run({str(self.run_dir)!r})"
 
     def _store(self) -> RunStore:
-        return RunStore.open(self.run_dir)
+        return RunStore.open(self.run_dir, write=False)
 
     def status(self) -> Status:
         """Generations done, candidates and their outcomes, best fitness and validation."""
@@ -258,11 +257,12 @@ class Run:
             return self._candidate(store, store.candidate(cid))
 
     def _candidate(self, store: RunStore, record: CandidateRecord) -> Candidate:
+        validation = {row.task: row.score for row in store.validation_of(record.id)}
         return Candidate(
             run_dir=self.run_dir, record=record,
-            scores={row.task: row.score for row in store.scores_of(record.id)},
-            validation={row.task: row.score for row in store.validation_of(record.id)},
-            lineage=tuple(r.id for r in store.lineage(record.id)))
+            scores={row.task: row.score for row in store.scores_of(record.id)
+                    if row.task not in validation},
+            validation=validation, lineage=tuple(r.id for r in store.lineage(record.id)))
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ class Candidate:
 
     run_dir: Path
     record: CandidateRecord
-    scores: dict[str, float]  # training-task key -> score
+    scores: dict[str, float]  # training task (and level) key -> score
     validation: dict[str, float]  # held-out task key -> meta-validation score
     lineage: tuple[int, ...]  # its id, its parent's, ... back to a warm start or the first
 
@@ -333,15 +333,11 @@ class Candidate:
 
     def export(self, format: str = "optax", name: str | None = None) -> str:
         """A self-contained Python module of the rule (it does not import disco), as text."""
-        if self.record.weights is not None:
-            from disco_rules.populations.network_export import export_network
+        from disco_rules.export import export
 
-            return export_network(self.network, self.record.weights, format,
-                                  origin=f" from {self.run_dir}:{self.id}")
-        from disco_rules.dsl.export import export
-
-        program = self.program
-        return export(program, format, slot_of(program))
+        rule = self.program if self.record.weights is None else (self.network, self.weights)
+        return export(rule, format, name=name or self.name,
+                      origin=f" from {self.run_dir}:{self.id}")
 
     def optax(self, learning_rate: Any = 1e-3, total_steps: int | None = None
               ) -> "GradientTransformation":

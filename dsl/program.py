@@ -69,6 +69,14 @@ class Program:
             used.update(stmt.names())
         return frozenset(used)
 
+    @classmethod
+    def parse(cls, text: str) -> "Program":
+        """The program in `text`, parsed and never executed; ProgramError names the line and
+        column of what is wrong."""
+        from disco_rules.dsl.parser import parse
+
+        return parse(text)
+
     def replace(self, **changes: object) -> "Program":
         fields = {"name": self.name, "params": self.params, "body": self.body,
                   "outputs": self.outputs}

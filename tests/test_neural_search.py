@@ -22,7 +22,7 @@ from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import NetworksItem, Evaluator
 from disco_rules.discovery.search.engine import Engine, make_engine
 from disco_rules.discovery.search.networks import network_from_text
-from disco_rules.discovery.scoring import split_evenly
+from disco_rules.discovery.scoring import score_rules, split_evenly
 from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.parser import parse
@@ -140,11 +140,13 @@ def test_same_seed_same_archive_and_resume_continues_identically(finished, tmp_p
 
 
 def test_a_non_finite_rule_is_scored_worst_with_a_reason_and_the_run_goes_on(finished):
-    bad = np.full((2, finished.network.num_params), np.nan, np.float32)
+    population = finished.population
+    bad = np.full((2, population.network.num_params), np.nan, np.float32)
     bad[1] = 0.0
-    table = finished.score(bad, finished.tasks.train,
-                           {t.key: finished.store.baseline(t.key) for t in finished.tasks.all()},
-                           run_seed=0)
+    table = score_rules(population.pool, finished.config, population.network, population.agent,
+                        bad, finished.tasks.train,
+                        {t.key: finished.store.baseline(t.key) for t in finished.tasks.all()},
+                        run_seed=0)
     (nan_value, reason, _), = table[0]
     assert nan_value == -np.inf and reason == "nan"
     assert np.isfinite(table[1][0][0]) and table[1][0][1] is None

@@ -188,9 +188,20 @@ def register(new: Family) -> Family:
 
 
 def family(name: str) -> Family:
-    """The registered family `name`; ValueError lists the valid names."""
-    try:
+    """The registered family `name`, or the user's `module:name` (loaded, checked and
+    registered the first time); ValueError lists the valid names."""
+    if name in FAMILIES:
         return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown task family {name!r}; "
-                         f"valid families: {', '.join(sorted(FAMILIES))}") from None
+    from disco_rules.discovery.tasks import plugins
+
+    if plugins.is_plugin(name):
+        loaded = plugins.load(name)
+        FAMILIES[name] = loaded  # before the check, which builds a task of it
+        try:
+            plugins.check(loaded)
+        except ValueError:
+            del FAMILIES[name]
+            raise
+        return loaded
+    raise ValueError(f"unknown task family {name!r}; valid families: "
+                     f"{', '.join(sorted(FAMILIES))}, or a module:name of your own")

@@ -1,0 +1,131 @@
+"""Task families from the user's own modules: `family = "my_tasks:my_family"` in a config.
+
+`my_tasks` is a module in a folder added with `add_search_path` (the config's folder), in
+the current folder, or on the Python path; `my_family` a `Family` in it, written against the same interface as the
+shipped families (`ranges`, `defaults`, `build(task) -> Problem`, `kind`). A plug-in family
+is registered under its full `module:name`, checked once (`check`), and its module file is
+shipped to Ray actors (`module_files`, for the runtime environment's py_modules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from disco_rules.discovery.tasks.family import Family, Problem, Task
+
+_SEARCH_PATH: list[Path] = []  # folders searched before the Python path
+_MODULES: dict[str, ModuleType] = {}  # plug-in modules loaded, by name
+
+
+def is_plugin(name: str) -> bool:
+    """Whether a family name refers to a user module (`module:attribute`)."""
+    return ":" in name
+
+
+def add_search_path(folder: str | Path) -> None:
+    """Look for plug-in modules in `folder` first (a config's folder)."""
+    folder = Path(folder).resolve()
+    if folder not in _SEARCH_PATH:
+        _SEARCH_PATH.insert(0, folder)
+
+
+def _import(module_name: str) -> ModuleType:
+    if module_name in _MODULES:
+        return _MODULES[module_name]
+    parts = module_name.split(".")
+    for folder in [*_SEARCH_PATH, Path.cwd()]:
+        file = folder.joinpath(*parts).with_suffix(".py")
+        package = folder.joinpath(*parts, "__init__.py")
+        found = file if file.is_file() else package if package.is_file() else None
+        if found is not None and len(parts) == 1:
+            spec = importlib.util.spec_from_file_location(module_name, found)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module  # so that its objects pickle by reference
+            spec.loader.exec_module(module)
+            _MODULES[module_name] = module
+            return module
+    module = importlib.import_module(module_name)
+    _MODULES[module_name] = module
+    return module
+
+
+def load(name: str) -> Family:
+    """The Family that `module:attribute` names, renamed to `name`; ValueError (one line)
+    if the module is missing, has no such object, or it is not a Family."""
+    module_name, _, attribute = name.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"task family {name!r}: a plug-in family is 'module:name'")
+    try:
+        module = _import(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name.split(".")[0] and error.name != module_name:
+            raise ValueError(f"task family {name!r}: its module failed to import: "
+                             f"{error}") from None
+        raise ValueError(f"task family {name!r}: no module named {module_name!r} next to the "
+                         "config or on the Python path") from None
+    except Exception as error:  # the user's module raised while importing
+        raise ValueError(f"task family {name!r}: importing {module_name} failed: "
+                         f"{type(error).__name__}: {error}") from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"task family {name!r}: module {module_name} has no {attribute!r}")
+    found = getattr(module, attribute)
+    if not isinstance(found, Family):
+        raise ValueError(f"task family {name!r}: {module_name}.{attribute} is a "
+                         f"{type(found).__name__}, not a disco_rules Family")
+    return dataclasses.replace(found, name=name)
+
+
+def check(family: Family) -> None:
+    """Build the family's default task and trace one step of it, so that a wrong signature or
+    a non-scalar loss is a one-line ValueError now, not a failure on every actor."""
+    where = f"task family {family.name!r}"
+    try:
+        inspect.signature(family.build).bind(None)
+    except TypeError:
+        raise ValueError(f"{where}: build must take one argument, the task") from None
+    except ValueError:
+        pass  # a builtin or C callable without a signature: the call below tells
+    try:
+        built = Task(family.name, ()).build()
+    except Exception as error:
+        raise ValueError(f"{where}: building its default task failed: "
+                         f"{type(error).__name__}: {error}") from None
+    if family.kind != "optimizer":
+        return
+    if not isinstance(built, Problem):
+        raise ValueError(f"{where}: build must return a Problem, got {type(built).__name__}")
+    import jax
+
+    key = jax.random.PRNGKey(0)
+    try:
+        params = jax.eval_shape(built.init, key)
+        data = jax.eval_shape(built.data, key)
+        batch = jax.eval_shape(built.train_batch, key, data)
+        losses = {"loss": jax.eval_shape(built.loss, params, batch),
+                  "validation_loss": jax.eval_shape(built.validation_loss, params, data)}
+    except Exception as error:
+        raise ValueError(f"{where}: tracing init, data, train_batch and the losses failed: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+    for what, loss in losses.items():
+        if getattr(loss, "shape", None) != ():
+            raise ValueError(f"{where}: {what} must return a scalar, got shape "
+                             f"{getattr(loss, 'shape', type(loss).__name__)}")
+    if not isinstance(built.horizon, int) or built.horizon < 1:
+        raise ValueError(f"{where}: the Problem's horizon must be a positive int")
+
+
+def module_files() -> list[str]:
+    """The files of the plug-in modules loaded so far (shipped to Ray actors)."""
+    files = []
+    for module in _MODULES.values():
+        file = getattr(module, "__file__", None)
+        if file:
+            path = Path(file)
+            files.append(str(path.parent if path.name == "__init__.py" else path))
+    return sorted(set(files))
