@@ -11,12 +11,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 
 from disco_rules.discovery.config import ConfigError, load_config, parse_config
-from disco_rules.discovery.store import RunStore, StoreError
+from disco_rules.discovery.store import RunLock, RunStore, StoreError
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
@@ -282,13 +282,14 @@ def _baseline_note(baseline) -> str:
 
 def _cmd_launch(args: argparse.Namespace) -> None:
     from disco_rules import api
-    from disco_rules.discovery import footprint
 
-    source = api.read_config(args.config)
+    source = api.read_config(args.config)  # a config error answers before JAX is imported
     config, text = source.config, source.text
     if args.generations is not None:
         config, text = api.with_generations(config, text, _generations(args))
     warm_start = api.check(config, source.base)  # a bad config fails before a run dir exists
+    from disco_rules.discovery import footprint  # imports JAX
+
     footprint.check_memory(config, args.address)
     try:
         store = api.create_run(args.run_dir, source.name, text, warm_start)
@@ -305,22 +306,34 @@ def _generations(args: argparse.Namespace) -> int:
     return args.generations
 
 
+def _newest_checkpoint(store: RunStore) -> tuple | None:
+    """The run's newest intact checkpoint; each unreadable newer one is a one-line warning
+    (when none is intact, CheckpointError alone is the error)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checkpoint = store.load_checkpoint()
+    for warning in caught:
+        print(f"disco: warning: {warning.message}", file=sys.stderr)
+    return checkpoint
+
+
 def _cmd_resume(args: argparse.Namespace) -> None:
     from disco_rules import api
-    from disco_rules.discovery import footprint
 
     with open_run(args.run, write=True) as store:
         config = parse_config(store.config_text)
         if args.generations is not None:
             config, text = api.with_generations(config, store.config_text, _generations(args))
             store.set_config_text(text)
-        footprint.check_memory(config, args.address)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            checkpoint = store.load_checkpoint()
-        for warning in caught:
-            print(f"disco: warning: {warning.message}", file=sys.stderr)
+        checkpoint = _newest_checkpoint(store)
         done = -1 if checkpoint is None else checkpoint[0]
+        if done + 1 >= config.generations:  # said before Ray and JAX start
+            raise CliError(f"{store.run_dir} is finished ({done + 1} of {config.generations} "
+                           f"generations); run more with `disco resume {store.run_dir} "
+                           f"--generations {done + 11}`")
+        from disco_rules.discovery import footprint  # imports JAX
+
+        footprint.check_memory(config, args.address)
         print(f"resuming {store.run_dir} after generation {done}", flush=True)
         _drive(store, config, args, config.generations)
 
@@ -425,7 +438,7 @@ def _inspect_levels(run_dir: Path, as_json: bool) -> None:
     from disco_rules.discovery.levels import buffer_rows
 
     with open_run(run_dir) as store:
-        checkpoint = store.load_checkpoint()
+        checkpoint = _newest_checkpoint(store)
         sampled = store.sampled_levels()
     if checkpoint is None or "levels" not in checkpoint[1]:
         raise CliError(f"{run_dir}: no level buffer (the run has no [scheduler], or no "
@@ -680,10 +693,10 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 
     from disco_rules.discovery.config import warm_start_paths
     from disco_rules.dsl import library
-    from disco_rules.discovery.plan import TaskPlan
 
     config_path = Path(args.config).resolve()
-    config, _ = load_config(config_path)
+    config, _ = load_config(config_path)  # a config error answers before JAX is imported
+    from disco_rules.discovery.plan import TaskPlan
     TaskPlan.from_config(config)  # a bad config fails here, not on the cluster
     for path in warm_start_paths(config, config_path.parent):
         if path.parent != library.PROGRAMS and config_path.parent not in path.parents:
@@ -732,13 +745,15 @@ def _cmd_status(args: argparse.Namespace) -> None:
                   for name in ("candidates", "evaluated", "cache_hits", "screened", "failed")}
         last = per_generation.get(done, {}) if done is not None else {}
         winners = store.top(1, by="validation")
+        writer = RunLock.holder(store.run_dir)
         state = "finished" if generations >= config.generations else \
-            f"stopped or running (continue with: disco resume {store.run_dir})"
+            f"running ({writer})" if writer else \
+            f"stopped (continue with: disco resume {store.run_dir})"
         if args.json:
             print(json.dumps({
                 "run": str(store.run_dir), "generations": generations,
                 "target_generations": config.generations, "finished":
-                    generations >= config.generations, **totals,
+                    generations >= config.generations, "writer": writer, **totals,
                 "best_fitness": last.get("best"), "median_fitness": last.get("median"),
                 "best_validated": None if not winners else
                     {"id": winners[0][0].id, "validation": winners[0][1]},
@@ -813,8 +828,23 @@ def _drift_function(ref: str):
 
 # -- the parser ----------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"disco: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    port = int(text) if text.strip().isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return port
+
+
 def _add_metrics_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--metrics-port", type=int, metavar="PORT",
+    command.add_argument("--metrics-port", type=_port, metavar="PORT",
                          help="serve Prometheus metrics on this port (default: no server)")
     command.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                          help="address the metrics server binds to (default: 127.0.0.1)")
@@ -823,7 +853,7 @@ def _add_metrics_options(command: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from disco_rules import export as export_formats
 
-    parser = argparse.ArgumentParser(prog="disco", description="Discover learning algorithms.")
+    parser = _Parser(prog="disco", description="Discover learning algorithms.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     launch = commands.add_parser("launch", help="start a search from a TOML config")
@@ -937,6 +967,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the CLI never shows a traceback by default
         if type(error) is sqlite3.DatabaseError:  # not a subclass (a query gone wrong)
             print(f"disco: error: a run's archive.sqlite is damaged ({error})", file=sys.stderr)
+            return 2
+        if isinstance(error, OSError) and error.filename is not None:  # a file named, the disk
+            print(f"disco: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
             return 2
         if os.environ.get("DISCO_DEBUG"):
             raise

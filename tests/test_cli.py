@@ -95,3 +95,91 @@ def test_a_generations_override_is_written_into_the_stored_config():
     assert config.generations == 9
     assert config.seed == 3 and config.population.size == 4 and config.validation.every == 2
     assert parse_config(_set_generations("seed = 1\n", 2)).generations == 2
+
+
+# -- mends: objective-slot programs, --drift on optimizers, names, --top order, help -------
+
+@pytest.mark.parametrize("name", ["dpo", "ppo_clip"])
+def test_inspect_describes_drift_programs_in_the_objective_slot(capsys, name):
+    code, out, err = run(capsys, "inspect", str(EXAMPLES / f"{name}.py"))
+    assert code == 0, err
+    assert "slot:        objective" in out
+    assert "inputs:      ratio, advantage, progress (unused)" in out
+    assert "state:       none" in out
+
+
+def test_plot_drift_of_an_optimizer_program_says_what_it_is(tmp_path, capsys):
+    code, _, err = run(capsys, "plot", str(EXAMPLES / "sgd.py"), "--drift",
+                       "-o", str(tmp_path / "x.png"))
+    assert code == 2 and err.count("\n") == 1
+    assert "sgd(w, g, lr) is an optimizer program" in err and "state variables" not in err
+
+
+def test_export_name_overrides_and_a_file_keeps_its_programs_name(capsys):
+    _, out, _ = run(capsys, "export", str(EXAMPLES / "momentum.py"), "--format", "torch")
+    assert "class Momentum(torch.optim.Optimizer)" in out
+    _, out, _ = run(capsys, "export", str(EXAMPLES / "momentum.py"), "--format", "torch",
+                    "--name", "heavy_ball")
+    assert "class HeavyBall(torch.optim.Optimizer)" in out and "Momentum" not in out
+    code, _, err = run(capsys, "export", str(EXAMPLES / "momentum.py"), "--format", "numpy",
+                       "--name", "not-a-name")
+    assert code == 2 and "not a Python identifier" in err
+
+
+def test_every_option_of_every_command_has_help():
+    from disco_rules.discovery.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.choices and a.dest == "command"]
+    missing = [f"{name} {action.option_strings or action.dest}"
+               for name, command in commands.choices.items()
+               for action in command._actions
+               if action.help is None and action.dest != "help"]
+    assert missing == []
+
+
+def test_inspect_top_ranks_validated_candidates_first_as_the_summary_does(tmp_path, capsys):
+    from disco_rules.discovery.store import CandidateRecord, RunStore, ValidationRecord
+
+    text = (Path(__file__).parent.parent / "examples" / "quickstart.toml").read_text()
+    fitness = {1: 0.9, 2: 0.1, 3: 0.5, 4: 0.7}  # training fitness
+    validation = {2: 0.3, 3: 0.4}  # held-out scores of the validated ones
+    with RunStore.create(tmp_path / "run", text) as store:
+        store.add_generation(0, [CandidateRecord(
+            id=cid, generation=0, kind="program", hash=f"h{cid}", fitness=value, status="ok",
+            text=f"def p{cid}(w, g, lr):\n    update = lr * g\n    return update\n")
+            for cid, value in fitness.items()],
+            validation=[ValidationRecord(candidate_id=cid, task="t", score=score)
+                        for cid, score in validation.items()])
+
+    def ids(*options):
+        code, out, err = run(capsys, "inspect", str(tmp_path / "run"), *options)
+        assert code == 0, err
+        return [int(line.split()[0]) for line in out.splitlines()[2:]]
+
+    assert ids() == [3, 2, 1, 4]  # validated by validation, then the rest by fitness
+    assert ids("--top", "3") == [3, 2, 1]
+    assert ids("--by", "fitness") == [1, 4, 3, 2]
+
+
+def test_the_launch_summary_says_what_scores_mean_and_what_the_winner_beats(tmp_path, capsys):
+    from disco_rules.discovery.cli import _print_summary
+    from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
+                                             ValidationRecord)
+
+    text = (Path(__file__).parent.parent / "examples" / "quickstart.toml").read_text()
+    with RunStore.create(tmp_path / "run", text) as store:
+        store.add_baseline(BaselineRecord(task="a", score=0.0, loss=1.0, lr=0.01,
+                                          optimizer="adamw", weight_decay=1e-4, seeds=2))
+        store.add_baseline(BaselineRecord(task="b", score=0.0, loss=1.0, lr=0.01,
+                                          optimizer="adamw", weight_decay=1e-4, seeds=2))
+        store.add_generation(0, [CandidateRecord(
+            id=7, generation=0, kind="program", hash="h7", fitness=0.2, status="ok",
+            text="def p(w, g, lr):\n    update = lr * g\n    return update\n")],
+            validation=[ValidationRecord(candidate_id=7, task="a", score=0.12),
+                        ValidationRecord(candidate_id=7, task="b", score=-0.3)])
+        _print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert "0 = the tuned baseline, negative = worse than it, +0.1 = about 10% lower loss" \
+        in out
+    assert "#7 beats the tuned baseline on 1 of 2 held-out tasks" in out

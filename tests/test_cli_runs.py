@@ -231,18 +231,24 @@ def test_the_run_directory_holds_config_archive_checkpoints_and_warm_starts(run)
 
 
 def test_inspect_lists_the_best_programs(run):
-    result = _disco("inspect", str(run.run_dir), "--top", "5", cwd=run.base, env=run.env)
+    result = _disco("inspect", str(run.run_dir), "--top", "5", "--by", "fitness",
+                    cwd=run.base, env=run.env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     with RunStore.open(run.run_dir) as store:
         assert lines[0].startswith(f"run {run.run_dir}: {store.count()} candidates archived, ")
         best = store.top(5)
+        winners = [record.id for record, _ in store.top(3, by="validation")]
     ids = [int(line.split()[0]) for line in lines[2:]]
     assert ids == [record.id for record, _ in best] and len(ids) == 5
+    by_default = _disco("inspect", str(run.run_dir), "--top", "5", cwd=run.base, env=run.env)
+    ids = [int(line.split()[0]) for line in by_default.stdout.splitlines()[2:]]
+    assert ids[:len(winners)] == winners  # the launch summary's order
 
 
 def test_inspect_json_ranks_archived_programs_by_fitness(run):
-    result = _disco("inspect", str(run.run_dir), "--json", cwd=run.base, env=run.env)
+    result = _disco("inspect", str(run.run_dir), "--json", "--by", "fitness", cwd=run.base,
+                    env=run.env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     top = data["top"]
