@@ -1,6 +1,8 @@
 """`disco status` reports a run's progress from its archive."""
 
 import json
+import os
+import socket
 
 from disco_rules.discovery.cli import main
 from tests.test_search import make_search, programs
@@ -19,8 +21,19 @@ def test_status_counts_what_the_archive_holds(tmp_path, capsys):
     assert status["evaluated"] == sum(r.evaluated for r in reports)
     assert status["best_fitness"] == reports[-1].best
     assert main(["status", str(tmp_path / "run")]) == 0
-    assert "2 of 4 generations, stopped or running (continue with: disco resume" \
+    assert "2 of 4 generations, stopped (continue with: disco resume" \
         in capsys.readouterr().out
+
+
+def test_status_names_the_process_writing_a_live_run(tmp_path, capsys):
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
+    search.step()
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0  # while the store is open
+    assert json.loads(capsys.readouterr().out)["writer"] == \
+        f"pid {os.getpid()} on {socket.gethostname()}"
+    store.close()
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["writer"] is None
 
 
 def test_status_of_a_directory_that_is_not_a_run_is_one_line(tmp_path, capsys):
