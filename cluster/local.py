@@ -15,16 +15,20 @@ class LocalPool:
         self.completed = 0
         self.failed = 0
 
-    def map(self, items: Sequence[Any]) -> list[Any]:
-        """Results in input order; an evaluator exception becomes `Failed`, as on Ray."""
+    def map(self, items: Sequence[Any],
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """Results in input order; an evaluator exception becomes `Failed`, as on Ray.
+        `on_result(index, result)` is called as each item's result is ready."""
         results: list[Any] = []
-        for item in items:
+        for index, item in enumerate(items):
             try:
                 results.append(self.evaluator(item))
                 self.completed += 1
             except Exception as error:  # noqa: BLE001 - a failed item never stops the run
                 results.append(Failed(f"{type(error).__name__}: {error}"))
                 self.failed += 1
+            if on_result is not None:
+                on_result(index, results[-1])
         return results
 
     def shutdown(self) -> None:

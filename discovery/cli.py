@@ -184,20 +184,26 @@ def _serve_metrics(args: argparse.Namespace, pool):
 
 def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
     from disco_rules.api import make_pool
+    from disco_rules.discovery.progress import Progress, ProgressPool
     from disco_rules.discovery.search.engine import make_engine
 
-    pool = make_pool(config, args.address)
+    progress = Progress()
+    with progress.phase("starting Ray"):
+        pool = make_pool(config, args.address)
     server = None
     try:
         metrics, server = _serve_metrics(args, pool)
+        shown = ProgressPool(pool, progress)  # each generation's work items as they finish
 
         def on_generation(report) -> None:
             _print_report(report)
+            shown.context = f"generation {report.generation + 1}"
             if metrics is not None:
                 metrics.observe(report, pool)
 
-        search = make_engine(config, store, pool, on_generation)
+        search = make_engine(config, store, shown, on_generation)
         search.restore()
+        shown.context = f"generation {search.generation}"
         started = time.perf_counter()
         if search.generation >= generations:
             print(f"run already has {search.generation} generations (asked for {generations})")
@@ -211,6 +217,13 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
         if server is not None:
             server.shutdown()
     _print_summary(store, elapsed)
+
+
+def _shown(pool, context: str):
+    """`pool`, whose work shows its progress on stderr under `context`."""
+    from disco_rules.discovery.progress import Progress, ProgressPool
+
+    return ProgressPool(pool, Progress(), context)
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
@@ -567,7 +580,8 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
             encoding.encode(program)
     except (EncodingError, ProgramError) as error:
         raise CliError(str(error)) from None
-    pool = LocalPool(functools.partial(Evaluator, size, compilation_cache(config)))
+    pool = _shown(LocalPool(functools.partial(Evaluator, size, compilation_cache(config))),
+                  "scoring")
     what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
             if slot.name == "objective"
             else "log(tuned baseline loss / program loss), each at its best lr")
@@ -607,8 +621,8 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
             raise CliError(f"{ref}: not a {network.kind} network of this run's shape "
                            f"({network_text(network)})"
                            + (" or a drift program" if drift else ""))
-    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
-                                       compilation_cache(config)))
+    pool = _shown(LocalPool(functools.partial(Evaluator, config.population.max_statements,
+                                              compilation_cache(config))), "scoring")
     table: list = [None] * len(refs)
     if networks:
         rows = score_rules(pool, config, network, agent, np.stack(list(networks.values())),
@@ -641,10 +655,14 @@ def _cmd_distill(args: argparse.Namespace) -> None:
                        "(of an lpo or ta-lpo run)")
     if args.evaluations < 1:
         raise CliError("--evaluations: expected a positive integer")
+    from disco_rules.discovery.progress import Progress
+
     shape, weights = network
-    result = distill(lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
-                     shape.temporally_aware,
-                     DistillConfig(evaluations=args.evaluations, seed=args.seed))
+    with Progress().phase("distilling: programs scored", args.evaluations) as phase:
+        result = distill(lambda r, a, p: np.asarray(shape.apply(weights, r, a, p)),
+                         shape.temporally_aware,
+                         DistillConfig(evaluations=args.evaluations, seed=args.seed),
+                         on_evaluation=phase.advance)
     print(result.program, end="")
     print(f"# relative squared error against {args.network} on the grid: {result.error:.4f}")
     if args.output:
@@ -669,8 +687,8 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
 
     run_dir = _split_ref(ref)[0]
     config, tasks, baselines = _run_tasks(run_dir, "heldout")
-    pool = LocalPool(functools.partial(Evaluator, config.population.max_statements,
-                                       compilation_cache(config)))
+    pool = _shown(LocalPool(functools.partial(Evaluator, config.population.max_statements,
+                                              compilation_cache(config))), "checking")
     network, agent = network_of(config), agent_of(config)
     encoding = Encoding(slot=OBJECTIVE, max_statements=max(16, len(program.body)))
     programs = encoding.encode_population([program])

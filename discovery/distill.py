@@ -78,9 +78,10 @@ def warm_start_programs() -> list[Program]:
     return [library.program(name) for name in WARM_START]
 
 
-def distill(drift: DriftFunction, temporally_aware: bool, config: DistillConfig = DistillConfig()
-            ) -> Distilled:
-    """Regularized evolution of objective-slot programs towards `drift` on `drift_grid`."""
+def distill(drift: DriftFunction, temporally_aware: bool, config: DistillConfig = DistillConfig(),
+            on_evaluation: Callable[[], None] | None = None) -> Distilled:
+    """Regularized evolution of objective-slot programs towards `drift` on `drift_grid`;
+    `on_evaluation()` is called after each new program is scored (for progress)."""
     grid = drift_grid(temporally_aware)
     target = np.asarray(drift(*grid), np.float64)
     evolution = RegularizedEvolution(config.population, config.tournament,
@@ -101,6 +102,8 @@ def distill(drift: DriftFunction, temporally_aware: bool, config: DistillConfig 
             if key not in known:
                 known[key] = relative_error(child.program, grid, target)
                 evaluations += 1
+                if on_evaluation is not None:
+                    on_evaluation()
             error = known[key]
             members.append(Member(next_id, child.program, -error))
             next_id += 1
