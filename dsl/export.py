@@ -136,7 +136,6 @@ class _Body:
 
     lines: list[str]
     kinds: dict[str, str]
-    skipped: frozenset[str] = frozenset()  # results left for the caller to compute
 
 
 def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: str | None,
@@ -146,13 +145,25 @@ def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: 
     kinds = dict(kinds)
     torch = xp == "torch"
     outputs = set(program.outputs)
+    last_read = {a: i for i, stmt in enumerate(program.body) for a in stmt.names()}
+    # Temporaries a torch op may overwrite once read for the last time: statement results
+    # that are neither returned nor read by the fused update.
+    reusable = {s.out for s in program.body} - outputs - {
+        a for s in program.body if s.out == fused for a in s.names()}
 
     def full(expression: str) -> str:
         return f"{xp}.full_like({ref}, {expression})" if ref else expression
 
     lines: list[str] = []
-    for stmt in program.body:
+    for index, stmt in enumerate(program.body):
         if stmt.out == fused:
+            continue
+        dead = [isinstance(a, str) and a in reusable and last_read[a] == index
+                and kinds[a] == _ARRAY for a in stmt.args]
+        in_place = _in_place(stmt, dead, names) if torch else None
+        if in_place is not None:
+            kinds[stmt.out] = _ARRAY
+            lines.append(f"{indent}{names.values[stmt.out]} = {in_place}")
             continue
         op = OPS[stmt.op]
         arg_kinds = [None if isinstance(a, Const) else kinds[a] for a in stmt.args]
@@ -181,7 +192,36 @@ def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: 
             expression, kind = full(expression), _ARRAY  # an output has the inputs' shape
         kinds[stmt.out] = kind
         lines.append(f"{indent}{names.values[stmt.out]} = {_strip(expression)}")
-    return _Body(lines, kinds, frozenset({fused} if fused else ()))
+    return _Body(lines, kinds)
+
+
+# Torch's in-place forms that compute exactly what the op's template computes.
+_IN_PLACE_UNARY = {"neg": "neg_()", "abs": "abs_()", "sign": "sign_()", "sqrt": "sqrt_()",
+                   "exp": "exp_()", "log": "log_()", "sin": "sin_()", "cos": "cos_()",
+                   "tan": "tan_()", "arcsin": "arcsin_()", "arccos": "arccos_()",
+                   "arctan": "arctan_()", "sinh": "sinh_()", "cosh": "cosh_()",
+                   "tanh": "tanh_()", "arcsinh": "arcsinh_()", "arctanh": "arctanh_()"}
+_IN_PLACE_BINARY = {"add": "add_", "sub": "sub_", "mul": "mul_", "div": "div_", "pow": "pow_"}
+
+
+def _in_place(stmt: Stmt, dead: list[bool], names: _Names) -> str | None:
+    """`stmt` as an in-place torch op on an argument it reads last (a temporary of the
+    inputs' shape), or None where there is none or no exact in-place form."""
+    def text(operand: Operand) -> str:
+        return operand_text(operand) if isinstance(operand, Const) else names.values[operand]
+
+    if stmt.op in _IN_PLACE_UNARY and dead[0]:
+        return f"{text(stmt.args[0])}.{_IN_PLACE_UNARY[stmt.op]}"
+    if stmt.op == "square" and dead[0]:
+        return f"{text(stmt.args[0])}.mul_({text(stmt.args[0])})"
+    method = _IN_PLACE_BINARY.get(stmt.op)
+    if method is None:
+        return None
+    sides = (0, 1) if OPS[stmt.op].commutative else (0,)
+    for side in sides:
+        if dead[side]:
+            return f"{text(stmt.args[side])}.{method}({text(stmt.args[1 - side])})"
+    return None
 
 
 def _strip(expression: str) -> str:
