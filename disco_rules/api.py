@@ -85,11 +85,11 @@ def create_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,
     warm-start programs, open for writing (holding the run's lock)."""
     run_dir = Path(run_dir) if run_dir else \
         Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    store = RunStore.create(run_dir, text)
-    warm_dir = store.run_dir / WARM_START_DIR  # resume reads the warm starts from here
-    warm_dir.mkdir()
-    for i, program in enumerate(warm_start):
-        (warm_dir / f"{i:02d}-{program.name}.py").write_text(to_text(program))
+    # resume reads the warm starts from WARM_START_DIR; they are made with the run, atomically
+    store = RunStore.create(run_dir, text, {
+        f"{WARM_START_DIR}/{i:02d}-{program.name}.py": to_text(program)
+        for i, program in enumerate(warm_start)})
+    (store.run_dir / WARM_START_DIR).mkdir(exist_ok=True)  # also for no warm start
     return store
 
 

@@ -21,12 +21,14 @@ never None); -inf and +inf are stored as they are.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import math
 import os
 import re
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -549,46 +551,68 @@ class RunStore:
     # -- the run directory ------------------------------------------------------------------
 
     @classmethod
-    def create(cls, run_dir: str | os.PathLike[str], config_text: str) -> RunStore:
+    def create(cls, run_dir: str | os.PathLike[str], config_text: str,
+               files: Mapping[str, str] | None = None) -> RunStore:
         """Start a new run in `run_dir` (absent or empty), holding its lock; never overwrites
-        an existing run. A failure leaves no directory that this call made."""
+        an existing run. `files` (relative path -> text, e.g. the warm starts) are part of it.
+
+        The run appears whole or not at all: it is built in a hidden directory beside
+        `run_dir` and renamed into place (the lock, an flock on the lock file's inode, moves
+        with it). A failure leaves nothing that this call made; a crash can leave only the
+        hidden `.NAME.*.new` directory.
+        """
         run_dir = Path(run_dir)
         cls._check_new(run_dir)
-        made = _missing_ancestor(run_dir)
-        lock, ours = None, False
+        made = _missing_ancestor(run_dir.parent)
+        building, lock = None, None
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            lock = RunLock.acquire(run_dir)
-            cls._check_new(run_dir)  # again, now that no other writer can start this run
-            ours = True
-            (run_dir / CHECKPOINT_DIR).mkdir()
-            db = cls._connect(run_dir / ARCHIVE_NAME)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            building = run_dir.parent / f".{run_dir.name}.{secrets.token_hex(4)}.new"
+            building.mkdir()
+            lock = RunLock.acquire(building)
+            (building / CHECKPOINT_DIR).mkdir()
+            db = cls._connect(building / ARCHIVE_NAME)
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # config.toml last: it is what marks the directory as a run
-            _write_atomically(run_dir / CONFIG_NAME, config_text.encode())
+            db.close()  # SQLite names its WAL files by the path it opened
+            for name, text in (files or {}).items():
+                path = building / name
+                if building.resolve() not in path.resolve().parents:
+                    raise ValueError(f"run file {name!r} is outside the run directory")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            _write_atomically(building / CONFIG_NAME, config_text.encode())
+            os.rename(building, run_dir)  # replaces an empty directory, never a non-empty one
+            building = None
+            lock.path = run_dir / LOCK_NAME
+            _fsync_dir(run_dir.parent)
         except BaseException as error:
             if lock is not None:
                 lock.release()
-            if ours and made is not None:
+            if building is not None:
+                shutil.rmtree(building, ignore_errors=True)
+            if made is not None:
                 shutil.rmtree(made, ignore_errors=True)
+            if isinstance(error, OSError) and error.errno in (errno.ENOTEMPTY, errno.EEXIST) \
+                    and error.filename == str(building):
+                raise StoreError(f"{run_dir} already holds a run (made by another process "
+                                 "meanwhile): choose another --run-dir") from None
             if isinstance(error, OSError):
                 raise StoreError(f"{run_dir}: cannot create the run directory "
                                  f"({error.strerror or error})") from None
             raise
-        return cls(run_dir, db, lock)
+        return cls(run_dir, cls._connect(run_dir / ARCHIVE_NAME), lock)
 
     @staticmethod
     def _check_new(run_dir: Path) -> None:
-        """StoreError unless `run_dir` is absent or an empty directory (but for a lock)."""
+        """StoreError unless `run_dir` is absent or an empty directory."""
         if (run_dir / CONFIG_NAME).exists() or (run_dir / ARCHIVE_NAME).exists():
             raise StoreError(
                 f"{run_dir} already holds a run: continue it with `disco resume {run_dir}` "
                 "or choose another --run-dir"
             )
         try:
-            if run_dir.exists() and (not run_dir.is_dir() or
-                                     any(p.name != LOCK_NAME for p in run_dir.iterdir())):
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
                 raise StoreError(
                     f"{run_dir} exists and is not an empty directory: choose another --run-dir"
                 )
