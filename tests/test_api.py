@@ -144,3 +144,11 @@ def test_launch_takes_a_config_object_and_rejects_bad_generations(tmp_path):
     run = disco_rules.launch(config, run_dir=tmp_path / "r", generations=1,
                              pool=LocalPool(lambda: Evaluator(16)))
     assert run.status().generations == 1 and run.config.generations == 1
+
+
+def test_a_run_reads_while_another_process_writes_it(run):
+    from disco_rules.discovery.store import RunStore
+
+    with RunStore.open(run.run_dir, write=True):  # the writer's lock is held
+        assert disco_rules.open_run(run.run_dir).status().generations == 2
+        assert run.top(1)[0].validation_score is not None
