@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -83,12 +84,35 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     if py_modules:
         runtime_env["py_modules"] = list(py_modules)
     if address is None:
-        with _loopback_node():
+        with _loopback_node(), _quiet_start():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      log_to_driver=False, runtime_env=runtime_env,
                      _node_ip_address=LOOPBACK)
     else:
         ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+
+
+@contextlib.contextmanager
+def _quiet_start() -> Iterator[None]:
+    """Two start-up warnings of a local Ray that a user cannot act on, silenced while it starts.
+
+    - Ray starts its servers with subprocess.Popen(preexec_fn=...), which runs the fork
+      hooks: JAX, once loaded, warns that forking a multithreaded process may deadlock. The
+      child only masks SIGINT, sets its parent-death signal and execs a Ray binary; it never
+      runs JAX.
+    - "Token authentication is enabled": Ray's default for a new local cluster, which also
+      listens on loopback only (README, Security); nothing to do.
+    """
+    token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = token_log.level
+    token_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                    category=RuntimeWarning)
+            yield
+    finally:
+        token_log.setLevel(level)
 
 
 @contextlib.contextmanager
