@@ -301,6 +301,7 @@ def _cmd_launch(args: argparse.Namespace) -> None:
     if args.generations is not None:
         config, text = api.with_generations(config, text, _generations(args))
     warm_start = api.check(config, source.base)  # a bad config fails before a run dir exists
+    api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
     from disco_rules.discovery import footprint  # imports JAX
 
     footprint.check_memory(config, args.address)
@@ -344,6 +345,7 @@ def _cmd_resume(args: argparse.Namespace) -> None:
             raise CliError(f"{store.run_dir} is finished ({done + 1} of {config.generations} "
                            f"generations); run more with `disco resume {store.run_dir} "
                            f"--generations {done + 11}`")
+        api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
         from disco_rules.discovery import footprint  # imports JAX
 
         footprint.check_memory(config, args.address)
