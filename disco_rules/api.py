@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
                                           parse_config, set_generations, warm_start_paths)
-from disco_rules.discovery.store import WARM_START_DIR, CandidateRecord, RunStore
+from disco_rules.discovery.store import WARM_START_DIR, CandidateRecord, RunLock, RunStore
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Program
@@ -208,6 +208,7 @@ class Status:
     best_fitness: float | None  # the population's, in the last generation
     median_fitness: float | None
     best_validated: tuple[int, float] | None  # (id, mean validation score)
+    writer: str | None = None  # "pid N on HOST" of the process writing the run, if one is
 
     @property
     def finished(self) -> bool:
@@ -241,6 +242,7 @@ class Run:
             last = per_generation.get(done, {}) if done is not None else {}
             winners = store.top(1, by="validation")
         return Status(run_dir=self.run_dir, generations=0 if done is None else done + 1,
+                      writer=RunLock.holder(self.run_dir),
                       target_generations=self.config.generations, **totals,
                       best_fitness=last.get("best"), median_fitness=last.get("median"),
                       best_validated=(winners[0][0].id, winners[0][1]) if winners else None)

@@ -16,7 +16,7 @@ from typing import NoReturn, Sequence
 import numpy as np
 
 from disco_rules.discovery.config import ConfigError, load_config, parse_config
-from disco_rules.discovery.store import RunLock, RunStore, StoreError
+from disco_rules.discovery.store import RunStore, StoreError
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
@@ -754,42 +754,34 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> None:
-    with open_run(args.run) as store:
-        config = parse_config(store.config_text)
-        done = store.last_generation()
-        generations = 0 if done is None else done + 1
-        per_generation: dict[int, dict[str, float]] = {}
-        for event in store.events():
-            per_generation.setdefault(event.generation, {})[event.name] = event.value
-        totals = {name: sum(e.get(name, 0.0) for e in per_generation.values())
-                  for name in ("candidates", "evaluated", "cache_hits", "screened", "failed")}
-        last = per_generation.get(done, {}) if done is not None else {}
-        winners = store.top(1, by="validation")
-        writer = RunLock.holder(store.run_dir)
-        state = "finished" if generations >= config.generations else \
-            f"running ({writer})" if writer else \
-            f"stopped (continue with: disco resume {store.run_dir})"
-        if args.json:
-            print(json.dumps({
-                "run": str(store.run_dir), "generations": generations,
-                "target_generations": config.generations, "finished":
-                    generations >= config.generations, "writer": writer, **totals,
-                "best_fitness": last.get("best"), "median_fitness": last.get("median"),
-                "best_validated": None if not winners else
-                    {"id": winners[0][0].id, "validation": winners[0][1]},
-            }, indent=2, default=_json_float))
-            return
-        print(f"run {store.run_dir}: {generations} of {config.generations} generations, "
-              f"{state}")
-        print(f"candidates {totals['candidates']:.0f}, trained {totals['evaluated']:.0f}, "
-              f"cached {totals['cache_hits']:.0f}, screened {totals['screened']:.0f}, "
-              f"failed {totals['failed']:.0f}")
-        if last:
-            print(f"population: best {_format_fitness(last['best'])}, "
-                  f"median {_format_fitness(last['median'])}")
-        if winners:
-            print(f"best by meta-validation: #{winners[0][0].id} "
-                  f"({_format_fitness(winners[0][1])})")
+    from disco_rules import api
+
+    status = api.open_run(args.run).status()
+    if args.json:
+        print(json.dumps({
+            "run": str(status.run_dir), "generations": status.generations,
+            "target_generations": status.target_generations, "finished": status.finished,
+            "writer": status.writer, "candidates": status.candidates,
+            "evaluated": status.evaluated, "cache_hits": status.cache_hits,
+            "screened": status.screened, "failed": status.failed,
+            "best_fitness": status.best_fitness, "median_fitness": status.median_fitness,
+            "best_validated": None if status.best_validated is None else
+                dict(zip(("id", "validation"), status.best_validated)),
+        }, indent=2, default=_json_float))
+        return
+    state = "finished" if status.finished else \
+        f"running ({status.writer})" if status.writer else \
+        f"stopped (continue with: disco resume {status.run_dir})"
+    print(f"run {status.run_dir}: {status.generations} of {status.target_generations} "
+          f"generations, {state}")
+    print(f"candidates {status.candidates}, trained {status.evaluated}, cached "
+          f"{status.cache_hits}, screened {status.screened}, failed {status.failed}")
+    if status.best_fitness is not None:
+        print(f"population: best {_format_fitness(status.best_fitness)}, "
+              f"median {_format_fitness(status.median_fitness)}")
+    if status.best_validated is not None:
+        cid, value = status.best_validated
+        print(f"best by meta-validation: #{cid} ({_format_fitness(value)})")
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
