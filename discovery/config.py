@@ -97,6 +97,8 @@ class ScreenConfig:
 class ValidationConfig:
     every: int = 5  # generations between meta-validations (and at the end)
     top: int = 4  # how many of the best candidates are re-scored on the held-out tasks
+    seeds: int | None = None  # seeds of a meta-validation (None: tasks.seeds); more seeds
+    # separate winners whose held-out scores are close
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ _MAXIMA = {
     "population.max_statements": 1_000,
     "population.hidden": 4_096,
     "tasks.seeds": 1_000,
+    "validation.seeds": 1_000,
     "validation.top": 100_000,
     "cluster.num_actors": 10_000,
     "cluster.num_cpus_per_actor": 1_024,

@@ -162,3 +162,10 @@ def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig
                 table[start + j].append(task_score(result, j, task, baselines[task.key],
                                                    config.tasks.lr_grid))
     return table
+
+
+def with_seeds(config: Config, seeds: int) -> Config:
+    """`config` with `seeds` training seeds per candidate and task (meta-validation's)."""
+    import dataclasses
+
+    return dataclasses.replace(config, tasks=dataclasses.replace(config.tasks, seeds=seeds))

@@ -184,3 +184,21 @@ def test_regularized_evolution_recovers_a_known_program_from_its_outputs():
         state = evolution.tell(state, members)
         children = evolution.ask(state, rng, 8)
     assert best > -1e-12, f"best error {-best} after {generation} generations"
+
+
+def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
+    text = CONFIG.replace("[validation]\n", "[validation]\nseeds = 3\n")
+    seen = []
+
+    class Recording(LocalPool):
+        def map(self, items):
+            seen.extend((i.task.key, i.seeds) for i in items if isinstance(i, ProgramsItem))
+            return super().map(items)
+
+    search, store, _ = make_search(tmp_path / "run", programs("sgd"), text,
+                                   Recording(lambda: Evaluator(12)))
+    search.run(1)
+    heldout, = {key for key, _ in seen if "dim=6" in key}
+    assert {seeds for key, seeds in seen if key == heldout} == {3}
+    assert {seeds for key, seeds in seen if key != heldout} == {1}
+    assert store.validation_of(0)  # the warm start was validated

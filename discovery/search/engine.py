@@ -94,9 +94,9 @@ class Population(Protocol):
         """Ids meta-validated this generation besides the leaders (warm starts, the mean)."""
 
     def score(self, ids: Sequence[int], tasks: Sequence[Task],
-              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
-        """Per candidate id (this generation's or archived), per task: its score, with the
-        run's fixed seeds (meta-validation)."""
+              baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
+        """Per candidate id (this generation's or archived), per task: its score over `seeds`
+        of the run's fixed seeds (meta-validation)."""
 
 
 @dataclass
@@ -235,7 +235,8 @@ class Engine:
                    if cid not in chosen and cid not in validated]
         if not chosen:
             return [], []
-        table = self.population.score(chosen, self.tasks.heldout, baselines)
+        seeds = self.config.validation.seeds or self.config.tasks.seeds
+        table = self.population.score(chosen, self.tasks.heldout, baselines, seeds)
         records, rows = [], []
         for cid, per_task in zip(chosen, table):
             self.counters.validated.append(cid)

@@ -22,7 +22,7 @@ import numpy as np
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_rules
+from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_rules, with_seeds
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.search.kinds import population_kind
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
@@ -175,7 +175,7 @@ class NetworkPopulation:
         return self._fresh[cid] if cid in self._fresh else self.store.candidate(cid).weights
 
     def score(self, ids: Sequence[int], tasks: Sequence[Task],
-              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
+              baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
         weights = np.stack([self.weights(cid) for cid in ids])
-        return score_rules(self.pool, self.config, self.network, self.agent, weights, tasks,
-                           baselines, self.config.seed)
+        return score_rules(self.pool, with_seeds(self.config, seeds), self.network, self.agent,
+                           weights, tasks, baselines, self.config.seed)

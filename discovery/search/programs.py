@@ -18,7 +18,8 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
-from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_groups, score_programs
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_groups, score_programs,
+                                           with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
                                          RunStore, ScoreRecord)
@@ -293,5 +294,6 @@ class ProgramPopulation:
         return simplify(parse(self.store.candidate(cid).text))
 
     def score(self, ids: Sequence[int], tasks: Sequence[Task],
-              baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
-        return self._score([self.program(cid) for cid in ids], tasks, baselines)
+              baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
+        return score_programs(self.pool, with_seeds(self.config, seeds), self.encoding,
+                              [self.program(cid) for cid in ids], tasks, baselines)
