@@ -139,16 +139,18 @@ class _Body:
 
 
 def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: str | None,
-          indent: str, fused: str | None = None) -> _Body:
+          indent: str, fused: str | None = None, owned: frozenset[str] = frozenset()
+          ) -> _Body:
     """Statements of `program` over namespace `xp`; `kinds` holds each parameter's kind, `ref`
-    names an array of the common shape; `fused` is a result the caller computes itself."""
+    names an array of the common shape; `fused` is a result the caller computes itself;
+    torch may overwrite `owned` parameters (and temporaries) once read for the last time."""
     kinds = dict(kinds)
     torch = xp == "torch"
     outputs = set(program.outputs)
     last_read = {a: i for i, stmt in enumerate(program.body) for a in stmt.names()}
     # Temporaries a torch op may overwrite once read for the last time: statement results
     # that are neither returned nor read by the fused update.
-    reusable = {s.out for s in program.body} - outputs - {
+    reusable = ({s.out for s in program.body} | owned) - outputs - {
         a for s in program.body if s.out == fused for a in s.names()}
 
     def full(expression: str) -> str:
@@ -214,6 +216,13 @@ def _in_place(stmt: Stmt, dead: list[bool], names: _Names) -> str | None:
         return f"{text(stmt.args[0])}.{_IN_PLACE_UNARY[stmt.op]}"
     if stmt.op == "square" and dead[0]:
         return f"{text(stmt.args[0])}.mul_({text(stmt.args[0])})"
+    if stmt.op == "interp":  # (1 - a) * x + a * y, the same products summed
+        x, y, a = stmt.args
+        if dead[1] and y not in (x, a):
+            return f"{text(y)}.mul_({text(a)}).add_((1.0 - {text(a)}) * {text(x)})"
+        if dead[0] and x not in (y, a):
+            return f"{text(x)}.mul_(1.0 - {text(a)}).add_({text(a)} * {text(y)})"
+        return None
     method = _IN_PLACE_BINARY.get(stmt.op)
     if method is None:
         return None
@@ -416,9 +425,12 @@ def torch_module(program: Program, slot: Slot, name: str) -> str:
     used = program.used_names()
     indent = " " * 16
     kinds = _kinds(program, slot, number_scalars=True)
+    # a state variable not returned as it is may be overwritten once read for the last time
+    owned = frozenset(state) - set(program.outputs)
     probe = _body(program, names, "torch", kinds, "p", indent)
     fusion = _fusable(program, probe.kinds)
-    body = _body(program, names, "torch", kinds, "p", indent, fused=fusion and fusion[0])
+    body = _body(program, names, "torch", kinds, "p", indent, fused=fusion and fusion[0],
+                 owned=owned)
     inputs = {"w": "p", "g": "p.grad"} | {s: f'state["{s}"]' for s in state}
     reads = [f"{indent}{names.values[p]} = {inputs[p]}" for p in program.params
              if p in inputs and p in used]
@@ -428,15 +440,18 @@ def torch_module(program: Program, slot: Slot, name: str) -> str:
     if "progress" in used:
         scalars.append(f'{indent}progress = step / group["total_steps"]')
 
-    stores = []
+    stores, stored = [], set()
     for s, out in zip(state, program.outputs[1:]):
         value = names.values[out]
         if out == s:
             continue  # unchanged
-        if out in ("w", "g"):  # p changes in place below, p.grad may be zeroed in place
+        if out in program.params or out in stored:
+            # p changes in place below, p.grad may be zeroed in place, and state tensors
+            # are overwritten in place next step: each state variable owns its tensor
             value = f"{value}.clone()"
         elif body.kinds.get(out) != _ARRAY:
             value = f"torch.full_like(p, {value})"
+        stored.add(out)
         stores.append(f'{indent}state["{s}"] = {value}')
     if fusion:
         _, scale, array = fusion

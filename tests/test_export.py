@@ -120,9 +120,10 @@ def test_jax_export_computes_what_evaluate_computes_with_jax(tmp_path):
 STEP = 3  # the step of the exported optimizers' one-step checks (total_steps = 12)
 
 
-def torch_step(module: ModuleType, program: Program, inputs: dict, total_steps=None):
-    """One step of the exported torch optimizer from state `inputs` (float64): the weight
-    after it and the state variables' new values."""
+def torch_step(module: ModuleType, program: Program, inputs: dict, total_steps=None,
+               steps: int = 1) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """`steps` steps of the exported torch optimizer from state `inputs` (float64) with the
+    same gradient: after each, the weight and the state variables' values."""
     torch = pytest.importorskip("torch")
     cls = next(v for v in vars(module).values()
                if isinstance(v, type) and issubclass(v, torch.optim.Optimizer))
@@ -133,9 +134,12 @@ def torch_step(module: ModuleType, program: Program, inputs: dict, total_steps=N
     optimizer.state[weights] = {"step": STEP - 1,
                                 **{s: torch.tensor(inputs[s], dtype=torch.float64)
                                    for s in state}}
-    optimizer.step()
-    return (weights.detach().numpy(),
-            [optimizer.state[weights][s].numpy() for s in state])
+    after = []
+    for _ in range(steps):
+        optimizer.step()
+        after.append((weights.detach().numpy().copy(),
+                      [optimizer.state[weights][s].numpy().copy() for s in state]))
+    return after
 
 
 def test_torch_export_steps_as_evaluate_computes(tmp_path):
@@ -145,7 +149,7 @@ def test_torch_export_steps_as_evaluate_computes(tmp_path):
     for index, stmt in enumerate(every_op_program().body):
         program = Program(f"rule{index}", ("w", "g", "lr"), (stmt,), (stmt.out,))
         module = load(export(program, "torch"), tmp_path, program.name)
-        weights, _ = torch_step(module, program, inputs | {"lr": 0.3})
+        ((weights, _),) = torch_step(module, program, inputs | {"lr": 0.3})
         update = evaluate(program, tensors, xp=torch)[0].numpy()
         np.testing.assert_allclose(weights, inputs["w"] - update, rtol=1e-12, atol=1e-15,
                                    err_msg=str(stmt))
@@ -417,12 +421,22 @@ def random_inputs(program: Program, seed: int) -> dict[str, np.ndarray]:
             for p in program.params}
 
 
+ALIASING = [  # state that torch may overwrite in place, shared or passed between variables
+    "def swap(w, g, m, v, lr):\n    update = lr * g\n    return update, v, m\n",
+    "def twice(w, g, m, v, lr):\n    n = interp(g, m, 0.9)\n    update = lr * (n + v)\n"
+    "    return update, n, n\n",
+    "def keep(w, g, m, v, lr):\n    n = interp(m, v, 0.5)\n    update = lr * n\n"
+    "    return update, m, n\n",
+]
+
+
 def mutants() -> list[Program]:
-    """Programs a search would meet: each shipped program and 60 mutation chains of them."""
+    """Programs a search would meet: each shipped program, 60 mutation chains of them, and
+    programs whose state variables share or pass on their values."""
     rng = np.random.default_rng(12)
     shipped = [library.program(name) for name in library.names()]
     chains = [mutation_chain(shipped[i % len(shipped)], rng, 1 + i % 8) for i in range(60)]
-    return shipped + chains
+    return shipped + chains + [parse(text) for text in ALIASING]
 
 
 def assert_outputs(got, want, what: str, rtol: float = 1e-9) -> None:
@@ -471,13 +485,21 @@ def test_every_format_computes_what_the_program_computes_on_shipped_programs_and
             for leaf, expected in zip("ab", jax_want):
                 assert_outputs([-updates[leaf], *(s[leaf] for s in states)], expected,
                                f"optax leaf {leaf}, {what}")
-            tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in inputs.items()}
-            torch_want = [t.numpy() for t in evaluate(program, tensors, xp=torch)]
-            weights, states = torch_step(load(export(program, "torch"), tmp_path,
-                                              f"m{index}_torch"), program, inputs, 12)
-            assert_outputs([inputs["w"] - weights, *states],
-                           [inputs["w"] - (inputs["w"] - torch_want[0]), *torch_want[1:]],
-                           f"torch, {what}")
+            module = load(export(program, "torch"), tmp_path, f"m{index}_torch")
+            before = inputs
+            for step, (weights, states) in enumerate(torch_step(module, program, inputs, 12,
+                                                                steps=2)):
+                # each step from the state the previous one left, which carries it over
+                tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in before.items()}
+                torch_want = [t.numpy() for t in evaluate(program, tensors, xp=torch)]
+                assert_outputs([before["w"] - weights, *states],
+                               [before["w"] - (before["w"] - torch_want[0]), *torch_want[1:]],
+                               f"torch step {step + 1}, {what}")
+                state_names = OPTIMIZER.state_names(program)
+                before = before | {"w": weights, **dict(zip(state_names, states))} | {
+                    k: np.asarray(v) for k, v in (("step", STEP + step + 1.0),
+                                                  ("progress", (STEP + step + 1) / 12))
+                    if k in before}
 
 
 PADDING = re.compile(r"\*\s*0(\.0*)?(?![\d.eE])|zeros \+|\+ zeros")
@@ -564,3 +586,11 @@ def test_torch_has_a_default_learning_rate_and_sgd_steps_in_place(tmp_path):
     assert called == ["add_.Tensor"]  # in place: no tensor made per step
     np.testing.assert_allclose(weights.detach().numpy(), 1 - 2 * 2e-3 * np.ones(4),
                                rtol=1e-6)
+
+    momentum = load(export(example("momentum"), "torch"), tmp_path, "momentum_ops").Momentum
+    optimizer = momentum([weights], lr=0.1)
+    optimizer.step()
+    with Ops() as ops:
+        optimizer.step()
+    called = [op for op in ops.called if "record_function" not in op]
+    assert called and all(op.partition(".")[0].endswith("_") for op in called), called
