@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 import numpy as np
 
-from disco_rules.discovery.config import ConfigError, load_config, parse_config
+from disco_rules.discovery.config import ConfigError, check_count, load_config, parse_config
 from disco_rules.discovery.store import RunStore, StoreError
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
@@ -540,12 +540,14 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
     from disco_rules.discovery.search.kinds import population_kind
 
+    try:
+        seeds = None if args.seeds is None else check_count("tasks.seeds", args.seeds)
+    except ConfigError as error:
+        raise CliError(f"--seeds: {str(error).split(': ', 1)[1]}") from None
     config, tasks, baselines = _run_tasks(args.run, args.tasks)
-    if args.seeds is not None:
-        if args.seeds < 1:
-            raise CliError("--seeds: expected a positive integer")
+    if seeds is not None:
         config = dataclasses.replace(config, tasks=dataclasses.replace(config.tasks,
-                                                                       seeds=args.seeds))
+                                                                       seeds=seeds))
     if population_kind(config.population.kind).networks:
         table, what = _score_networks(args.candidates, config, tasks, baselines)
     else:

@@ -219,6 +219,12 @@ _MAX_LENGTHS = {"tasks.lr_grid": 64, "tasks.train": 1_000, "tasks.heldout": 1_00
 _INFINITE_OK = {"screen.min_fitness"}  # -inf: screen nothing out
 
 
+def check_count(key: str, value: Any) -> int:
+    """`value` checked as the integer config key `key` takes it (its sign and upper bound),
+    e.g. for a command-line override; ConfigError names the key and the limit."""
+    return _expect(key, value, "int")
+
+
 def _expect(key: str, value: Any, kind: str) -> Any:
     """`value` checked against `kind` (as written in the field's annotation)."""
     optional = kind.endswith(" | None")

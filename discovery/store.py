@@ -695,7 +695,11 @@ class RunStore:
     @property
     def config_text(self) -> str:
         """The run's config text, as given to `create` (or `set_config_text`)."""
-        return (self.run_dir / CONFIG_NAME).read_text()
+        try:
+            return (self.run_dir / CONFIG_NAME).read_text()
+        except UnicodeDecodeError:
+            raise StoreError(f"{self.run_dir / CONFIG_NAME} is not UTF-8 text; the run's "
+                             "config is damaged") from None
 
     def set_config_text(self, text: str) -> None:
         """Replace the run's config text (atomically): `resume --generations` moves the

@@ -45,6 +45,8 @@ def _damaged_copy(run: Path, base: Path, how: str) -> Path:
         archive.write_bytes(b"\xff" * 100 + data[100:])
     elif how == "garbled pages":
         archive.write_bytes(data[:4096] + b"\xff" * (len(data) - 4096))
+    elif how == "binary config":
+        (copy / "config.toml").write_bytes(b"\xff\xfe\x00 not text")
     else:
         for checkpoint in (copy / "checkpoints").iterdir():
             checkpoint.write_bytes(b"not msgpack" + checkpoint.read_bytes()[:20])
@@ -74,6 +76,9 @@ CASES = {
     "garbled archive pages": (["inspect", "{garbled pages}"], "is damaged"),
     "every checkpoint corrupt": (["resume", "{corrupt checkpoints}"],
                                  "no intact checkpoint"),
+    "a config that is not text": (["status", "{binary config}"], "is not UTF-8 text"),
+    "--seeds beyond the limit": (["score", "{run}:1", "--run", "{run}", "--seeds", "10000000"],
+                                 "--seeds: at most 1000"),
     # configs and run directories
     "a seed of 20 digits": (["launch", "{tmp}/seed.toml", "--run-dir", "{tmp}/new"],
                             "seed: at most 4294967295"),
@@ -118,13 +123,14 @@ def _write_inputs(tmp: Path) -> None:
 def test_bad_input_is_one_error_line_with_exit_code_2(case, run, tmp_path):
     _write_inputs(tmp_path)
     places = {"tmp": tmp_path, "run": run}
-    for how in ("truncated", "garbled header", "garbled pages", "corrupt checkpoints"):
+    for how in ("truncated", "garbled header", "garbled pages", "corrupt checkpoints",
+                "binary config"):
         if "{" + how + "}" in " ".join(CASES[case][0]):
             places[how] = _damaged_copy(run, tmp_path, how)
     args = [arg.format(**places) for arg in CASES[case][0]]
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = subprocess.run([DISCO, *args], cwd=tmp_path, env=_environment(run.parent / "jax-cache"),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([DISCO, *args], cwd=tmp_path, capture_output=True, text=True,
+                            env=_environment(run.parent / "jax-cache"), timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
