@@ -42,6 +42,7 @@ class BaselineItem:
     seeds: int
     run_seed: int
     weight_decays: tuple[float, ...] = (1e-4,)
+    scored_seeds: int | None = None  # the loss is over the first of the seeds (None: all)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Evaluator:
             return {"lr": lr, "final_return": final, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
-            tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys)
+            tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys, item.scored_seeds)
             return {"lr": tuned.lr, "loss": tuned.loss, "curve": np.asarray(tuned.curve),
                     "optimizer": tuned.optimizer, "weight_decay": tuned.weight_decay}
         result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys)

@@ -27,19 +27,21 @@ DECAYS = (0.0, 1e-2, 3e-1)
 KEYS = jax.random.split(jax.random.PRNGKey(5), 3)
 
 
-def mean_log_losses(make_optimizer) -> dict[float, float]:
-    """An independent reference: optax's own optimizer (weight decay a constant), mean log
-    final loss over the seeds at each lr."""
+def log_losses(make_optimizer) -> dict[float, np.ndarray]:
+    """An independent reference: optax's own optimizer (weight decay a constant), log final
+    loss per seed at each lr."""
     train = jax.jit(jax.vmap(make_optax_train(TASK, make_optimizer), in_axes=(None, 0)))
-    return {lr: float(np.mean(np.log(train(np.float32(lr), KEYS).final_loss))) for lr in LRS}
+    return {lr: np.log(np.asarray(train(np.float32(lr), KEYS).final_loss, np.float64))
+            for lr in LRS}
 
 
 def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
     tuned = tuned_adamw(TASK, LRS, DECAYS, KEYS)
-    reference = {}
+    per_seed = {}
     for wd in DECAYS:
         make = optax.adam if wd == 0 else (lambda lr, wd=wd: optax.adamw(lr, weight_decay=wd))
-        reference.update({(lr, wd): value for lr, value in mean_log_losses(make).items()})
+        per_seed.update({(lr, wd): value for lr, value in log_losses(make).items()})
+    reference = {point: float(np.mean(values)) for point, values in per_seed.items()}
     best_lr, best_wd = min(reference, key=reference.get)
     assert (tuned.lr, tuned.weight_decay) == pytest.approx((best_lr, best_wd))
     assert tuned.optimizer == ("adam" if best_wd == 0 else "adamw")
@@ -47,6 +49,11 @@ def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
     assert tuned.curve.shape == (20,) and tuned.curve[-1] < tuned.curve[0]
     # the grid is not flat: tuning the weight decay changes the loss at the best lr
     assert max(reference[best_lr, wd] for wd in DECAYS) > reference[best_lr, best_wd] + 0.01
+    # paired with a candidate's seeds: the point chosen on all seeds, its loss on the first
+    paired = tuned_adamw(TASK, LRS, DECAYS, KEYS, scored=2)
+    assert (paired.lr, paired.weight_decay) == (tuned.lr, tuned.weight_decay)
+    assert paired.loss == pytest.approx(
+        math.exp(np.mean(per_seed[best_lr, best_wd][:2])), rel=1e-3)
 
 
 def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
@@ -73,7 +80,7 @@ def test_baselines_are_tuned_on_more_seeds_and_archived_with_their_optimizer(tmp
     store = RunStore.create(tmp_path / "run", "seed = 3\n")
     pool = LocalPool(lambda: Evaluator(16))
     record = ensure_baselines(pool, store, config, config.ppo, [TASK], 0)[TASK.key]
-    expected = tuned_adamw(TASK, LRS, DECAYS, task_keys(TASK, 3, 3))
+    expected = tuned_adamw(TASK, LRS, DECAYS, task_keys(TASK, 3, 3), scored=1)
     assert (record.optimizer, record.lr, record.weight_decay, record.seeds) == \
         (expected.optimizer, pytest.approx(expected.lr), pytest.approx(expected.weight_decay), 3)
     assert record.loss == pytest.approx(expected.loss, rel=1e-5)

@@ -233,8 +233,8 @@ class TunedBaseline(NamedTuple):
     optimizer: str  # "adam" (weight decay 0) or "adamw"
     lr: float
     weight_decay: float
-    loss: float  # exp(mean over seeds of log final validation loss), as `lr_scores`
-    curve: np.ndarray  # [CURVE_POINTS]: mean validation curve over seeds
+    loss: float  # exp(mean over the scored seeds of log final validation loss)
+    curve: np.ndarray  # [CURVE_POINTS]: mean validation curve over the scored seeds
 
 
 def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
@@ -252,11 +252,14 @@ def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
     return _COMPILED[key]
 
 
-def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array
-                ) -> TunedBaseline:
+def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array,
+                scored: int | None = None) -> TunedBaseline:
     """AdamW tuned on `task` over every (lr, weight decay) pair of the two grids (decay 0:
     Adam), each pair trained on every seed key, in one compiled call: the pair with the
-    lowest mean log final validation loss (`lr_scores`). NaNs if no pair worked."""
+    lowest mean log final validation loss (`lr_scores`) over all the keys. Its loss and
+    curve are over the first `scored` keys (default all): the seeds a candidate is trained
+    on, so a score compares the same data splits and initialisations. NaNs if no pair
+    worked."""
     lrs = np.asarray(lrs, np.float32)
     decays = np.asarray(weight_decays, np.float32)
     grid_lr, grid_decay = (a.ravel() for a in np.meshgrid(lrs, decays, indexing="ij"))
@@ -269,8 +272,9 @@ def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.
                              np.full(CURVE_POINTS, np.nan))
     best = int(np.argmin(scores))
     decay = float(grid_decay[best])
+    paired = TrainResult(*(x[best:best + 1, :scored] for x in result))
     return TunedBaseline("adam" if decay == 0 else "adamw", float(grid_lr[best]), decay,
-                         float(np.exp(scores[best])), np.mean(result.curve[best], axis=0))
+                         float(np.exp(lr_scores(paired)[0])), np.mean(paired.curve[0], axis=0))
 
 
 def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | None]:
