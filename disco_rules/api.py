@@ -322,8 +322,9 @@ class Candidate:
     @property
     def name(self) -> str:
         """A Python name for exports: the run's folder and the candidate id."""
-        stem = "".join(c if c.isalnum() else "_" for c in self.run_dir.name).strip("_")
-        return f"{stem or 'run'}_c{self.id}".lower()
+        from disco_rules.export import export_name
+
+        return export_name(self.run_dir, self.id)
 
     def simplify(self) -> Program:
         """The simplified program (dead code gone, constants folded, canonical names)."""

@@ -594,3 +594,12 @@ def test_torch_has_a_default_learning_rate_and_sgd_steps_in_place(tmp_path):
         optimizer.step()
     called = [op for op in ops.called if "record_function" not in op]
     assert called and all(op.partition(".")[0].endswith("_") for op in called), called
+
+
+def test_a_stored_candidate_is_named_after_its_run_and_id():
+    from disco_rules.export import export_name
+
+    assert export_name("runs/quickstart-20261201-213000", 12) == "quickstart_20261201_213000_c12"
+    assert export_name("/tmp/2026 run", 3) == "run_2026_run_c3"  # a name starts with a letter
+    source = export(example("sgd"), "optax", name=export_name("runs/My-Run", 7))
+    assert "class MyRunC7State" in source and "Sgd" not in source
