@@ -440,13 +440,13 @@ class _Archive(sqlite3.Connection):
         try:
             return super().execute(sql, parameters)
         except sqlite3.DatabaseError as error:
-            raise _damaged(self.path, error)
+            raise _damaged(self.path, error) from None
 
     def executescript(self, script: str, /) -> sqlite3.Cursor:
         try:
             return super().executescript(script)
         except sqlite3.DatabaseError as error:
-            raise _damaged(self.path, error)
+            raise _damaged(self.path, error) from None
 
 
 def _damaged(path: Path, error: sqlite3.DatabaseError) -> Exception:
@@ -465,9 +465,8 @@ class RunLock:
     descriptor is not inherited by child processes (Ray's), so the lock dies with its holder.
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, fd: int) -> None:
         """Use `RunLock.acquire`."""
-        self.path = path
         self._fd: int | None = fd
 
     @classmethod
@@ -495,7 +494,7 @@ class RunLock:
                 raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        return cls(path, fd)
+        return cls(fd)
 
     @staticmethod
     def holder(run_dir: str | os.PathLike[str]) -> str | None:
@@ -584,7 +583,6 @@ class RunStore:
             _write_atomically(building / CONFIG_NAME, config_text.encode())
             os.rename(building, run_dir)  # replaces an empty directory, never a non-empty one
             building = None
-            lock.path = run_dir / LOCK_NAME
             _fsync_dir(run_dir.parent)
         except BaseException as error:
             if lock is not None:
