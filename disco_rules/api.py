@@ -134,6 +134,15 @@ def drive(store: RunStore, config: Config, pool: Any,
     return engine
 
 
+def _check_memory(config: Config, address: str | None, pool: Any) -> None:
+    """ConfigError with the estimate when a local run would not fit this machine's memory
+    (discovery/footprint.py); nothing for a pool of the caller's or a cluster."""
+    if pool is None:
+        from disco_rules.discovery.footprint import check_memory  # imports JAX
+
+        check_memory(config, address)
+
+
 def _run_with_pool(store: RunStore, config: Config, address: str | None, pool: Any,
                    on_generation: Callable[["GenerationReport"], None] | None) -> None:
     own = pool is None
@@ -157,6 +166,7 @@ def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[s
     if generations is not None:
         config, text = with_generations(config, text, generations)
     warm_start = check(config, source.base)
+    _check_memory(config, address, pool)
     with create_run(run_dir, source.name, text, warm_start) as store:
         _run_with_pool(store, config, address, pool, on_generation)
     return Run(store.run_dir)
@@ -173,6 +183,7 @@ def resume(run_dir: str | os.PathLike[str], generations: int | None = None,
         if generations is not None:
             config, text = with_generations(config, store.config_text, generations)
             store.set_config_text(text)
+        _check_memory(config, address, pool)
         _run_with_pool(store, config, address, pool, on_generation)
     return Run(run_dir)
 
