@@ -183,12 +183,13 @@ def _serve_metrics(args: argparse.Namespace, pool):
 
 
 def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
-    from disco_rules.api import make_pool
     from disco_rules.discovery.progress import Progress, ProgressPool
-    from disco_rules.discovery.search.engine import make_engine
 
     progress = Progress()
-    with progress.phase("starting Ray"):
+    with progress.phase("starting Ray and the search"):  # shown while they import, too
+        from disco_rules.api import make_pool
+        from disco_rules.discovery.search.engine import make_engine
+
         pool = make_pool(config, args.address)
     server = None
     try:
@@ -224,6 +225,13 @@ def _shown(pool, context: str):
     from disco_rules.discovery.progress import Progress, ProgressPool
 
     return ProgressPool(pool, Progress(), context)
+
+
+def _phase(label: str):
+    """A phase of work shown on stderr once it lasts a moment (see discovery/progress.py)."""
+    from disco_rules.discovery.progress import Progress
+
+    return Progress().phase(label)
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
@@ -302,9 +310,10 @@ def _cmd_launch(args: argparse.Namespace) -> None:
         config, text = api.with_generations(config, text, _generations(args))
     warm_start = api.check(config, source.base)  # a bad config fails before a run dir exists
     api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
-    from disco_rules.discovery import footprint  # imports JAX
+    with _phase("loading JAX to estimate memory"):
+        from disco_rules.discovery import footprint  # imports JAX
 
-    footprint.check_memory(config, args.address)
+        footprint.check_memory(config, args.address)
     try:
         store = api.create_run(args.run_dir, source.name, text, warm_start)
     except StoreError as error:
@@ -346,9 +355,10 @@ def _cmd_resume(args: argparse.Namespace) -> None:
                            f"generations); run more with `disco resume {store.run_dir} "
                            f"--generations {done + 11}`")
         api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
-        from disco_rules.discovery import footprint  # imports JAX
+        with _phase("loading JAX to estimate memory"):
+            from disco_rules.discovery import footprint  # imports JAX
 
-        footprint.check_memory(config, args.address)
+            footprint.check_memory(config, args.address)
         print(f"resuming {store.run_dir} after generation {done}", flush=True)
         _drive(store, config, args, config.generations)
 
