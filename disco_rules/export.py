@@ -79,6 +79,6 @@ def export(rule: Rule, fmt: str, name: str | None = None, slot: Slot | None = No
         return entry.program(rule, slot or slot_of(rule), name or rule.name)
     network, weights = rule
     if entry.network is None:
-        valid = [f.name for f in FORMATS.values() if f.network is not None]
+        valid = sorted(f.name for f in FORMATS.values() if f.network is not None)
         raise ValueError(f"a network exports as {' or '.join(valid)}, not {fmt!r}")
     return entry.network(network, weights, origin=origin)

@@ -83,7 +83,7 @@ def test_export_refuses_weights_of_another_shape_and_unknown_formats():
     network = DriftNetwork.of_kind("lpo", hidden=8)
     with pytest.raises(ValueError, match="has 81 weights"):
         export((network, np.zeros(80)), "jax")
-    with pytest.raises(ValueError, match="numpy or jax, not 'optax'"):
+    with pytest.raises(ValueError, match="jax or numpy, not 'optax'"):
         export((network, np.zeros(81)), "optax")
 
 
