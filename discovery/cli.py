@@ -920,9 +920,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("program", help="program file or RUN:ID (a program or a network)")
     export.add_argument("--format", required=True, choices=list(export_formats.FORMATS),
                         help=export_formats.formats_help())
-    export.add_argument("--name", help="the Python name of the exported rule (default: "
+    export.add_argument("--name", help="the Python name of an exported program (default: "
                                        "RUN_cID for a stored candidate, the program's own "
-                                       "name for a file)")
+                                       "name for a file); a network keeps drift() or lpg()")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_cmd_export)
 

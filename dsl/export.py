@@ -245,7 +245,7 @@ def _strip(expression: str) -> str:
     return expression[1:-1]
 
 
-def _returned(program: Program, names: _Names, body: _Body, xp: str, ref: str | None,
+def _returned(program: Program, names: _Names, body: _Body, xp: str, ref: str | None
               ) -> list[str]:
     """The outputs as expressions: a scalar parameter returned as is is broadcast."""
     exprs = []
@@ -258,12 +258,10 @@ def _returned(program: Program, names: _Names, body: _Body, xp: str, ref: str | 
 
 
 def _kinds(program: Program, slot: Slot, number_scalars: bool = False) -> dict[str, str]:
+    """Each parameter's kind: the slot's scalar inputs are scalars (Python numbers in torch,
+    `number_scalars`), the others arrays of the common shape."""
     scalar = _NUMBER if number_scalars else _SCALAR
     return {p: scalar if p in slot.scalar_inputs else _ARRAY for p in program.params}
-
-
-def _first_array(program: Program, slot: Slot, among: list[str]) -> str | None:
-    return next((p for p in among if p not in slot.scalar_inputs), None)
 
 
 # -- modules --------------------------------------------------------------------------------
@@ -274,6 +272,7 @@ def _docstring(text: str, indent: str) -> list[str]:
 
 
 def _module(program: Program, what: str, imports: str, *parts: str) -> str:
+    """A module: a docstring holding the program's text, the imports, then `parts`."""
     program_text = textwrap.indent(to_text(program), "    ")
     docstring = f'"""{what}, exported by disco from the (simplified) program:\n\n' \
                 f'{program_text}"""\n'
@@ -281,6 +280,7 @@ def _module(program: Program, what: str, imports: str, *parts: str) -> str:
 
 
 def _signature_text(program: Program, slot: Slot, names: _Names) -> str:
+    """What the rule function takes and returns, for its docstring."""
     arrays = [names.values[p] for p in program.params if p not in slot.scalar_inputs]
     scalars = [names.values[p] for p in program.params if p in slot.scalar_inputs]
     parts = []
@@ -295,8 +295,9 @@ def _signature_text(program: Program, slot: Slot, names: _Names) -> str:
 
 
 def _function(program: Program, slot: Slot, names: _Names, xp: str) -> str:
+    """The rule as a function of the program's parameters over namespace `xp`."""
     params = [names.values[p] for p in program.params]
-    ref = _first_array(program, slot, list(program.params))
+    ref = next((p for p in program.params if p not in slot.scalar_inputs), None)
     ref_name = names.values[ref] if ref else None
     body = _body(program, names, xp, _kinds(program, slot), ref_name, "    ")
     lines = [f"def {names.function}({', '.join(params)}):",
