@@ -183,3 +183,12 @@ def test_the_launch_summary_says_what_scores_mean_and_what_the_winner_beats(tmp_
     assert "0 = the tuned baseline, negative = worse than it, +0.1 = about 10% lower loss" \
         in out
     assert "#7 beats the tuned baseline on 1 of 2 held-out tasks" in out
+
+
+def test_plot_titles_are_wrapped_never_cut():
+    from disco_rules.discovery.plot import _wrapped
+
+    title = "runs/quickstart-20261201-213000:1234 mlp_regression(depth=2,in_dim=16,width=32)"
+    lines = _wrapped(title, 40).splitlines()
+    assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
+    assert "".join(lines).replace(" ", "") == title.replace(" ", "")
