@@ -87,8 +87,7 @@ def test_the_console_script_exits_nonzero_without_a_traceback(tmp_path):
 
 
 def test_a_generations_override_is_written_into_the_stored_config():
-    from disco_rules.discovery.cli import _set_generations
-    from disco_rules.discovery.config import parse_config
+    from disco_rules.discovery.config import parse_config, set_generations as _set_generations
 
     text = 'seed = 3\ngenerations = 5\n[population]\nsize = 4\n[validation]\nevery = 2\n'
     config = parse_config(_set_generations(text, 9))

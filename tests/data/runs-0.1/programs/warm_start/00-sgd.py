@@ -1,0 +1,3 @@
+def sgd(w, g, lr):
+    update = lr * g
+    return update
