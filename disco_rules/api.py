@@ -322,7 +322,7 @@ class Candidate:
         """The rule network's shape (weights in `weights`); None for a program."""
         if self.record.weights is None:
             return None
-        from disco_rules.discovery.search.networks import network_from_text
+        from disco_rules.discovery.search.kinds import network_from_text
 
         return network_from_text(self.record.text)
 

@@ -85,7 +85,7 @@ def load_network(ref: str):
     record = _stored_candidate(ref, *stored)
     if record.weights is None:
         return None
-    from disco_rules.discovery.search.networks import network_from_text  # imports JAX
+    from disco_rules.discovery.search.kinds import network_from_text  # imports JAX
 
     return network_from_text(record.text), record.weights
 
@@ -611,8 +611,8 @@ def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, st
     from disco_rules.cluster.local import LocalPool
     from disco_rules.discovery.evaluator import Evaluator
     from disco_rules.discovery.scoring import score_rules
-    from disco_rules.discovery.search.kinds import population_kind
-    from disco_rules.discovery.search.networks import agent_of, network_of, network_text
+    from disco_rules.discovery.search.kinds import network_text, population_kind
+    from disco_rules.discovery.search.networks import agent_of, network_of
     from disco_rules.dsl.interpreter import Encoding
     from disco_rules.dsl.slots import OBJECTIVE
 

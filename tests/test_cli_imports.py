@@ -98,3 +98,21 @@ def test_the_wrapper_reports_heavy_imports():
                              str(library.path("sgd"))], capture_output=True, text=True,
                             timeout=120)
     assert result.stderr.strip().splitlines()[-1] == "imported:jax"
+
+
+def test_a_network_exports_without_ray_or_gymnax(tmp_path):
+    import numpy as np
+
+    from disco_rules.discovery.search.kinds import network_from_text
+
+    text = '{"network": "ta-lpo", "hidden": 4}'
+    weights = np.linspace(-1, 1, network_from_text(text).num_params)
+    text_config = QUICKSTART.read_text().replace("generations = 30", "generations = 2")
+    with RunStore.create(tmp_path / "net", text_config) as store:
+        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="ta-lpo", text=text,
+                                                 hash="n1", fitness=0.1, status="ok",
+                                                 weights=weights)])
+    code, out, err, heavy = disco("export", f"{tmp_path / 'net'}:1", "--format", "numpy",
+                                  cwd=tmp_path)
+    assert code == 0 and "def drift(ratio, advantage, progress)" in out, err
+    assert heavy == ["jax"]  # the network's shape class, not the RL training code

@@ -21,7 +21,7 @@ from disco_rules.discovery.cli import main
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import NetworksItem, Evaluator
 from disco_rules.discovery.search.engine import Engine, make_engine
-from disco_rules.discovery.search.networks import network_from_text
+from disco_rules.discovery.search.kinds import network_from_text
 from disco_rules.discovery.scoring import score_rules, split_evenly
 from disco_rules.discovery.inner.rl_train import first_finite, normalised_return
 from disco_rules.discovery.store import RunStore

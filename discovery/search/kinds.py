@@ -7,6 +7,7 @@ one `register` call. This module imports nothing heavy: configs and the CLI read
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -93,3 +94,25 @@ register(PopulationKind("lpo", _networks, _drift_network("lpo"), agent="ppo", dr
 register(PopulationKind("ta-lpo", _networks, _drift_network("ta-lpo"), agent="ppo", drift=True))
 register(PopulationKind("lpg", _networks, _lpg_network("lpg"), agent="lpg"))
 register(PopulationKind("ta-lpg", _networks, _lpg_network("ta-lpg"), agent="lpg"))
+
+
+def network_text(network: Any) -> str:
+    """What the archive's text column holds for a network candidate: its shape, as JSON."""
+    shape = {"network": network.kind, "hidden": network.hidden}
+    prediction_size = getattr(network, "prediction_size", None)
+    if prediction_size is not None:
+        shape["prediction_size"] = prediction_size
+    return json.dumps(shape)
+
+
+def network_from_text(text: str) -> Any:
+    """The network shape of an archived candidate (its module imports JAX); ValueError if it
+    is not a network."""
+    try:
+        data = json.loads(text)
+        kind = population_kind(data["network"])
+        if not kind.networks:
+            raise ValueError
+        return kind.network(int(data["hidden"]), int(data.get("prediction_size", 0)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError("not a network candidate") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -24,7 +23,7 @@ from disco_rules.discovery.inner.rl_train import AgentConfig, Network
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_rules, with_seeds
 from disco_rules.discovery.search.engine import Told
-from disco_rules.discovery.search.kinds import population_kind
+from disco_rules.discovery.search.kinds import network_text, population_kind
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.populations.strategy import Strategy, StrategySpec
@@ -42,27 +41,6 @@ def network_of(config: Config) -> Network:
 def agent_of(config: Config) -> AgentConfig:
     """The agent config the kind's rules train ([ppo] for drifts, [lpg] for LPG)."""
     return getattr(config, population_kind(config.population.kind).agent)
-
-
-def network_text(network: Network) -> str:
-    """What the archive's text column holds for a network candidate: its shape, as JSON."""
-    shape = {"network": network.kind, "hidden": network.hidden}
-    prediction_size = getattr(network, "prediction_size", None)
-    if prediction_size is not None:
-        shape["prediction_size"] = prediction_size
-    return json.dumps(shape)
-
-
-def network_from_text(text: str) -> Network:
-    """The network shape of an archived candidate; ValueError if it is not a network."""
-    try:
-        data = json.loads(text)
-        kind = population_kind(data["network"])
-        if not kind.networks:
-            raise ValueError
-        return kind.network(int(data["hidden"]), int(data.get("prediction_size", 0)))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ValueError("not a network candidate") from None
 
 
 def weights_hash(weights: np.ndarray) -> str:
