@@ -259,7 +259,7 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
                            text=True, env=env, timeout=120)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
-        f"disco: error: {ref}: a network exports as numpy or jax, not 'optax'"]
+        f"disco: error: {ref}: a network exports as jax or numpy, not 'optax'"]
 
 
 LPG_CONFIG = """\
