@@ -10,9 +10,13 @@
 2. Random-action CartPole steps per second: gymnax vmapped over 1024 envs against
    gymnasium's CartPole stepped from Python, for context.
 
+With `--scaling N ...`, only: plain PPO's seconds per agent at each agent count, all agents
+vmapped in one call and in vmapped chunks (`--chunks`) run one after another.
+
 Timings are the best of `--repeats` calls after compilation; about 1-2 minutes on 2 cores.
 
     python bench/rl.py [--agents 8] [--timesteps 50000] [--repeats 3]
+    python bench/rl.py --scaling 8 64 256 --chunks 8 64 --timesteps 5120
 """
 
 from __future__ import annotations
@@ -94,6 +98,44 @@ def ppo_steps_per_second(agents: int, timesteps: int, repeats: int, seed: int) -
         print(f"  {what:28s} {steps / seconds:12,.0f} env steps/s{note}")
 
 
+def agent_scaling(counts: list[int], chunks: list[int], timesteps: int, repeats: int,
+                  seed: int) -> None:
+    """Seconds per agent of plain PPO with `counts` agents: all vmapped in one call, and in
+    vmapped chunks of each of `chunks` agents run one after another (lax.map), whose working
+    set (each agent's weights, Adam state and batch) stays the same as agents grow. Calls are
+    timed round-robin, best of `repeats`, so a change of load hits every variant alike."""
+    config = PPOConfig(total_timesteps=timesteps)
+    train = jax.vmap(make_train(config, ENV, lpo_objective(ppo_clip_drift(0.2))),
+                     in_axes=(None, None, 0))
+    env_params = gymnax.make(ENV)[1]
+
+    def run(chunk: int | None) -> Callable[[jax.Array], jax.Array]:
+        if chunk is None:
+            return jax.jit(lambda keys: train(None, env_params, keys).final_return)
+        return jax.jit(lambda keys: jax.lax.map(
+            lambda k: train(None, env_params, k).final_return,
+            keys.reshape((-1, chunk) + keys.shape[1:])).reshape(-1))
+
+    variants = [(n, chunk) for n in counts
+                for chunk in [None, *(c for c in chunks if c < n and n % c == 0)]]
+    calls = {v: (run(v[1]), jax.random.split(jax.random.PRNGKey(seed), v[0])) for v in variants}
+    for fn, keys in calls.values():
+        jax.block_until_ready(fn(keys))  # compiles
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeats):
+        for variant, (fn, keys) in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(keys))
+            best[variant] = min(best[variant], time.perf_counter() - start)
+    print(f"PPO on {ENV}, {config.num_updates * config.num_envs * config.num_steps} steps per "
+          f"agent: seconds per agent, relative to {counts[0]} agents (best of {repeats}):")
+    base = best[(counts[0], None)] / counts[0]
+    for n, chunk in variants:
+        how = "all vmapped" if chunk is None else f"chunks of {chunk}"
+        per_agent = best[(n, chunk)] / n
+        print(f"  {n:5d} agents, {how:14s} {per_agent:8.4f} s  {per_agent / base:5.2f}x")
+
+
 def rollout_steps_per_second(repeats: int, seed: int) -> None:
     env, params = gymnax.make(ENV)
     n_envs, n_steps = 1024, 500
@@ -136,7 +178,14 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=50_000, help="per agent")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scaling", type=int, nargs="+", metavar="AGENTS",
+                        help="only time plain PPO per agent at these agent counts")
+    parser.add_argument("--chunks", type=int, nargs="*", default=[64],
+                        help="agents per chunk to compare with all vmapped (--scaling)")
     args = parser.parse_args()
+    if args.scaling:
+        agent_scaling(args.scaling, args.chunks, args.timesteps, args.repeats, args.seed)
+        return
     ppo_steps_per_second(args.agents, args.timesteps, args.repeats, args.seed)
     rollout_steps_per_second(args.repeats, args.seed)
 
