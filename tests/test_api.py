@@ -128,7 +128,7 @@ def test_importing_the_namespace_loads_neither_jax_nor_ray():
 
 
 @pytest.mark.parametrize("name", ["quickstart", "adamw_search", "regret_search",
-                                  "ta_lpo_cartpole", "lpo_cartpole"])
+                                  "ta_lpo_cartpole", "lpo_cartpole", "optimizer_search"])
 def test_a_config_written_back_as_toml_reads_the_same(name):
     from pathlib import Path
 

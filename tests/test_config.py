@@ -11,7 +11,8 @@ from disco_rules.dsl.interpreter import Encoding
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("name", ["quickstart.toml", "adamw_search.toml", "regret_search.toml"])
+@pytest.mark.parametrize("name", ["quickstart.toml", "adamw_search.toml", "regret_search.toml",
+                                  "optimizer_search.toml"])
 def test_shipped_configs_are_valid(name):
     config, text = load_config(ROOT / "examples" / name)
     plan = TaskPlan.from_config(config)

@@ -2,6 +2,7 @@
 seed, validation examples are never training ones, and Adam lowers the held-out loss."""
 
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,9 @@ import numpy as np
 import optax
 import pytest
 
+from disco_rules.discovery.config import load_config
 from disco_rules.discovery.inner.train import make_optax_train
+from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.tasks import FAMILIES, Task, datasets, real
 
 KEY = jax.random.PRNGKey(0)
@@ -139,3 +142,15 @@ def test_adam_lowers_the_validation_loss(name):
     np.testing.assert_allclose(result.curve[0], initial, rtol=1e-5)  # the curve starts there
     assert not result.diverged
     assert float(result.final_loss) < 0.85 * float(initial), (result.curve[0], result.final_loss)
+
+
+def test_the_flagship_search_holds_out_whole_families_and_tunes_a_fair_baseline():
+    config, _ = load_config(Path(__file__).parents[1] / "examples" / "optimizer_search.toml")
+    plan = TaskPlan.from_config(config)
+    trained = {task.family for task in plan.train}
+    assert {"digits_cnn", "char_lm"} <= {task.family for task in plan.heldout} - trained
+    assert all(FAMILIES[task.family].build.__module__ == real.__name__ for task in plan.all())
+    assert len({task.get("horizon") for task in plan.train}) > 2  # varied horizons
+    assert 0.0 in config.tasks.wd_grid and len(config.tasks.wd_grid) > 2  # Adam and AdamWs
+    assert config.tasks.seeds_of_baseline > config.tasks.seeds
+    assert config.population.warm_start == ("adamw", "lion")
