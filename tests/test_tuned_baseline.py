@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from disco_rules.cluster.local import LocalPool
+from disco_rules.discovery.cli import main
 from disco_rules.discovery.baselines import ensure_baselines
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, task_keys
@@ -101,6 +102,7 @@ def test_baseline_config_keys_are_checked():
     assert parse_config("").tasks.seeds_of_baseline == 2  # defaults: the candidates' seeds
 
 
+SGD = (library.PROGRAMS / "sgd.py").read_text()
 SCHEMA_3_BASELINES = """
 CREATE TABLE baselines_v3 (task TEXT PRIMARY KEY, generation INTEGER NOT NULL, score REAL,
                            loss REAL, lr REAL, curve BLOB);
@@ -116,7 +118,7 @@ def schema_3_run(path) -> None:
     store = RunStore.create(path, "seed = 1\n")
     store.add_baseline(BaselineRecord(task="t", score=0.0, loss=0.25, lr=0.01, curve=[1, 0.5]))
     store.add_baseline(BaselineRecord(task="rl", score=200.0, lr=0.003, curve=[10, 200]))
-    store.add_generation(0, [CandidateRecord(id=0, generation=0, kind="programs", text="x",
+    store.add_generation(0, [CandidateRecord(id=0, generation=0, kind="programs", text=SGD,
                                              hash="h", fitness=0.1, status="ok")])
     store.save_checkpoint(0, {"generation": 0})
     store._db.executescript(SCHEMA_3_BASELINES)
@@ -125,8 +127,10 @@ def schema_3_run(path) -> None:
     store.close()
 
 
-def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path):
+def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path, capsys):
     schema_3_run(tmp_path / "run")
+    assert main(["inspect", str(tmp_path / "run")]) == 0  # the command line reads it
+    assert "1 candidates archived" in capsys.readouterr().out
     with RunStore.open(tmp_path / "run", write=False) as reader:  # inspect, status, export
         old = reader.baseline("t")
         assert (old.optimizer, old.weight_decay, old.seeds) == ("adamw", 1e-4, None)
@@ -141,7 +145,7 @@ def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path):
         writer.add_baseline(BaselineRecord(task="u", score=0.0, loss=0.5, lr=0.1,
                                            optimizer="adam", weight_decay=0.0, seeds=4), 1)
         writer.add_generation(1, [CandidateRecord(id=1, generation=1, kind="programs",
-                                                  text="y", hash="h2", fitness=0.2,
+                                                  text=SGD, hash="h2", fitness=0.2,
                                                   status="ok", parent_id=0)])
         assert writer.baseline("u").name == "adam(lr=0.1)" and writer.baseline("u").seeds == 4
         assert [r.id for r in writer.lineage(1)] == [1, 0]
