@@ -186,7 +186,7 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
     from disco_rules.discovery.progress import Progress, ProgressPool
 
     progress = Progress()
-    with progress.phase("starting Ray and the search"):  # shown while they import, too
+    with progress.phase("starting Ray and the search", at_once=True):  # and their imports
         from disco_rules.api import make_pool
         from disco_rules.discovery.search.engine import make_engine
 

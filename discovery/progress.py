@@ -4,7 +4,8 @@ generation's work items, scoring, distillation.
 On a terminal a phase is one line on stderr, redrawn in place (counts, a bar, elapsed and
 estimated time left) and erased when the phase ends. Elsewhere (a log file, a pipe) it is
 plain lines: one when the phase has run for `quiet_s`, one every `every_s` while it runs, and
-one when it ends. Phases quicker than `quiet_s` show nothing in either mode. Written by hand
+one when it ends. Phases quicker than `quiet_s` show nothing in either mode, unless
+started `at_once` (a phase known to be long, such as Ray's start). Written by hand
 rather than with tqdm or rich: the plain-line mode is what a cluster job's log needs, and
 both modes are a few lines.
 """
@@ -28,10 +29,12 @@ def _duration(seconds: float) -> str:
 class Phase:
     """One phase: `advance()` as each of `total` parts completes (total None: no count)."""
 
-    def __init__(self, progress: Progress, label: str, total: int | None) -> None:
+    def __init__(self, progress: Progress, label: str, total: int | None,
+                 quiet_s: float) -> None:
         self.progress = progress
         self.label = label
         self.total = total
+        self.quiet_s = quiet_s
         self.done = 0
         self.started = progress.clock()
         self.shown = False  # a line of this phase has been written
@@ -67,7 +70,7 @@ class Phase:
 
     def _show(self, periodic: bool) -> None:
         now = self.progress.clock()
-        if now - self.started < self.progress.quiet_s:
+        if now - self.started < self.quiet_s:
             return
         if self.progress.live:
             self.progress.draw(self.text(now))
@@ -111,9 +114,14 @@ class Progress:
         self.clock = clock
         self._width = 0
 
-    def phase(self, label: str, total: int | None = None) -> Phase:
-        """A phase that shows itself once it has lasted `quiet_s`; use it with `with`."""
-        return Phase(self, label, total)
+    def phase(self, label: str, total: int | None = None, at_once: bool = False) -> Phase:
+        """A phase that shows itself once it has lasted `quiet_s` (`at_once`: from its start,
+        for a phase known to be long); use it with `with`."""
+        phase = Phase(self, label, total, 0.0 if at_once else self.quiet_s)
+        if at_once:
+            with phase._lock:
+                phase._show(periodic=False)
+        return phase
 
     def draw(self, text: str) -> None:
         """Replace the terminal's current progress line with `text` ("" erases it)."""

@@ -94,3 +94,11 @@ def test_work_items_are_described_by_kind():
     assert describe([baseline, baseline]) == "baselines"
     assert describe([baseline, programs]) == "baselines and training"
     assert describe([]) == "work items"
+
+
+def test_a_phase_known_to_be_long_shows_at_once():
+    progress, stream, clock = make(live=False)
+    with progress.phase("starting Ray", at_once=True):
+        assert stream.getvalue() == "starting Ray... 0s\n"
+        clock.now += 20.0
+    assert stream.getvalue().splitlines()[-1] == "starting Ray: done in 20s"
