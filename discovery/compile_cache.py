@@ -77,6 +77,7 @@ class CompileCount:
 
     @property
     def compiled(self) -> int:
+        """Compilations that XLA did (not loaded from the persistent cache)."""
         return self.requests - self.loaded
 
     def _on_duration(self, event: str, duration_secs: float, **kwargs: object) -> None:
