@@ -228,10 +228,11 @@ def _shown(pool, context: str):
 
 
 def _phase(label: str):
-    """A phase of work shown on stderr once it lasts a moment (see discovery/progress.py)."""
+    """A phase of work known to take seconds, shown on stderr from its start
+    (see discovery/progress.py)."""
     from disco_rules.discovery.progress import Progress
 
-    return Progress().phase(label)
+    return Progress().phase(label, at_once=True)
 
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
