@@ -87,7 +87,7 @@ CASES = {
     "a population of a million": (["launch", "{tmp}/huge.toml", "--run-dir", "{tmp}/new"],
                                   "population.size: at most 100000"),
     "a run too big for this machine": (["launch", "{tmp}/memory.toml", "--run-dir",
-                                        "{tmp}/new"], "GiB, over this machine's"),
+                                        "{tmp}/new"], "over this machine's"),
     "a run dir under /dev/null": (["launch", "{tmp}/ok.toml", "--run-dir", "/dev/null/run"],
                                   "cannot create the run directory"),
     "a run dir under /proc": (["launch", "{tmp}/ok.toml", "--run-dir", "/proc/disco-run"],
