@@ -227,7 +227,8 @@ def default_ids(run: Run) -> list[tuple[int, str]]:
         chosen = simplest_within_noise(validated_programs(store))
     best = run.top(1)
     if chosen is None or not best:
-        raise SystemExit(f"{run.run_dir}: no meta-validated program yet")
+        raise SystemExit(f"{run.run_dir}: no meta-validated program yet (--ids with no ids "
+                         "evaluates only the references)")
     if chosen.id == best[0].id:
         return [(chosen.id, "winner = best valid.")]
     return [(chosen.id, "winner"), (best[0].id, "best valid.")]
