@@ -355,12 +355,12 @@ def _cmd_resume(args: argparse.Namespace) -> None:
             raise CliError(f"{store.run_dir} is finished ({done + 1} of {config.generations} "
                            f"generations); run more with `disco resume {store.run_dir} "
                            f"--generations {done + 11}`")
+        print(f"resuming {store.run_dir} after generation {done}", flush=True)
         api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
         with _phase("loading JAX to estimate memory"):
             from disco_rules.discovery import footprint  # imports JAX
 
             footprint.check_memory(config, args.address)
-        print(f"resuming {store.run_dir} after generation {done}", flush=True)
         _drive(store, config, args, config.generations)
 
 

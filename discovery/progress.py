@@ -1,7 +1,8 @@
 """Progress of the phases that take more than a moment: starting Ray, baselines, each
 generation's work items, scoring, distillation.
 
-On a terminal a phase is one line on stderr, redrawn in place (counts, a bar, elapsed and
+A phase is shown on stdout with the rest of a command's output (stderr holds only errors
+and warnings, one line each). On a terminal it is one line, redrawn in place (counts, a bar, elapsed and
 estimated time left) and erased when the phase ends. Elsewhere (a log file, a pipe) it is
 plain lines: one when the phase has run for `quiet_s`, one every `every_s` while it runs, and
 one when it ends. Phases quicker than `quiet_s` show nothing in either mode, unless
@@ -108,7 +109,7 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, live: bool | None = None,
                  quiet_s: float = 2.0, every_s: float = 15.0, tick_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream if stream is not None else sys.stdout
         self.live = self.stream.isatty() if live is None else live
         self.quiet_s, self.every_s, self.tick_s = quiet_s, every_s, tick_s
         self.clock = clock

@@ -132,7 +132,8 @@ def test_bad_input_is_one_error_line_with_exit_code_2(case, run, tmp_path):
     result = subprocess.run([DISCO, *args], cwd=tmp_path, capture_output=True, text=True,
                             env=_environment(run.parent / "jax-cache"), timeout=120)
     assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
+    # stdout may show the progress of a phase that ran first (loading JAX), nothing else
+    assert all(line.startswith("loading JAX") for line in result.stdout.splitlines())
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("disco: error: ") and "Traceback" not in result.stderr
     assert CASES[case][1] in result.stderr
