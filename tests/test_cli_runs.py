@@ -395,6 +395,7 @@ def test_plot_writes_a_png_with_the_fitness_and_held_out_panels(run, tmp_path):
 
 # -- a run killed with SIGKILL, then resumed -----------------------------------------------
 
+@pytest.mark.slow
 def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(run):
     run_dir = run.base / "killed"
     log = run.base / "killed.log"

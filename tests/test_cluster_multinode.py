@@ -210,6 +210,7 @@ def archive(store: RunStore) -> dict[str, list]:
             "validation": [_plain(store.validation_of(i)) for i in ids]}
 
 
+@pytest.mark.slow
 def test_a_search_survives_losing_a_worker_node_mid_generation(ray_cluster, tmp_path):
     cluster, workers = ray_cluster
     config = parse_config(CONFIG)

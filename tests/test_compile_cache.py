@@ -44,6 +44,7 @@ def entries(cache: Path) -> set[str]:
     return {path.name for path in cache.iterdir() if path.is_file()}
 
 
+@pytest.mark.slow
 def test_a_relaunch_with_the_same_cache_compiles_nothing(tmp_path):
     cache = tmp_path / "jax"
     first = run_generation(cache)

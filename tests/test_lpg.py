@@ -6,6 +6,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from disco_rules.discovery.tasks.gridworld_env import Gridworld, sample_layout, small
 from disco_rules.discovery.config import LPGTrainConfig
@@ -87,6 +88,7 @@ def test_only_the_temporally_aware_rule_depends_on_progress_and_return():
     assert (jnp.abs(early - APPLY(ta_lpg, trajectory, 0.1, 3.0, 1.0)[0]) > 1e-6).all()
 
 
+@pytest.mark.slow
 def test_population_and_layouts_vmap_runs_are_deterministic_and_a_nan_rule_scores_nan():
     rules = population(4)
     rules = jax.tree.map(lambda x: x.at[3].set(jnp.nan), rules)

@@ -187,6 +187,7 @@ def test_chunks_are_even_so_a_fixed_population_compiles_one_shape():
     assert [b - a for a, b in split_evenly(33, 16)] == [11, 11, 11]
 
 
+@pytest.mark.slow
 def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
     """Start from a drift that makes PPO unlearn (a penalty of 1.3 (r - 1) A outweighs the
     gain r A of moving the policy towards good actions): a few generations of OpenES must lift
@@ -208,6 +209,7 @@ def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
     assert max(means[-2:]) > 0.6, means
 
 
+@pytest.mark.slow
 def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(CONFIG.replace("generations = 3", "generations = 1"))
@@ -291,6 +293,7 @@ batch_size = 5
 """
 
 
+@pytest.mark.slow
 def test_ta_lpg_networks_train_actor_predictors_against_a2c_on_gridworlds(tmp_path):
     search = make_search(tmp_path / "run", LPG_CONFIG)
     search.run(1)

@@ -56,6 +56,7 @@ def test_the_cli_inspects_and_exports_an_old_run(tmp_path, name):
     assert exported.returncode == 0 and "def " in exported.stdout, exported.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size", [("programs", 12), ("lpo", 8)])
 def test_an_old_run_resumes_for_more_generations_keeping_its_past(tmp_path, name, size):
     run_dir = copy(name, tmp_path)

@@ -87,6 +87,7 @@ def candidate_rows(run_dir: Path) -> list[tuple]:
                           ).fetchall()
 
 
+@pytest.mark.slow
 def test_a_family_from_a_user_module_runs_in_process_and_on_ray_actors(tmp_path):
     config = write_plugin(tmp_path, "my_least_squares", MODULE, "my_least_squares:least_squares")
     local = disco_rules.launch(config, run_dir=tmp_path / "local",

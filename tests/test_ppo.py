@@ -69,16 +69,19 @@ def test_clip_drift_objective_and_its_gradient_equal_ppos_on_random_batches():
     np.testing.assert_allclose(grad(lpo, ratio), grad(direct_ppo_objective, ratio), atol=1e-9)
 
 
+@pytest.mark.slow
 def test_clip_drift_trains_exactly_as_ppos_clipped_objective():
     assert_same_run(CLIP_TRAIN(None, CARTPOLE, KEYS), short_train(direct_ppo_objective)(None, CARTPOLE, KEYS))
 
 
+@pytest.mark.slow
 def test_ppo_clip_program_through_the_interpreter_trains_as_the_clip_drift():
     OBJECTIVE.check(PPO_CLIP)
     train = short_train(lpo_objective(program_drift(ENCODING)))
     assert_same_run(train(ENCODING.encode(PPO_CLIP), CARTPOLE, KEYS), CLIP_TRAIN(None, CARTPOLE, KEYS))
 
 
+@pytest.mark.slow
 def test_programs_and_seeds_vmapped_together_train_as_each_alone():
     train = make_train(SHORT, "CartPole-v1", lpo_objective(program_drift(ENCODING)))
     population = ENCODING.encode_population([PPO_CLIP, DPO])
@@ -105,6 +108,7 @@ def test_program_drift_needs_the_objective_slot():
         program_drift(Encoding(slot=OPTIMIZER))
 
 
+@pytest.mark.slow
 def test_ppo_learns_cartpole():
     train = make_train(PPOConfig(), "CartPole-v1", lpo_objective(ppo_clip_drift(EPS)))
     result = jax.jit(jax.vmap(train, in_axes=(None, None, 0)))(None, CARTPOLE, KEYS)
@@ -118,6 +122,7 @@ def test_a_run_is_a_function_of_its_key():
     assert not np.array_equal(first.curve[0], first.curve[1])
 
 
+@pytest.mark.slow
 def test_minatar_environments_train_from_their_name():
     config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 2)
     train = jax.jit(make_train(config, "Breakout-MinAtar", lpo_objective(ppo_clip_drift(EPS))))
@@ -126,6 +131,7 @@ def test_minatar_environments_train_from_their_name():
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
 
 
+@pytest.mark.slow
 def test_env_params_are_traced_levels_vmap_and_train_as_each_alone():
     heavy = CARTPOLE.replace(gravity=19.6, length=1.0, polemass_length=0.1)
     levels = jax.tree.map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]),
@@ -137,6 +143,7 @@ def test_env_params_are_traced_levels_vmap_and_train_as_each_alone():
     assert not np.allclose(both.curve[0], both.curve[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lr", [1e-3, 2.5e-2])
 def test_a_traced_learning_rate_trains_as_the_rate_fixed_in_the_config(lr):
     fixed = short_train(lpo_objective(ppo_clip_drift(EPS)),
@@ -147,6 +154,7 @@ def test_a_traced_learning_rate_trains_as_the_rate_fixed_in_the_config(lr):
     assert_same_run(traced, fixed)
 
 
+@pytest.mark.slow
 def test_the_ppo_baseline_compiles_one_trainer_for_its_whole_lr_grid(monkeypatch):
     monkeypatch.setattr(rl_train, "_COMPILED", {})
     task = Task.make("cartpole", total_timesteps=SHORT.total_timesteps)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,6 +20,7 @@ def python_block(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_python_api_example_runs(tmp_path):
     (tmp_path / "examples").mkdir()
     shutil.copy(ROOT / "examples" / "quickstart.toml", tmp_path / "examples")

@@ -167,6 +167,7 @@ def _finish(proc: subprocess.Popen) -> None:
         assert _reap_session(proc.pid) == {}
 
 
+@pytest.mark.slow
 def test_two_writers_on_one_run_and_a_killed_writer_lose_nothing(tmp_path):
     """A (launch) holds its run while `disco resume A` is refused, naming A's pid; K is
     killed with SIGKILL right after taking its lock; L runs alone. A ends with L's archive,

@@ -78,6 +78,7 @@ def head(tmp_path_factory):
         os.killpg(process.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
     (tmp_path / "tiny.toml").write_text(CONFIG)
     run_dir = tmp_path / "run"
