@@ -115,6 +115,13 @@ def make_pool(config: Config, address: str | None) -> Any:
     folder = compilation_cache(config)  # before Ray starts: its local workers inherit it
     TaskPlan.from_config(config)  # loads the user's task modules, shipped to the workers:
     start_ray(address, py_modules=plugins.module_files())
+    if address is not None:  # the cluster's nodes, now that they can be seen
+        import ray
+
+        from disco_rules.discovery.footprint import check_cluster_memory
+
+        check_cluster_memory(config, [node["Resources"].get("memory", 0.0)
+                                      for node in ray.nodes() if node["Alive"]])
     cluster = config.cluster
     return EvaluatorPool(
         functools.partial(Evaluator, config.population.max_statements, folder),

@@ -14,7 +14,9 @@ computed), and horizon(t) the length of each learning curve returned. The interp
 register per input and statement, each a flat vector of the n(t) parameters, for every lr and
 seed at once; programs of a work item run one after another. RL tasks and network populations
 add only PROCESS_BYTES per process: their rollouts are not estimated. With `--address` the
-actors run on the cluster's machines, whose memory this machine cannot see: nothing is checked.
+actors run on the cluster's machines: once connected, one actor's share
+(PROCESS_BYTES + item(t)) is checked against the memory Ray offers on the cluster's largest
+node (`check_cluster_memory`).
 """
 
 from __future__ import annotations
@@ -88,3 +90,19 @@ def check_memory(config: Config, address: str | None) -> None:
             f"work item), + the driver), over this machine's {available / gib:.1f} GiB: lower "
             "tasks.seeds, the length of tasks.lr_grid, cluster.num_actors or "
             "population.max_statements")
+
+
+def check_cluster_memory(config: Config, node_memory: list[float]) -> None:
+    """ConfigError with the estimate if one actor (a process and its largest work item) needs
+    more memory than Ray offers on any node of the cluster (`node_memory`, bytes per node)."""
+    if not node_memory:
+        return
+    plan = TaskPlan.from_config(config)
+    needed, largest = PROCESS_BYTES + item_bytes(config, plan), max(node_memory)
+    if needed > largest:
+        gib = 2 ** 30
+        raise ConfigError(
+            f"one evaluator actor needs about {needed / gib:.1f} GiB ({PROCESS_BYTES / gib:.1f} "
+            f"GiB + {(needed - PROCESS_BYTES) / gib:.1f} GiB per work item), over the "
+            f"{largest / gib:.1f} GiB that Ray offers on the cluster's largest node: lower "
+            "tasks.seeds, the length of tasks.lr_grid or population.max_statements")

@@ -151,3 +151,17 @@ def test_the_memory_check_is_part_of_the_config_check_and_passes_the_quickstart(
     small = estimate_bytes(config, TaskPlan.from_config(config))
     bigger = parse_config(QUICKSTART.read_text().replace("seeds = 2", "seeds = 20"))
     assert estimate_bytes(bigger, TaskPlan.from_config(bigger)) > small
+
+
+def test_a_cluster_run_is_checked_against_its_largest_node():
+    from disco_rules.discovery.config import ConfigError, load_config
+    from disco_rules.discovery.footprint import PROCESS_BYTES, check_cluster_memory, item_bytes
+    from disco_rules.discovery.plan import TaskPlan
+
+    config, _ = load_config(QUICKSTART)
+    actor = PROCESS_BYTES + item_bytes(config, TaskPlan.from_config(config))
+    check_cluster_memory(config, [actor / 2, float(actor)])  # fits on the larger node
+    check_cluster_memory(config, [])  # no node seen yet: nothing to check against
+    with pytest.raises(ConfigError, match=r"over the 0\.\d GiB that Ray offers on the "
+                                          r"cluster's largest node: lower tasks.seeds"):
+        check_cluster_memory(config, [actor / 3, actor / 2])
