@@ -118,12 +118,13 @@ def test_variants_are_new_tasks_in_their_familys_ranges_after_the_held_out_tasks
     plan = transfer.TaskPlan(train=(), heldout=(TASK, other), screen=None)
     rows = transfer.suite(plan)
     assert [(group, label) for group, label, _ in rows] == [
-        (task.key, label) for label in ("held-out", "0.5x horizon", "2x wider")
+        (task.key, label) for label in ("held-out", "0.5x horizon", "2x wider", "2x horizon")
         for task in (TASK, other)]  # one family twice: groups named by task
     assert len({task.key for _, _, task in rows}) == len(rows)
     assert rows[2][2].get("horizon") == 10  # 12 x 0.5, raised to the range's low end
     assert rows[3][2].get("horizon") == 20
     assert rows[4][2].get("width") == 8
+    assert rows[7][2].get("horizon") == 80
 
 
 def test_the_default_candidates_are_the_winner_disco_inspect_chooses(tmp_path, capsys):

@@ -49,10 +49,11 @@ from disco_rules.dsl.simplify import simplify
 
 # Variants of each held-out task: each scales the integer parameters it names that the task's
 # family has (horizon, or the model's width: `width`, `channels`, `head_dim`).
-# (2x the horizon would cost twice the held-out tasks again: too much for 2 cores.)
+# Cheapest first: `--tasks N` cuts the suite from the end.
 VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
     ("0.5x horizon", {"horizon": 0.5}),
     ("2x wider", {"width": 2.0, "channels": 2.0, "head_dim": 2.0}),
+    ("2x horizon", {"horizon": 2.0}),
 )
 LR_GRID: tuple[float, ...] = tuple(float(lr) for lr in np.logspace(-4, -1, 7))
 WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -352,12 +353,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False).stdout.strip() or "unknown"
     command = shlex.join([os.path.relpath(sys.executable), *sys.argv])
-    generation = status.generations - 1
+    read = (f"archive through generation {status.generations - 1}" if status.generations
+            else "no generation finished")
     texts = "\n\n".join(f"{name} (simplified):\n\n```python\n{simplify(programs[name])}\n```"
-                        for name in candidates)
+                        for name in candidates) or "None: only the references."
     report = "\n".join([
-        f"# Transfer of {run.run_dir} (archive through generation {generation} of "
-        f"{status.target_generations})",
+        f"# Transfer of {run.run_dir} ({read}; {status.target_generations} planned)",
         "",
         f"commit `{commit}`; command: `{command}`",
         "",
