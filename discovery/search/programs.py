@@ -57,6 +57,7 @@ class _Proposal:
 @dataclass
 class _Evaluated:
     outcomes: list[Scored]  # per unique program
+    sources: dict[int, int]  # surviving member id -> its source (with levels only)
     current: dict[int, float]  # source -> fitness on `train` (with levels only)
     level_scores: dict[int, dict[str, float]]  # source -> task key -> score
     rescored: list[ScoreRecord]  # rows of earlier candidates on this generation's levels
@@ -141,13 +142,14 @@ class ProgramPopulation:
         """Screen and score the new programs; with levels, re-score the survivors."""
         outcomes = self._evaluate(proposal.unique, train, baselines)
         if not levels:
-            return _Evaluated(outcomes, {}, {}, [])
+            return _Evaluated(outcomes, {}, {}, {}, [])
         old = self.state.members
         survivors = old[max(0, len(old) - (self.config.population.size - len(proposal.rows))):]
-        sources = {self._source(m) for m in survivors}
-        sources |= {row["source"] for row in proposal.rows if "source" in row}
-        current, level_scores, rescored = self._rescore(sources, train, baselines)
-        return _Evaluated(outcomes, current, level_scores, rescored)
+        sources = {m.id: self._source(m) for m in survivors}
+        current, level_scores, rescored = self._rescore(
+            set(sources.values()) | {row["source"] for row in proposal.rows if "source" in row},
+            train, baselines)
+        return _Evaluated(outcomes, sources, current, level_scores, rescored)
 
     def _score(self, programs: list[Program], tasks: Sequence[Task],
                baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
@@ -221,9 +223,7 @@ class ProgramPopulation:
              levels: Sequence[Task]) -> Told:
         """Archive rows of the children; the population takes them in (oldest out)."""
         rows, outcomes = proposal.rows, evaluated.outcomes
-        old = self.state.members
-        survivors = old[max(0, len(old) - (self.config.population.size - len(rows))):]
-        sources = {m.id: self._source(m) for m in survivors} if levels else {}
+        sources = dict(evaluated.sources)  # members of this generation join below
         level_scores = dict(evaluated.level_scores)
         scores = list(evaluated.rescored)
         candidates, leaders = [], []
