@@ -1,6 +1,6 @@
-"""docs/experiments/transfer.py: every optimizer is paired with tuned AdamW seed by seed, its
-scores are log loss ratios one can recompute from the trainers, and the errors are standard
-errors over tasks x seeds."""
+"""docs/experiments/transfer.py: every optimizer is tuned on some seeds and paired with tuned
+AdamW on others, seed by seed; its scores are log loss ratios one can recompute from the
+trainers, and the errors are standard errors over tasks x seeds."""
 
 import importlib.util
 import json
@@ -28,7 +28,7 @@ sys.modules["transfer"] = transfer  # dataclasses look their module up
 _spec.loader.exec_module(transfer)
 
 TASK = Task.make("mlp_regression", in_dim=2, width=4, horizon=12)
-SEEDS, RUN_SEED = 2, 3
+SEEDS, RUN_SEED, TEST_SEED = 2, 3, 4
 LRS = (1e-3, 1e-2, 1e-1)
 DECAYS = (0.0, 1e-1)
 ENCODING = Encoding(max_statements=16)
@@ -36,7 +36,8 @@ ENCODING = Encoding(max_statements=16)
 
 def test_the_adamw_program_at_the_baselines_only_point_scores_zero_on_every_seed():
     result = transfer.evaluate_task(TASK, {"adamw": library.program("adamw")}, ENCODING,
-                                    SEEDS, RUN_SEED, lrs=(1e-2,), weight_decays=(0.01,))
+                                    SEEDS, RUN_SEED, TEST_SEED, lrs=(1e-2,),
+                                    weight_decays=(0.01,))
     losses = result.baseline.losses
     assert losses.shape == (SEEDS,)
     # the seeds differ, so a pairing of mismatched seeds would not score 0
@@ -48,36 +49,43 @@ def test_the_adamw_program_at_the_baselines_only_point_scores_zero_on_every_seed
 def test_sgd_scores_are_the_log_ratios_of_the_trainers_outputs():
     sgd, momentum = library.program("sgd"), library.program("momentum")
     result = transfer.evaluate_task(TASK, {"sgd": sgd, "momentum": momentum}, ENCODING, SEEDS,
-                                    RUN_SEED, lrs=LRS, weight_decays=DECAYS)
-    keys = task_keys(TASK, SEEDS, RUN_SEED)
-    raw = evaluate_population(TASK, ENCODING, ENCODING.encode_population([sgd]),
-                              np.asarray(LRS, np.float32), keys)
-    assert not np.asarray(raw.diverged).any()
-    final = np.asarray(raw.final_loss[0], np.float64)  # [lr, seed]
-    chosen = int(np.argmin(np.log(final).mean(axis=1)))
-    adamw = {}
-    for decay in DECAYS:  # optax's own AdamW, weight decay a constant
-        train = jax.jit(jax.vmap(make_optax_train(
-            TASK, lambda lr, decay=decay: optax.adamw(lr, weight_decay=decay)), in_axes=(None, 0)))
-        for lr in LRS:
-            adamw[lr, decay] = np.asarray(train(np.float32(lr), keys).final_loss, np.float64)
-    best = min(adamw, key=lambda point: np.log(adamw[point]).mean())
+                                    RUN_SEED, TEST_SEED, lrs=LRS, weight_decays=DECAYS)
+    final = {}  # keys' seed -> [lr, seed] final losses of sgd
+    adamw = {}  # keys' seed -> {(lr, decay): [seed]} final losses of optax's own AdamW
+    for seed in (RUN_SEED, TEST_SEED):
+        keys = task_keys(TASK, SEEDS, seed)
+        raw = evaluate_population(TASK, ENCODING, ENCODING.encode_population([sgd]),
+                                  np.asarray(LRS, np.float32), keys)
+        assert not np.asarray(raw.diverged).any()
+        final[seed] = np.asarray(raw.final_loss[0], np.float64)
+        adamw[seed] = {}
+        for decay in DECAYS:  # weight decay a constant
+            train = jax.jit(jax.vmap(make_optax_train(
+                TASK, lambda lr, decay=decay: optax.adamw(lr, weight_decay=decay)),
+                in_axes=(None, 0)))
+            for lr in LRS:
+                adamw[seed][lr, decay] = np.asarray(train(np.float32(lr), keys).final_loss,
+                                                    np.float64)
+    chosen = int(np.argmin(np.log(final[RUN_SEED]).mean(axis=1)))  # tuned on RUN_SEED's keys
+    best = min(adamw[RUN_SEED], key=lambda point: np.log(adamw[RUN_SEED][point]).mean())
     assert result.optimizers["sgd"].lr == pytest.approx(LRS[chosen])
     assert (result.baseline.lr, result.baseline.weight_decay) == pytest.approx(best)
-    np.testing.assert_allclose(result.scores("sgd"),
-                               np.log(adamw[best]) - np.log(final[chosen]), rtol=1e-4, atol=1e-5)
+    expected = np.log(adamw[TEST_SEED][best]) - np.log(final[TEST_SEED][chosen])
+    assert np.abs(expected - (np.log(adamw[RUN_SEED][best]) - np.log(final[RUN_SEED][chosen]))
+                  ).max() > 1e-3  # scoring on the tuning seeds would not pass
+    np.testing.assert_allclose(result.scores("sgd"), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_cached_task_is_not_trained_again(monkeypatch):
     cache: dict = {}
     programs = {"sgd": library.program("sgd")}
-    first = transfer.evaluate_task(TASK, programs, ENCODING, SEEDS, RUN_SEED, lrs=LRS[:1],
-                                   weight_decays=DECAYS[:1], cache=cache)
+    first = transfer.evaluate_task(TASK, programs, ENCODING, SEEDS, RUN_SEED, TEST_SEED,
+                                   lrs=LRS[:1], weight_decays=DECAYS[:1], cache=cache)
     cache = json.loads(json.dumps(cache))  # as the script stores it
     for name in ("tune_adamw", "tune_programs"):
         monkeypatch.setattr(transfer, name, lambda *args: pytest.fail("trained again"))
-    again = transfer.evaluate_task(TASK, programs, ENCODING, SEEDS, RUN_SEED, lrs=LRS[:1],
-                                   weight_decays=DECAYS[:1], cache=cache)
+    again = transfer.evaluate_task(TASK, programs, ENCODING, SEEDS, RUN_SEED, TEST_SEED,
+                                   lrs=LRS[:1], weight_decays=DECAYS[:1], cache=cache)
     np.testing.assert_array_equal(again.scores("sgd"), first.scores("sgd"))
 
 
