@@ -1,11 +1,14 @@
 """Regularized evolution over programs (Real et al. 2019; the search that found Lion).
 
 ask/tell over an immutable state: a child is a mutation of the fittest of a random
-tournament; members age out oldest-first, whatever their fitness.
+tournament; members age out oldest-first, whatever their fitness. A failed child (fitness
+-inf or NaN: screened out, diverged) joins as the oldest member, so it leaves first and never
+pushes a working member out: a search whose mutants mostly fail keeps its working members.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +70,11 @@ class RegularizedEvolution:
         return Child(mutate(parent.program, rng, self.mutation), parent.id)
 
     def tell(self, state: EvolutionState, members: list[Member]) -> EvolutionState:
-        """Add evaluated members; the oldest leave so that at most `size` remain."""
-        everyone = state.members + tuple(members)
-        return EvolutionState(everyone[-self.size:])
+        """Add evaluated members, failed ones as the oldest; the oldest leave so that at most
+        `size` remain."""
+        failed = tuple(m for m in members if not math.isfinite(m.fitness))
+        working = tuple(m for m in members if math.isfinite(m.fitness))
+        return EvolutionState((failed + state.members + working)[-self.size:])
 
 
 def state_to_data(state: EvolutionState) -> list[dict]:

@@ -186,6 +186,22 @@ def test_regularized_evolution_recovers_a_known_program_from_its_outputs():
     assert best > -1e-12, f"best error {-best} after {generation} generations"
 
 
+def test_failed_children_never_push_a_working_member_out():
+    evolution = RegularizedEvolution(size=4, tournament=2)
+    sgd = programs("sgd")[0]
+    member = lambda i, fitness: Member(i, sgd, fitness)
+    state = evolution.tell(EvolutionState(), [member(0, -1.0), member(1, -math.inf),
+                                              member(2, -0.5)])
+    # a free place takes a failed child, as the oldest
+    assert [m.id for m in state.members] == [1, 0, 2]
+    state = evolution.tell(state, [member(3, -2.0), member(4, math.nan), member(5, -3.0)])
+    # two working children, one place: the failed 1 leaves before the working 0, and the
+    # new failure 4 takes no place
+    assert [m.id for m in state.members] == [0, 2, 3, 5]
+    # nothing but failures: the population stays as it is
+    assert evolution.tell(state, [member(6, -math.inf)] * 3) == state
+
+
 def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
     text = CONFIG.replace("[validation]\n", "[validation]\nseeds = 3\n")
     seen = []

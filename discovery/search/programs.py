@@ -139,13 +139,12 @@ class ProgramPopulation:
 
     def evaluate(self, proposal: _Proposal, train: Sequence[Task], levels: Sequence[Task],
                  baselines: dict[str, BaselineRecord]) -> _Evaluated:
-        """Screen and score the new programs; with levels, re-score the survivors."""
+        """Screen and score the new programs; with levels, re-score the members."""
         outcomes = self._evaluate(proposal.unique, train, baselines)
         if not levels:
             return _Evaluated(outcomes, {}, {}, {}, [])
-        old = self.state.members
-        survivors = old[max(0, len(old) - (self.config.population.size - len(proposal.rows))):]
-        sources = {m.id: self._source(m) for m in survivors}
+        # every member, as the children's fitness on these tasks decides who leaves
+        sources = {m.id: self._source(m) for m in self.state.members}
         current, level_scores, rescored = self._rescore(
             set(sources.values()) | {row["source"] for row in proposal.rows if "source" in row},
             train, baselines)

@@ -45,6 +45,7 @@ from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.family import family
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
@@ -344,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ids", type=int, nargs="*", help="candidate ids (default: the "
                         "run's chosen winner and its best by mean validation score; none: "
                         "only the references)")
+    parser.add_argument("--program", type=Path, nargs="*", default=[], help="program files "
+                        "to score beside the references, each named by its file's stem")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--run-seed", type=int, help="the keys' seed (default: the run's "
                         "seed + 1, so seeds its meta-validation never used)")
@@ -365,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     candidates = {f"#{cid} {role}".strip(): run.candidate(cid).program for cid, role in ids}
     programs = dict(candidates)
     programs.update({name: library.program(name) for name in REFERENCES})
+    programs.update({path.stem: parse(path.read_text()) for path in args.program})
     encoding = Encoding(max_statements=max([run.config.population.max_statements]
                                            + [len(p.body) for p in programs.values()]))
     run_seed = run.config.seed + 1 if args.run_seed is None else args.run_seed
