@@ -202,6 +202,19 @@ def test_failed_children_never_push_a_working_member_out():
     assert evolution.tell(state, [member(6, -math.inf)] * 3) == state
 
 
+def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_path):
+    broken = parse("def broken(w, g, lr):\n    update = lr * log(-1.0 - abs(g))\n"
+                   "    return update\n")  # NaN on every step: a failed member
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum") + [broken])
+    search.run(1)
+    validated = {record.id for record, _ in store.validated()}
+    config = parse_config(CONFIG)
+    top = {record.id for record, _ in store.top(config.validation.top)}
+    assert {0, 1, 2} <= validated
+    assert validated <= {0, 1, 2} | top  # failed mutants (placed first) are not taken
+    assert store.candidate(2).status == "nan"
+
+
 def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
     text = CONFIG.replace("[validation]\n", "[validation]\nseeds = 3\n")
     seen = []

@@ -284,7 +284,9 @@ class ProgramPopulation:
         """In generation 0, the warm starts: the reference the winners must beat."""
         if generation != 0:
             return []
-        return [m.id for m in self.state.members[: len(self.warm_start)] if m.id in self._fitness]
+        # generation 0's ids start at 0, the warm starts first (RegularizedEvolution.initial)
+        count = min(len(self.warm_start), self.config.population.size)
+        return [cid for cid in range(count) if cid in self._fitness]
 
     def program(self, cid: int) -> Program:
         """Candidate `cid`'s simplified program (this generation's, or from the archive)."""
