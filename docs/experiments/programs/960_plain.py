@@ -1,0 +1,5 @@
+def rule_960_plain(w, g, m, v, lr, step):
+    m = interp(g, m, 0.7383576080272077)
+    v = interp(square(g), clip(v, w), 0.999)
+    update = lr * m / (sqrt(v) + 1e-08)
+    return update, m, v
