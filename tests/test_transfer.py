@@ -143,3 +143,20 @@ def test_the_default_candidates_are_the_winner_disco_inspect_chooses(tmp_path, c
     ids = transfer.default_ids(transfer.open_run(run_dir))
     assert ids[0][0] == chosen
     assert ids[-1][0] == transfer.open_run(run_dir).top(1)[0].id
+
+
+def test_the_optax_export_check_finds_the_interpreters_losses(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("optax_check",
+                                                  ROOT / "docs/experiments/optax_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    run_dir = tmp_path / "programs"
+    shutil.copytree(ROOT / "tests/data/runs-0.1/programs", run_dir)
+    best = transfer.open_run(run_dir).top(1)[0].id
+    check.main([str(run_dir), str(best), "--lr", "0.01", "--seeds", "3"])
+    (line,) = capsys.readouterr().out.splitlines()  # one held-out task
+    assert line.startswith("mlp_regression(")
+    interpreter, exported = (float(part.split(" ")[-1].rstrip(","))
+                             for part in line.split(": ", 1)[1].split(", ")[:2])
+    assert exported == pytest.approx(interpreter, rel=1e-4)
+    assert float(line.rsplit(" ", 1)[1]) < 1e-4
