@@ -24,7 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -146,17 +146,12 @@ def _loaded(stored: Mapping[str, object]) -> Tuned:
                  np.asarray(stored["losses"], np.float64), np.asarray(stored["curve"], np.float64))
 
 
-def _rescored(tuned: Tuned, losses: np.ndarray, curve: np.ndarray) -> Tuned:
-    return Tuned(tuned.lr, tuned.weight_decay, np.asarray(losses, np.float64),
-                 np.asarray(curve, np.float64))
-
-
 def score_adamw(task: Task, chosen: Tuned, keys: jax.Array) -> Tuned:
     """AdamW at its chosen (lr, weight decay), trained on `keys`."""
     if not math.isfinite(chosen.lr):
         return chosen
     scored = tune_adamw(task, [chosen.lr], [chosen.weight_decay], keys)
-    return _rescored(chosen, scored.losses, scored.curve)
+    return replace(chosen, losses=scored.losses, curve=scored.curve)
 
 
 def score_program(task: Task, encoding: Encoding, program: Program, chosen: Tuned,
@@ -165,7 +160,7 @@ def score_program(task: Task, encoding: Encoding, program: Program, chosen: Tune
     if not math.isfinite(chosen.lr):
         return chosen
     scored = tune_programs(task, encoding, [program], [chosen.lr], keys)[0]
-    return _rescored(chosen, scored.losses, scored.curve)
+    return replace(chosen, losses=scored.losses, curve=scored.curve)
 
 
 def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encoding,
