@@ -151,6 +151,22 @@ def _format_fitness(value: float) -> str:
     return "-inf" if value == -math.inf else ("nan" if math.isnan(value) else f"{value:+.3f}")
 
 
+_CELL = 16  # width of a "+0.123 ± 0.045" column
+
+
+def _score_cells(row) -> str:
+    """A candidate's per-task scores (TaskScores) and their mean, each "mean ± SE" over seeds;
+    the mean's SE is sqrt(sum of the tasks' squared SEs) / tasks (seeds independent)."""
+    def cell(value: float, se: float) -> str:
+        text = _format_fitness(value)
+        return text if math.isnan(se) or not math.isfinite(value) else f"{text} ± {se:.3f}"
+
+    mean = sum(score.value for score in row) / len(row)
+    mean_se = math.sqrt(sum(score.se ** 2 for score in row)) / len(row)
+    return "".join(f"{cell(score.value, score.se):>{_CELL}}" for score in row) \
+        + f"{cell(mean, mean_se):>{_CELL}}"
+
+
 def _print_report(report) -> None:
     rate = report.evaluated / report.seconds if report.seconds > 0 else 0.0
     print(f"gen {report.generation:3d} | {report.candidates:3d} candidates, "
@@ -566,14 +582,12 @@ def _cmd_score(args: argparse.Namespace) -> None:
     print(f"{args.tasks} tasks of {args.run}, {config.tasks.seeds} seeds; score = {what}")
     for i, task in enumerate(tasks):
         print(f"  T{i + 1}: {task.key}{_baseline_note(baselines[task.key])}")
+    print("each: mean ± standard error over seeds; the mean column's over the tasks' seeds")
     width = max(len("candidate"), *(len(ref) for ref in args.candidates))  # names in full
-    print(f"{'candidate':<{width}}" + "".join(f"{'T' + str(i + 1):>9}"
-                                              for i in range(len(tasks))) + f"{'mean':>9}")
+    print(f"{'candidate':<{width}}" + "".join(f"{'T' + str(i + 1):>{_CELL}}"
+                                              for i in range(len(tasks))) + f"{'mean':>{_CELL}}")
     for ref, row in zip(args.candidates, table):
-        values = [value for value, _, _ in row]
-        mean = sum(values) / len(values)
-        print(f"{ref:<{width}}" + "".join(f"{_format_fitness(v):>9}" for v in values)
-              + f"{_format_fitness(mean):>9}")
+        print(f"{ref:<{width}}{_score_cells(row)}")
 
 
 def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
@@ -715,10 +729,10 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     print(f"trained as PPO's drift on the held-out tasks of {run_dir} "
           f"({config.tasks.seeds} seeds; 1 = tuned PPO):")
     width = max(len(name) for name, _ in rows)
+    print(f"  {'':<{width}}" + "".join(f"{'T' + str(i + 1):>{_CELL}}" for i in range(len(tasks)))
+          + f"{'mean':>{_CELL}}   (mean ± standard error over seeds)")
     for name, row in rows:
-        values = [value for value, _, _ in row]
-        print(f"  {name:<{width}}" + "".join(f"{_format_fitness(v):>9}" for v in values)
-              + f"   mean {_format_fitness(sum(values) / len(values))}")
+        print(f"  {name:<{width}}{_score_cells(row)}")
 
 
 def _cmd_submit(args: argparse.Namespace) -> None:

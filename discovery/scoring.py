@@ -10,7 +10,7 @@ reason and never raises.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -22,7 +22,7 @@ from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_fi
                                                   normalised_return)
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
-from disco_rules.discovery.inner.train import TrainResult, fitness, lr_scores
+from disco_rules.discovery.inner.train import LOSS_FLOOR, TrainResult, fitness, lr_scores
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program
 
@@ -30,16 +30,32 @@ WORST = float("-inf")
 FITNESS_CAP = 5.0
 BASELINE_SCORE = {"optimizer": 0.0, "rl": 1.0}  # the baseline's own score, by task kind
 
-TaskScore = tuple[float, "str | None", ScoreRecord]
-"""(fitness, failure reason or None, archive row without its candidate id) on one task."""
+
+
+class TaskScore(NamedTuple):
+    """A candidate's score on one task: the mean over seeds, why it failed (or None), its
+    archive row (without its candidate id) and the score's standard error over seeds."""
+
+    value: float
+    reason: str | None
+    row: ScoreRecord
+    se: float = math.nan  # nan with one seed or a failure
+
+
+def standard_error(per_seed: np.ndarray) -> float:
+    """Standard error of the mean of `per_seed` (sample std / sqrt(n)); nan below 2 values."""
+    per_seed = np.asarray(per_seed, np.float64)
+    if per_seed.size < 2:
+        return math.nan
+    return float(np.std(per_seed, ddof=1) / math.sqrt(per_seed.size))
 
 
 def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
                lr_grid: Sequence[float]) -> TaskScore:
     """Candidate `j` of a work result on `task`, against the task's baseline."""
     if isinstance(result, Failed):
-        return WORST, f"failed: {result.reason}", ScoreRecord(candidate_id=-1, task=task.key,
-                                                             score=WORST)
+        return TaskScore(WORST, f"failed: {result.reason}",
+                         ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
     if task.kind == "rl":
         return _rl_score(result, j, task, baseline)
     return _optimizer_score(result, j, task, baseline.loss, lr_grid)
@@ -54,9 +70,10 @@ def _optimizer_score(result: Any, j: int, task: Task, baseline_loss: float,
         per_lr = lr_scores(mine)
         best = int(np.argmin(per_lr))
         curve = np.mean(mine.curve[best], axis=0)
+        per_seed = -np.log(np.maximum(np.asarray(mine.final_loss[best], np.float64), LOSS_FLOOR))
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
                       loss=float(np.exp(per_lr[best])), lr=lr_grid[best], curve=curve)
-    return value, reason, row
+    return TaskScore(value, reason, row, math.nan if reason else standard_error(per_seed))
 
 
 def _rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord) -> TaskScore:
@@ -64,13 +81,15 @@ def _rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord) -> Task
     return (NaN agent weights) is a failure."""
     final = np.asarray(result["final_return"][j], np.float64)
     if not np.all(np.isfinite(final)):
-        return WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST)
+        return TaskScore(WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
     start = first_finite(np.asarray(baseline.curve, np.float64))
-    value = float(np.mean(normalised_return(final, start, baseline.score))
-                  - np.mean(result["penalty"][j]))
-    value = min(value, FITNESS_CAP)
+    per_seed = (normalised_return(final, start, baseline.score)
+                - np.broadcast_to(np.asarray(result["penalty"][j], np.float64), final.shape))
+    value = min(float(np.mean(per_seed)), FITNESS_CAP)
     curve = np.mean(np.asarray(result["curve"][j], np.float64), axis=0)
-    return value, None, ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve)
+    return TaskScore(value, None,
+                     ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve),
+                     standard_error(per_seed))
 
 
 def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float], ...]:

@@ -147,9 +147,10 @@ def test_a_non_finite_rule_is_scored_worst_with_a_reason_and_the_run_goes_on(fin
                         bad, finished.tasks.train,
                         {t.key: finished.store.baseline(t.key) for t in finished.tasks.all()},
                         run_seed=0)
-    (nan_value, reason, _), = table[0]
-    assert nan_value == -np.inf and reason == "nan"
-    assert np.isfinite(table[1][0][0]) and table[1][0][1] is None
+    (nan_score,), (zero_score,) = table
+    assert nan_score.value == -np.inf and nan_score.reason == "nan"
+    assert np.isnan(nan_score.se)
+    assert np.isfinite(zero_score.value) and zero_score.reason is None
 
 
 class LosesEveryThirdItem:

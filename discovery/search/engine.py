@@ -241,9 +241,9 @@ class Engine:
         for cid, per_task in zip(chosen, table):
             self.counters.validated.append(cid)
             records += [ValidationRecord(candidate_id=cid, task=row.task, score=value)
-                        for value, _, row in per_task]
+                        for value, _, row, _ in per_task]
             rows += [dataclasses.replace(row, candidate_id=cid, score=value)
-                     for value, _, row in per_task]
+                     for value, _, row, _ in per_task]
         return records, rows
 
     def run(self, generations: int) -> None:

@@ -119,8 +119,8 @@ class NetworkPopulation:
         candidates, scores, fitness, leaders = [], [], [], []
         ids = proposal.ids
         for i, (cid, weights, per_task) in enumerate(zip(ids, proposal.weights, table)):
-            reasons = [reason for _, reason, _ in per_task if reason]
-            fit = WORST if reasons else float(np.mean([value for value, _, _ in per_task]))
+            reasons = [score.reason for score in per_task if score.reason]
+            fit = WORST if reasons else float(np.mean([score.value for score in per_task]))
             fitness.append(fit)
             candidates.append(CandidateRecord(
                 id=cid, generation=generation, kind=self.network.kind,
@@ -128,7 +128,7 @@ class NetworkPopulation:
                 status=("nan" if reasons[0] == "nan" else "failed") if reasons else "ok",
                 reason=reasons[0] if reasons else ("the strategy's mean" if i == 0 else None),
                 parent_id=self.mean_id if i == 0 else ids[0], weights=weights))
-            scores += [dataclasses.replace(row, candidate_id=cid) for _, _, row in per_task]
+            scores += [dataclasses.replace(score.row, candidate_id=cid) for score in per_task]
             if not reasons:
                 leaders.append((fit, cid))
         self.state = self.strategy.tell(proposal.tell_key, proposal.population,
@@ -136,8 +136,8 @@ class NetworkPopulation:
         self.mean_id = ids[0]
         self._fresh = dict(zip(ids, proposal.weights))
         first = len(table[0]) - len(levels)
-        level_scores = [[value if reason is None else -np.inf
-                         for value, reason, _ in per_task[first:]] for per_task in table[1:]]
+        level_scores = [[score.value if score.reason is None else -np.inf
+                         for score in per_task[first:]] for per_task in table[1:]]
         return Told(candidates=candidates, scores=scores, evaluated=len(ids), cache_hits=0,
                     fitness=fitness[1:], leaders=leaders, level_scores=level_scores,
                     events={"mean": fitness[0]})

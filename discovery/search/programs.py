@@ -162,7 +162,7 @@ class ProgramPopulation:
         if self.screen is not None and programs:
             screened = self._score(programs, [self.screen], baselines)
             passing = []
-            for i, ((value, reason, _),) in enumerate(screened):
+            for i, ((value, reason, _, _),) in enumerate(screened):
                 if value >= self.config.screen.min_fitness:
                     passing.append(i)
                 else:
@@ -171,9 +171,9 @@ class ProgramPopulation:
                                                    f"{self.config.screen.min_fitness}")
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
-            values = [value for value, _, _ in per_task]
-            reasons = [reason for _, reason, _ in per_task if reason]
-            rows = tuple(row for _, _, row in per_task)
+            values = [score.value for score in per_task]
+            reasons = [score.reason for score in per_task if score.reason]
+            rows = tuple(score.row for score in per_task)
             if reasons:
                 status = reasons[0] if reasons[0] in ("nan", "diverged") else "failed"
                 outcomes[i] = Scored(WORST, status, reasons[0], rows)
@@ -207,7 +207,7 @@ class ProgramPopulation:
                              baselines)
         rows = []
         for (task, chosen), per_source in zip(groups, table):
-            for s, (value, _, row) in zip(chosen, per_source):
+            for s, (value, _, row, _) in zip(chosen, per_source):
                 known[s][task.key] = value
                 rows.append(replace(row, candidate_id=s))
         fitness = {s: WORST for s in sources}
