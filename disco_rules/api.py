@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
-                                          parse_config, set_generations, warm_start_paths)
+                                          parse_config, set_top_level, warm_start_paths)
 from disco_rules.discovery.store import WARM_START_DIR, CandidateRecord, RunLock, RunStore
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
@@ -163,15 +163,16 @@ def _run_with_pool(store: RunStore, config: Config, address: str | None, pool: A
 
 def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[str] | None = None,
            generations: int | None = None, address: str | None = None, *,
+           seed: int | None = None,
            on_generation: Callable[["GenerationReport"], None] | None = None,
            pool: Any = None) -> Run:
     """Run a search to the end and return its run. `config`: a TOML file, TOML text or a
-    Config; `address`: a Ray cluster ("auto", "ray://host:port"), or None for Ray in this
-    process; `pool`: evaluate on this pool instead (anything with `map(items)`)."""
+    Config; `generations`, `seed`: override the config's; `address`: a Ray cluster ("auto",
+    "ray://host:port"), or None for Ray in this process; `pool`: evaluate on this pool
+    instead (anything with `map(items)`)."""
     source = read_config(config)
-    config, text = source.config, source.text
-    if generations is not None:
-        config, text = with_generations(config, text, generations)
+    config, text = with_overrides(source.config, source.text, generations=generations,
+                                  seed=seed)
     warm_start = check(config, source.base)
     _check_memory(config, address, pool)
     with create_run(run_dir, source.name, text, warm_start) as store:
@@ -188,19 +189,24 @@ def resume(run_dir: str | os.PathLike[str], generations: int | None = None,
     with RunStore.open(run_dir, write=True) as store:
         config = parse_config(store.config_text)
         if generations is not None:
-            config, text = with_generations(config, store.config_text, generations)
+            config, text = with_overrides(config, store.config_text, generations=generations)
             store.set_config_text(text)
         _check_memory(config, address, pool)
         _run_with_pool(store, config, address, pool, on_generation)
     return Run(run_dir)
 
 
-def with_generations(config: Config, text: str, generations: int) -> tuple[Config, str]:
-    """The config and its text with `generations` as the target; ValueError if not positive."""
-    if isinstance(generations, bool) or not isinstance(generations, int) or generations < 1:
-        raise ConfigError("generations: expected a positive integer")
-    return dataclasses.replace(config, generations=generations), \
-        set_generations(text, generations)
+def with_overrides(config: Config, text: str, *, generations: int | None = None,
+                   seed: int | None = None) -> tuple[Config, str]:
+    """The config and its text with these top-level values (None: as configured), as the
+    command line overrides them; ConfigError naming the key if a value is invalid."""
+    for key, value in (("generations", generations), ("seed", seed)):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            text = set_top_level(text, key, value)  # validates the range
+            config = dataclasses.replace(config, **{key: value})
+    return config, text
 
 
 def open_run(run_dir: str | os.PathLike[str]) -> Run:
@@ -385,4 +391,4 @@ class Candidate:
 
 __all__ = ["Candidate", "ConfigSource", "Run", "Status", "check", "compilation_cache", "create_run",
            "drive",
-           "launch", "make_pool", "open_run", "read_config", "resume", "with_generations"]
+           "launch", "make_pool", "open_run", "read_config", "resume", "with_overrides"]

@@ -322,9 +322,7 @@ def _cmd_launch(args: argparse.Namespace) -> None:
     from disco_rules import api
 
     source = api.read_config(args.config)  # a config error answers before JAX is imported
-    config, text = source.config, source.text
-    if args.generations is not None:
-        config, text = api.with_generations(config, text, _generations(args))
+    config, text = _overridden(source.config, source.text, args)
     warm_start = api.check(config, source.base)  # a bad config fails before a run dir exists
     api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
     with _phase("loading JAX to estimate memory"):
@@ -340,10 +338,15 @@ def _cmd_launch(args: argparse.Namespace) -> None:
         _drive(store, config, args, config.generations)
 
 
-def _generations(args: argparse.Namespace) -> int:
-    if args.generations < 1:
-        raise CliError("--generations: expected a positive integer")
-    return args.generations
+def _overridden(config, text: str, args: argparse.Namespace) -> tuple:
+    """The config and its text with the command line's --generations and --seed."""
+    from disco_rules import api
+
+    try:
+        return api.with_overrides(config, text, generations=args.generations,
+                                  seed=getattr(args, "seed", None))
+    except ConfigError as error:
+        raise CliError(f"--{error}") from None
 
 
 def _newest_checkpoint(store: RunStore) -> tuple | None:
@@ -363,7 +366,7 @@ def _cmd_resume(args: argparse.Namespace) -> None:
     with open_run(args.run, write=True) as store:
         config = parse_config(store.config_text)
         if args.generations is not None:
-            config, text = api.with_generations(config, store.config_text, _generations(args))
+            config, text = _overridden(config, store.config_text, args)
             store.set_config_text(text)
         checkpoint = _newest_checkpoint(store)
         done = -1 if checkpoint is None else checkpoint[0]
@@ -742,7 +745,8 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     from disco_rules.dsl import library
 
     config_path = Path(args.config).resolve()
-    config, _ = load_config(config_path)  # a config error answers before JAX is imported
+    config, text = load_config(config_path)  # a config error answers before JAX is imported
+    config, _ = _overridden(config, text, args)
     from disco_rules.discovery.plan import TaskPlan
     TaskPlan.from_config(config)  # a bad config fails here, not on the cluster
     for path in warm_start_paths(config, config_path.parent):
@@ -753,7 +757,8 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     entrypoint = " ".join(shlex.quote(part) for part in (
         "python", "-m", "disco_rules.discovery.cli", "launch", config_path.name, "--address", "auto",
         "--run-dir", run_dir,
-        *(["--generations", str(args.generations)] if args.generations else [])))
+        *(["--generations", str(args.generations)] if args.generations else []),
+        *(["--seed", str(args.seed)] if args.seed is not None else [])))
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
@@ -899,6 +904,8 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("config", help="config file (see examples/quickstart.toml)")
     launch.add_argument("--run-dir", help="where to write the run (default: runs/NAME-TIME)")
     launch.add_argument("--generations", type=int, help="override the config's generations")
+    launch.add_argument("--seed", type=int,
+                        help="override the config's seed (the same search, another seed)")
     launch.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
     _add_metrics_options(launch)
     launch.set_defaults(handler=_cmd_launch)
@@ -951,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "that outlives the job (a relative one lands in the job's "
                              "temporary working directory)")
     submit.add_argument("--generations", type=int, help="override the config's generations")
+    submit.add_argument("--seed", type=int, help="override the config's seed")
     submit.set_defaults(handler=_cmd_submit)
 
     status = commands.add_parser("status", help="a run's progress, from its archive")

@@ -396,16 +396,17 @@ def warm_start_paths(config: Config, base: Path) -> list[Path]:
     return paths
 
 
-def set_generations(text: str, generations: int) -> str:
-    """Config text with its top-level `generations` set (a run stores its effective config,
-    so that resume keeps an override)."""
+def set_top_level(text: str, key: str, value: int) -> str:
+    """Config text with its top-level `key` (generations, seed) set, as a command-line override
+    (a run stores its effective config, so that resume keeps the override); ConfigError if the
+    result is not a valid config."""
     lines = text.splitlines()
     first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")),
                        len(lines))
     kept = [line for i, line in enumerate(lines)
-            if i >= first_table or not line.strip().startswith("generations")]
-    result = "\n".join([f"generations = {generations}  # set by --generations"] + kept) + "\n"
-    parse_config(result)  # still the same config but for generations
+            if i >= first_table or line.split("=")[0].strip() != key]
+    result = "\n".join([f"{key} = {value}  # set by --{key}"] + kept) + "\n"
+    parse_config(result)  # still the same config but for `key`
     return result
 
 

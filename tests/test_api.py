@@ -146,6 +146,24 @@ def test_launch_takes_a_config_object_and_rejects_bad_generations(tmp_path):
     assert run.status().generations == 1 and run.config.generations == 1
 
 
+def test_a_seed_override_is_the_config_with_that_seed(tmp_path):
+    """launch(seed=7) runs, stores and reproduces exactly what a config saying seed = 7 does."""
+    def texts(run):
+        return [(c.record.text, c.fitness) for c in run.top(100, by="fitness")]
+
+    with pytest.raises(ConfigError, match="seed: expected a non-negative integer"):
+        disco_rules.launch(TINY, run_dir=tmp_path / "bad", seed=-1)
+    assert not (tmp_path / "bad").exists()
+    overridden = disco_rules.launch(TINY, run_dir=tmp_path / "a", generations=1, seed=7,
+                                    pool=LocalPool(lambda: Evaluator(16)))
+    assert overridden.config.seed == 7
+    written = disco_rules.launch(TINY.replace("seed = 3", "seed = 7"), run_dir=tmp_path / "b",
+                                 generations=1, pool=LocalPool(lambda: Evaluator(16)))
+    original = disco_rules.launch(TINY, run_dir=tmp_path / "c", generations=1,
+                                  pool=LocalPool(lambda: Evaluator(16)))
+    assert texts(overridden) == texts(written) != texts(original)
+
+
 def test_a_run_reads_while_another_process_writes_it(run):
     from disco_rules.discovery.store import RunStore
 

@@ -86,14 +86,30 @@ def test_the_console_script_exits_nonzero_without_a_traceback(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
-def test_a_generations_override_is_written_into_the_stored_config():
-    from disco_rules.discovery.config import parse_config, set_generations as _set_generations
+def test_an_override_is_written_into_the_stored_config():
+    from disco_rules.discovery.config import parse_config, set_top_level
 
     text = 'seed = 3\ngenerations = 5\n[population]\nsize = 4\n[validation]\nevery = 2\n'
-    config = parse_config(_set_generations(text, 9))
-    assert config.generations == 9
-    assert config.seed == 3 and config.population.size == 4 and config.validation.every == 2
-    assert parse_config(_set_generations("seed = 1\n", 2)).generations == 2
+    config = parse_config(set_top_level(set_top_level(text, "generations", 9), "seed", 11))
+    assert config.generations == 9 and config.seed == 11
+    assert config.population.size == 4 and config.validation.every == 2
+    assert parse_config(set_top_level("seed = 1\n", "generations", 2)).generations == 2
+    assert parse_config(set_top_level("generations = 2\n", "seed", 4)).seed == 4
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--seed", "-1", "--seed: expected a non-negative integer, got -1"),
+    ("--seed", str(2 ** 32), "--seed: at most 4294967295"),
+    ("--generations", "0", "--generations: expected a positive integer, got 0"),
+])
+def test_a_bad_override_is_one_line_before_a_run_dir_exists(tmp_path, capsys, flag, value,
+                                                           message):
+    config = Path(__file__).parent.parent / "examples" / "quickstart.toml"
+    code = main(["launch", str(config), "--run-dir", str(tmp_path / "r"),
+                 flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 # -- mends: objective-slot programs, --drift on optimizers, names, --top order, help -------
