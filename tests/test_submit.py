@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.store import RunStore
 
 VENV_BIN = Path(sys.executable).parent
@@ -83,7 +84,8 @@ def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
     (tmp_path / "tiny.toml").write_text(CONFIG)
     run_dir = tmp_path / "run"
     result = disco("submit", str(tmp_path / "tiny.toml"), "--address", head,
-                   "--run-dir", str(run_dir), timeout=300)  # a loaded 2-core machine
+                   "--run-dir", str(run_dir), "--seed", "5",
+                   timeout=300)  # a loaded 2-core machine
     assert result.returncode == 0, result.stderr
     job = result.stdout.split()[2]
     from ray.job_submission import JobStatus, JobSubmissionClient
@@ -99,6 +101,7 @@ def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
         assert store.last_generation() == 1
         assert store.count() == 4 + 3
         assert store.top(1, by="validation")
+        assert parse_config(store.config_text).seed == 5  # the override reached the cluster
 
 
 def test_submit_to_nowhere_is_one_line(tmp_path):
@@ -108,3 +111,12 @@ def test_submit_to_nowhere_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("disco: error: could not submit")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_bad_seed_is_one_line_before_anything_is_submitted(tmp_path):
+    (tmp_path / "tiny.toml").write_text(CONFIG)
+    result = disco("submit", str(tmp_path / "tiny.toml"), "--address",
+                   f"http://127.0.0.1:{free_port()}", "--run-dir", str(tmp_path / "run"),
+                   "--seed", "-2")
+    assert result.returncode == 2
+    assert result.stderr == "disco: error: --seed: expected a non-negative integer, got -2\n"
