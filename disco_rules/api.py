@@ -76,7 +76,8 @@ def check(config: Config, base: Path) -> list[Program]:
         return []
     return load_warm_start(warm_start_paths(config, base),
                            Encoding(slot=program_slot(plan),
-                                    max_statements=config.population.max_statements))
+                                    max_statements=config.population.max_statements),
+                           all_inputs=config.population.all_inputs)
 
 
 def create_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,

@@ -34,6 +34,8 @@ class PopulationConfig:
     children: int = 16  # candidates asked for per generation (programs)
     warm_start: tuple[str, ...] = ("sgd",)  # example program names or program files
     max_statements: int = 20
+    all_inputs: bool = False  # programs: warm starts also read the slot inputs they do not
+    # declare (an optimizer's step and progress), so mutations can build schedules
     hidden: int = 32  # networks: width of the hidden layer
 
 

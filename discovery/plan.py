@@ -62,12 +62,16 @@ def program_slot(plan: TaskPlan) -> Slot:
     return OBJECTIVE if kinds == {"rl"} else OPTIMIZER
 
 
-def load_warm_start(paths: Sequence[Path], encoding: Encoding) -> list[Program]:
-    """Warm-start programs from files; ConfigError if one does not parse or fit the slot."""
+def load_warm_start(paths: Sequence[Path], encoding: Encoding, all_inputs: bool = False
+                    ) -> list[Program]:
+    """Warm-start programs from files (with `all_inputs`, each also declaring the slot inputs
+    it does not: `Slot.with_all_inputs`); ConfigError if one does not parse or fit the slot."""
     programs = []
     for path in paths:
         try:
             program = parse(path.read_text())
+            if all_inputs:
+                program = encoding.slot.with_all_inputs(program)
             encoding.encode(program)
         except ProgramError as error:
             raise ConfigError(f"population.warm_start: {path}: {error}") from None

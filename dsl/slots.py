@@ -24,6 +24,12 @@ class Slot:
     def state_names(self, program: Program) -> tuple[str, ...]:
         return tuple(p for p in program.params if p not in self.inputs)
 
+    def with_all_inputs(self, program: Program) -> Program:
+        """`program` with the slot inputs it does not declare appended to its params (read by
+        nothing yet; a mutation may start reading them). Same results, same state."""
+        missing = tuple(name for name in self.inputs if name not in program.params)
+        return program.replace(params=program.params + missing) if missing else program
+
     def check(self, program: Program) -> None:
         """Raise ProgramError unless `program` can be called at this slot."""
         state = self.state_names(program)

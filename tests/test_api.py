@@ -170,3 +170,22 @@ def test_a_run_reads_while_another_process_writes_it(run):
     with RunStore.open(run.run_dir, write=True):  # the writer's lock is held
         assert disco_rules.open_run(run.run_dir).status().generations == 2
         assert run.top(1)[0].validation_score is not None
+
+
+def test_all_inputs_gives_the_warm_starts_every_slot_input(tmp_path):
+    """With population.all_inputs the stored warm starts declare step and progress (SGD reads
+    neither), and the search still starts from programs that compute SGD's update."""
+    from disco_rules.dsl.parser import parse
+
+    text = TINY.replace("max_statements = 16", "max_statements = 16\nall_inputs = true")
+    run = disco_rules.launch(text, run_dir=tmp_path / "r", generations=1,
+                             pool=LocalPool(lambda: Evaluator(16)))
+    stored = {program.name: program for program in
+              (parse(path.read_text()) for path in (tmp_path / "r" / "warm_start").glob("*.py"))}
+    assert stored["sgd"].params == ("w", "g", "lr", "step", "progress")
+    assert stored["adam"].params[-1] == "progress"
+    plain = disco_rules.launch(TINY, run_dir=tmp_path / "p", generations=1,
+                               pool=LocalPool(lambda: Evaluator(16)))
+    # the warm starts compute the same updates, so they score the same
+    assert run.candidate(0).scores == plain.candidate(0).scores
+    assert "progress" not in parse((tmp_path / "p" / "warm_start" / "00-sgd.py").read_text()).params

@@ -253,3 +253,27 @@ def test_config_rejects_unknown_ops_and_bad_weights() -> None:
         MutationConfig(insert_weight=-1.0)
     with pytest.raises(ValueError):
         only("insert", insert_weight=0.0)
+
+
+def test_all_inputs_adds_the_missing_slot_inputs_and_lets_mutations_read_them() -> None:
+    from disco_rules.dsl import library
+    from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
+
+    lion = parse(library.path("lion").read_text())  # reads neither step nor progress
+    extended = OPTIMIZER.with_all_inputs(lion)
+    assert extended.params == ("w", "g", "m", "lr", "step", "progress")
+    assert OPTIMIZER.with_all_inputs(extended) == extended
+    assert OPTIMIZER.state_names(extended) == OPTIMIZER.state_names(lion) == ("m",)
+    rng = np.random.default_rng(0)
+    inputs = {name: rng.normal(size=5) for name in extended.params}
+    for mine, theirs in zip(evaluate(extended, inputs), evaluate(lion, inputs)):
+        np.testing.assert_array_equal(mine, theirs)  # same results, same state
+    drift = parse("def drift(ratio, advantage):\n    d = ratio - advantage\n    return d\n")
+    assert OBJECTIVE.with_all_inputs(drift).params == ("ratio", "advantage", "progress")
+
+    def reading_progress(program: Program) -> int:
+        rng = np.random.default_rng(1)
+        mutants = [mutate(program, rng) for _ in range(300)]
+        return sum("progress" in mutant.used_names() for mutant in mutants)
+
+    assert reading_progress(lion) == 0 and reading_progress(extended) > 0
