@@ -21,7 +21,7 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
 
-SUBMIT_ATTEMPTS = 15
+SUBMIT_ATTEMPTS = 60  # 2 s apart: a fresh head on a busy machine can take a minute to take jobs
 
 
 class CliError(Exception):
