@@ -35,7 +35,7 @@ class Levels:
         self.exclude = frozenset(exclude)  # never drawn as a new level (held-out, fixed tasks)
         self.scheduler = make_scheduler(config)
         self.state = self.scheduler.init(seed)
-        self.replayed: frozenset[Task] = frozenset()  # of the last sample: from the buffer
+        self.replayed: frozenset[Task] = frozenset()  # of the last sample: replayed by choice
 
     @classmethod
     def from_config(cls, config: Config, cap: float, exclude: Iterable[Task] = ()
@@ -48,10 +48,10 @@ class Levels:
 
     def sample(self, n: int | None = None) -> list[Task]:
         """The next `n` (default: levels per generation) distinct levels; the clock advances."""
-        buffered = {record.level for record in self.state.buffer}
-        levels, self.state = self.scheduler.sample(self.state, n or self.per_generation,
-                                                   self.exclude)
-        self.replayed = frozenset(level for level in levels if level in buffered)
+        n = n or self.per_generation
+        replays = self.scheduler.replay_count(self.state, n)
+        levels, self.state = self.scheduler.sample(self.state, n, self.exclude)
+        self.replayed = frozenset(levels[:replays])
         return levels
 
     def regrets(self, scores: Sequence[Sequence[float]] | np.ndarray,

@@ -122,6 +122,20 @@ class RegretScheduler:
     def _replay_prob(self) -> float:
         return self.config.replay_prob
 
+    def replay_count(self, state: SchedulerState, n: int) -> int:
+        """How many of the `n` levels that `sample(state, n)` returns are replays (they come
+        first); the rest are new draws, even one that equals a buffered level."""
+        return self._replay_draw(state, n)[2]
+
+    def _replay_draw(self, state: SchedulerState, n: int
+                     ) -> tuple[np.random.Generator, np.ndarray, int]:
+        """The sample's generator, the replay probabilities and the number of replays."""
+        rng = np.random.default_rng([state.seed, state.step, _STREAM])
+        probabilities = self.replay_probabilities(state)
+        replays = min(int(rng.binomial(n, self._replay_prob())),
+                      int(np.count_nonzero(probabilities)))
+        return rng, probabilities, replays
+
     def sample(self, state: SchedulerState, n: int, exclude: Collection[Level] = ()
                ) -> tuple[list[Level], SchedulerState]:
         """`n` distinct levels: Binomial(n, p) replayed without replacement by P_replay (only
@@ -129,10 +143,7 @@ class RegretScheduler:
         tasks); the state's clock advances by one."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
-        rng = np.random.default_rng([state.seed, state.step, _STREAM])
-        probabilities = self.replay_probabilities(state)
-        replays = min(int(rng.binomial(n, self._replay_prob())),
-                      int(np.count_nonzero(probabilities)))
+        rng, probabilities, replays = self._replay_draw(state, n)
         picked = rng.choice(len(state.buffer), size=replays, replace=False, p=probabilities) \
             if replays else []
         levels = [state.buffer[i].level for i in picked]

@@ -134,3 +134,26 @@ def test_regret_by_family_is_the_mean_of_each_familys_levels():
                                                   ("rnn", 2.0)])]
     assert regret_by_family(rows) == (("quadratic", 0.5), ("rnn", 1.5))
     assert regret_by_family([]) == ()
+
+
+def test_a_new_draw_equal_to_a_buffered_level_is_not_a_replay():
+    """Uniform sampling never replays, even when a fresh draw equals a level in the buffer."""
+    import copy
+    import dataclasses
+
+    from disco_rules.discovery.scheduler import LevelRecord
+
+    uniform = levels(kind="uniform")
+    peek = copy.deepcopy(uniform)
+    peek.update(first := peek.sample(), [1.0, 2.0, 3.0])
+    upcoming = peek.sample()  # what step 1 draws: it depends on the seed and step only
+    uniform.update(uniform.sample(), [1.0, 2.0, 3.0])
+    uniform.state = dataclasses.replace(uniform.state, buffer=uniform.state.buffer + (
+        LevelRecord(upcoming[0], 9.0, 1, 0),))
+    assert uniform.sample() == upcoming and first != upcoming
+    assert uniform.replayed == frozenset()
+    replaying = levels(replay_prob=1.0)
+    replaying.update(replaying.sample(), [1.0, 2.0, 3.0])
+    assert replaying.replayed == frozenset()
+    again = replaying.sample()
+    assert replaying.replayed == frozenset(again)  # replay_prob 1, buffer of 3
