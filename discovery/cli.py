@@ -154,6 +154,11 @@ def _format_fitness(value: float) -> str:
 _CELL = 16  # width of a "+0.123 ± 0.045" column
 
 
+def _score_header(tasks: int) -> str:
+    """The columns of `_score_cells`: T1 .. Tn, then mean."""
+    return "".join(f"{'T' + str(i + 1):>{_CELL}}" for i in range(tasks)) + f"{'mean':>{_CELL}}"
+
+
 def _score_cells(row) -> str:
     """A candidate's per-task scores (TaskScores) and their mean, each "mean ± SE" over seeds;
     the mean's SE is sqrt(sum of the tasks' squared SEs) / tasks (seeds independent)."""
@@ -587,8 +592,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
         print(f"  T{i + 1}: {task.key}{_baseline_note(baselines[task.key])}")
     print("each: mean ± standard error over seeds; the mean column's over the tasks' seeds")
     width = max(len("candidate"), *(len(ref) for ref in args.candidates))  # names in full
-    print(f"{'candidate':<{width}}" + "".join(f"{'T' + str(i + 1):>{_CELL}}"
-                                              for i in range(len(tasks))) + f"{'mean':>{_CELL}}")
+    print(f"{'candidate':<{width}}{_score_header(len(tasks))}")
     for ref, row in zip(args.candidates, table):
         print(f"{ref:<{width}}{_score_cells(row)}")
 
@@ -732,8 +736,7 @@ def _check_distilled(ref: str, weights: np.ndarray, program: Program) -> None:
     print(f"trained as PPO's drift on the held-out tasks of {run_dir} "
           f"({config.tasks.seeds} seeds; 1 = tuned PPO):")
     width = max(len(name) for name, _ in rows)
-    print(f"  {'':<{width}}" + "".join(f"{'T' + str(i + 1):>{_CELL}}" for i in range(len(tasks)))
-          + f"{'mean':>{_CELL}}   (mean ± standard error over seeds)")
+    print(f"  {'':<{width}}{_score_header(len(tasks))}   (mean ± standard error over seeds)")
     for name, row in rows:
         print(f"  {name:<{width}}{_score_cells(row)}")
 

@@ -20,6 +20,7 @@ from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_finite,
                                                   normalised_return)
+from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.train import LOSS_FLOOR, TrainResult, fitness, lr_scores
@@ -40,14 +41,6 @@ class TaskScore(NamedTuple):
     reason: str | None
     row: ScoreRecord
     se: float = math.nan  # nan with one seed or a failure
-
-
-def standard_error(per_seed: np.ndarray) -> float:
-    """Standard error of the mean of `per_seed` (sample std / sqrt(n)); nan below 2 values."""
-    per_seed = np.asarray(per_seed, np.float64)
-    if per_seed.size < 2:
-        return math.nan
-    return float(np.std(per_seed, ddof=1) / math.sqrt(per_seed.size))
 
 
 def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,

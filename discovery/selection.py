@@ -2,7 +2,8 @@
 score is within noise of the best, and the complexity-fitness hall of fame (as PySR shows).
 
 Pure functions of `Validated` rows, so a search loop, `disco inspect --pareto` and a test
-can all call them on the same data.
+can all call them on the same data; `standard_error` is the one formula for the noise they
+measure, also used for a score's spread over seeds (`scoring.TaskScore.se`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ class Validated:
         values = np.asarray(self.scores, np.float64)
         if values.size < 2 or not np.all(np.isfinite(values)):
             return 0.0
-        return float(values.std(ddof=1) / math.sqrt(values.size))
+        return standard_error(values)
+
+
+def standard_error(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of the mean of `values` (sample std / sqrt(n)); nan below 2 values."""
+    values = np.asarray(values, np.float64).ravel()
+    if values.size < 2:
+        return math.nan
+    return float(values.std(ddof=1) / math.sqrt(values.size))
 
 
 def _rank(candidate: Validated) -> tuple[float, int]:

@@ -7,7 +7,8 @@ import numpy as np
 
 from disco_rules.cluster.results import Failed
 from disco_rules.discovery.inner.train import CURVE_POINTS
-from disco_rules.discovery.scoring import standard_error, task_score
+from disco_rules.discovery.scoring import task_score
+from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord
 
 OPTIMIZER_TASK = SimpleNamespace(key="opt", kind="optimizer")

@@ -240,10 +240,10 @@ class Engine:
         records, rows = [], []
         for cid, per_task in zip(chosen, table):
             self.counters.validated.append(cid)
-            records += [ValidationRecord(candidate_id=cid, task=row.task, score=value)
-                        for value, _, row, _ in per_task]
-            rows += [dataclasses.replace(row, candidate_id=cid, score=value)
-                     for value, _, row, _ in per_task]
+            records += [ValidationRecord(candidate_id=cid, task=score.row.task, score=score.value)
+                        for score in per_task]
+            rows += [dataclasses.replace(score.row, candidate_id=cid, score=score.value)
+                     for score in per_task]
         return records, rows
 
     def run(self, generations: int) -> None:

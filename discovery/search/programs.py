@@ -162,12 +162,12 @@ class ProgramPopulation:
         if self.screen is not None and programs:
             screened = self._score(programs, [self.screen], baselines)
             passing = []
-            for i, ((value, reason, _, _),) in enumerate(screened):
-                if value >= self.config.screen.min_fitness:
+            for i, (score,) in enumerate(screened):
+                if score.value >= self.config.screen.min_fitness:
                     passing.append(i)
                 else:
                     outcomes[i] = Scored(WORST, "screened",
-                                         reason or f"screen fitness {value:.3g} < "
+                                         score.reason or f"screen fitness {score.value:.3g} < "
                                                    f"{self.config.screen.min_fitness}")
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
@@ -207,9 +207,9 @@ class ProgramPopulation:
                              baselines)
         rows = []
         for (task, chosen), per_source in zip(groups, table):
-            for s, (value, _, row, _) in zip(chosen, per_source):
-                known[s][task.key] = value
-                rows.append(replace(row, candidate_id=s))
+            for s, score in zip(chosen, per_source):
+                known[s][task.key] = score.value
+                rows.append(replace(score.row, candidate_id=s))
         fitness = {s: WORST for s in sources}
         for s, scores in known.items():
             values = [scores[task.key] for task in train]

@@ -39,7 +39,7 @@ from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainRe
                                                evaluate_population, lr_scores, make_optax_train)
 from disco_rules.discovery.pareto import validated_programs
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.selection import simplest_within_noise
+from disco_rules.discovery.selection import simplest_within_noise, standard_error
 from disco_rules.discovery.store import RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.family import family
@@ -204,9 +204,7 @@ def mean_and_error(values: np.ndarray) -> tuple[float, float]:
     values = np.asarray(values, np.float64).ravel()
     if not np.all(np.isfinite(values)):
         return (-math.inf if np.any(values == -np.inf) else math.nan), math.nan
-    if values.size < 2:
-        return float(values.mean()), math.nan
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
+    return float(values.mean()), standard_error(values)
 
 
 def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str
