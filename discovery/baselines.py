@@ -19,7 +19,8 @@ from disco_rules.discovery.tasks import Task
 def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
                      tasks: Sequence[Task], generation: int) -> dict[str, BaselineRecord]:
     """The tuned baseline of every task (on optimizer tasks the loss of AdamW tuned over
-    tasks.lr_grid x tasks.wd_grid on tasks.baseline_seeds seeds, weight decay 0 being Adam,
+    tasks.lr_grid x tasks.baseline_schedule_grid x tasks.wd_grid on tasks.baseline_seeds
+    seeds, weight decay 0 being Adam,
     its loss over the candidates' tasks.seeds seeds, the first ones; on RL tasks the
     return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
     per task, archived at `generation` (so rollback drops it), and returned by task key."""
@@ -28,7 +29,8 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
     # RL baselines are not paired seed by seed with the candidates: on the candidates' seeds
     items = [RLBaselineItem(t, agent, lrs, config.tasks.seeds, config.seed)
              if t.kind == "rl" else
-             BaselineItem(t, lrs, seeds, config.seed, config.tasks.wd_grid, config.tasks.seeds)
+             BaselineItem(t, lrs, seeds, config.seed, config.tasks.wd_grid, config.tasks.seeds,
+                          config.tasks.baseline_schedule_grid)
              for t in missing]
     for task, result in zip(missing, pool.map(items)):
         value = None if isinstance(result, Failed) else \
@@ -40,6 +42,7 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
             task=task.key, score=value if task.kind == "rl" else 0.0,
             loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"],
             optimizer=result.get("optimizer"), weight_decay=result.get("weight_decay", math.nan),
+            schedule=result.get("schedule"),
             seeds=config.tasks.seeds if task.kind == "rl" else seeds),
             generation)
     return {t.key: store.baseline(t.key) for t in tasks}

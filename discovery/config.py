@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from disco_rules.discovery.inner import schedules
+from disco_rules.discovery.inner.schedules import Schedule
 from disco_rules.discovery.search.kinds import KINDS
 from disco_rules.dsl import library
 
@@ -82,11 +84,31 @@ class TasksConfig:
     # (None: `seeds`; more than a candidate gets makes the baseline less noisy)
     wd_grid: tuple[float, ...] = (1e-4,)
     baseline_seeds: int | None = None
+    # the learning-rate schedule every candidate trains under (the `lr` a program reads is
+    # the scheduled value; discovery/inner/schedules.py), its warm-up (warmup_cosine: a
+    # fraction of the horizon) and its final lr (cosine, warmup_cosine: a fraction of the
+    # peak); the baseline is tuned over baseline_schedules and this one
+    schedule: str = "constant"
+    warmup: float = 0.05
+    final_lr: float = 0.0
+    baseline_schedules: tuple[str, ...] = ("constant", "cosine")
 
     @property
     def seeds_of_baseline(self) -> int:
         """How many seeds each task's baseline is tuned on."""
         return self.seeds if self.baseline_seeds is None else self.baseline_seeds
+
+    @property
+    def candidate_schedules(self) -> tuple[Schedule, ...]:
+        """The one schedule every candidate trains under, as a grid of schedules."""
+        return (schedules.named(self.schedule, self.warmup, self.final_lr),)
+
+    @property
+    def baseline_schedule_grid(self) -> tuple[Schedule, ...]:
+        """The schedules the baseline is tuned over: baseline_schedules and the candidates'
+        (so the baseline is never scheduled worse than they are), without repeats."""
+        names = dict.fromkeys((*self.baseline_schedules, self.schedule))
+        return tuple(schedules.named(name, self.warmup, self.final_lr) for name in names)
 
 
 @dataclass(frozen=True)
@@ -324,6 +346,18 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("tasks.lr_grid: learning rates must be positive")
     if any(wd < 0 for wd in config.tasks.wd_grid):
         raise ConfigError("tasks.wd_grid: weight decays must be zero (Adam) or positive")
+    for key, name in [("tasks.schedule", config.tasks.schedule),
+                      *((f"tasks.baseline_schedules[{i}]", n)
+                        for i, n in enumerate(config.tasks.baseline_schedules))]:
+        if name not in schedules.NAMES:
+            raise ConfigError(f"{key}: expected one of {', '.join(schedules.NAMES)}, "
+                              f"got {name!r}")
+    if not 0.0 <= config.tasks.warmup < 1.0:
+        raise ConfigError(f"tasks.warmup: a fraction of the horizon in [0, 1), "
+                          f"got {config.tasks.warmup}")
+    if not 0.0 <= config.tasks.final_lr <= 1.0:
+        raise ConfigError(f"tasks.final_lr: a fraction of the peak lr in [0, 1], "
+                          f"got {config.tasks.final_lr}")
     if config.tasks.seeds_of_baseline < config.tasks.seeds:
         raise ConfigError(f"tasks.baseline_seeds: must be at least tasks.seeds "
                           f"({config.tasks.baseline_seeds} < {config.tasks.seeds})")

@@ -17,6 +17,7 @@ import numpy as np
 from disco_rules.discovery import compile_cache
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.inner.schedules import CONSTANT, Schedule
 from disco_rules.discovery.inner.train import evaluate_population, tuned_adamw
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding
 
@@ -30,12 +31,13 @@ class ProgramsItem:
     lrs: tuple[float, ...]
     seeds: int
     run_seed: int
+    schedules: tuple[Schedule, ...] = (CONSTANT,)  # the grid is lrs x schedules (grid())
 
 
 @dataclass(frozen=True)
 class BaselineItem:
-    """Tune the hand-designed baseline on one task: AdamW over the lr x weight decay grid
-    (weight decay 0 is Adam)."""
+    """Tune the hand-designed baseline on one task: AdamW over the lr x schedule x weight
+    decay grid (weight decay 0 is Adam)."""
 
     task: Task
     lrs: tuple[float, ...]
@@ -43,6 +45,7 @@ class BaselineItem:
     run_seed: int
     weight_decays: tuple[float, ...] = (1e-4,)
     scored_seeds: int | None = None  # the loss is over the first of the seeds (None: all)
+    schedules: tuple[Schedule, ...] = (CONSTANT,)
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ class Evaluator:
             return {"lr": lr, "final_return": final, "curve": curve}
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
-            tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys, item.scored_seeds)
+            tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys, item.scored_seeds,
+                                item.schedules)
             return {"lr": tuned.lr, "loss": tuned.loss, "curve": np.asarray(tuned.curve),
-                    "optimizer": tuned.optimizer, "weight_decay": tuned.weight_decay}
-        result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys)
+                    "optimizer": tuned.optimizer, "weight_decay": tuned.weight_decay,
+                    "schedule": tuned.schedule}
+        result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys,
+                                     item.schedules)
         return {name: np.asarray(value) for name, value in result._asdict().items()}

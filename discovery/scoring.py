@@ -124,7 +124,7 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
                 NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
                 if task.kind == "rl" else
                 ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds,
-                             config.seed))
+                             config.seed, config.tasks.candidate_schedules))
             spans.append(len(chunk))
     results = iter(zip(pool.map(items), spans))
     table: list[list[TaskScore]] = []

@@ -49,8 +49,9 @@ CHECKPOINT_DIR = "checkpoints"
 WARM_START_DIR = "warm_start"  # copies of the programs a program search started from
 LOCK_NAME = "lock"
 CHECKPOINT_FORMAT = 1
-SCHEMA_VERSION = 4  # 2: candidates.weights (network candidates); 3: the levels table;
-# 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline)
+SCHEMA_VERSION = 5  # 2: candidates.weights (network candidates); 3: the levels table;
+# 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
+# 5: baselines.schedule (the baseline's tuned learning-rate schedule)
 
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)\.msgpack")
 _NDARRAY_EXT = 1  # msgpack ext type code of a numpy array: [dtype.str, shape, raw bytes]
@@ -104,7 +105,8 @@ CREATE TABLE baselines (
     curve       BLOB,
     optimizer   TEXT,
     weight_decay REAL,
-    seeds       INTEGER
+    seeds       INTEGER,
+    schedule    TEXT
 );
 CREATE TABLE events (
     generation  INTEGER NOT NULL,
@@ -128,9 +130,12 @@ _BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "I
 
 
 def _migration(db: sqlite3.Connection, version: int) -> str:
-    """The SQL that turns an archive of schema `version` (2 or 3) into the next schema."""
+    """The SQL that turns an archive of schema `version` (2, 3 or 4) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
+    if version == 4:  # schema-4 optimizer-task baselines trained at a constant lr
+        return ("ALTER TABLE baselines ADD COLUMN schedule TEXT; UPDATE baselines SET "
+                "schedule = 'constant' WHERE loss IS NOT NULL AND schedule IS NULL;")
     present = {row[1] for row in db.execute("PRAGMA table_info(baselines)")}
     added = "".join(f"ALTER TABLE baselines ADD COLUMN {name} {kind}; "
                     for name, kind in _BASELINE_ADDED if name not in present)
@@ -142,7 +147,7 @@ _TABLES = frozenset({"candidates", "scores", "validation", "baselines", "events"
 _MAX_SQL_INTEGER = 2 ** 63 - 1
 _LOCK_WAIT_S = 0.5  # how long acquire retries, so that a `status` probing the lock is no owner
 
-_BASELINE_COLUMNS = "task, score, loss, lr, curve, optimizer, weight_decay, seeds"
+_BASELINE_COLUMNS = "task, score, loss, lr, curve, optimizer, weight_decay, seeds, schedule"
 _CANDIDATE_COLUMNS = (
     "id, generation, parent_id, kind, text, hash, fingerprint, fitness, status, reason, weights"
 )
@@ -239,17 +244,20 @@ class BaselineRecord:
     optimizer: str | None = None  # "adamw" or "adam" (weight decay 0); None on RL tasks
     weight_decay: float = math.nan
     seeds: int | None = None  # how many seeds it was tuned on (None: not recorded)
+    schedule: str | None = None  # its lr schedule's name (None: not recorded, or RL)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "curve", _as_curve(self.curve))
 
     @property
     def name(self) -> str:
-        """What the baseline is, e.g. "adamw(lr=0.01, wd=0.001)"; "" if not recorded."""
+        """What the baseline is, e.g. "adamw(lr=0.01, wd=0.001)" or "adam(lr=0.01, cosine)";
+        "" if not recorded."""
         if self.optimizer is None:
             return ""
         decay = "" if self.optimizer == "adam" else f", wd={self.weight_decay:g}"
-        return f"{self.optimizer}(lr={self.lr:g}{decay})"
+        schedule = "" if self.schedule in (None, "constant") else f", {self.schedule}"
+        return f"{self.optimizer}(lr={self.lr:g}{decay}{schedule})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -655,10 +663,10 @@ class RunStore:
     def _check_archive(run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
         """StoreError unless the archive is SQLite of this schema; an older one is migrated
         under the run's lock (`_migration`: schema 2 gains an empty levels table, schema 3
-        the baseline's optimizer, weight decay and seeds)."""
+        the baseline's optimizer, weight decay and seeds, schema 4 its schedule)."""
         path = run_dir / ARCHIVE_NAME
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version in (2, 3):
+        if version in (2, 3, 4):
             migration = RunLock.acquire(run_dir) if lock is None else None
             try:
                 # again under the lock: another process may have migrated it meanwhile
@@ -834,10 +842,10 @@ class RunStore:
             self._insert(
                 db,
                 "INSERT INTO baselines (task, generation, score, loss, lr, curve, optimizer,"
-                " weight_decay, seeds) VALUES (?,?,?,?,?,?,?,?,?)",
+                " weight_decay, seeds, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (baseline.task, generation, _to_sql(baseline.score), _to_sql(baseline.loss),
                  _to_sql(baseline.lr), _encode_curve(baseline.curve), baseline.optimizer,
-                 _to_sql(baseline.weight_decay), baseline.seeds),
+                 _to_sql(baseline.weight_decay), baseline.seeds, baseline.schedule),
                 what=f"the baseline of task {baseline.task!r}",
             )
 
@@ -1007,10 +1015,11 @@ class RunStore:
     @staticmethod
     def _baseline(row: tuple) -> BaselineRecord:
         """A `baselines` row as a record."""
-        task, score, loss, lr, curve, optimizer, weight_decay, seeds = row
+        task, score, loss, lr, curve, optimizer, weight_decay, seeds, schedule = row
         return BaselineRecord(task=task, score=_from_sql(score), loss=_from_sql(loss),
                               lr=_from_sql(lr), curve=_decode_curve(curve), optimizer=optimizer,
-                              weight_decay=_from_sql(weight_decay), seeds=seeds)
+                              weight_decay=_from_sql(weight_decay), seeds=seeds,
+                              schedule=schedule)
 
     def sampled_levels(self) -> list[SampledLevelRecord]:
         """The levels sampled each generation, by generation then position."""

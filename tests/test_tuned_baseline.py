@@ -134,13 +134,15 @@ def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path, capsys):
     with RunStore.open(tmp_path / "run", write=False) as reader:  # inspect, status, export
         old = reader.baseline("t")
         assert (old.optimizer, old.weight_decay, old.seeds) == ("adamw", 1e-4, None)
+        assert old.schedule == "constant"  # schema 5: old baselines trained at a constant lr
         assert old.loss == 0.25 and old.curve == (1.0, 0.5)
         assert old.name == "adamw(lr=0.01, wd=0.0001)"
         rl = reader.baseline("rl")
         assert rl.optimizer is None and math.isnan(rl.weight_decay) and rl.name == ""
+        assert rl.schedule is None
         assert reader.candidate(0).fitness == pytest.approx(0.1)
     with RunStore.open(tmp_path / "run") as writer:  # resume: rewind, then write on
-        assert writer._db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert writer._db.execute("PRAGMA user_version").fetchone()[0] == 5
         assert writer.rewind()[0] == 0
         writer.add_baseline(BaselineRecord(task="u", score=0.0, loss=0.5, lr=0.1,
                                            optimizer="adam", weight_decay=0.0, seeds=4), 1)

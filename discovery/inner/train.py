@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, grid, schedule_of
 from disco_rules.discovery.tasks import Problem, Task
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
 from disco_rules.dsl.slots import OPTIMIZER
@@ -76,17 +77,19 @@ def _train(problem: Problem, optimizer: _Optimizer, key: jax.Array) -> TrainResu
     return TrainResult(curve[-1], curve, diverged)
 
 
-def _program_optimizer(encoded: EncodedProgram, lr: jax.Array, max_state: int) -> _Optimizer:
+def _program_optimizer(encoded: EncodedProgram, lr_at: Callable[[jax.Array], jax.Array],
+                       max_state: int) -> _Optimizer:
     """The program in the optimizer slot on every parameter leaf (one interpreter call for the
-    whole tree, reductions per leaf): params -= update."""
+    whole tree, reductions per leaf): params -= update; the `lr` it reads at update n is
+    `lr_at(n - 1)`, the scheduled value."""
 
     def init(params: Any) -> jax.Array:
         return jnp.zeros((max_state, flat_size(params)))
 
     def step(params: Any, grads: Any, state: jax.Array, number: jax.Array,
              progress: jax.Array) -> tuple[Any, jax.Array]:
-        updates, state = apply_optimizer_tree(encoded, params, grads, state, lr, number,
-                                              progress)
+        updates, state = apply_optimizer_tree(encoded, params, grads, state, lr_at(number - 1),
+                                              number, progress)
         return jax.tree.map(lambda w, update: w - update, params, updates), state
 
     return _Optimizer(init, step)
@@ -103,39 +106,50 @@ def _optax_optimizer(transform: optax.GradientTransformation) -> _Optimizer:
     return _Optimizer(transform.init, step)
 
 
+def _point(lr: ArrayLike | Point) -> Point:
+    """A grid point: `lr` itself, or a bare peak lr under the constant schedule."""
+    return lr if isinstance(lr, Point) else Point(lr, CONSTANT.warmup, CONSTANT.final)
+
+
 def make_program_train(task: Task, encoding: Encoding, floats: Mapping[str, Any] | None = None
-                       ) -> Callable[[EncodedProgram, jax.Array, jax.Array], TrainResult]:
+                       ) -> Callable[[EncodedProgram, ArrayLike | Point, jax.Array], TrainResult]:
     """`train(encoded, lr, key) -> TrainResult`: one pure (jit-able, vmap-able) training run
-    of `task` with an encoded optimizer-slot program; `floats` replaces the task's float
-    parameters (see `Task.build`)."""
+    of `task` with an encoded optimizer-slot program; `lr` is a peak lr (constant schedule)
+    or a `Point` (lr and schedule); `floats` replaces the task's float parameters (see
+    `Task.build`)."""
     if encoding.slot != OPTIMIZER:
         raise ValueError(f"training needs programs of the optimizer slot, "
                          f"not {encoding.slot.name!r}")
     problem = task.build(floats)
 
-    def train(encoded: EncodedProgram, lr: jax.Array, key: jax.Array) -> TrainResult:
-        optimizer = _program_optimizer(encoded, jnp.asarray(lr, jnp.float32),
+    def train(encoded: EncodedProgram, lr: ArrayLike | Point, key: jax.Array) -> TrainResult:
+        point = _point(lr)
+        point = point._replace(lr=jnp.asarray(point.lr, jnp.float32))
+        optimizer = _program_optimizer(encoded, point.lr_at(problem.horizon),
                                        encoding.slot.max_state)
         return _train(problem, optimizer, key)
 
     return train
 
 
-def make_optax_train(task: Task, make_optimizer: Callable[[float], optax.GradientTransformation],
+def make_optax_train(task: Task, make_optimizer: Callable[[Any], optax.GradientTransformation],
                      floats: Mapping[str, Any] | None = None
-                     ) -> Callable[[jax.Array, jax.Array], TrainResult]:
+                     ) -> Callable[[ArrayLike | Point, jax.Array], TrainResult]:
     """`train(lr, key) -> TrainResult`: the same loop with the optax optimizer
-    `make_optimizer(lr)`, for hand-designed baselines."""
+    `make_optimizer(lr)`, for hand-designed baselines; given a `Point` instead of an lr,
+    `make_optimizer` gets the point's schedule (an optax schedule: count -> lr)."""
     problem = task.build(floats)
 
-    def train(lr: jax.Array, key: jax.Array) -> TrainResult:
-        return _train(problem, _optax_optimizer(make_optimizer(lr)), key)
+    def train(lr: ArrayLike | Point, key: jax.Array) -> TrainResult:
+        rate = lr.lr_at(problem.horizon) if isinstance(lr, Point) else lr
+        return _train(problem, _optax_optimizer(make_optimizer(rate)), key)
 
     return train
 
 
 def _over_lrs_and_seeds(train: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
-    """`train(*args, lr, key)` mapped over lrs [K] and keys [S]: results [K, S, ...]."""
+    """`train(*args, lr, key)` mapped over lrs (or grid points) [K] and keys [S]: results
+    [K, S, ...]."""
     over_seeds = jax.vmap(train, in_axes=(None, None, 0))
     return jax.vmap(over_seeds, in_axes=(None, 0, None))
 
@@ -154,26 +168,28 @@ def _population_fn(task: Task, encoding: Encoding, shape: tuple[int, int, int]
     parameters are the last argument) and population shape, traced on first use."""
     key = ("programs", task.shape, encoding, shape)
     if key not in _COMPILED:
-        def run(population: EncodedProgram, lrs: jax.Array, keys: jax.Array,
+        def run(population: EncodedProgram, points: Point, keys: jax.Array,
                 floats: dict[str, jax.Array]) -> TrainResult:
             train = _over_lrs_and_seeds(make_program_train(task, encoding, floats))
-            return jax.lax.map(lambda encoded: train(encoded, lrs, keys), population)
+            return jax.lax.map(lambda encoded: train(encoded, points, keys), population)
 
         _COMPILED[key] = jax.jit(run)
     return _COMPILED[key]
 
 
 def evaluate_population(task: Task, encoding: Encoding, population: EncodedProgram,
-                        lrs: ArrayLike, keys: jax.Array) -> TrainResult:
-    """Train every program of `population` (leading axis P) at every lr [K] and seed key
-    [S] in one compiled call: results [P, K, S, ...].
+                        lrs: ArrayLike, keys: jax.Array,
+                        schedules: tuple[Schedule, ...] = (CONSTANT,)) -> TrainResult:
+    """Train every program of `population` (leading axis P) at every point of
+    `grid(lrs, schedules)` [K] (with one schedule, point k is lr k) and seed key [S] in one
+    compiled call: results [P, K, S, ...].
 
     Programs run one after another (`lax.map`: on CPU each runs only its own ops, where a
-    vmap would evaluate every op for every program); lrs and seeds are vectorized.
+    vmap would evaluate every op for every program); grid points and seeds are vectorized.
     """
-    lrs = jnp.asarray(lrs, jnp.float32)
-    shape = (int(population.ops.shape[0]), int(lrs.shape[0]), int(keys.shape[0]))
-    return _population_fn(task, encoding, shape)(population, lrs, keys, _floats(task))
+    points = Point(*(jnp.asarray(x) for x in grid(np.atleast_1d(lrs), schedules)))
+    shape = (int(population.ops.shape[0]), int(points.lr.shape[0]), int(keys.shape[0]))
+    return _population_fn(task, encoding, shape)(population, points, keys, _floats(task))
 
 
 def adamw(lr: float) -> optax.GradientTransformation:
@@ -228,24 +244,26 @@ def adamw_decay(lr: ArrayLike, weight_decay: ArrayLike) -> optax.GradientTransfo
 
 
 class TunedBaseline(NamedTuple):
-    """The best point of an AdamW (lr x weight decay) grid on a task."""
+    """The best point of an AdamW (lr x schedule x weight decay) grid on a task."""
 
     optimizer: str  # "adam" (weight decay 0) or "adamw"
-    lr: float
+    lr: float  # the peak lr
     weight_decay: float
     loss: float  # exp(mean over the scored seeds of log final validation loss)
     curve: np.ndarray  # [CURVE_POINTS]: mean validation curve over the scored seeds
+    schedule: str = CONSTANT.name
 
 
 def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
-    """The compiled AdamW trainer over G (lr, weight decay) pairs x S seeds of this task's
-    shape: both hyperparameters are traced, so the whole grid compiles once."""
+    """The compiled AdamW trainer over G (grid point, weight decay) pairs x S seeds of this
+    task's shape: every hyperparameter is traced, so the whole grid compiles once."""
     key = ("adamw grid", task.shape, shape)
     if key not in _COMPILED:
-        def run(floats: dict[str, jax.Array], lr: jax.Array, weight_decay: jax.Array,
+        def run(floats: dict[str, jax.Array], point: Point, weight_decay: jax.Array,
                 k: jax.Array) -> TrainResult:
-            return _train(task.build(floats), _optax_optimizer(adamw_decay(lr, weight_decay)),
-                          k)
+            problem = task.build(floats)
+            return _train(problem, _optax_optimizer(
+                adamw_decay(point.lr_at(problem.horizon), weight_decay)), k)
 
         over_seeds = jax.vmap(run, in_axes=(None, None, None, 0))
         _COMPILED[key] = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0, 0, None)))
@@ -253,18 +271,21 @@ def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
 
 
 def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array,
-                scored: int | None = None) -> TunedBaseline:
-    """AdamW tuned on `task` over every (lr, weight decay) pair of the two grids (decay 0:
-    Adam), each pair trained on every seed key, in one compiled call: the pair with the
+                scored: int | None = None, schedules: tuple[Schedule, ...] = (CONSTANT,)
+                ) -> TunedBaseline:
+    """AdamW tuned on `task` over every (lr, schedule, weight decay) of the three grids
+    (decay 0: Adam), each trained on every seed key, in one compiled call: the point with the
     lowest mean log final validation loss (`lr_scores`) over all the keys. Its loss and
     curve are over the first `scored` keys (default all): the seeds a candidate is trained
-    on, so a score compares the same data splits and initialisations. NaNs if no pair
+    on, so a score compares the same data splits and initialisations. NaNs if no point
     worked."""
-    lrs = np.asarray(lrs, np.float32)
+    points = grid(lrs, schedules)
     decays = np.asarray(weight_decays, np.float32)
-    grid_lr, grid_decay = (a.ravel() for a in np.meshgrid(lrs, decays, indexing="ij"))
-    fn = _grid_fn(task, (len(grid_lr), int(keys.shape[0])))
-    result = TrainResult(*(np.asarray(x) for x in fn(_floats(task), jnp.asarray(grid_lr),
+    index, grid_decay = (a.ravel() for a in np.meshgrid(np.arange(len(points.lr)), decays,
+                                                         indexing="ij"))
+    grid_points = Point(*(jnp.asarray(np.asarray(x)[index]) for x in points))
+    fn = _grid_fn(task, (len(index), int(keys.shape[0])))
+    result = TrainResult(*(np.asarray(x) for x in fn(_floats(task), grid_points,
                                                      jnp.asarray(grid_decay), keys)))
     scores = lr_scores(result)
     if not np.isfinite(scores).any():
@@ -273,8 +294,10 @@ def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.
     best = int(np.argmin(scores))
     decay = float(grid_decay[best])
     paired = TrainResult(*(x[best:best + 1, :scored] for x in result))
-    return TunedBaseline("adam" if decay == 0 else "adamw", float(grid_lr[best]), decay,
-                         float(np.exp(lr_scores(paired)[0])), np.mean(paired.curve[0], axis=0))
+    return TunedBaseline("adam" if decay == 0 else "adamw", float(points.lr[index[best]]),
+                         decay, float(np.exp(lr_scores(paired)[0])),
+                         np.mean(paired.curve[0], axis=0),
+                         schedule_of(int(index[best]), schedules).name)
 
 
 def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | None]:
