@@ -7,14 +7,17 @@ The estimate for one local run (Ray in this process, `--address` not given):
     item(t) = K * S * (4 * n(t) * (max_statements + REGISTER_SLACK) + data(t))
               + batch_size * K * S * horizon(t) * 4
 
-where actors = min(cluster.num_actors, CPUs // num_cpus_per_actor) (the actors that run at
-once; the driver is the +1), K = len(tasks.lr_grid), S = tasks.seeds, n(t) the task's parameter
-count and data(t) the bytes of one seed's dataset (both from `jax.eval_shape`, nothing is
-computed), and horizon(t) the length of each learning curve returned. The interpreter keeps one
-register per input and statement, each a flat vector of the n(t) parameters, for every lr and
-seed at once; programs of a work item run one after another. RL tasks and network populations
-add only PROCESS_BYTES per process: their rollouts are not estimated. With `--address` the
-actors run on the cluster's machines: once connected, one actor's share
+where the tasks t are the fixed training, held-out and screen tasks and, with a [scheduler],
+the largest levels each of its families can draw (`SchedulerConfig.largest_levels`: every int
+parameter at its fixed, largest listed or range's largest value); actors =
+min(cluster.num_actors, CPUs // num_cpus_per_actor) (the actors that run at once; the driver
+is the +1), K = len(tasks.lr_grid), S = tasks.seeds, n(t) the task's parameter count and data(t)
+the bytes of one seed's dataset (both from `jax.eval_shape`, nothing is computed), and
+horizon(t) the length of each learning curve returned. The interpreter keeps one register per
+input and statement, each a flat vector of the n(t) parameters, for every lr and seed at once;
+programs of a work item run one after another. RL tasks and network populations add only
+PROCESS_BYTES per process: their rollouts are not estimated. With `--address` the actors run
+on the cluster's machines: once connected, one actor's share
 (PROCESS_BYTES + item(t)) is checked against the memory Ray offers on the cluster's largest
 node (`check_cluster_memory`).
 """
@@ -26,8 +29,9 @@ import os
 import jax
 import numpy as np
 
-from disco_rules.discovery.config import Config, ConfigError
+from disco_rules.discovery.config import Config, ConfigError, scheduler_config
 from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.tasks import Task
 
 PROCESS_BYTES = 500 * 2 ** 20  # a process with JAX, Ray's worker and compiled trainers
 REGISTER_SLACK = 8  # slot inputs, the parameters, their gradient and the trainer's temporaries
@@ -40,13 +44,22 @@ def _tree_size(tree: object) -> tuple[int, int]:
             sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in leaves))
 
 
+def estimated_tasks(config: Config, plan: TaskPlan) -> list[Task]:
+    """The tasks whose work items bound the memory: the plan's and, with a scheduler, the
+    largest levels it can draw."""
+    if config.scheduler.kind == "none":
+        return plan.all()
+    largest = scheduler_config(config.scheduler).largest_levels()
+    return list(dict.fromkeys(plan.all() + largest))
+
+
 def item_bytes(config: Config, plan: TaskPlan) -> int:
-    """The largest `item(t)` over the plan's optimizer tasks (0 without any)."""
+    """The largest `item(t)` over the optimizer tasks of `estimated_tasks` (0 without any)."""
     lrs, seeds = len(config.tasks.lr_grid), config.tasks.seeds
     registers = config.population.max_statements + REGISTER_SLACK
     largest = 0
     key = jax.random.PRNGKey(0)
-    for task in plan.all():
+    for task in estimated_tasks(config, plan):
         if task.kind != "optimizer":
             continue
         problem = task.build()

@@ -95,6 +95,21 @@ class Levels:
         """The buffer, highest regret first (see `buffer_rows`)."""
         return describe(self.state)
 
+    def shapes(self) -> frozenset | None:
+        """The compiled shapes (`Task.shape`s) new levels can have; None if unbounded."""
+        return self.config.shapes()
+
+    def summary(self) -> str:
+        """One line on what the levels are drawn from and how many compiled shapes that makes
+        (with unbounded shapes, almost every new level compiles its trainers anew)."""
+        families = ", ".join(sorted(self.config.families))
+        line = f"{self.config.kind} levels, {self.per_generation} per generation, from {families}"
+        shapes = self.shapes()
+        if shapes is None:
+            return (f"{line}: unbounded compiled shapes ({', '.join(self.config.unbounded())} "
+                    "drawn from a range; list its values to bound them)")
+        return f"{line}: at most {len(shapes)} compiled shape{'s' * (len(shapes) != 1)}"
+
 
 def regret_by_family(rows: Sequence[SampledLevelRecord]) -> tuple[tuple[str, float], ...]:
     """Mean regret of a generation's levels per family, for the progress report and metrics."""

@@ -6,18 +6,26 @@ Like an evosax strategy, a scheduler is functions over an immutable `SchedulerSt
 `init(seed)`, `sample(state, n) -> (levels, state)`, `update(state, levels, regrets)`. The
 randomness of the sample call at step t is `np.random.default_rng([seed, t, _STREAM])`, so a
 state restored from `state_to_data` samples exactly what the uninterrupted state samples.
+
+A family's entry in `SchedulerConfig.families` fixes a parameter (a value), lets the level
+draw it from a list (each listed value equally likely), or, when the parameter is not named,
+draws it from the family's range. Listing every shape parameter (the ints and strings:
+`Task.shape`) bounds the compiled shapes a run can produce (`SchedulerConfig.shapes`), so
+JAX's persistent compilation cache pays for each shape once while horizons, batch sizes,
+widths and datasets still vary from level to level.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass, replace
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
-from disco_rules.discovery.tasks import FAMILIES, Task
+from disco_rules.discovery.tasks import FAMILIES, Choice, Family, Range, Task
 
 Level = Task  # a level is any task: a family and its parameters
 
@@ -29,9 +37,10 @@ _DRAWS_PER_LEVEL = 100  # fresh draws tried for each new level before giving up 
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """What to draw new levels from (family -> fixed parameters, e.g. shapes, so compiled
-    functions are reused) and the PLR knobs: buffer capacity, rank temperature beta,
-    staleness coefficient rho, replay probability p. `regret_of` is the caller's choice."""
+    """What to draw new levels from (family -> parameters: a value fixes one, a list is drawn
+    from, e.g. shapes, so compiled functions are reused) and the PLR knobs: buffer capacity,
+    rank temperature beta, staleness coefficient rho, replay probability p. `regret_of` is
+    the caller's choice."""
 
     families: Mapping[str, Mapping[str, object]]
     kind: str = "regret"
@@ -58,14 +67,101 @@ class SchedulerConfig:
         if not isinstance(self.families, Mapping) or not self.families:
             raise ValueError(f"families must map at least one task family to its fixed "
                              f"parameters, got {self.families!r}")
-        for name, fixed in self.families.items():
+        for name, params in self.families.items():
             if name not in FAMILIES:
                 raise ValueError(f"families: unknown task family {name!r}; "
                                  f"valid families: {', '.join(sorted(FAMILIES))}")
             try:
-                FAMILIES[name].complete(dict(fixed))
+                _check_parameters(FAMILIES[name], params)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"families.{name}: {error}") from None
+
+    def shapes(self) -> frozenset[tuple[str, tuple[tuple[str, object], ...]]] | None:
+        """Every `Task.shape` a drawn level can have (one compiled trainer each), or None when
+        a shape parameter of some family is drawn from an int range (`unbounded`). A shape
+        parameter is bounded when fixed, listed, or a categorical one left out (its options)."""
+        if self.unbounded():
+            return None
+        return frozenset(level.shape for level in self._combinations(
+            lambda kind, listed: list(listed) if listed else
+            list(kind.options) if isinstance(kind, Choice) else [int(kind.low)]))
+
+    def unbounded(self) -> list[str]:
+        """The shape parameters drawn from an int range ("family.param", sorted): each
+        makes the number of compiled shapes unbounded in practice (e.g. horizon 10..10000)."""
+        return [f"{name}.{param}" for name in sorted(self.families)
+                for param, kind in sorted(FAMILIES[name].ranges.items())
+                if isinstance(kind, Range) and kind.integer and kind.low != kind.high
+                and param not in self.families[name]]
+
+    def largest_levels(self) -> list[Task]:
+        """The largest levels each family can draw, for a memory estimate: every int
+        parameter at its largest value (fixed, the largest listed, or its range's top), one
+        level per combination of the categorical values it can take (datasets, cells)."""
+        return self._combinations(
+            lambda kind, listed: sorted(set(listed or kind.options)) if isinstance(kind, Choice)
+            else [max(listed) if listed else int(kind.high)])
+
+    def _combinations(self, values_of: Callable[[Range | Choice, tuple[object, ...]],
+                                                 list[object]]) -> list[Task]:
+        """The levels of every combination of each family's shape parameters: a fixed value,
+        else `values_of(range or choice, listed values or ())`; a float takes any one value."""
+        levels = []
+        for name in sorted(self.families):
+            family = FAMILIES[name]
+            fixed, listed = split_parameters(self.families[name])
+            options = {}
+            for param, kind in sorted(family.ranges.items()):
+                if _is_float(kind):
+                    options[param] = [_any_value(family, param, fixed, listed)]
+                elif param in fixed:
+                    options[param] = [fixed[param]]
+                else:
+                    options[param] = values_of(kind, listed.get(param, ()))
+            levels += [Task.make(name, **dict(zip(options, values)))
+                       for values in itertools.product(*options.values())]
+        return levels
+
+
+def split_parameters(params: Mapping[str, object]
+                     ) -> tuple[dict[str, object], dict[str, tuple[object, ...]]]:
+    """A family's entry of `families` as (fixed values, listed values by parameter)."""
+    fixed = {k: v for k, v in params.items() if not isinstance(v, (list, tuple))}
+    listed = {k: tuple(v) for k, v in params.items() if isinstance(v, (list, tuple))}
+    return fixed, listed
+
+
+def _check_parameters(family: Family, params: Mapping[str, object]) -> None:
+    """ValueError naming the parameter (and list index) that `family` does not have or whose
+    value is out of its range; an empty list is an error."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"expected a table of parameters, got {params!r}")
+    fixed, listed = split_parameters(params)
+    family.complete(fixed)
+    for param in sorted(listed):
+        if param not in family.ranges:
+            raise ValueError(f"task family {family.name!r} has no parameter {param!r}; "
+                             f"valid parameters: {', '.join(sorted(family.ranges))}")
+        if not listed[param]:
+            raise ValueError(f"{param}=[] is an empty list: list at least one value, or leave "
+                             f"{param} out to draw it from its range")
+        for i, value in enumerate(listed[param]):
+            family.ranges[param].check(f"{param}[{i}]", value)
+
+
+def _is_float(kind: Range | Choice) -> bool:
+    """A float parameter: it fixes no array shape (`Task.floats`)."""
+    return isinstance(kind, Range) and not kind.integer
+
+
+def _any_value(family: Family, param: str, fixed: Mapping[str, object],
+               listed: Mapping[str, tuple[object, ...]]) -> object:
+    """A valid value of a float parameter, which no shape depends on."""
+    if param in fixed:
+        return fixed[param]
+    if param in listed:
+        return listed[param][0]
+    return family.defaults.get(param, family.ranges[param].low)
 
 
 def _is_number(value: object) -> bool:
@@ -152,12 +248,12 @@ class RegretScheduler:
         for _ in range(n - replays):
             for _ in range(_DRAWS_PER_LEVEL):
                 name = families[int(rng.integers(len(families)))]
-                level = FAMILIES[name].sample(rng, **self.config.families[name])
+                level = _draw(FAMILIES[name], self.config.families[name], rng)
                 if level not in chosen:
                     break
             else:
-                raise ValueError(f"families {', '.join(families)} with their fixed parameters "
-                                 f"yield fewer than {n} distinct levels")
+                raise ValueError(f"families {', '.join(families)} with their fixed and listed "
+                                 f"parameters yield fewer than {n} distinct levels")
             levels.append(level)
             chosen.add(level)
         return levels, replace(state, step=state.step + 1)
@@ -192,6 +288,16 @@ class RegretScheduler:
                     index[level] = lowest
                     buffer[lowest] = LevelRecord(level, regret, 1, when)
         return replace(state, buffer=tuple(buffer))
+
+
+def _draw(family: Family, params: Mapping[str, object], rng: np.random.Generator) -> Level:
+    """A new level of `family`: a listed parameter takes one of its values (uniformly, in the
+    order of the sorted names), a fixed one its value, the rest are drawn from their ranges.
+    Without lists this is `family.sample`'s draw, so older runs sample what they did."""
+    fixed, listed = split_parameters(params)
+    picked = {param: listed[param][int(rng.integers(len(listed[param])))]
+              for param in sorted(listed)}
+    return family.sample(rng, **fixed, **picked)
 
 
 class UniformScheduler(RegretScheduler):
