@@ -133,10 +133,12 @@ def _migration(db: sqlite3.Connection, version: int) -> str:
     """The SQL that turns an archive of schema `version` (2, 3 or 4) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
-    if version == 4:  # schema-4 optimizer-task baselines trained at a constant lr
-        return ("ALTER TABLE baselines ADD COLUMN schedule TEXT; UPDATE baselines SET "
-                "schedule = 'constant' WHERE loss IS NOT NULL AND schedule IS NULL;")
     present = {row[1] for row in db.execute("PRAGMA table_info(baselines)")}
+    if version == 4:  # schema-4 optimizer-task baselines trained at a constant lr
+        added = ("" if "schedule" in present
+                 else "ALTER TABLE baselines ADD COLUMN schedule TEXT; ")
+        return added + ("UPDATE baselines SET schedule = 'constant'"
+                        " WHERE loss IS NOT NULL AND schedule IS NULL;")
     added = "".join(f"ALTER TABLE baselines ADD COLUMN {name} {kind}; "
                     for name, kind in _BASELINE_ADDED if name not in present)
     # schema-3 optimizer-task baselines were AdamW with weight decay 1e-4 (seeds unrecorded)
