@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from disco_rules.discovery.config import ConfigError, check_count, load_config, 
 from disco_rules.discovery.store import RunStore, StoreError
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
+
+if TYPE_CHECKING:
+    from disco_rules.discovery.verdict import Verdict
 
 
 SUBMIT_ATTEMPTS = 60  # 2 s apart: a fresh head on a busy machine can take a minute to take jobs
@@ -263,7 +266,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
           f"{elapsed:.0f} s)")
     winners = store.top(3, by="validation")
     if winners:
-        print("winners by meta-validation score on held-out tasks:")
+        print("best by meta-validation score on held-out tasks:")
         for record, value in winners:
             print(f"  #{record.id:<5d} validation {_format_fitness(value)}  "
                   f"training fitness {_format_fitness(record.fitness)}")
@@ -279,6 +282,8 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
             baseline = baselines[task]
             print(f"  held-out {task}{'' if baseline is None else _baseline_note(baseline)}")
         print(_score_scale(held_out, baselines, best.id))
+        for line in _winner_verdict(store, best.id)[0]:
+            print(line)
         ref = f"{store.run_dir}:{best.id}"
         if best.weights is not None:
             print(f"\nbest network (#{best.id}): {best.kind}, {best.weights.size} weights")
@@ -286,7 +291,8 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
                 if population_kind(best.kind).drift else ""
             print(f"next: disco export {ref} --format jax{plot}")
         else:
-            print(f"\nbest program (#{best.id}):\n{best.text}")
+            print(f"\n{'best' if chosen is None else 'chosen'} program (#{best.id}):\n"
+                  f"{best.text}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
 
 
@@ -299,10 +305,50 @@ def _simplest_validated(store: RunStore):
     return simplest_within_noise(validated_programs(store))
 
 
+def _winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | None]:
+    """(lines, Verdict) on the run's winner against its tuned baseline from its own
+    meta-validation scores (one per held-out task, the mean over the validation seeds, so the
+    standard error is over tasks), grouped by family (discovery/verdict.py): its verdict line
+    if it beats the baseline beyond noise, else plainly that no candidate does (or that the
+    winner does not and which validated candidate does). On RL tasks a score is the final
+    return normalised so that 1 = the tuned baseline (PPO; A2C for LPG), so margins are over 1.
+    No lines (None) if the winner was never validated."""
+    from disco_rules.discovery.search.kinds import population_kind
+    from disco_rules.discovery.verdict import by_family, judge, winner_text
+
+    scores = {record.id: {v.task: v.score for v in records}
+              for record, records in store.validated()}
+    if winner not in scores:
+        return [], None
+    rl = _is_rl([store.baseline(task) for task in scores[winner]])
+    reference = 1.0 if rl else 0.0
+    if rl:
+        agent = population_kind(parse_config(store.config_text).population.kind).agent
+        baseline = "tuned A2C" if agent == "lpg" else "tuned PPO"
+    else:
+        baseline = "tuned AdamW"
+    verdicts = {cid: judge(by_family(values), reference) for cid, values in scores.items()}
+    beating = sorted(((f"#{cid}", v) for cid, v in verdicts.items()
+                      if v.kind == "beats" and cid != winner), key=lambda item: -item[1].mean)
+    lines = [f"verdict: {winner_text(f'#{winner}', verdicts[winner], baseline, beating)}"]
+    if not rl:
+        lines.append(f"  (on the held-out tasks that chose it; `disco transfer "
+                     f"{store.run_dir}` retests it on fresh seeds and variants of them)")
+    return lines, verdicts[winner]
+
+
+def _is_rl(baselines: Sequence) -> bool:
+    """Whether these archived baselines are of RL tasks: each RL baseline is a return, with
+    no loss; every optimizer baseline has one (also in runs of disco 0.1, which did not name
+    the optimizer). False when none is archived."""
+    found = [b for b in baselines if b is not None]
+    return bool(found) and all(math.isnan(b.loss) for b in found)
+
+
 def _score_scale(held_out: dict[str, float], baselines: dict, winner: int) -> str:
     """What a score means and, for the winner, on how many held-out tasks it beats the tuned
     baseline (optimizer tasks: score > 0; RL tasks: normalised return > 1)."""
-    rl = all(b is None or b.optimizer is None for b in baselines.values())
+    rl = _is_rl(list(baselines.values()))
     if rl:
         scale = ("score: final return normalised per task, 0 = an untrained agent, 1 = the "
                  "tuned baseline (PPO; A2C for LPG), above 1 = better than it")
@@ -456,19 +502,26 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
         validated = validated_programs(store)
         texts = {c.id: str(simplify(parse(store.candidate(c.id).text)))
                  for c in best_per_size(validated)}
+        chosen = simplest_within_noise(validated)
+        verdict_lines, verdict = ([], None) if chosen is None else \
+            _winner_verdict(store, chosen.id)
     if not validated:
         raise CliError(f"{run_dir}: no meta-validated program yet (a network run, or no "
                        "validation has run)")
     front = {c.id for c in pareto_front(validated)}
-    chosen = simplest_within_noise(validated)
     rows = [{"size": c.size, "id": c.id, "validation": c.mean,
              "standard_error": c.standard_error, "samples": len(c.scores),
              "pareto": c.id in front, "chosen": chosen is not None and c.id == chosen.id,
              "program": texts[c.id]} for c in best_per_size(validated)]
     if as_json:
         print(json.dumps({"run": str(run_dir), "validated": len(validated),
-                          "chosen": None if chosen is None else chosen.id, "sizes": rows},
-                         indent=2, default=_json_float))
+                          "chosen": None if chosen is None else chosen.id,
+                          "verdict": None if verdict is None else {
+                              "kind": verdict.kind, "mean": verdict.mean, "se": verdict.se,
+                              "families_ahead": verdict.families_ahead,
+                              "families": verdict.families,
+                              "text": verdict_lines[0].removeprefix("verdict: ")},
+                          "sizes": rows}, indent=2, default=_json_float))
         return
     print(f"run {run_dir}: the best of {len(validated)} meta-validated programs per size "
           "(statements of the simplified program)")
@@ -481,6 +534,7 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
               f"{row['standard_error']:>6.3f}")
     if chosen is not None:
         print(f"\nchosen #{chosen.id}:\n{texts[chosen.id]}", end="")
+        print("\n".join(["", *verdict_lines]))
 
 
 def _inspect_levels(run_dir: Path, as_json: bool) -> None:
@@ -679,6 +733,105 @@ def _place(table: list, positions: dict, rows: list) -> list:
     for index, row in zip(positions, rows):
         table[index] = row
     return table
+
+
+def _cmd_transfer(args: argparse.Namespace) -> None:
+    """The run's candidate (RUN:ID, or its chosen winner) and PROGRAM files against AdamW
+    tuned per task on the run's held-out tasks and their variants (discovery/transfer.py)."""
+    from disco_rules.dsl import library
+
+    stored = _split_ref(args.run)
+    run_dir, cid = stored if stored is not None else (Path(args.run), None)
+    if not run_dir.is_dir():
+        raise CliError(f"{args.run}: no such run directory (RUN or RUN:ID)")
+    seeds, tasks = args.seeds, args.tasks
+    with open_run(run_dir) as store:
+        config = parse_config(store.config_text)
+        if cid is None:
+            chosen = _simplest_validated(store)
+            if chosen is None:
+                raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
+                               f"from (a network run, or no validation yet); name one with "
+                               f"{run_dir}:ID")
+            cid = chosen.id
+    loaded = [(f"#{cid}", load_program(f"{run_dir}:{cid}"))]
+    loaded += [(ref, load_program(ref)) for ref in args.programs]
+    _check_optimizers(loaded)
+    run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
+    test_seed = run_seed + 1 if args.test_seed is None else args.test_seed
+    cache = _read_cache(args.cache)
+
+    from disco_rules import api
+
+    status = api.open_run(run_dir).status()
+    api.compilation_cache(config)  # the runs' own JAX compilation cache
+    from disco_rules.discovery import transfer as protocol
+    from disco_rules.discovery.plan import TaskPlan
+    from disco_rules.discovery.progress import Progress
+
+    programs: dict[str, Program] = {}
+    for name, program in loaded:  # a file is named by its stem, unless that name is taken
+        stem = name if name.startswith("#") else Path(name).stem
+        programs[stem if stem not in programs and stem not in protocol.REFERENCES
+                 else name] = program
+    candidates = list(programs)
+    programs.update({name: library.program(name) for name in protocol.REFERENCES})
+    plan = TaskPlan.from_config(config)
+    if any(task.kind == "rl" for task in plan.heldout):
+        raise CliError(f"{run_dir}: its held-out tasks are RL tasks; transfer compares "
+                       "optimizers with tuned AdamW on optimizer tasks")
+    total = len(protocol.suite(plan)) if tasks is None else tasks
+    with Progress().phase("transfer: tasks trained", total) as phase:
+        def on_task(row) -> None:
+            if args.cache is not None:  # kept after every task: a stopped run loses one
+                temporary = Path(args.cache).with_suffix(".tmp")
+                temporary.write_text(json.dumps(cache))
+                temporary.replace(args.cache)
+            phase.advance()
+
+        outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
+                                    test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
+                                    cache=cache, on_task=on_task)
+    read = (f"archive through generation {status.generations - 1}" if status.generations
+            else "no generation finished")
+    report = protocol.report(
+        outcome, programs, candidates,
+        f"Transfer of {run_dir} ({read}; {status.target_generations} planned)",
+        protocol.provenance(args.argv))
+    print(report, end="")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        protocol.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
+        print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+
+
+def _check_optimizers(programs: Sequence[tuple[str, Program]]) -> None:
+    """CliError naming the first (name, program) that is not an optimizer-slot program."""
+    from disco_rules.dsl.slots import OPTIMIZER, slot_of
+
+    for name, program in programs:
+        try:
+            if slot_of(program) != OPTIMIZER:
+                raise ProgramError(f"{program.name}({', '.join(program.params)}) is a drift "
+                                   "program")
+            OPTIMIZER.check(program)
+        except ProgramError as error:
+            raise CliError(f"{name}: transfer scores optimizer programs: {error}") from None
+
+
+def _read_cache(path: str | None) -> dict:
+    """The finished tunings in `path` (none if it does not exist yet); CliError if unreadable."""
+    if path is None or not Path(path).exists():
+        return {}
+    try:
+        cache = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CliError(f"--cache {path}: not a cache of disco transfer ({error})") from None
+    if not isinstance(cache, dict):
+        raise CliError(f"--cache {path}: not a cache of disco transfer (not a JSON object)")
+    return cache
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
@@ -890,6 +1043,14 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive(text: str) -> int:
+    """argparse type: a positive integer."""
+    number = int(text) if text.strip().isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return number
+
+
 def _add_metrics_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--metrics-port", type=_port, metavar="PORT",
                          help="serve Prometheus metrics on this port (default: no server)")
@@ -979,6 +1140,34 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--seeds", type=int, help="seeds per task (default: the run's)")
     score.set_defaults(handler=_cmd_score)
 
+    transfer = commands.add_parser(
+        "transfer", help="a run's winner (or RUN:ID) and program files against AdamW tuned per "
+                         "task on the run's held-out tasks and variants of them, on fresh seeds")
+    transfer.add_argument("run", metavar="RUN[:ID]",
+                          help="run directory (scores its chosen winner: the simplest "
+                               "meta-validated program within one standard error of the best) "
+                               "or RUN:ID")
+    transfer.add_argument("programs", nargs="*", metavar="PROGRAM",
+                          help="program files (or RUN:ID) to score beside it and the "
+                               "references (adam, lion, momentum)")
+    transfer.add_argument("--seeds", type=_positive, default=8,
+                          help="tuning seeds, and as many scoring seeds, per task (default 8)")
+    transfer.add_argument("--run-seed", type=int,
+                          help="the tuning keys' seed (default: the run's seed + 1, seeds its "
+                               "meta-validation never used)")
+    transfer.add_argument("--test-seed", type=int,
+                          help="the scoring keys' seed (default: the tuning keys' seed + 1)")
+    transfer.add_argument("--tasks", type=_positive,
+                          help="evaluate only the first N tasks of the suite (the held-out "
+                               "tasks come first, then the variants, cheapest first)")
+    transfer.add_argument("--cache", metavar="FILE",
+                          help="JSON file of finished tunings, read and extended after every "
+                               "task (a rerun with other programs trains only those)")
+    transfer.add_argument("--out", metavar="FILE.md",
+                          help="also write the report here, and the first candidate's "
+                               "curves beside it (.png)")
+    transfer.set_defaults(handler=_cmd_transfer)
+
     distill = commands.add_parser(
         "distill", help="fit a drift program to a learned drift network (RUN:ID)")
     distill.add_argument("network", help="RUN:ID of an lpo or ta-lpo network")
@@ -1006,7 +1195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `disco` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as typed, for reports that name it
     try:
         args.handler(args)
     except (CliError, ConfigError, StoreError) as error:

@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--run-seed", type=int, default=3, help="the keys' seed (default 3: "
-                        "transfer.py's scoring keys for a run of seed 1)")
+                        "`disco transfer`'s scoring keys for a run of seed 1)")
     args = parser.parse_args(argv)
     run = open_run(args.run)
     candidate = run.candidate(args.id)

@@ -1,0 +1,467 @@
+"""Does a run's discovered optimizer transfer? (`disco transfer`) Its candidates and the
+shipped optimizers against AdamW tuned per task, on the run's held-out tasks and on variants
+of them the run never saw.
+
+One protocol for every optimizer: each trains on the same tuning seeds (keys
+`evaluator.task_keys(task, S, run_seed)`, so the same data splits and initialisations) at every
+point of its grid (programs: the grid's lrs; AdamW: lrs x weight decays, 0 = Adam), is taken
+at the point with the lowest mean over those seeds of log final validation loss
+(`lr_scores`, as the run tunes its baselines), and is then trained at that point on as many
+fresh scoring seeds (keys `task_keys(task, S, test_seed)`). A score is log(tuned AdamW loss /
+optimizer loss) per task and scoring seed, paired by seed: 0 = as good as tuned AdamW, +0.1 =
+about 10% lower loss. Scoring on seeds no tuning saw keeps the best-of-grid luck (larger for
+AdamW's 35 points than a program's 7) out of the scores. Per family: mean ± standard error
+over its tasks x seeds; the verdict (`verdict.judge`) pools every task x seed.
+
+All tuning is in two functions, `tune_adamw` and `tune_programs`, over a `Grid`: a new
+hyperparameter (a learning-rate schedule) is a field of `Grid` and `Tuned` and a few lines
+there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from disco_rules.discovery.evaluator import task_keys
+from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainResult, adamw_decay,
+                                               evaluate_population, lr_scores, make_optax_train)
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.family import family
+from disco_rules.discovery.verdict import NEGLIGIBLE, Verdict, family_of, judge
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.printer import to_text
+from disco_rules.dsl.program import Program
+from disco_rules.dsl.simplify import simplify
+
+LR_GRID: tuple[float, ...] = tuple(float(lr) for lr in np.logspace(-4, -1, 7))
+WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+REFERENCES: tuple[str, ...] = ("adam", "lion", "momentum")  # shipped programs (dsl/programs)
+
+# Width-like integer parameters of the families: the model's size, scaled by "2x width".
+WIDTHS: tuple[str, ...] = ("width", "channels", "head_dim", "rank")
+# Variants of each held-out task: each scales the integer parameters it names that the task's
+# family has. Cheapest first: `--tasks N` cuts the suite from the end.
+VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("0.25x horizon", {"horizon": 0.25}),
+    ("2x width", {name: 2.0 for name in WIDTHS}),
+    ("4x batch size", {"batch_size": 4.0}),
+    ("4x horizon", {"horizon": 4.0}),
+)
+
+
+# -- tuning: the grid, and the two functions that tune over it ------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What every optimizer is tuned over: programs over `lrs`, AdamW over `lrs` x
+    `weight_decays` (0 = Adam)."""
+
+    lrs: tuple[float, ...] = LR_GRID
+    weight_decays: tuple[float, ...] = WEIGHT_DECAYS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
+        object.__setattr__(self, "weight_decays", tuple(float(d) for d in self.weight_decays))
+
+    def adamw_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lr, weight decay) [G] of every AdamW point, lr-major."""
+        lrs, decays = np.meshgrid(np.asarray(self.lrs, np.float32),
+                                  np.asarray(self.weight_decays, np.float32), indexing="ij")
+        return lrs.ravel(), decays.ravel()
+
+    def describe(self) -> str:
+        """The grid in words, for the report."""
+        return (f"programs over the lrs {', '.join(f'{lr:.2g}' for lr in self.lrs)}; AdamW "
+                f"over those lrs x weight decays "
+                f"({', '.join(f'{d:g}' for d in self.weight_decays)}; 0 = Adam)")
+
+
+GRID = Grid()  # the protocol's grid; `disco transfer` uses it
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """An optimizer at its chosen grid point on one task (NaN lr: no point worked)."""
+
+    lr: float
+    weight_decay: float  # AdamW's; NaN for a program
+    losses: np.ndarray  # [S] final validation loss per seed; +inf where no point worked
+    curve: np.ndarray  # [CURVE_POINTS] mean validation curve over the seeds
+
+    def point(self) -> Grid:
+        """The one-point grid of the chosen point (to train it on other seeds)."""
+        decays = () if math.isnan(self.weight_decay) else (self.weight_decay,)
+        return Grid((self.lr,), decays)
+
+
+def _choose(result: TrainResult, lrs: np.ndarray, decays: np.ndarray) -> Tuned:
+    """The grid point [G] of a [G, S] result with the lowest `lr_scores`."""
+    scores = lr_scores(result)
+    seeds = np.asarray(result.final_loss).shape[1]
+    if not np.isfinite(scores).any():
+        return Tuned(math.nan, math.nan, np.full(seeds, np.inf), np.full(CURVE_POINTS, np.nan))
+    best = int(np.argmin(scores))
+    return Tuned(float(lrs[best]), float(decays[best]),
+                 np.asarray(result.final_loss[best], np.float64),
+                 np.mean(np.asarray(result.curve[best], np.float64), axis=0))
+
+
+_ADAMW: dict[str, Callable[..., TrainResult]] = {}  # task key -> jitted [G, S] trainer
+
+
+def tune_adamw(task: Task, grid: Grid, keys: jax.Array) -> Tuned:
+    """AdamW (optax) trained at every (lr, weight decay) point of `grid` on every key in one
+    compiled call, at its best point."""
+    if task.key not in _ADAMW:  # one jitted function per task: recompiled only per shape
+        train = make_optax_train(task, lambda point: adamw_decay(point[0], point[1]))
+        _ADAMW[task.key] = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)),
+                                            in_axes=(0, None)))
+    lrs, decays = grid.adamw_points()
+    result = _ADAMW[task.key](jnp.stack([lrs, decays], axis=1), keys)
+    return _choose(TrainResult(*(np.asarray(x) for x in result)), lrs, decays)
+
+
+def tune_programs(task: Task, encoding: Encoding, programs: Sequence[Program], grid: Grid,
+                  keys: jax.Array) -> list[Tuned]:
+    """Every program at every lr of `grid` and every key in one interpreter call, each at its
+    best lr."""
+    lrs = np.asarray(grid.lrs, np.float32)
+    result = evaluate_population(task, encoding, encoding.encode_population(programs), lrs, keys)
+    result = TrainResult(*(np.asarray(x) for x in result))
+    return [_choose(TrainResult(*(x[p] for x in result)), lrs, np.full(len(lrs), np.nan))
+            for p in range(len(programs))]
+
+
+# -- one task -------------------------------------------------------------------------------
+
+
+def paired_scores(baseline: Tuned, tuned: Tuned) -> np.ndarray:
+    """log(baseline loss / optimizer loss) per seed (losses floored at LOSS_FLOOR); -inf for
+    an optimizer that worked at no grid point."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(np.maximum(baseline.losses, LOSS_FLOOR))
+                - np.log(np.maximum(tuned.losses, LOSS_FLOOR)))
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Tuned AdamW and every optimizer on one task, on the same scoring seeds."""
+
+    task: Task
+    baseline: Tuned
+    optimizers: dict[str, Tuned]
+
+    def scores(self, name: str) -> np.ndarray:
+        """Optimizer `name`'s paired scores [S] against tuned AdamW."""
+        return paired_scores(self.baseline, self.optimizers[name])
+
+
+def _entry(task: Task, seeds: int, run_seed: int, lrs: Sequence[float], optimizer: str) -> str:
+    """The cache key of one optimizer's tuning on a task: everything its result depends on."""
+    return json.dumps([task.key, seeds, run_seed, [float(lr) for lr in lrs], optimizer])
+
+
+def _stored(tuned: Tuned) -> dict[str, object]:
+    return {"lr": tuned.lr, "weight_decay": tuned.weight_decay,
+            "losses": tuned.losses.tolist(), "curve": tuned.curve.tolist()}
+
+
+def _loaded(stored: Mapping[str, object]) -> Tuned:
+    return Tuned(float(stored["lr"]), float(stored["weight_decay"]),
+                 np.asarray(stored["losses"], np.float64), np.asarray(stored["curve"], np.float64))
+
+
+def _scored(chosen: Tuned, train: Callable[[Grid], Tuned]) -> Tuned:
+    """`chosen` with the losses and curve of `train` at its point (unchanged if none)."""
+    if not math.isfinite(chosen.lr):
+        return chosen
+    scored = train(chosen.point())
+    return replace(chosen, losses=scored.losses, curve=scored.curve)
+
+
+def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encoding,
+                  seeds: int, run_seed: int, test_seed: int, grid: Grid = GRID,
+                  cache: dict[str, dict] | None = None) -> TaskResult:
+    """Tuned AdamW and each program on `task`: each tuned on the keys `task_keys(task, seeds,
+    run_seed)` and scored at its chosen point on `task_keys(task, seeds, test_seed)`; the
+    tunings not in `cache` (which gains every result), of the programs in one call."""
+    keys = task_keys(task, seeds, run_seed)
+    test_keys = task_keys(task, seeds, test_seed)
+    cache = {} if cache is None else cache
+    names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
+    names.update({name: to_text(program) for name, program in programs.items()})
+    tunings = {name: _entry(task, seeds, run_seed, grid.lrs, text)
+               for name, text in names.items()}
+    if tunings["AdamW"] not in cache:
+        cache[tunings["AdamW"]] = _stored(tune_adamw(task, grid, keys))
+    missing = [name for name in programs if tunings[name] not in cache]
+    if missing:
+        tuned = tune_programs(task, encoding, [programs[name] for name in missing], grid, keys)
+        cache.update({tunings[name]: _stored(t) for name, t in zip(missing, tuned)})
+    scored = {}
+    for name, text in names.items():
+        chosen = _loaded(cache[tunings[name]])
+        entry = json.dumps([task.key, seeds, test_seed, "scored at", chosen.lr,
+                            chosen.weight_decay, text])
+        if entry not in cache:
+            if name == "AdamW":
+                train = lambda point: tune_adamw(task, point, test_keys)  # noqa: E731
+            else:
+                train = lambda point, p=programs[name]: tune_programs(  # noqa: E731
+                    task, encoding, [p], point, test_keys)[0]
+            cache[entry] = _stored(_scored(chosen, train))
+        scored[name] = _loaded(cache[entry])
+    baseline = scored.pop("AdamW")
+    return TaskResult(task, baseline, scored)
+
+
+# -- the suite ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    """One task of the suite: its family (the group it is pooled in), what it is ("held-out"
+    or a variant's label) and the task."""
+
+    group: str
+    label: str
+    task: Task
+
+
+def variant(task: Task, factors: Mapping[str, float]) -> Task:
+    """`task` with each integer parameter named in `factors` that it has scaled, rounded and
+    kept inside its family's range."""
+    params, ranges = dict(task.params), family(task.family).ranges
+    changed = {name: int(min(max(round(params[name] * factor), ranges[name].low),
+                             ranges[name].high))
+               for name, factor in factors.items() if name in params}
+    return Task.make(task.family, **{**params, **changed})
+
+
+def suite(plan: TaskPlan) -> list[SuiteTask]:
+    """The held-out tasks, then, variant by variant (VARIANTS lists the cheapest first, for
+    `--tasks N`), the variants of every held-out task that are none of the run's tasks (nor
+    the suite's already); each grouped by its family."""
+    rows = [SuiteTask(family_of(task.key), "held-out", task) for task in plan.heldout]
+    seen = {task.key for task in plan.all()}
+    for label, factors in VARIANTS:
+        for task in plan.heldout:
+            new = variant(task, factors)
+            if new.key not in seen:
+                seen.add(new.key)
+                rows.append(SuiteTask(family_of(task.key), label, new))
+    return rows
+
+
+# -- the whole transfer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Every optimizer on the tasks of the suite evaluated (and those left out), and the
+    protocol's seeds and grid."""
+
+    evaluated: tuple[SuiteTask, ...]
+    left_out: tuple[SuiteTask, ...]
+    results: tuple[TaskResult, ...]
+    seeds: int
+    run_seed: int
+    test_seed: int
+    grid: Grid = field(default_factory=Grid)
+
+    @property
+    def groups(self) -> list[str]:
+        """The families, in order of first appearance."""
+        return list(dict.fromkeys(row.group for row in self.evaluated))
+
+    def scores(self, name: str) -> dict[str, np.ndarray]:
+        """Optimizer `name`'s scores pooled over the tasks x seeds of each family."""
+        return group_scores(self.results, [row.group for row in self.evaluated], name)
+
+    def verdict(self, name: str) -> Verdict:
+        """Optimizer `name` against tuned AdamW over every task x seed (`verdict.judge`)."""
+        pooled = self.scores(name)
+        pooled.pop("overall")
+        return judge(pooled)
+
+
+def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run_seed: int,
+             test_seed: int, grid: Grid = GRID, tasks: int | None = None,
+             cache: dict[str, dict] | None = None,
+             on_task: Callable[[SuiteTask], None] | None = None) -> Transfer:
+    """Tuned AdamW and `programs` (name -> optimizer program) on the suite of `plan`'s held-out
+    tasks and their variants (its first `tasks`, default all), each tuned over `grid` on the
+    keys of `run_seed` and scored on those of `test_seed`; `cache` (finished tunings, JSON-able)
+    gains every result, and `on_task` is called after each task."""
+    rows = suite(plan)
+    count = len(rows) if tasks is None else max(0, min(tasks, len(rows)))
+    encoding = Encoding(max_statements=max(len(p.body) for p in programs.values()))
+    results = []
+    for row in rows[:count]:
+        results.append(evaluate_task(row.task, programs, encoding, seeds, run_seed, test_seed,
+                                     grid, cache))
+        if on_task is not None:
+            on_task(row)
+    return Transfer(tuple(rows[:count]), tuple(rows[count:]), tuple(results), seeds, run_seed,
+                    test_seed, grid)
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+
+def mean_and_error(values: np.ndarray) -> tuple[float, float]:
+    """Mean and its standard error (std with ddof=1 over sqrt(n)); -inf/NaN if any is -inf."""
+    values = np.asarray(values, np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        return (-math.inf if np.any(values == -np.inf) else math.nan), math.nan
+    return float(values.mean()), standard_error(values)
+
+
+def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str
+                 ) -> dict[str, np.ndarray]:
+    """Optimizer `name`'s scores pooled over the tasks (x seeds) of each group, in order of
+    first appearance, plus "overall" over every task."""
+    pooled: dict[str, list[np.ndarray]] = {}
+    for result, group in zip(results, groups):
+        pooled.setdefault(group, []).append(result.scores(name))
+    pooled["overall"] = [result.scores(name) for result in results]
+    return {group: np.concatenate(parts) for group, parts in pooled.items()}
+
+
+def _cell(values: np.ndarray) -> str:
+    mean, error = mean_and_error(values)
+    if not math.isfinite(mean):
+        return f"{mean}"
+    return f"{mean:+.3f} ± {error:.3f}" if math.isfinite(error) else f"{mean:+.3f}"
+
+
+def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
+    """Markdown: per optimizer, the mean ± SE of its scores per family and overall, on how
+    many families it is ahead (mean above `verdict.NEGLIGIBLE`), and its verdict."""
+    columns = outcome.groups
+    lines = ["| optimizer | " + " | ".join(columns)
+             + " | overall | families ahead | verdict |", "|---" * (len(columns) + 4) + "|"]
+    for name in names:
+        pooled = outcome.scores(name)
+        verdict = outcome.verdict(name)
+        kind = "too few results" if verdict.too_few else verdict.kind
+        lines.append(f"| {name} | " + " | ".join(_cell(pooled[g]) for g in columns)
+                     + f" | {_cell(pooled['overall'])} | {verdict.families_ahead}/"
+                       f"{verdict.families} | {kind} |")
+    return "\n".join(lines)
+
+
+def task_table(outcome: Transfer, names: Sequence[str]) -> str:
+    """Markdown: per task, tuned AdamW's point and loss and each optimizer's mean ± SE over the
+    scoring seeds with its chosen lr."""
+    lines = ["| task | variant | tuned AdamW | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 3) + "|"]
+    for result, row in zip(outcome.results, outcome.evaluated):
+        b = result.baseline
+        loss = math.exp(np.mean(np.log(np.maximum(b.losses, LOSS_FLOOR))))
+        cells = [f"{_cell(result.scores(n))} @ {result.optimizers[n].lr:.2g}" for n in names]
+        lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} (lr {b.lr:.2g}, "
+                     f"wd {b.weight_decay:g}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Sequence[str],
+           title: str, provenance: str) -> str:
+    """The markdown report: `title`, `provenance` (commit and command), the protocol, the
+    tables, the candidates' simplified programs and, last, their verdict lines."""
+    s, grid = outcome.seeds, outcome.grid
+    texts = "\n\n".join(f"{name} (simplified):\n\n```python\n{simplify(programs[name])}```"
+                        for name in candidates) or "None: only the references."
+    left_out = ([f"Not evaluated (--tasks {len(outcome.evaluated)}): "
+                 + ", ".join(f"`{row.task.key}` ({row.label})" for row in outcome.left_out)
+                 + ".", ""] if outcome.left_out else [])
+    return "\n".join([
+        f"# {title}",
+        "",
+        provenance,
+        "",
+        f"Score: log(tuned AdamW loss / optimizer loss) per task and scoring seed, paired by "
+        f"seed, {s} scoring seeds (keys `task_keys(task, {s}, {outcome.test_seed})`); mean ± "
+        f"standard error over tasks x seeds. Every optimizer is tuned on {s} other seeds (keys "
+        f"`task_keys(task, {s}, {outcome.run_seed})`): {grid.describe()}; chosen = lowest mean "
+        f"over the tuning seeds of log final validation loss. Columns: the run's held-out "
+        f"families, each its held-out tasks and their variants "
+        f"({', '.join(label for label, _ in VARIANTS)}). Verdict: beats tuned AdamW when "
+        f"mean - 2 SE > {NEGLIGIBLE:g} over all tasks x seeds, worse when mean + 2 SE < "
+        f"-{NEGLIGIBLE:g}, else within noise; ahead on a family: its mean > {NEGLIGIBLE:g}.",
+        "",
+        *left_out,
+        summary_table(outcome, list(programs)),
+        "",
+        "## Per task (score @ chosen lr)",
+        "",
+        task_table(outcome, list(programs)),
+        "",
+        "## Candidates",
+        "",
+        texts,
+        "",
+        "## Verdict",
+        "",
+        *(outcome.verdict(name).text(name) for name in candidates),
+        "",
+    ])
+
+
+def plot_curves(outcome: Transfer, name: str, output: Path) -> None:
+    """Per family, the mean validation curves of optimizer `name` (solid) and tuned AdamW
+    (dashed) on each of its tasks, against the fraction of training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = outcome.groups
+    figure, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4), squeeze=False)
+    for ax, group in zip(axes[0], columns):
+        tasks = [(result, row.label) for result, row in zip(outcome.results, outcome.evaluated)
+                 if row.group == group]
+        for k, (result, label) in enumerate(tasks):
+            x = np.linspace(0, 1, CURVE_POINTS)
+            colour = f"C{k}"
+            ax.semilogy(x, result.optimizers[name].curve, color=colour, label=f"{name}: {label}")
+            ax.semilogy(x, result.baseline.curve, color=colour, linestyle="--",
+                        label=f"AdamW: {label}")
+        ax.set_title(group)
+        ax.set_xlabel("fraction of training")
+        ax.set_ylabel("validation loss (mean over seeds)")
+        ax.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+
+
+def provenance(argv: Sequence[str]) -> str:
+    """"commit `abc1234`; command: `disco transfer ...`" for a report: the commit of this
+    code's checkout (noting uncommitted changes to tracked files), "unknown" outside one."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
+                              check=False)
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+        dirty = bool(commit) and git("diff", "--quiet", "HEAD").returncode == 1
+    except OSError:  # no git
+        commit, dirty = "", False
+    return (f"commit `{commit or 'unknown'}`{' (with uncommitted changes)' if dirty else ''}; "
+            f"command: `{shlex.join(['disco', *argv])}`")

@@ -1,0 +1,397 @@
+"""`disco transfer` and the one verdict the CLI prints everywhere: a candidate beats tuned
+AdamW only when its mean margin clears twice its standard error (discovery/verdict.py); the
+transfer protocol tunes every optimizer on some seeds and pairs it with tuned AdamW on others,
+on the run's held-out tasks and variants of them (discovery/transfer.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from disco_rules.discovery import transfer, verdict
+from disco_rules.discovery.cli import _print_summary, main
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
+                                         ValidationRecord)
+from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.verdict import Verdict, judge, winner_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# -- the verdict: closed forms ------------------------------------------------------------------
+
+
+def _closed_form(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+
+
+def test_the_verdict_is_the_mean_and_standard_error_over_every_result_of_every_family():
+    scores = {"a": [0.3, 0.1, 0.2], "b": [0.05, -0.02], "c": [0.25]}
+    mean, se = _closed_form([v for family in scores.values() for v in family])
+    result = judge(scores)
+    assert (result.mean, result.se) == pytest.approx((mean, se))
+    assert (result.families_ahead, result.families, result.count) == (3, 3, 6)
+    assert result.kind == "beats" and mean - 2 * se > verdict.NEGLIGIBLE
+    assert result.text("#960") == (f"#960 beats tuned AdamW by {mean:+.3f} ± {se:.3f} "
+                                   "(ahead on 3 of 3 held-out families)")
+
+
+@pytest.mark.parametrize("values, kind", [
+    ([0.20, 0.22, 0.18, 0.21], "beats"),  # mean 0.2025, SE 0.0085
+    ([0.30, -0.25, 0.01], "within noise"),
+    ([-0.30, -0.32, -0.28], "worse"),
+    ([0.0, 0.0, 0.0], "within noise"),  # SE 0: neither side clears NEGLIGIBLE
+    ([1e-7, 1.1e-7, 0.9e-7], "within noise"),  # float rounding is no win
+])
+def test_the_two_standard_error_rule(values, kind):
+    mean, se = _closed_form(values)
+    assert judge({"f": values}).kind == kind
+    assert (mean - 2 * se > verdict.NEGLIGIBLE) == (kind == "beats")
+    assert (mean + 2 * se < -verdict.NEGLIGIBLE) == (kind == "worse")
+
+
+def test_a_margin_exactly_at_two_standard_errors_is_within_noise():
+    # two values a, 3a: mean 2a, SE a (exact in binary floats), so mean - 2 SE == 0
+    assert judge({"f": [1.0, 3.0]}, negligible=0.0).kind == "within noise"
+    assert judge({"f": [-1.0, -3.0]}, negligible=0.0).kind == "within noise"
+    assert judge({"f": [1.0, 2.9]}, negligible=0.0).kind == "beats"
+    assert judge({"f": [-1.0, -2.9]}, negligible=0.0).kind == "worse"
+    # and at the default NEGLIGIBLE (0.25 is exact too): mean 1.25, SE 0.5
+    assert judge({"f": [0.75, 1.75]}, negligible=0.25).kind == "within noise"
+
+
+def test_fewer_than_two_results_never_beat():
+    one = judge({"f": [5.0]})
+    assert one.kind == "within noise" and one.too_few and math.isnan(one.se)
+    assert one.text("#3") == ("too few results to tell whether #3 beats tuned AdamW "
+                              "(+5.000 from 1 result; ahead on 1 of 1 held-out families)")
+
+
+def test_a_failed_result_makes_it_worse():
+    failed = judge({"a": [0.5, 0.6], "b": [0.4, -math.inf]})
+    assert failed.kind == "worse" and failed.mean == -math.inf
+    assert (failed.families_ahead, failed.failed) == (1, 1)
+    assert failed.text("x") == ("x is worse than tuned AdamW (no finite score on 1 of 4 "
+                                "results; ahead on 1 of 2 held-out families)")
+
+
+def test_rl_scores_are_compared_with_one():
+    returns = {"cartpole": [1.3, 1.4], "acrobot": [1.35, 1.25]}
+    result = judge(returns, reference=1.0)
+    assert result.kind == "beats" and result.mean == pytest.approx(0.325)
+    assert judge(returns).mean == pytest.approx(1.325)
+
+
+def test_the_winner_is_not_crowned_when_it_does_not_beat_the_baseline():
+    within = judge({"f": [0.3, -0.25, 0.01]})
+    assert winner_text("#12", within).startswith(
+        "no candidate beats tuned AdamW beyond noise on the held-out tasks; the chosen is #12 "
+        "(within noise: ")
+    other = judge({"f": [0.2, 0.21, 0.19]})
+    assert "#15 beats tuned AdamW by +0.200" in winner_text("#12", within, beating=[("#15", other)])
+    assert winner_text("#15", other) == other.text("#15")
+
+
+def test_scores_are_grouped_by_family():
+    grouped = verdict.by_family({"quadratic(dim=4)": 0.1, "rnn(width=8)": 0.2,
+                                 "quadratic(dim=8)": 0.3})
+    assert list(grouped) == ["quadratic", "rnn"]
+    np.testing.assert_array_equal(grouped["quadratic"], [0.1, 0.3])
+
+
+# -- the verdict in the launch summary and inspect --pareto -------------------------------------
+
+PROGRAM = "def p{0}(w, g, lr):\n    update = {1} * lr * g\n    return update\n"
+
+
+def _validated_run(run_dir: Path, validation: dict[int, dict[str, float]], rl: bool = False
+                   ) -> Path:
+    """A run whose candidates (id -> held-out task -> score) were meta-validated, with a
+    baseline for each task (a return without a loss on RL tasks)."""
+    tasks = sorted({task for scores in validation.values() for task in scores})
+    with RunStore.create(run_dir, (ROOT / "examples" / "quickstart.toml").read_text()) as store:
+        for task in tasks:
+            store.add_baseline(BaselineRecord(task=task, score=200.0, curve=[1.0])
+                               if rl else BaselineRecord(task=task, score=0.0, loss=1.0,
+                                                         lr=0.01, optimizer="adam",
+                                                         weight_decay=0.0, seeds=2))
+        store.add_generation(0, [CandidateRecord(
+            id=cid, generation=0, kind="program", hash=f"h{cid}", fitness=0.0, status="ok",
+            text=PROGRAM.format(cid, " * ".join(["lr"] * cid)))  # p1 is the simplest
+            for cid in validation],
+            validation=[ValidationRecord(candidate_id=cid, task=task, score=score)
+                        for cid, scores in validation.items() for task, score in scores.items()])
+    return run_dir
+
+
+def test_the_summary_and_pareto_say_plainly_that_no_candidate_beats_the_baseline(tmp_path,
+                                                                                 capsys):
+    run_dir = _validated_run(tmp_path / "run", {1: {"quadratic(dim=4)": 0.02,
+                                                    "rnn(width=8)": -0.01,
+                                                    "quadratic(dim=8)": 0.03}})
+    expected = ("verdict: no candidate beats tuned AdamW beyond noise on the held-out tasks; "
+                "the chosen is #1 (within noise: ")
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    assert expected in capsys.readouterr().out
+    assert main(["inspect", str(run_dir), "--pareto"]) == 0
+    out = capsys.readouterr().out
+    assert expected in out and "ahead on 1 of 2 held-out families" in out
+    assert main(["inspect", str(run_dir), "--pareto", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"]["kind"] == "within noise"
+
+
+def test_the_summary_and_pareto_name_a_winner_that_beats_the_baseline(tmp_path, capsys):
+    scores = {"quadratic(dim=4)": 0.20, "rnn(width=8)": 0.22, "quadratic(dim=8)": 0.18}
+    run_dir = _validated_run(tmp_path / "run", {1: scores})
+    mean, se = _closed_form(list(scores.values()))
+    line = (f"verdict: #1 beats tuned AdamW by {mean:+.3f} ± {se:.3f} (ahead on 2 of 2 "
+            "held-out families)")
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    assert line in capsys.readouterr().out
+    assert main(["inspect", str(run_dir), "--pareto"]) == 0
+    assert line in capsys.readouterr().out
+
+
+def test_an_rl_run_is_judged_against_the_tuned_agent_at_one(tmp_path, capsys):
+    run_dir = _validated_run(tmp_path / "run", {1: {"cartpole(a=1)": 1.3, "acrobot(a=1)": 1.4,
+                                                    "cartpole(a=2)": 1.35}}, rl=True)
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    assert "verdict: #1 beats tuned PPO by +0.350 ± 0.029" in capsys.readouterr().out
+
+
+# -- the suite: variants of the held-out tasks ---------------------------------------------------
+
+TASK = Task.make("mlp_regression", in_dim=2, width=4, horizon=12)
+
+
+def test_variants_scale_horizon_batch_size_and_width_within_the_familys_ranges():
+    by_label = dict(transfer.VARIANTS)
+    assert transfer.variant(TASK, by_label["0.25x horizon"]).get("horizon") == 10  # 3, raised
+    assert transfer.variant(TASK, by_label["4x horizon"]).get("horizon") == 48
+    assert transfer.variant(TASK, by_label["4x batch size"]).get("batch_size") == 128
+    wider = transfer.variant(TASK, by_label["2x width"])
+    assert (wider.get("width"), wider.get("in_dim"), wider.get("horizon")) == (8, 2, 12)
+    big = Task.make("mlp_regression", width=100, batch_size=100, horizon=1000)
+    assert transfer.variant(big, by_label["2x width"]).get("width") == 128  # the range's top
+    assert transfer.variant(big, by_label["4x batch size"]).get("batch_size") == 256
+    assert transfer.variant(big, by_label["4x horizon"]).get("horizon") == 2000
+    cnn = Task.make("digits_cnn", channels=4)
+    assert transfer.variant(cnn, by_label["2x width"]).get("channels") == 8
+    lm = Task.make("char_lm", head_dim=8)
+    assert transfer.variant(lm, by_label["2x width"]).get("head_dim") == 16
+
+
+def test_the_suite_is_the_held_out_tasks_then_new_variants_grouped_by_family():
+    long = Task.make("mlp_regression", in_dim=2, width=4, horizon=48)  # TASK's 4x horizon
+    quadratic = Task.make("quadratic", dim=4, horizon=40)  # no width, no batch size
+    plan = TaskPlan(train=(long,), heldout=(TASK, quadratic), screen=None)
+    rows = transfer.suite(plan)
+    assert [(row.group, row.label) for row in rows] == [
+        ("mlp_regression", "held-out"), ("quadratic", "held-out"),
+        ("mlp_regression", "0.25x horizon"), ("quadratic", "0.25x horizon"),
+        ("mlp_regression", "2x width"), ("mlp_regression", "4x batch size"),
+        ("quadratic", "4x horizon")]  # TASK's 4x horizon is a training task
+    assert len({row.task.key for row in rows}) == len(rows)
+    assert {row.task.key for row in rows}.isdisjoint({long.key})
+
+
+# -- summaries of hand-made results --------------------------------------------------------------
+
+
+def _tuned(losses: list[float]) -> transfer.Tuned:
+    return transfer.Tuned(1e-3, 0.0, np.asarray(losses), np.ones(20))
+
+
+def test_family_errors_are_standard_errors_over_tasks_and_seeds():
+    rng = np.random.default_rng(0)
+    baseline = [rng.uniform(0.5, 2.0, 3) for _ in range(3)]
+    optimizer = [rng.uniform(0.5, 2.0, 3) for _ in range(3)]
+    results = [transfer.TaskResult(TASK, _tuned(b), {"x": _tuned(o)})
+               for b, o in zip(baseline, optimizer)]
+    rows = [transfer.SuiteTask(group, "held-out", TASK) for group in ("a", "a", "b")]
+    outcome = transfer.Transfer(tuple(rows), (), tuple(results), 3, 1, 2)
+    by_hand = {"a": np.log(np.concatenate(baseline[:2]) / np.concatenate(optimizer[:2])),
+               "b": np.log(baseline[2] / optimizer[2])}
+    pooled = outcome.scores("x")
+    for group, values in by_hand.items():
+        mean, error = transfer.mean_and_error(pooled[group])
+        assert mean == pytest.approx(values.mean())
+        assert error == pytest.approx(np.std(values, ddof=1) / np.sqrt(values.size))
+    overall = np.concatenate(list(by_hand.values()))
+    assert outcome.verdict("x") == judge(by_hand)
+    row = transfer.summary_table(outcome, ["x"]).splitlines()[2]
+    assert f"| {overall.mean():+.3f} ± " in row
+    assert row.endswith(f"| {outcome.verdict('x').families_ahead}/2 | "
+                        f"{outcome.verdict('x').kind} |")
+
+
+def test_an_optimizer_that_never_worked_scores_minus_infinity_and_is_worse():
+    failed = transfer.Tuned(math.nan, math.nan, np.full(2, np.inf), np.full(20, np.nan))
+    result = transfer.TaskResult(TASK, _tuned([1.0, 2.0]), {"x": failed})
+    assert np.all(result.scores("x") == -np.inf)
+    outcome = transfer.Transfer((transfer.SuiteTask("f", "held-out", TASK),), (), (result,),
+                                2, 1, 2)
+    assert outcome.verdict("x").kind == "worse"
+
+
+# -- the command on a small run -----------------------------------------------------------------
+
+CONFIG = """\
+seed = 5
+generations = 2
+[population]
+max_statements = 12
+[tasks]
+seeds = 1
+lr_grid = [0.001]
+train = [{ family = "quadratic", dim = 4, horizon = 20 }]
+heldout = [{ family = "quadratic", dim = 6, horizon = 20, condition_number = 10.0 }]
+[cluster]
+compilation_cache = false
+"""
+# Adam with a 10x larger step: better than AdamW at an lr far too small for 20 steps.
+ADAM_X10 = """\
+def adam_x10(w, g, m, v, lr, step):
+    m = interp(g, m, 0.9)
+    v = interp(square(g), v, 0.999)
+    m_hat = m / (1.0 - 0.9 ** step)
+    v_hat = v / (1.0 - 0.999 ** step)
+    update = 10.0 * lr * m_hat / (sqrt(v_hat) + 1e-08)
+    return update, m, v
+"""
+SLOW_SGD = "def slow_sgd(w, g, lr):\n    update = 0.01 * lr * g\n    return update\n"
+
+
+@pytest.fixture
+def small_run(tmp_path: Path) -> Path:
+    """A run whose one meta-validated program (#1, its chosen winner) is Adam x10."""
+    run_dir = tmp_path / "run"
+    with RunStore.create(run_dir, CONFIG) as store:
+        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="program",
+                                                 text=ADAM_X10, hash="h1", fitness=0.1,
+                                                 status="ok")],
+                             validation=[ValidationRecord(
+                                 candidate_id=1, task="quadratic(condition_number=10.0,dim=6,"
+                                 "horizon=20,noise=0.1)", score=0.2)])
+    (tmp_path / "slow_sgd.py").write_text(SLOW_SGD)
+    return run_dir
+
+
+def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_run, capsys,
+                                                                        monkeypatch):
+    # AdamW's only point (lr 1e-3, Adam) moves a quadratic little in 20 steps: Adam at 10x
+    # the step is surely better, SGD at 0.01x the lr surely worse
+    monkeypatch.setattr(transfer, "GRID", transfer.Grid((1e-3,), (0.0,)))
+    sgd = str(small_run.parent / "slow_sgd.py")
+    cache, out = small_run.parent / "cache.json", small_run.parent / "report.md"
+    command = ["transfer", str(small_run), sgd, "--seeds", "3", "--tasks", "1",
+               "--cache", str(cache), "--out", str(out)]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    *_, winner, loser = printed.strip().splitlines()
+    assert re.fullmatch(r"#1 beats tuned AdamW by \+0\.\d+ ± 0\.\d+ \(ahead on 1 of 1 "
+                        r"held-out families\)", winner), printed
+    assert re.fullmatch(r"slow_sgd is worse than tuned AdamW \(-0\.\d+ ± 0\.\d+; ahead on "
+                        r"0 of 1 held-out families\)", loser), printed
+    # the adam program is optax's AdamW at weight decay 0: the same numbers seed by seed
+    assert "| adam | +0.000 ± 0.000 | +0.000 ± 0.000 | 0/1 | within noise |" in printed
+    report = out.read_text()
+    assert report.endswith(f"{winner}\n{loser}\n")
+    assert "command: `disco transfer " in report and out.with_suffix(".png").is_file()
+    assert "Not evaluated (--tasks 1): `quadratic(condition_number=10.0,dim=6,horizon=10," \
+           "noise=0.1)` (0.25x horizon)" in report
+
+    # rerun from the cache: nothing is trained again, the verdicts are the same
+    for name in ("tune_adamw", "tune_programs"):
+        monkeypatch.setattr(transfer, name, lambda *args: pytest.fail("trained again"))
+    assert main(command) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-2:] == [winner, loser]
+
+
+def test_transfer_errors_are_one_line(small_run, tmp_path, capsys):
+    drift = tmp_path / "drift.py"
+    drift.write_text("def d(ratio, advantage):\n    x = ratio * advantage\n    return x\n")
+    for args, message in [
+            ([str(tmp_path / "missing")], "no such run directory"),
+            ([f"{small_run}:9"], "has no candidate 9"),
+            ([str(small_run), str(drift)], "transfer scores optimizer programs")]:
+        assert main(["transfer", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    with pytest.raises(SystemExit) as usage:  # argparse's errors: one line too, exit 2
+        main(["transfer", str(small_run), "--seeds", "0"])
+    assert usage.value.code == 2
+    assert "--seeds: expected a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_scores_are_the_log_ratios_of_the_trainers_outputs_on_the_scoring_seeds():
+    import jax
+    import optax
+
+    from disco_rules.discovery.evaluator import task_keys
+    from disco_rules.discovery.inner.train import evaluate_population, make_optax_train
+    from disco_rules.dsl import library
+    from disco_rules.dsl.interpreter import Encoding
+
+    seeds, run_seed, test_seed = 2, 3, 4
+    lrs, decays = (1e-3, 1e-2, 1e-1), (0.0, 1e-1)
+    encoding = Encoding(max_statements=16)
+    sgd, momentum = library.program("sgd"), library.program("momentum")
+    result = transfer.evaluate_task(TASK, {"sgd": sgd, "momentum": momentum}, encoding, seeds,
+                                    run_seed, test_seed, transfer.Grid(lrs, decays))
+    final = {}  # keys' seed -> [lr, seed] final losses of sgd
+    adamw = {}  # keys' seed -> {(lr, decay): [seed]} final losses of optax's own AdamW
+    for seed in (run_seed, test_seed):
+        keys = task_keys(TASK, seeds, seed)
+        raw = evaluate_population(TASK, encoding, encoding.encode_population([sgd]),
+                                  np.asarray(lrs, np.float32), keys)
+        assert not np.asarray(raw.diverged).any()
+        final[seed] = np.asarray(raw.final_loss[0], np.float64)
+        adamw[seed] = {}
+        for decay in decays:  # weight decay a constant
+            train = jax.jit(jax.vmap(make_optax_train(
+                TASK, lambda lr, decay=decay: optax.adamw(lr, weight_decay=decay)),
+                in_axes=(None, 0)))
+            for lr in lrs:
+                adamw[seed][lr, decay] = np.asarray(train(np.float32(lr), keys).final_loss,
+                                                    np.float64)
+    chosen = int(np.argmin(np.log(final[run_seed]).mean(axis=1)))  # tuned on run_seed's keys
+    best = min(adamw[run_seed], key=lambda point: np.log(adamw[run_seed][point]).mean())
+    assert result.optimizers["sgd"].lr == pytest.approx(lrs[chosen])
+    assert (result.baseline.lr, result.baseline.weight_decay) == pytest.approx(best)
+    expected = np.log(adamw[test_seed][best]) - np.log(final[test_seed][chosen])
+    assert np.abs(expected - (np.log(adamw[run_seed][best]) - np.log(final[run_seed][chosen]))
+                  ).max() > 1e-3  # scoring on the tuning seeds would not pass
+    np.testing.assert_allclose(result.scores("sgd"), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_optax_export_check_finds_the_interpreters_losses(tmp_path, capsys):
+    from disco_rules.api import open_run
+
+    spec = importlib.util.spec_from_file_location("optax_check",
+                                                  ROOT / "docs/experiments/optax_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    run_dir = tmp_path / "programs"
+    shutil.copytree(ROOT / "tests/data/runs-0.1/programs", run_dir)
+    best = open_run(run_dir).top(1)[0].id
+    check.main([str(run_dir), str(best), "--lr", "0.01", "--seeds", "3"])
+    (line,) = capsys.readouterr().out.splitlines()  # one held-out task
+    assert line.startswith("mlp_regression(")
+    interpreter, exported = (float(part.split(" ")[-1].rstrip(","))
+                             for part in line.split(": ", 1)[1].split(", ")[:2])
+    assert exported == pytest.approx(interpreter, rel=1e-4)
+    assert float(line.rsplit(" ", 1)[1]) < 1e-4
