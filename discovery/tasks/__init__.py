@@ -5,12 +5,15 @@ Like gymnax environments, a task is explicit parameters (`Task`, a level of a `F
 `Problem` of pure functions of PRNG keys (or, for RL families, an `Environment`). Families
 live in one registry (`FAMILIES`, filled by `register`); one module per kind adds its own:
 `supervised`, `real` (real data: digits, tables, sequence copy, a character-level
-transformer), `rl` (gymnax), `gridworld` (LPG's gridworlds).
+transformer), `heldout` (meta-validation families sharing neither architecture nor data with
+the others: a convolutional autoencoder, a transformer on Python source code, matrix
+completion), `rl` (gymnax), `gridworld` (LPG's gridworlds).
 """
 
 from disco_rules.discovery.tasks.family import (FAMILIES, Choice, Environment, Family, Problem,
                                                 Range, Task, family, register)
-from disco_rules.discovery.tasks import gridworld, real, rl, supervised  # noqa: F401 (they register)
+from disco_rules.discovery.tasks import (gridworld, heldout, real, rl,  # noqa: F401
+                                        supervised)  # (they register)
 from disco_rules.discovery.tasks.rl import make_env
 
 __all__ = ["FAMILIES", "Choice", "Environment", "Family", "Problem", "Range", "Task", "family",

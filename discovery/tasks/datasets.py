@@ -2,8 +2,9 @@
 Python's standard library, loaded once per process as numpy arrays.
 
 Nothing here touches the network: `load_digits`, `load_diabetes`, `load_breast_cancer` and
-`load_wine` read files inside scikit-learn's wheel, and the corpus is the help text of
-`pydoc_data.topics` (the topics `help()` shows), which ships with CPython.
+`load_wine` read files inside scikit-learn's wheel, the corpus is the help text of
+`pydoc_data.topics` (the topics `help()` shows), which ships with CPython, and the code text is
+the source of a fixed list of pure-Python standard-library modules (`python_source`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,35 @@ def corpus() -> np.ndarray:
     (uint8; characters outside it become '?')."""
     from pydoc_data.topics import topics
 
-    text = "\n".join(topics[name] for name in sorted(topics))
+    return _indices("\n".join(topics[name] for name in sorted(topics)))
+
+
+SOURCE_MODULES = ("argparse", "ast", "bisect", "calendar", "colorsys", "csv", "dataclasses",
+                  "fractions", "graphlib", "heapq", "shlex", "statistics", "string", "textwrap")
+"""Pure-Python standard-library modules whose source is the code text, in this (sorted) order."""
+
+
+@functools.cache
+def python_source() -> np.ndarray:
+    """The source code of SOURCE_MODULES (about 420 KB on CPython 3.11), concatenated in order,
+    as indices into VOCABULARY (uint8; characters outside it become '?'). Read through each
+    module's loader without importing it, so it works offline in any CPython install; the text
+    is that of the running Python version, so it changes when Python does."""
+    import importlib.util
+
+    sources = []
+    for name in SOURCE_MODULES:
+        spec = importlib.util.find_spec(name)
+        source = spec.loader.get_source(name) if spec and spec.loader else None
+        if source is None:
+            raise RuntimeError(f"the source of the standard-library module {name!r} is not "
+                               f"installed with this Python")
+        sources.append(source)
+    return _indices("\n".join(sources))
+
+
+def _indices(text: str) -> np.ndarray:
+    """`text` as indices into VOCABULARY (uint8); characters outside it become UNKNOWN."""
     table = np.full(0x110000, UNKNOWN, np.uint8)
     table[[ord(c) for c in VOCABULARY]] = np.arange(len(VOCABULARY), dtype=np.uint8)
     return table[np.frombuffer(text.encode("utf-32-le"), np.uint32)]
