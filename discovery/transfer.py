@@ -4,18 +4,17 @@ of them the run never saw.
 
 One protocol for every optimizer: each trains on the same tuning seeds (keys
 `evaluator.task_keys(task, S, run_seed)`, so the same data splits and initialisations) at every
-point of its grid (programs: the grid's lrs; AdamW: lrs x weight decays, 0 = Adam), is taken
-at the point with the lowest mean over those seeds of log final validation loss
-(`lr_scores`, as the run tunes its baselines), and is then trained at that point on as many
-fresh scoring seeds (keys `task_keys(task, S, test_seed)`). A score is log(tuned AdamW loss /
-optimizer loss) per task and scoring seed, paired by seed: 0 = as good as tuned AdamW, +0.1 =
-about 10% lower loss. Scoring on seeds no tuning saw keeps the best-of-grid luck (larger for
-AdamW's 35 points than a program's 7) out of the scores. Per family: mean ± standard error
-over its tasks x seeds; the verdict (`verdict.judge`) pools every task x seed.
+point of its grid (programs: the grid's lrs x schedules, a constant lr and a cosine decay;
+AdamW: those x weight decays, 0 = Adam), is taken at the point with the lowest mean over those
+seeds of log final validation loss (`lr_scores`, as the run tunes its baselines), and is then
+trained at that point on as many fresh scoring seeds (keys `task_keys(task, S, test_seed)`). A
+score is log(tuned AdamW loss / optimizer loss) per task and scoring seed, paired by seed: 0 =
+as good as tuned AdamW, +0.1 = about 10% lower loss. Scoring on seeds no tuning saw keeps the
+best-of-grid luck (larger for AdamW's 70 points than a program's 14) out of the scores. Per
+family: mean ± standard error over its tasks x seeds; the verdict (`verdict.judge`) pools
+every task x seed.
 
-All tuning is in two functions, `tune_adamw` and `tune_programs`, over a `Grid`: a new
-hyperparameter (a learning-rate schedule) is a field of `Grid` and `Tuned` and a few lines
-there.
+All tuning is in two functions, `tune_adamw` and `tune_programs`, over a `Grid`.
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from disco_rules.discovery.evaluator import task_keys
+from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, schedule_of
+from disco_rules.discovery.inner.schedules import grid as schedule_grid
 from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainResult, adamw_decay,
                                                evaluate_population, lr_scores, make_optax_train)
 from disco_rules.discovery.plan import TaskPlan
@@ -47,6 +48,8 @@ from disco_rules.dsl.simplify import simplify
 
 LR_GRID: tuple[float, ...] = tuple(float(lr) for lr in np.logspace(-4, -1, 7))
 WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+# a constant lr and a cosine decay to 0 over the horizon: what a user tries first
+SCHEDULES: tuple[Schedule, ...] = (CONSTANT, Schedule("cosine", 0.0, 0.0))
 REFERENCES: tuple[str, ...] = ("adam", "lion", "momentum")  # shipped programs (dsl/programs)
 
 # Width-like integer parameters of the families: the model's size, scaled by "2x width".
@@ -66,27 +69,40 @@ VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
 
 @dataclass(frozen=True)
 class Grid:
-    """What every optimizer is tuned over: programs over `lrs`, AdamW over `lrs` x
-    `weight_decays` (0 = Adam)."""
+    """What every optimizer is tuned over: programs over `lrs` x `schedules`, AdamW over
+    `lrs` x `schedules` x `weight_decays` (0 = Adam)."""
 
     lrs: tuple[float, ...] = LR_GRID
     weight_decays: tuple[float, ...] = WEIGHT_DECAYS
+    schedules: tuple[Schedule, ...] = SCHEDULES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         object.__setattr__(self, "weight_decays", tuple(float(d) for d in self.weight_decays))
 
-    def adamw_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(lr, weight decay) [G] of every AdamW point, lr-major."""
-        lrs, decays = np.meshgrid(np.asarray(self.lrs, np.float32),
-                                  np.asarray(self.weight_decays, np.float32), indexing="ij")
-        return lrs.ravel(), decays.ravel()
+    def adamw_points(self) -> tuple[Point, np.ndarray, np.ndarray]:
+        """(points [G], weight decays [G], index into `grid(lrs, schedules)` [G]) of every
+        AdamW point, lr-major, then schedule, then weight decay."""
+        points = schedule_grid(self.lrs, self.schedules)
+        index, decays = (a.ravel() for a in np.meshgrid(
+            np.arange(len(points.lr)), np.asarray(self.weight_decays, np.float32),
+            indexing="ij"))
+        return Point(*(np.asarray(x)[index] for x in points)), decays, index
 
     def describe(self) -> str:
         """The grid in words, for the report."""
-        return (f"programs over the lrs {', '.join(f'{lr:.2g}' for lr in self.lrs)}; AdamW "
-                f"over those lrs x weight decays "
+        return (f"programs over the lrs {', '.join(f'{lr:.2g}' for lr in self.lrs)} x the "
+                f"schedules {', '.join(_schedule_text(s) for s in self.schedules)}; AdamW "
+                f"over those x weight decays "
                 f"({', '.join(f'{d:g}' for d in self.weight_decays)}; 0 = Adam)")
+
+
+def _schedule_text(schedule: Schedule) -> str:
+    """A schedule in words: its name, and its fractions where they matter."""
+    if schedule.name == "constant":
+        return "constant"
+    warmup = f"warm-up {schedule.warmup:g}, " if schedule.warmup else ""
+    return f"{schedule.name} ({warmup}to {schedule.final:g} of the peak)"
 
 
 GRID = Grid()  # the protocol's grid; `disco transfer` uses it
@@ -100,48 +116,58 @@ class Tuned:
     weight_decay: float  # AdamW's; NaN for a program
     losses: np.ndarray  # [S] final validation loss per seed; +inf where no point worked
     curve: np.ndarray  # [CURVE_POINTS] mean validation curve over the seeds
+    schedule: Schedule = CONSTANT
 
     def point(self) -> Grid:
         """The one-point grid of the chosen point (to train it on other seeds)."""
         decays = () if math.isnan(self.weight_decay) else (self.weight_decay,)
-        return Grid((self.lr,), decays)
+        return Grid((self.lr,), decays, (self.schedule,))
 
 
-def _choose(result: TrainResult, lrs: np.ndarray, decays: np.ndarray) -> Tuned:
-    """The grid point [G] of a [G, S] result with the lowest `lr_scores`."""
+def _choose(result: TrainResult, points: Point, decays: np.ndarray,
+            schedules: Sequence[Schedule]) -> Tuned:
+    """The grid point [G] of a [G, S] result with the lowest `lr_scores`; `schedules` [G]:
+    each point's schedule."""
     scores = lr_scores(result)
     seeds = np.asarray(result.final_loss).shape[1]
     if not np.isfinite(scores).any():
         return Tuned(math.nan, math.nan, np.full(seeds, np.inf), np.full(CURVE_POINTS, np.nan))
     best = int(np.argmin(scores))
-    return Tuned(float(lrs[best]), float(decays[best]),
+    return Tuned(float(points.lr[best]), float(decays[best]),
                  np.asarray(result.final_loss[best], np.float64),
-                 np.mean(np.asarray(result.curve[best], np.float64), axis=0))
+                 np.mean(np.asarray(result.curve[best], np.float64), axis=0), schedules[best])
 
 
 _ADAMW: dict[str, Callable[..., TrainResult]] = {}  # task key -> jitted [G, S] trainer
 
 
 def tune_adamw(task: Task, grid: Grid, keys: jax.Array) -> Tuned:
-    """AdamW (optax) trained at every (lr, weight decay) point of `grid` on every key in one
-    compiled call, at its best point."""
+    """AdamW (optax) trained at every (lr, schedule, weight decay) point of `grid` on every
+    key in one compiled call, at its best point."""
     if task.key not in _ADAMW:  # one jitted function per task: recompiled only per shape
-        train = make_optax_train(task, lambda point: adamw_decay(point[0], point[1]))
-        _ADAMW[task.key] = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)),
-                                            in_axes=(0, None)))
-    lrs, decays = grid.adamw_points()
-    result = _ADAMW[task.key](jnp.stack([lrs, decays], axis=1), keys)
-    return _choose(TrainResult(*(np.asarray(x) for x in result)), lrs, decays)
+        def run(point: Point, decay: jax.Array, key: jax.Array) -> TrainResult:
+            return make_optax_train(task, lambda rate: adamw_decay(rate, decay))(point, key)
+
+        _ADAMW[task.key] = jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, None, 0)),
+                                            in_axes=(0, 0, None)))
+    points, decays, index = grid.adamw_points()
+    result = _ADAMW[task.key](Point(*(jnp.asarray(x) for x in points)), jnp.asarray(decays),
+                              keys)
+    return _choose(TrainResult(*(np.asarray(x) for x in result)), points, decays,
+                   [schedule_of(int(k), grid.schedules) for k in index])
 
 
 def tune_programs(task: Task, encoding: Encoding, programs: Sequence[Program], grid: Grid,
                   keys: jax.Array) -> list[Tuned]:
-    """Every program at every lr of `grid` and every key in one interpreter call, each at its
-    best lr."""
-    lrs = np.asarray(grid.lrs, np.float32)
-    result = evaluate_population(task, encoding, encoding.encode_population(programs), lrs, keys)
+    """Every program at every (lr, schedule) point of `grid` and every key in one interpreter
+    call, each at its best point."""
+    points = schedule_grid(grid.lrs, grid.schedules)
+    result = evaluate_population(task, encoding, encoding.encode_population(programs),
+                                 grid.lrs, keys, grid.schedules)
     result = TrainResult(*(np.asarray(x) for x in result))
-    return [_choose(TrainResult(*(x[p] for x in result)), lrs, np.full(len(lrs), np.nan))
+    schedules = [schedule_of(k, grid.schedules) for k in range(len(points.lr))]
+    return [_choose(TrainResult(*(x[p] for x in result)), points,
+                    np.full(len(points.lr), np.nan), schedules)
             for p in range(len(programs))]
 
 
@@ -169,19 +195,22 @@ class TaskResult:
         return paired_scores(self.baseline, self.optimizers[name])
 
 
-def _entry(task: Task, seeds: int, run_seed: int, lrs: Sequence[float], optimizer: str) -> str:
+def _entry(task: Task, seeds: int, run_seed: int, grid: Grid, optimizer: str) -> str:
     """The cache key of one optimizer's tuning on a task: everything its result depends on."""
-    return json.dumps([task.key, seeds, run_seed, [float(lr) for lr in lrs], optimizer])
+    return json.dumps([task.key, seeds, run_seed, list(grid.lrs), optimizer,
+                       [list(schedule) for schedule in grid.schedules]])
 
 
 def _stored(tuned: Tuned) -> dict[str, object]:
     return {"lr": tuned.lr, "weight_decay": tuned.weight_decay,
-            "losses": tuned.losses.tolist(), "curve": tuned.curve.tolist()}
+            "losses": tuned.losses.tolist(), "curve": tuned.curve.tolist(),
+            "schedule": list(tuned.schedule)}
 
 
 def _loaded(stored: Mapping[str, object]) -> Tuned:
     return Tuned(float(stored["lr"]), float(stored["weight_decay"]),
-                 np.asarray(stored["losses"], np.float64), np.asarray(stored["curve"], np.float64))
+                 np.asarray(stored["losses"], np.float64), np.asarray(stored["curve"], np.float64),
+                 Schedule(*stored["schedule"]))
 
 
 def _scored(chosen: Tuned, train: Callable[[Grid], Tuned]) -> Tuned:
@@ -203,7 +232,7 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
     cache = {} if cache is None else cache
     names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
     names.update({name: to_text(program) for name, program in programs.items()})
-    tunings = {name: _entry(task, seeds, run_seed, grid.lrs, text)
+    tunings = {name: _entry(task, seeds, run_seed, grid, text)
                for name, text in names.items()}
     if tunings["AdamW"] not in cache:
         cache[tunings["AdamW"]] = _stored(tune_adamw(task, grid, keys))
@@ -215,7 +244,7 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
     for name, text in names.items():
         chosen = _loaded(cache[tunings[name]])
         entry = json.dumps([task.key, seeds, test_seed, "scored at", chosen.lr,
-                            chosen.weight_decay, text])
+                            chosen.weight_decay, text, list(chosen.schedule)])
         if entry not in cache:
             if name == "AdamW":
                 train = lambda point: tune_adamw(task, point, test_keys)  # noqa: E731
@@ -364,16 +393,23 @@ def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _point_text(tuned: Tuned) -> str:
+    """A chosen point's lr, and its schedule where it is not constant: "lr 0.01 cosine"."""
+    schedule = "" if tuned.schedule.name == "constant" else f" {tuned.schedule.name}"
+    return f"lr {tuned.lr:.2g}{schedule}"
+
+
 def task_table(outcome: Transfer, names: Sequence[str]) -> str:
     """Markdown: per task, tuned AdamW's point and loss and each optimizer's mean ± SE over the
-    scoring seeds with its chosen lr."""
+    scoring seeds with its chosen lr (and schedule, unless constant)."""
     lines = ["| task | variant | tuned AdamW | " + " | ".join(names) + " |",
              "|---" * (len(names) + 3) + "|"]
     for result, row in zip(outcome.results, outcome.evaluated):
         b = result.baseline
         loss = math.exp(np.mean(np.log(np.maximum(b.losses, LOSS_FLOOR))))
-        cells = [f"{_cell(result.scores(n))} @ {result.optimizers[n].lr:.2g}" for n in names]
-        lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} (lr {b.lr:.2g}, "
+        cells = [f"{_cell(result.scores(n))} @ {_point_text(result.optimizers[n])}"
+                 for n in names]
+        lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} ({_point_text(b)}, "
                      f"wd {b.weight_decay:g}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

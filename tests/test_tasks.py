@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from disco_rules.discovery.tasks import FAMILIES, Choice, Range, Task, real
+from disco_rules.discovery.tasks import FAMILIES, Choice, Range, Task, heldout, real
 from disco_rules.discovery.tasks.plugins import is_plugin
 
 KEY = jax.random.PRNGKey(0)
@@ -129,9 +129,11 @@ SMALL = {
 
 
 def test_every_optimizer_family_has_a_small_test_task():
-    # the real-data families have their own (tests/test_real_tasks.py); plug-ins are the user's
+    # the real-data and held-out families have their own (tests/test_real_tasks.py,
+    # tests/test_heldout_tasks.py); plug-ins are the user's
     assert set(SMALL) == {name for name, family in FAMILIES.items() if family.kind == "optimizer"
-                          and family.build.__module__ != real.__name__ and not is_plugin(name)}
+                          and family.build.__module__ not in (real.__name__, heldout.__name__)
+                          and not is_plugin(name)}
 
 
 @functools.cache

@@ -395,3 +395,29 @@ def test_the_optax_export_check_finds_the_interpreters_losses(tmp_path, capsys):
                              for part in line.split(": ", 1)[1].split(", ")[:2])
     assert exported == pytest.approx(interpreter, rel=1e-4)
     assert float(line.rsplit(" ", 1)[1]) < 1e-4
+
+
+def test_programs_are_tuned_over_schedules_and_scored_under_the_chosen_one():
+    """SGD at a large lr on a noisy quadratic ends at its noise floor at a constant lr and far
+    below it under a cosine decay to 0: the tuning chooses the cosine, and scoring trains
+    under it (a point that dropped its schedule would reproduce the constant run's losses)."""
+    from disco_rules.discovery.evaluator import task_keys
+    from disco_rules.discovery.inner.schedules import CONSTANT, Schedule
+    from disco_rules.dsl import library
+    from disco_rules.dsl.interpreter import Encoding
+
+    task = Task.make("quadratic", dim=8, condition_number=10.0, noise=1.0, horizon=60)
+    cosine = Schedule("cosine", 0.0, 0.0)
+    keys, encoding, sgd = task_keys(task, 2, 0), Encoding(max_statements=8), library.program("sgd")
+    grid = transfer.Grid((0.3,), (0.0,), (CONSTANT, cosine))
+    [tuned] = transfer.tune_programs(task, encoding, [sgd], grid, keys)
+    [constant] = transfer.tune_programs(task, encoding, [sgd], transfer.Grid((0.3,), (0.0,),
+                                                                            (CONSTANT,)), keys)
+    assert tuned.schedule == cosine and tuned.point().schedules == (cosine,)
+    assert np.all(tuned.losses < constant.losses)
+    [again] = transfer.tune_programs(task, encoding, [sgd], tuned.point(), keys)
+    np.testing.assert_allclose(again.losses, tuned.losses, rtol=1e-5)  # not the constant's
+    adamw = transfer.tune_adamw(task, grid, keys)
+    assert adamw.schedule in (CONSTANT, cosine)
+    np.testing.assert_allclose(transfer.tune_adamw(task, adamw.point(), keys).losses,
+                               adamw.losses, rtol=1e-5)
