@@ -538,12 +538,15 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
 
 
 def _inspect_levels(run_dir: Path, as_json: bool) -> None:
-    """The scheduler's level buffer in the newest checkpoint, highest regret first."""
-    from disco_rules.discovery.levels import buffer_rows
+    """What the run's levels are drawn from, and the scheduler's level buffer in the newest
+    checkpoint, highest regret first."""
+    from disco_rules.discovery.levels import Levels, buffer_rows
+    from disco_rules.discovery.scoring import FITNESS_CAP
 
     with open_run(run_dir) as store:
         checkpoint = _newest_checkpoint(store)
         sampled = store.sampled_levels()
+        levels = Levels.from_config(parse_config(store.config_text), FITNESS_CAP)
     if checkpoint is None or "levels" not in checkpoint[1]:
         raise CliError(f"{run_dir}: no level buffer (the run has no [scheduler], or no "
                        "generation has finished)")
@@ -552,6 +555,8 @@ def _inspect_levels(run_dir: Path, as_json: bool) -> None:
         print(json.dumps({"run": str(run_dir), "generation": generation, "buffer": buffer},
                          indent=2, default=_json_float))
         return
+    if levels is not None:
+        print(levels.summary())
     print(f"run {run_dir}: level buffer after generation {generation} "
           f"({len(buffer)} levels, highest regret first)")
     print(f"{'regret':>8} {'sampled':>7} {'last':>5}  level")

@@ -37,7 +37,9 @@ def newest_buffer(run_dir):
 def test_inspect_levels_lists_the_buffer_highest_regret_first(scheduled_run, capsys):
     assert main(["inspect", str(scheduled_run), "--levels"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "after generation 2" in out[0]
+    # dim and horizon fixed, the floats drawn: one compiled shape
+    assert out[0] == "regret levels, 2 per generation, from quadratic: at most 1 compiled shape"
+    assert "after generation 2" in out[1]
     lines = [line for line in out if "quadratic(" in line]
     buffer = newest_buffer(scheduled_run)
     assert [line.split()[-1] for line in lines] == [row["level"] for row in buffer]
