@@ -17,6 +17,14 @@ def evaluate(program: Program, inputs: Mapping[str, Any], xp: Any = np) -> tuple
     Inputs broadcast to one common shape first, and a constant is an array of that shape, so
     reductions see the same values here as in the interpreter.
     """
+    values = evaluate_values(program, inputs, xp)
+    return tuple(values[name] for name in program.outputs)
+
+
+def evaluate_values(program: Program, inputs: Mapping[str, Any], xp: Any = np
+                    ) -> dict[str, Any]:
+    """Every value `evaluate` computes, by name: the parameters (broadcast to the common
+    shape) and each statement's result; for checks that look inside a program."""
     missing = [p for p in program.params if p not in inputs]
     if missing:
         raise KeyError(f"{program.name} needs inputs {missing}")
@@ -29,4 +37,4 @@ def evaluate(program: Program, inputs: Mapping[str, Any], xp: Any = np) -> tuple
     for stmt in program.body:
         args = [zeros + a.value if isinstance(a, Const) else values[a] for a in stmt.args]
         values[stmt.out] = OPS[stmt.op].fn(xp, *args)
-    return tuple(values[name] for name in program.outputs)
+    return values

@@ -99,12 +99,21 @@ def test_equivalent_candidates_reuse_a_score_instead_of_being_trained(tmp_path):
 
 
 def test_a_nan_producing_candidate_gets_the_worst_fitness_and_a_reason(tmp_path):
-    nan_rule = parse("def bad(w, g, lr):\n    u = log(-1.0 - abs(g))\n    return u\n")
-    search, store, _ = make_search(tmp_path / "run", [programs("sgd")[0], nan_rule])
+    # finite on the stability screen's battery, so it is trained: gradient ascent, 100 times
+    exploding = parse("def bad(w, g, lr):\n    u = (-100.0) * g\n    return u\n")
+    # NaN on every input: the stability screen stops it before training
+    nan_rule = parse("def nan(w, g, lr):\n    u = log(-1.0 - abs(g))\n    return u\n")
+    search, store, _ = make_search(tmp_path / "run", [programs("sgd")[0], exploding, nan_rule])
     search.step()
     bad = store.candidate(1)
     assert bad.fitness == -math.inf
     assert bad.status in ("nan", "diverged") and bad.reason
+    nan = store.candidate(2)
+    assert nan.fitness == -math.inf
+    assert nan.status == "screened" and nan.reason.startswith("unstable: ")
+    # never trained on the training tasks (generation 0 meta-validates every warm start)
+    train = {task.key for task in search.tasks.train}
+    assert not {row.task for row in store.scores_of(2)} & train
     assert math.isfinite(store.candidate(0).fitness)
 
 
@@ -212,7 +221,9 @@ def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_pat
     top = {record.id for record, _ in store.top(config.validation.top)}
     assert {0, 1, 2} <= validated
     assert validated <= {0, 1, 2} | top  # failed mutants (placed first) are not taken
-    assert store.candidate(2).status == "nan"
+    # NaN on every input: screened as unstable before training (and validated as a warm start)
+    assert store.candidate(2).status == "screened"
+    assert store.candidate(2).reason.startswith("unstable: ")
 
 
 def test_meta_validation_trains_with_its_own_seed_count(tmp_path):

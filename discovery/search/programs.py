@@ -1,6 +1,7 @@
 """Regularized evolution over programs, as the engine drives it: children are deduplicated
-(canonical hash, then functional fingerprint) against the archive and each other, screened on
-a cheap task, scored on the training tasks, and told to the population.
+(canonical hash, then functional fingerprint) against the archive and each other, screened
+(optimizer programs first for numerical stability, without training; then on a cheap task),
+scored on the training tasks, and told to the population.
 
 On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
 the optimizer slot. With a level scheduler, every surviving member is also scored on the
@@ -31,7 +32,8 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
-from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
+from disco_rules.dsl.stability import instability
 from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                                state_from_data, state_to_data)
 
@@ -156,13 +158,22 @@ class ProgramPopulation:
 
     def _evaluate(self, programs: list[Program], train: Sequence[Task],
                   baselines: dict[str, BaselineRecord]) -> list[Scored]:
-        """Screen, then score on the training tasks; never raises for a bad candidate."""
+        """Screen (stability, then the screen task), then score on the training tasks; never
+        raises for a bad candidate."""
         outcomes: list[Scored | None] = [None] * len(programs)
         passing = list(range(len(programs)))
-        if self.screen is not None and programs:
-            screened = self._score(programs, [self.screen], baselines)
+        if self.slot == OPTIMIZER:  # drift programs have no such check
             passing = []
-            for i, (score,) in enumerate(screened):
+            for i, program in enumerate(programs):
+                reason = instability(program)
+                if reason is None:
+                    passing.append(i)
+                else:
+                    outcomes[i] = Scored(WORST, "screened", f"unstable: {reason}")
+        if self.screen is not None and passing:
+            screened = self._score([programs[i] for i in passing], [self.screen], baselines)
+            candidates, passing = passing, []
+            for i, (score,) in zip(candidates, screened):
                 if score.value >= self.config.screen.min_fitness:
                     passing.append(i)
                 else:
