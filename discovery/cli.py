@@ -652,6 +652,17 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 
 def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
+    from disco_rules.discovery.plan import TaskPlan, program_slot
+
+    slot = program_slot(TaskPlan.from_config(config))
+    what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
+            if slot.name == "objective"
+            else "log(tuned baseline loss / program loss), each at its best lr")
+    return _program_scores([load_program(ref) for ref in refs], config, tasks, baselines), what
+
+
+def _program_scores(programs: list[Program], config, tasks, baselines) -> list:
+    """Per program, per task: its score as the run scores its candidates (in this process)."""
     import functools
 
     from disco_rules.api import compilation_cache
@@ -661,7 +672,6 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
     from disco_rules.discovery.scoring import score_programs
     from disco_rules.dsl.interpreter import Encoding, EncodingError
 
-    programs = [load_program(ref) for ref in refs]
     size = max(config.population.max_statements, *(len(p.body) for p in programs))
     slot = program_slot(TaskPlan.from_config(config))
     encoding = Encoding(slot=slot, max_statements=size)
@@ -672,10 +682,7 @@ def _score_programs(refs: list[str], config, tasks, baselines) -> tuple[list, st
         raise CliError(str(error)) from None
     pool = _shown(LocalPool(functools.partial(Evaluator, size, compilation_cache(config))),
                   "scoring")
-    what = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
-            if slot.name == "objective"
-            else "log(tuned baseline loss / program loss), each at its best lr")
-    return score_programs(pool, config, encoding, programs, tasks, baselines), what
+    return score_programs(pool, config, encoding, programs, tasks, baselines)
 
 
 def _score_networks(refs: list[str], config, tasks, baselines) -> tuple[list, str]:
@@ -745,16 +752,25 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
     if not run_dir.is_dir():
         raise CliError(f"{args.run}: no such run directory (RUN or RUN:ID)")
     seeds, tasks = args.seeds, args.tasks
+    if args.top is not None and cid is not None:
+        raise CliError(f"{args.run}: --top scores the run's best, not one candidate; "
+                       f"give RUN alone")
     with open_run(run_dir) as store:
         config = parse_config(store.config_text)
-        if cid is None:
+        if args.top is not None:
+            ids = [record.id for record, _ in store.top(args.top, by="validation")]
+        elif cid is None:
             chosen = _simplest_validated(store)
-            if chosen is None:
-                raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
-                               f"from (a network run, or no validation yet); name one with "
-                               f"{run_dir}:ID")
-            cid = chosen.id
-    loaded = [(f"#{cid}", load_program(f"{run_dir}:{cid}"))]
+            ids = [] if chosen is None else [chosen.id]
+        else:
+            ids = [cid]
+        if not ids:
+            raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
+                           f"from (a network run, or no validation yet); name one with "
+                           f"{run_dir}:ID")
+        validated = {f"#{i}": float(np.mean([v.score for v in store.validation_of(i)]))
+                     for i in ids}
+    loaded = [(f"#{i}", load_program(f"{run_dir}:{i}")) for i in ids]
     loaded += [(ref, load_program(ref)) for ref in args.programs]
     _check_optimizers(loaded)
     run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
@@ -768,6 +784,7 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
     from disco_rules.discovery import transfer as protocol
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.progress import Progress
+    from disco_rules.discovery.scoring import with_seeds
 
     programs: dict[str, Program] = {}
     for name, program in loaded:  # a file is named by its stem, unless that name is taken
@@ -792,12 +809,22 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
         outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
                                     test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
                                     cache=cache, on_task=on_task)
+    in_search = None
+    if args.top is not None:  # the others as the run's meta-validation would have scored them
+        others = [name for name in programs if name not in validated]
+        with open_run(run_dir) as store:
+            baselines = {task.key: store.baseline(task.key) for task in plan.heldout}
+        seen = with_seeds(config, config.validation.seeds or config.tasks.seeds)
+        table = _program_scores([programs[name] for name in others], seen, plan.heldout,
+                                baselines)
+        in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
+                                     for name, row in zip(others, table)}}
     read = (f"archive through generation {status.generations - 1}" if status.generations
             else "no generation finished")
     report = protocol.report(
         outcome, programs, candidates,
         f"Transfer of {run_dir} ({read}; {status.target_generations} planned)",
-        protocol.provenance(args.argv))
+        protocol.provenance(args.argv), in_search)
     print(report, end="")
     if args.out:
         out = Path(args.out)
@@ -1160,6 +1187,10 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--tasks", type=_positive,
                           help="evaluate only the first N tasks of the suite (the held-out "
                                "tasks come first, then the variants, cheapest first)")
+    transfer.add_argument("--top", type=_positive, metavar="N",
+                          help="the run's N best by meta-validation instead of its winner, "
+                               "and a calibration table: each optimizer's in-search validation "
+                               "score beside its transfer score, with their rank correlation")
     transfer.add_argument("--cache", metavar="FILE",
                           help="JSON file of finished tunings, read and extended after every "
                                "task (a rerun with other programs trains only those)")

@@ -414,10 +414,51 @@ def task_table(outcome: Transfer, names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation of two paired sequences: Pearson's correlation of their
+    ranks, tied values sharing their mean rank; NaN below 3 pairs or when one is constant."""
+    def ranks(values: Sequence[float]) -> np.ndarray:
+        values = np.asarray(values, np.float64)
+        order = np.argsort(values, kind="stable")
+        ranked = np.empty(len(values))
+        ranked[order] = np.arange(len(values), dtype=np.float64)
+        for value in np.unique(values):  # ties: their mean rank
+            ranked[values == value] = ranked[values == value].mean()
+        return ranked
+
+    if len(x) < 3:
+        return math.nan
+    a, b = ranks(x), ranks(y)
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def calibration_table(outcome: Transfer, in_search: Mapping[str, float]) -> str:
+    """Markdown: per optimizer of `in_search` (name -> its mean score on the run's held-out
+    tasks as the search measured it), that score beside its transfer score (mean ± SE over
+    every task x seed), and Spearman's rank correlation of the two over the finite pairs:
+    how far the search's own estimate orders optimizers as the transfer protocol does."""
+    names = list(in_search)
+    lines = ["| optimizer | in-search validation | transfer |", "|---|---|---|"]
+    pairs = []
+    for name in names:
+        overall = outcome.scores(name)["overall"]
+        lines.append(f"| {name} | {in_search[name]:+.3f} | {_cell(overall)} |")
+        mean = mean_and_error(overall)[0]
+        if math.isfinite(in_search[name]) and math.isfinite(mean):
+            pairs.append((in_search[name], mean))
+    rho = rank_correlation(*zip(*pairs)) if pairs else math.nan
+    lines += ["", f"Spearman's rank correlation over {len(pairs)} optimizers: "
+              + ("undefined" if math.isnan(rho) else f"{rho:+.2f}")]
+    return "\n".join(lines)
+
+
 def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Sequence[str],
-           title: str, provenance: str) -> str:
+           title: str, provenance: str, in_search: Mapping[str, float] | None = None) -> str:
     """The markdown report: `title`, `provenance` (commit and command), the protocol, the
-    tables, the candidates' simplified programs and, last, their verdict lines."""
+    tables (with `in_search` scores, the calibration table too), the candidates' simplified
+    programs and, last, their verdict lines."""
     s, grid = outcome.seeds, outcome.grid
     texts = "\n\n".join(f"{name} (simplified):\n\n```python\n{simplify(programs[name])}```"
                         for name in candidates) or "None: only the references."
@@ -446,6 +487,8 @@ def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Seque
         "",
         task_table(outcome, list(programs)),
         "",
+        *(["## Calibration: the search's estimate against transfer", "",
+           calibration_table(outcome, in_search), ""] if in_search else []),
         "## Candidates",
         "",
         texts,

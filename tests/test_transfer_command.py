@@ -351,7 +351,8 @@ def test_scores_are_the_log_ratios_of_the_trainers_outputs_on_the_scoring_seeds(
     encoding = Encoding(max_statements=16)
     sgd, momentum = library.program("sgd"), library.program("momentum")
     result = transfer.evaluate_task(TASK, {"sgd": sgd, "momentum": momentum}, encoding, seeds,
-                                    run_seed, test_seed, transfer.Grid(lrs, decays))
+                                    run_seed, test_seed,
+                                    transfer.Grid(lrs, decays, (transfer.CONSTANT,)))
     final = {}  # keys' seed -> [lr, seed] final losses of sgd
     adamw = {}  # keys' seed -> {(lr, decay): [seed]} final losses of optax's own AdamW
     for seed in (run_seed, test_seed):
@@ -421,3 +422,47 @@ def test_programs_are_tuned_over_schedules_and_scored_under_the_chosen_one():
     assert adamw.schedule in (CONSTANT, cosine)
     np.testing.assert_allclose(transfer.tune_adamw(task, adamw.point(), keys).losses,
                                adamw.losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize("x, y", [([1, 2, 3, 4], [10, 20, 30, 40]),
+                                  ([1, 2, 3, 4], [4, 3, 2, 1]),
+                                  ([1, 2, 2, 3, 5], [1, 3, 2, 4, 4]),
+                                  ([0.3, -0.1, 0.2, 0.0, 0.5], [0.1, 0.0, -0.2, 0.05, 0.3])])
+def test_rank_correlation_is_spearmans(x, y):
+    from scipy.stats import spearmanr  # scikit-learn's dependency: an independent reference
+
+    assert transfer.rank_correlation(x, y) == pytest.approx(spearmanr(x, y).statistic)
+
+
+def test_rank_correlation_is_undefined_below_three_pairs_or_for_a_constant():
+    assert math.isnan(transfer.rank_correlation([1, 2], [2, 1]))
+    assert math.isnan(transfer.rank_correlation([1, 1, 1], [1, 2, 3]))
+
+
+def test_transfer_top_calibrates_the_searchs_estimate_against_transfer(small_run, capsys,
+                                                                       monkeypatch):
+    """--top 2: the run's two best by validation, and a table of each optimizer's in-search
+    validation score (archived for the candidates, scored as the run would for the
+    references) beside its transfer score, with their rank correlation."""
+    monkeypatch.setattr(transfer, "GRID", transfer.Grid((1e-3,), (0.0,)))
+    heldout = "quadratic(condition_number=10.0,dim=6,horizon=20,noise=0.1)"
+    with RunStore.open(small_run) as store:
+        store.add_baseline(BaselineRecord(task=heldout, score=0.0, loss=1.0, lr=1e-3,
+                                          optimizer="adam", weight_decay=0.0, seeds=1))
+        store.add_generation(1, [CandidateRecord(id=2, generation=1, kind="program",
+                                                 text=SLOW_SGD, hash="h2", fitness=-1.0,
+                                                 status="ok")],
+                             validation=[ValidationRecord(candidate_id=2, task=heldout,
+                                                          score=-0.5)])
+    assert main(["transfer", str(small_run), "--top", "2", "--seeds", "2", "--tasks", "1"]) == 0
+    printed = capsys.readouterr().out
+    table = printed.split("## Calibration")[1].split("## Candidates")[0]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in table.splitlines()
+            if line.startswith("| ") and "optimizer" not in line}
+    assert list(rows) == ["#1", "#2", "adam", "lion", "momentum"]
+    assert float(rows["#1"][0]) == 0.2 and float(rows["#2"][0]) == -0.5  # archived
+    in_search = [float(cells[0]) for cells in rows.values()]
+    transferred = [float(cells[1].split("±")[0]) for cells in rows.values()]
+    rho = float(table.split("optimizers: ")[1].split()[0])
+    assert rho == pytest.approx(transfer.rank_correlation(in_search, transferred), abs=0.01)
+    assert "#1 beats tuned AdamW" in printed and "#2 is worse than tuned AdamW" in printed
