@@ -127,15 +127,16 @@ def by_family(scores: Mapping[str, float]) -> dict[str, np.ndarray]:
 def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
                 beating: Sequence[tuple[str, Verdict]] = ()) -> str:
     """What to say of a run's chosen winner `name`: its verdict line when it beats the
-    baseline; otherwise, plainly, that no candidate does (or, when `beating` lists other
-    candidates that do, that the chosen one does not, and the best of those)."""
+    baseline; otherwise, plainly, that no candidate does and the baseline stays the one to use
+    (or, when `beating` lists other candidates that do, that the chosen one does not, and the
+    best of those)."""
     if verdict.kind == "beats":
         return verdict.text(name, baseline)
     how = ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
         + verdict.numbers()
     if not beating:
-        return (f"no candidate beats {baseline} beyond noise on the held-out tasks; "
-                f"the chosen is {name} ({how})")
+        return (f"no candidate beats {baseline} beyond noise on the held-out tasks: "
+                f"{baseline} stays the one to use; the closest is {name} ({how})")
     other, its = beating[0]
     return (f"the chosen {name} does not beat {baseline} beyond noise on the held-out tasks "
             f"({how}); {len(beating)} other candidate(s) do, the best {its.text(other, baseline)}")

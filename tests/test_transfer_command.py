@@ -94,7 +94,8 @@ def test_rl_scores_are_compared_with_one():
 def test_the_winner_is_not_crowned_when_it_does_not_beat_the_baseline():
     within = judge({"f": [0.3, -0.25, 0.01]})
     assert winner_text("#12", within).startswith(
-        "no candidate beats tuned AdamW beyond noise on the held-out tasks; the chosen is #12 "
+        "no candidate beats tuned AdamW beyond noise on the held-out tasks: tuned AdamW stays "
+        "the one to use; the closest is #12 "
         "(within noise: ")
     other = judge({"f": [0.2, 0.21, 0.19]})
     assert "#15 beats tuned AdamW by +0.200" in winner_text("#12", within, beating=[("#15", other)])
@@ -138,8 +139,8 @@ def test_the_summary_and_pareto_say_plainly_that_no_candidate_beats_the_baseline
     run_dir = _validated_run(tmp_path / "run", {1: {"quadratic(dim=4)": 0.02,
                                                     "rnn(width=8)": -0.01,
                                                     "quadratic(dim=8)": 0.03}})
-    expected = ("verdict: no candidate beats tuned AdamW beyond noise on the held-out tasks; "
-                "the chosen is #1 (within noise: ")
+    expected = ("verdict: no candidate beats tuned AdamW beyond noise on the held-out tasks: "
+                "tuned AdamW stays the one to use; the closest is #1 (within noise: ")
     with RunStore.open(run_dir) as store:
         _print_summary(store, 1.0)
     assert expected in capsys.readouterr().out
