@@ -115,6 +115,10 @@ class TasksConfig:
 class ScreenConfig:
     task: dict | None = None  # None: no funnel, every candidate goes to the full set
     min_fitness: float = -1.0
+    # successive halving: of the new children that pass min_fitness, only the best
+    # ceil(keep * new children) by screen fitness train on the training tasks (programs;
+    # warm starts always do); 1.0: all of them
+    keep: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -358,6 +362,12 @@ def _check_meaning(config: Config) -> None:
     if not 0.0 <= config.tasks.final_lr <= 1.0:
         raise ConfigError(f"tasks.final_lr: a fraction of the peak lr in [0, 1], "
                           f"got {config.tasks.final_lr}")
+    if not 0.0 < config.screen.keep <= 1.0:
+        raise ConfigError(f"screen.keep: a fraction of the new children in (0, 1], "
+                          f"got {config.screen.keep}")
+    if config.screen.keep < 1.0 and config.screen.task is None:
+        raise ConfigError("screen.keep: ranks children by their screen fitness, so it needs "
+                          "a screen.task")
     if config.tasks.seeds_of_baseline < config.tasks.seeds:
         raise ConfigError(f"tasks.baseline_seeds: must be at least tasks.seeds "
                           f"({config.tasks.baseline_seeds} < {config.tasks.seeds})")

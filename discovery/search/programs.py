@@ -1,6 +1,7 @@
 """Regularized evolution over programs, as the engine drives it: children are deduplicated
 (canonical hash, then functional fingerprint) against the archive and each other, screened
-(optimizer programs first for numerical stability, without training; then on a cheap task),
+(optimizer programs first for numerical stability, without training; then on a cheap task,
+where `screen.keep` < 1 lets only the best few by screen fitness go on: successive halving),
 scored on the training tasks, and told to the population.
 
 On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -47,13 +48,38 @@ class Scored:
     scores: tuple[ScoreRecord, ...] = ()
 
 
+def survivors(screen_fitness: Sequence[float], keep: float, min_fitness: float,
+              new: int | None = None, exempt: Collection[int] = ()
+              ) -> tuple[list[int], dict[int, str]]:
+    """Who goes on from the screen task to the training tasks (successive halving): the
+    positions at or above `min_fitness`, and of those not `exempt` only the best
+    ceil(keep * new) by screen fitness (`new`: the generation's new children, default all
+    here; ties go to the earlier position). The exempt pass on the threshold alone.
+    Returns (kept positions in order, reason for each position dropped)."""
+    new = len(screen_fitness) if new is None else new
+    slots = max(1, math.ceil(round(keep * new, 9)))  # 0.1 * 30 is 3, not 3.0000000000000004
+    reasons, ranked = {}, []
+    for i, value in enumerate(screen_fitness):
+        if not value >= min_fitness:  # NaN too
+            reasons[i] = f"screen fitness {value:.3g} < {min_fitness}"
+        elif i not in exempt:
+            ranked.append(i)
+    ranked.sort(key=lambda i: (-screen_fitness[i], i))
+    for rank, i in enumerate(ranked[slots:], start=slots + 1):
+        reasons[i] = (f"screen rank {rank} of {len(ranked)} (screen.keep {keep:g} trains the "
+                      f"best {slots} of {new} new children)")
+    return [i for i in range(len(screen_fitness)) if i not in reasons], reasons
+
+
 @dataclass
 class _Proposal:
     """A generation's children: one row each (id, parent, program, hash, fingerprint, and
-    `source`/`same_as`/`unique` saying whose scores it gets) and the unique new programs."""
+    `source`/`same_as`/`unique` saying whose scores it gets) and the unique new programs, the
+    first `warm` of which are warm starts."""
 
     rows: list[dict[str, Any]]
     unique: list[Program]
+    warm: int = 0
 
 
 @dataclass
@@ -117,6 +143,9 @@ class ProgramPopulation:
             children = self.evolution.initial(self.warm_start, rng)
         else:
             children = self.evolution.ask(self.state, rng, self.config.population.children)
+        # generation 0 starts with the warm starts (RegularizedEvolution.initial)
+        warm_starts = min(len(self.warm_start), self.config.population.size) \
+            if generation == 0 else 0
         rows: list[dict[str, Any]] = []
         new: dict[str, int] = {}  # hash or fingerprint -> index in `unique`
         unique: list[Program] = []
@@ -135,14 +164,14 @@ class ProgramPopulation:
                 row["unique"] = len(unique)
                 unique.append(simplify(child.program))
             rows.append(row)
-        return _Proposal(rows, unique)
+        return _Proposal(rows, unique, sum("unique" in row for row in rows[:warm_starts]))
 
     # -- evaluate ------------------------------------------------------------------------
 
     def evaluate(self, proposal: _Proposal, train: Sequence[Task], levels: Sequence[Task],
                  baselines: dict[str, BaselineRecord]) -> _Evaluated:
         """Screen and score the new programs; with levels, re-score the members."""
-        outcomes = self._evaluate(proposal.unique, train, baselines)
+        outcomes = self._evaluate(proposal.unique, train, baselines, proposal.warm)
         if not levels:
             return _Evaluated(outcomes, {}, {}, {}, [])
         # every member, as the children's fitness on these tasks decides who leaves
@@ -157,9 +186,12 @@ class ProgramPopulation:
         return score_programs(self.pool, self.config, self.encoding, programs, tasks, baselines)
 
     def _evaluate(self, programs: list[Program], train: Sequence[Task],
-                  baselines: dict[str, BaselineRecord]) -> list[Scored]:
-        """Screen (stability, then the screen task), then score on the training tasks; never
-        raises for a bad candidate."""
+                  baselines: dict[str, BaselineRecord], warm: int = 0) -> list[Scored]:
+        """Screen (stability, then the screen task: `survivors`), then score on the training
+        tasks; never raises for a bad candidate. The first `warm` programs are warm starts:
+        they face the stability check and `screen.min_fitness` but not `screen.keep`'s cut,
+        and take none of its places (ceil(keep * the other new programs)), so a user's warm
+        starts are always scored and mutants compete only with mutants."""
         outcomes: list[Scored | None] = [None] * len(programs)
         passing = list(range(len(programs)))
         if self.slot == OPTIMIZER:  # drift programs have no such check
@@ -171,15 +203,15 @@ class ProgramPopulation:
                 else:
                     outcomes[i] = Scored(WORST, "screened", f"unstable: {reason}")
         if self.screen is not None and passing:
-            screened = self._score([programs[i] for i in passing], [self.screen], baselines)
-            candidates, passing = passing, []
-            for i, (score,) in zip(candidates, screened):
-                if score.value >= self.config.screen.min_fitness:
-                    passing.append(i)
-                else:
-                    outcomes[i] = Scored(WORST, "screened",
-                                         score.reason or f"screen fitness {score.value:.3g} < "
-                                                   f"{self.config.screen.min_fitness}")
+            screened = [score for (score,) in
+                        self._score([programs[i] for i in passing], [self.screen], baselines)]
+            kept, reasons = survivors(
+                [score.value for score in screened], self.config.screen.keep,
+                self.config.screen.min_fitness, new=len(programs) - warm,
+                exempt={k for k, i in enumerate(passing) if i < warm})
+            for k, reason in reasons.items():
+                outcomes[passing[k]] = Scored(WORST, "screened", screened[k].reason or reason)
+            passing = [passing[k] for k in kept]
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
             values = [score.value for score in per_task]
