@@ -203,9 +203,9 @@ digits_mlp = {{ width = [8, 64], depth = 1, batch_size = [16, 32], horizon = {ho
         [("diabetes", 10000), ("wine", 10000)]
 
 
-def test_the_example_levels_search_bounds_its_shapes_and_spans_the_flagships_horizons():
-    config, _ = load_config(EXAMPLES / "levels_search.toml")
-    flagship, _ = load_config(EXAMPLES / "optimizer_search.toml")
+def test_the_flagship_bounds_its_shapes_and_spans_the_previous_flagships_horizons():
+    config, _ = load_config(EXAMPLES / "optimizer_search.toml")
+    flagship, _ = load_config(EXAMPLES.parent / "docs" / "experiments" / "optimizer_search_v1.toml")
     assert config.scheduler.kind in ("uniform", "regret")
     families = config.scheduler.families
     assert set(families) == {"digits_mlp", "tabular", "sequence_copy"}

@@ -13,7 +13,7 @@ import pytest
 from disco_rules.discovery.config import load_config
 from disco_rules.discovery.inner.train import make_optax_train
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.tasks import FAMILIES, Task, datasets, real
+from disco_rules.discovery.tasks import FAMILIES, Task, datasets, heldout, real
 
 KEY = jax.random.PRNGKey(0)
 SMALL = {
@@ -145,12 +145,27 @@ def test_adam_lowers_the_validation_loss(name):
 
 
 def test_the_flagship_search_holds_out_whole_families_and_tunes_a_fair_baseline():
+    """The flagship's protocol: held-out families share neither a family (so neither
+    architecture nor data) with training, each at two horizons and batch sizes; training
+    levels vary horizon 0.25x-4x, batch size 4x and width; the baseline is AdamW tuned over
+    lr x schedule x weight decay (Adam included) on more seeds than a candidate gets."""
     config, _ = load_config(Path(__file__).parents[1] / "examples" / "optimizer_search.toml")
     plan = TaskPlan.from_config(config)
-    trained = {task.family for task in plan.train}
-    assert {"digits_cnn", "char_lm"} <= {task.family for task in plan.heldout} - trained
-    assert all(FAMILIES[task.family].build.__module__ == real.__name__ for task in plan.all())
-    assert len({task.get("horizon") for task in plan.train}) > 2  # varied horizons
+    trained = {task.family for task in plan.train} | set(config.scheduler.families)
+    held_out = {task.family for task in plan.heldout}
+    assert held_out == {"conv_autoencoder", "code_lm", "matrix_completion"}
+    assert not held_out & (trained | {plan.screen.family})
+    assert all(FAMILIES[family].build.__module__ == heldout.__name__ for family in held_out)
+    for family in held_out:
+        tasks = [task for task in plan.heldout if task.family == family]
+        assert len({task.get("horizon") for task in tasks}) >= 2
+        assert len({task.get("batch_size") for task in tasks}) >= 2
+    for params in config.scheduler.families.values():
+        assert max(params["horizon"]) >= 16 * min(params["horizon"])  # 0.25x..4x
+        assert max(params["batch_size"]) >= 4 * min(params["batch_size"])
+        assert len(params["width"]) >= 2
+    assert config.tasks.schedule == "cosine"
+    assert {s.name for s in config.tasks.baseline_schedule_grid} == {"constant", "cosine"}
     assert 0.0 in config.tasks.wd_grid and len(config.tasks.wd_grid) > 2  # Adam and AdamWs
     assert config.tasks.seeds_of_baseline > config.tasks.seeds
-    assert config.population.warm_start == ("adamw", "lion")
+    assert config.screen.keep < 1.0
