@@ -29,8 +29,8 @@ import numpy as np
 
 from disco_rules.discovery.tasks import datasets
 from disco_rules.discovery.tasks.family import Family, Problem, Range, Task, register
-from disco_rules.discovery.tasks.real import N_VALIDATION_SEQUENCES, VALIDATION_FRACTION
-from disco_rules.discovery.tasks.supervised import _cross_entropy, _dense_init
+from disco_rules.discovery.tasks.real import language_model
+from disco_rules.discovery.tasks.supervised import _dense_init
 
 IMAGE_SIZE = 16  # pixels on a side of the autoencoder's canvases
 LATENT_CHANNELS = 4  # the bottleneck: 4x4 positions x 4 channels = 64 numbers per 256 pixels
@@ -155,11 +155,8 @@ def _code_lm(task: Task) -> Problem:
     the first 1 - VALIDATION_FRACTION of the text; a seed's validation set is
     N_VALIDATION_SEQUENCES windows from the rest."""
     heads, head_dim = task.get("heads"), task.get("head_dim")
-    context, batch_size = task.get("context"), task.get("batch_size")
+    context = task.get("context")
     width, vocab, blocks = heads * head_dim, len(datasets.VOCABULARY), 2
-    text = datasets.python_source()
-    split = round((1.0 - VALIDATION_FRACTION) * len(text))
-    train_text, heldout_text = text[:split], text[split:]
     mask = np.tril(np.ones((context, context), bool))
     positions = _sinusoids(context, width)
 
@@ -197,21 +194,7 @@ def _code_lm(task: Task) -> Problem:
             x = apply_block(block, x)
         return dense(params["readout"], _rms_norm(x, params["norm"]))
 
-    def windows(key: jax.Array, source: np.ndarray, n: int) -> jax.Array:
-        starts = jax.random.randint(key, (n, 1), 0, len(source) - context)
-        return jnp.asarray(source)[starts + jnp.arange(context + 1)].astype(jnp.int32)
-
-    def loss(params: dict[str, Any], batch: jax.Array) -> jax.Array:
-        predicted = logits(params, batch[:, :-1]).reshape(-1, vocab)
-        return _cross_entropy(predicted, batch[:, 1:].reshape(-1))
-
-    return Problem(
-        init=init,
-        data=lambda key: windows(key, heldout_text, N_VALIDATION_SEQUENCES),
-        train_batch=lambda key, d: windows(key, train_text, batch_size),
-        loss=loss,
-        validation_loss=loss,
-        horizon=task.get("horizon"))
+    return language_model(datasets.python_source(), init, logits, task)
 
 
 # -- matrix_completion -----------------------------------------------------------------------

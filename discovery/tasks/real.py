@@ -192,11 +192,8 @@ def _char_lm(task: Task) -> Problem:
     VALIDATION_FRACTION of the text is held out; a seed's validation set is
     N_VALIDATION_SEQUENCES windows drawn from it."""
     heads, head_dim = task.get("heads"), task.get("head_dim")
-    context, batch_size = task.get("context"), task.get("batch_size")
+    context = task.get("context")
     width, vocab = heads * head_dim, len(datasets.VOCABULARY)
-    text = datasets.corpus()
-    split = round((1.0 - VALIDATION_FRACTION) * len(text))
-    train_text, heldout_text = text[:split], text[split:]
     mask = np.tril(np.ones((context, context), bool))
 
     def init(key: jax.Array) -> dict[str, Any]:
@@ -224,6 +221,19 @@ def _char_lm(task: Task) -> Problem:
         hidden = jax.nn.gelu(dense(params["mlp_in"], _layer_norm(x, *params["norm2"])))
         x = x + dense(params["mlp_out"], hidden)
         return _layer_norm(x, *params["norm3"]) @ params["embed"].T  # tied embeddings
+
+    return language_model(datasets.corpus(), init, logits, task)
+
+
+def language_model(text: np.ndarray, init: Any, logits: Any, task: Task) -> Problem:
+    """Next-character prediction on `text` (indices into datasets.VOCABULARY) by
+    `logits(params, tokens [n, context]) -> [n, context, vocab]`: training windows of
+    `context` + 1 characters from the first 1 - VALIDATION_FRACTION of the text, a seed's
+    validation set N_VALIDATION_SEQUENCES windows from the rest; cross-entropy loss."""
+    context, batch_size = task.get("context"), task.get("batch_size")
+    split = round((1.0 - VALIDATION_FRACTION) * len(text))
+    train_text, heldout_text = text[:split], text[split:]
+    vocab = len(datasets.VOCABULARY)
 
     def windows(key: jax.Array, source: np.ndarray, n: int) -> jax.Array:
         starts = jax.random.randint(key, (n, 1), 0, len(source) - context)
