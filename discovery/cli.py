@@ -1224,10 +1224,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line. Program files written after options (`disco transfer RUN
+    --top 3 A.py`) join the command's PROGRAMs: argparse binds an optional list of
+    positionals to the first run of them, and would refuse the later ones."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "programs", None), list) \
+            and not any(word.startswith("-") for word in extra):
+        args.programs += extra
+    elif extra:
+        parser.parse_args(argv)  # the usual one-line error for what is left over
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `disco` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     args.argv = argv  # the command as typed, for reports that name it
     try:
         args.handler(args)

@@ -467,3 +467,13 @@ def test_transfer_top_calibrates_the_searchs_estimate_against_transfer(small_run
     rho = float(table.split("optimizers: ")[1].split()[0])
     assert rho == pytest.approx(transfer.rank_correlation(in_search, transferred), abs=0.01)
     assert "#1 beats tuned AdamW" in printed and "#2 is worse than tuned AdamW" in printed
+
+
+def test_program_files_may_follow_the_options():
+    from disco_rules.discovery.cli import parse_arguments
+
+    args = parse_arguments(["transfer", "runs/x", "a.py", "--top", "3", "b.py", "c.py"])
+    assert (args.run, args.programs, args.top) == ("runs/x", ["a.py", "b.py", "c.py"], 3)
+    with pytest.raises(SystemExit) as usage:  # an unknown option is still refused
+        parse_arguments(["transfer", "runs/x", "--top", "3", "b.py", "--colour"])
+    assert usage.value.code == 2
