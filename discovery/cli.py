@@ -798,6 +798,7 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
         raise CliError(f"{run_dir}: its held-out tasks are RL tasks; transfer compares "
                        "optimizers with tuned AdamW on optimizer tasks")
     total = len(protocol.suite(plan)) if tasks is None else tasks
+    provenance = protocol.provenance(args.argv)  # the code that runs: read before a long run
     with Progress().phase("transfer: tasks trained", total) as phase:
         def on_task(row) -> None:
             if args.cache is not None:  # kept after every task: a stopped run loses one
@@ -824,7 +825,7 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
     report = protocol.report(
         outcome, programs, candidates,
         f"Transfer of {run_dir} ({read}; {status.target_generations} planned)",
-        protocol.provenance(args.argv), in_search)
+        provenance, in_search)
     print(report, end="")
     if args.out:
         out = Path(args.out)
