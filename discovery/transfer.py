@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, schedule_of
 from disco_rules.discovery.inner.schedules import grid as schedule_grid
-from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainResult, adamw_decay,
-                                               evaluate_population, lr_scores, make_optax_train)
+from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainResult, adamw_grid,
+                                               evaluate_population, lr_scores)
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.tasks import Task
@@ -79,15 +78,6 @@ class Grid:
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         object.__setattr__(self, "weight_decays", tuple(float(d) for d in self.weight_decays))
-
-    def adamw_points(self) -> tuple[Point, np.ndarray, np.ndarray]:
-        """(points [G], weight decays [G], index into `grid(lrs, schedules)` [G]) of every
-        AdamW point, lr-major, then schedule, then weight decay."""
-        points = schedule_grid(self.lrs, self.schedules)
-        index, decays = (a.ravel() for a in np.meshgrid(
-            np.arange(len(points.lr)), np.asarray(self.weight_decays, np.float32),
-            indexing="ij"))
-        return Point(*(np.asarray(x)[index] for x in points)), decays, index
 
     def describe(self) -> str:
         """The grid in words, for the report."""
@@ -138,23 +128,12 @@ def _choose(result: TrainResult, points: Point, decays: np.ndarray,
                  np.mean(np.asarray(result.curve[best], np.float64), axis=0), schedules[best])
 
 
-_ADAMW: dict[str, Callable[..., TrainResult]] = {}  # task key -> jitted [G, S] trainer
-
-
 def tune_adamw(task: Task, grid: Grid, keys: jax.Array) -> Tuned:
     """AdamW (optax) trained at every (lr, schedule, weight decay) point of `grid` on every
-    key in one compiled call, at its best point."""
-    if task.key not in _ADAMW:  # one jitted function per task: recompiled only per shape
-        def run(point: Point, decay: jax.Array, key: jax.Array) -> TrainResult:
-            return make_optax_train(task, lambda rate: adamw_decay(rate, decay))(point, key)
-
-        _ADAMW[task.key] = jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, None, 0)),
-                                            in_axes=(0, 0, None)))
-    points, decays, index = grid.adamw_points()
-    result = _ADAMW[task.key](Point(*(jnp.asarray(x) for x in points)), jnp.asarray(decays),
-                              keys)
-    return _choose(TrainResult(*(np.asarray(x) for x in result)), points, decays,
-                   [schedule_of(int(k), grid.schedules) for k in index])
+    key in one compiled call (`train.adamw_grid`), at its best point."""
+    result, points, decays, index = adamw_grid(task, grid.lrs, grid.weight_decays, keys,
+                                               grid.schedules)
+    return _choose(result, points, decays, [schedule_of(int(k), grid.schedules) for k in index])
 
 
 def tune_programs(task: Task, encoding: Encoding, programs: Sequence[Program], grid: Grid,

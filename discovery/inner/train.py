@@ -270,6 +270,24 @@ def _grid_fn(task: Task, shape: tuple[int, int]) -> Callable[..., TrainResult]:
     return _COMPILED[key]
 
 
+def adamw_grid(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array,
+               schedules: tuple[Schedule, ...] = (CONSTANT,)
+               ) -> tuple[TrainResult, Point, np.ndarray, np.ndarray]:
+    """AdamW trained at every (lr, schedule, weight decay) of the three grids (decay 0: Adam)
+    on every seed key, in one compiled call: the results [G, S] and, per point [G], its lr and
+    schedule fractions (a `Point`), its weight decay and its index into `grid(lrs,
+    schedules)`; lr-major, then schedule, then weight decay."""
+    points = grid(lrs, schedules)
+    decays = np.asarray(weight_decays, np.float32)
+    index, grid_decay = (a.ravel() for a in np.meshgrid(np.arange(len(points.lr)), decays,
+                                                         indexing="ij"))
+    grid_points = Point(*(np.asarray(x)[index] for x in points))
+    fn = _grid_fn(task, (len(index), int(keys.shape[0])))
+    result = fn(_floats(task), Point(*(jnp.asarray(x) for x in grid_points)),
+                jnp.asarray(grid_decay), keys)
+    return TrainResult(*(np.asarray(x) for x in result)), grid_points, grid_decay, index
+
+
 def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array,
                 scored: int | None = None, schedules: tuple[Schedule, ...] = (CONSTANT,)
                 ) -> TunedBaseline:
@@ -279,14 +297,7 @@ def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.
     curve are over the first `scored` keys (default all): the seeds a candidate is trained
     on, so a score compares the same data splits and initialisations. NaNs if no point
     worked."""
-    points = grid(lrs, schedules)
-    decays = np.asarray(weight_decays, np.float32)
-    index, grid_decay = (a.ravel() for a in np.meshgrid(np.arange(len(points.lr)), decays,
-                                                         indexing="ij"))
-    grid_points = Point(*(jnp.asarray(np.asarray(x)[index]) for x in points))
-    fn = _grid_fn(task, (len(index), int(keys.shape[0])))
-    result = TrainResult(*(np.asarray(x) for x in fn(_floats(task), grid_points,
-                                                     jnp.asarray(grid_decay), keys)))
+    result, points, grid_decay, index = adamw_grid(task, lrs, weight_decays, keys, schedules)
     scores = lr_scores(result)
     if not np.isfinite(scores).any():
         return TunedBaseline("adamw", math.nan, math.nan, math.nan,
@@ -294,7 +305,7 @@ def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.
     best = int(np.argmin(scores))
     decay = float(grid_decay[best])
     paired = TrainResult(*(x[best:best + 1, :scored] for x in result))
-    return TunedBaseline("adam" if decay == 0 else "adamw", float(points.lr[index[best]]),
+    return TunedBaseline("adam" if decay == 0 else "adamw", float(points.lr[best]),
                          decay, float(np.exp(lr_scores(paired)[0])),
                          np.mean(paired.curve[0], axis=0),
                          schedule_of(int(index[best]), schedules).name)
