@@ -1,5 +1,6 @@
 """Choosing a winner that does not overfit the proxies: the simplest meta-validated rule whose
-score is within noise of the best, and the complexity-fitness hall of fame (as PySR shows).
+score is within noise of the best (paired over the held-out samples), and the
+complexity-fitness hall of fame (as PySR shows).
 
 Pure functions of `Validated` rows, so a search loop, `disco inspect --pareto` and a test
 can all call them on the same data; `standard_error` is the one formula for the noise they
@@ -55,15 +56,27 @@ def _rank(candidate: Validated) -> tuple[float, int]:
 
 
 def simplest_within_noise(candidates: Sequence[Validated]) -> Validated | None:
-    """The smallest rule whose mean is at least the best mean less the best's standard error
-    (the one-standard-error rule); among equally small ones the higher mean, then the lower
-    id. None if no candidate has a finite mean."""
+    """The smallest rule whose mean is at least the best mean less one standard error of its
+    gap to the best (the one-standard-error rule, paired): rules validated on the same samples
+    are compared sample by sample, so a task's difficulty, shared by every rule, is not counted
+    as noise; with unaligned samples the best's own standard error. Among equally small rules
+    the higher mean, then the lower id. None if no candidate has a finite mean."""
     finite = [c for c in candidates if math.isfinite(c.mean)]
     if not finite:
         return None
     best = min(finite, key=_rank)
-    threshold = best.mean - best.standard_error
-    return min((c for c in finite if c.mean >= threshold), key=lambda c: (c.size, *_rank(c)))
+    close = [c for c in finite if c.mean >= best.mean - _gap_error(best, c)]
+    return min(close, key=lambda c: (c.size, *_rank(c)))
+
+
+def _gap_error(best: Validated, other: Validated) -> float:
+    """The standard error of the mean gap between `best` and `other`: of their paired
+    differences when both have the same number of samples (0 below two), else best's."""
+    if len(other.scores) != len(best.scores):
+        return best.standard_error
+    if len(best.scores) < 2:
+        return 0.0
+    return standard_error(np.subtract(best.scores, other.scores))
 
 
 def best_per_size(candidates: Sequence[Validated]) -> list[Validated]:

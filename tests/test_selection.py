@@ -28,14 +28,32 @@ def test_mean_and_standard_error_are_the_textbook_ones():
 
 
 def test_the_simplest_rule_within_one_standard_error_of_the_best_wins():
-    best = Validated(1, 12, (0.30, 0.10, 0.20))  # mean 0.2, standard error 0.0577
-    close = Validated(2, 5, (0.16, 0.15, 0.14))  # mean 0.15 >= 0.2 - 0.0577
-    far = Validated(3, 2, (0.10, 0.12, 0.11))  # mean 0.11: simpler but beyond the noise
+    best = Validated(1, 12, (0.30, 0.10, 0.20))  # mean 0.2
+    close = Validated(2, 5, (0.16, 0.15, 0.14))  # gaps 0.14, -0.05, 0.06: 0.05 <= SE 0.055
+    far = Validated(3, 2, (0.10, 0.12, 0.11))  # gaps 0.20, -0.02, 0.09: 0.09 > SE 0.064
     assert simplest_within_noise([best, close, far]) == close
     assert simplest_within_noise([best, far]) == best
-    # a precise best leaves no room: one standard error of zero
+    # a precise best leaves little room: gaps 0.04, 0.05, 0.06 have an SE of 0.0058
     exact = Validated(4, 12, (0.2, 0.2, 0.2))
     assert simplest_within_noise([exact, close, far]) == exact
+
+
+def test_the_noise_is_that_of_the_gap_so_shared_task_difficulty_is_not_noise():
+    # three held-out tasks of very different difficulty; the simple rule trails the best by
+    # exactly 0.1 on each: its gap has no spread, so it is beyond the noise, although the
+    # best's own scores spread over 0.58 standard error (the unpaired rule would crown it)
+    best = Validated(1, 9, (1.0, 0.0, -1.0))
+    trailing = Validated(2, 1, (0.9, -0.1, -1.1))
+    assert best.standard_error > 0.5
+    assert simplest_within_noise([best, trailing]) == best
+    # the same gap with a spread of 0.2 per task: within one standard error (0.115)
+    noisy = Validated(3, 1, (1.1, -0.3, -1.1))
+    gaps = np.subtract(best.scores, noisy.scores)
+    assert gaps.mean() < gaps.std(ddof=1) / math.sqrt(3)
+    assert simplest_within_noise([best, noisy]) == noisy
+    # unaligned samples (a different count) fall back to the best's own standard error
+    unaligned = Validated(4, 1, (-0.4, -0.2))  # mean -0.3 >= 0 - 0.577
+    assert simplest_within_noise([best, unaligned]) == unaligned
 
 
 def test_ties_in_size_go_to_the_higher_mean_then_the_lower_id():
