@@ -331,10 +331,31 @@ def _winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | 
     beating = sorted(((f"#{cid}", v) for cid, v in verdicts.items()
                       if v.kind == "beats" and cid != winner), key=lambda item: -item[1].mean)
     lines = [f"verdict: {winner_text(f'#{winner}', verdicts[winner], baseline, beating)}"]
+    lines += _against_warm_start(store, winner, scores)
     if not rl:
         lines.append(f"  (on the held-out tasks that chose it; `disco transfer "
                      f"{store.run_dir}` retests it on fresh seeds and variants of them)")
     return lines, verdicts[winner]
+
+
+def _against_warm_start(store: RunStore, winner: int,
+                        scores: dict[int, dict[str, float]]) -> list[str]:
+    """The line on the winner against the warm start its lineage begins at, from their paired
+    meta-validation scores (`verdict.against`); none when the run has no validated warm start
+    at the root of the winner's lineage."""
+    from disco_rules.discovery.verdict import against
+
+    root = store.lineage(winner)[-1]
+    warm_starts = len(parse_config(store.config_text).population.warm_start)
+    if root.parent_id is not None or root.generation != 0 or root.id >= warm_starts \
+            or root.id not in scores or root.text is None:
+        return []
+    name = f"#{root.id} ({parse(root.text).name})"
+    if root.id == winner:
+        return [f"  the chosen rule is its warm start {name}: nothing the search found beats "
+                "it beyond noise on the held-out tasks"]
+    return ["  " + against(f"#{winner}", scores[winner], f"its warm start {name}",
+                           scores[root.id])]
 
 
 def _is_rl(baselines: Sequence) -> bool:

@@ -124,6 +124,16 @@ def by_family(scores: Mapping[str, float]) -> dict[str, np.ndarray]:
     return {family: np.asarray(values, np.float64) for family, values in grouped.items()}
 
 
+def against(name: str, scores: Mapping[str, float], other: str,
+            other_scores: Mapping[str, float]) -> str:
+    """One line on `name` against `other` from their scores on the same tasks (task -> score),
+    paired task by task, e.g. "#12 beats its warm start #0 (sgd) by +0.240 ± 0.080 (ahead on
+    3 of 4 held-out families)"."""
+    gaps = {task: score - other_scores[task] for task, score in scores.items()
+            if task in other_scores}
+    return judge(by_family(gaps)).text(name, other)
+
+
 def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
                 beating: Sequence[tuple[str, Verdict]] = ()) -> str:
     """What to say of a run's chosen winner `name`: its verdict line when it beats the

@@ -172,6 +172,57 @@ def test_an_rl_run_is_judged_against_the_tuned_agent_at_one(tmp_path, capsys):
     assert "verdict: #1 beats tuned PPO by +0.350 ± 0.029" in capsys.readouterr().out
 
 
+def _evolved_run(run_dir: Path, warm: dict[str, float], child: dict[str, float]) -> Path:
+    """A quickstart run (one warm start, #0) whose child #5 descends from it, both validated."""
+    tasks = sorted(warm)
+    with RunStore.create(run_dir, (ROOT / "examples" / "quickstart.toml").read_text()) as store:
+        for task in tasks:
+            store.add_baseline(BaselineRecord(task=task, score=0.0, loss=1.0, lr=0.01,
+                                              optimizer="adam", weight_decay=0.0, seeds=2))
+        store.add_generation(0, [CandidateRecord(
+            id=0, generation=0, kind="program", hash="h0", fitness=0.0, status="ok",
+            text="def sgd(w, g, lr):\n    update = lr * g\n    return update\n")],
+            validation=[ValidationRecord(candidate_id=0, task=t, score=s)
+                        for t, s in warm.items()])
+        store.add_generation(1, [CandidateRecord(
+            id=5, generation=1, parent_id=0, kind="program", hash="h5", fitness=0.1,
+            status="ok", text="def sgd(w, g, lr):\n    update = lr * sign(g)\n"
+                              "    return update\n")],
+            validation=[ValidationRecord(candidate_id=5, task=t, score=s)
+                        for t, s in child.items()])
+    return run_dir
+
+
+def test_the_summary_says_what_the_winner_beats_its_warm_start_and_not_adamw(tmp_path, capsys):
+    # every task is hard for both (about -0.6 against AdamW), the child gains 0.2-0.3 on each
+    warm = {"quadratic(dim=4)": -0.9, "rnn(width=8)": -0.5, "quadratic(dim=8)": -0.7,
+            "rnn(width=16)": -0.3}
+    gains = [0.3, 0.2, 0.25, 0.22]
+    child = {task: score + gain for (task, score), gain in zip(warm.items(), gains)}
+    run_dir = _evolved_run(tmp_path / "run", warm, child)
+    mean, se = _closed_form(gains)
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert "chosen: #5" in out  # beyond one paired standard error of the warm start
+    assert "verdict: no candidate beats tuned AdamW beyond noise" in out
+    assert "the closest is #5 (worse: " in out
+    assert (f"#5 beats its warm start #0 (sgd) by {mean:+.3f} ± {se:.3f} (ahead on 2 of 2 "
+            "held-out families)") in out
+
+
+def test_the_summary_says_when_the_chosen_rule_is_its_own_warm_start(tmp_path, capsys):
+    warm = {"quadratic(dim=4)": -0.9, "rnn(width=8)": -0.5, "quadratic(dim=8)": -0.7}
+    child = {"quadratic(dim=4)": -0.6, "rnn(width=8)": -0.6, "quadratic(dim=8)": -0.8}
+    run_dir = _evolved_run(tmp_path / "run", warm, child)
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert "chosen: #0" in out
+    assert ("the chosen rule is its warm start #0 (sgd): nothing the search found beats it "
+            "beyond noise on the held-out tasks") in out
+
+
 # -- the suite: variants of the held-out tasks ---------------------------------------------------
 
 TASK = Task.make("mlp_regression", in_dim=2, width=4, horizon=12)
