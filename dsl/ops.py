@@ -26,6 +26,8 @@ class Op:
     identity: float | None = None  # x op identity == x (and identity op x, if commutative)
     involution: bool = False  # op(op(x)) == x
     idempotent: bool = False  # unary: op(op(x)) == op(x); binary: op(x, x) == x
+    even: bool = False  # unary: op(-x) == op(x), so op(abs(x)) == op(x) too
+    nonnegative: bool = False  # unary: op(x) >= 0 or NaN (or -0), so abs(op(x)) == op(x)
     reduction: bool = False  # result is one number per array, broadcast back
     fn: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
@@ -45,29 +47,32 @@ _OPS: tuple[Op, ...] = (
     Op("copy", 1, "{0}"),
     # unary elementwise
     Op("neg", 1, "(-{0})", prefix="-", involution=True),
-    Op("abs", 1, "xp.abs({0})", idempotent=True),
+    Op("abs", 1, "xp.abs({0})", idempotent=True, even=True, nonnegative=True),
     Op("sign", 1, "xp.sign({0})", idempotent=True),
-    Op("sqrt", 1, "xp.sqrt({0})"),
-    Op("square", 1, "({0} * {0})"),
-    Op("exp", 1, "xp.exp({0})"),
+    Op("sqrt", 1, "xp.sqrt({0})", nonnegative=True),
+    Op("square", 1, "({0} * {0})", even=True, nonnegative=True),
+    Op("exp", 1, "xp.exp({0})", nonnegative=True),
     Op("log", 1, "xp.log({0})"),
     Op("sin", 1, "xp.sin({0})"),
-    Op("cos", 1, "xp.cos({0})"),
+    Op("cos", 1, "xp.cos({0})", even=True),
     Op("tan", 1, "xp.tan({0})"),
     Op("arcsin", 1, "xp.arcsin({0})"),
     Op("arccos", 1, "xp.arccos({0})"),
     Op("arctan", 1, "xp.arctan({0})"),
     Op("sinh", 1, "xp.sinh({0})"),
-    Op("cosh", 1, "xp.cosh({0})"),
+    Op("cosh", 1, "xp.cosh({0})", even=True, nonnegative=True),
     Op("tanh", 1, "xp.tanh({0})"),
     Op("arcsinh", 1, "xp.arcsinh({0})"),
     Op("arctanh", 1, "xp.arctanh({0})"),
     Op("reciprocal", 1, "(1.0 / {0})", involution=True),
-    Op("relu", 1, "xp.where({0} > 0, {0}, xp.zeros_like({0}))", idempotent=True),
+    Op("relu", 1, "xp.where({0} > 0, {0}, xp.zeros_like({0}))", idempotent=True,
+       nonnegative=True),
     # reductions over the whole array, broadcast back to its shape
-    Op("norm", 1, "(xp.zeros_like({0}) + xp.sqrt(xp.sum({0} * {0})))", reduction=True),
+    Op("norm", 1, "(xp.zeros_like({0}) + xp.sqrt(xp.sum({0} * {0})))", reduction=True,
+       even=True, nonnegative=True),
     Op("mean", 1, "(xp.zeros_like({0}) + xp.mean({0}))", reduction=True, idempotent=True),
-    Op("rms", 1, "(xp.zeros_like({0}) + xp.sqrt(xp.mean({0} * {0})))", reduction=True),
+    Op("rms", 1, "(xp.zeros_like({0}) + xp.sqrt(xp.mean({0} * {0})))", reduction=True,
+       even=True, nonnegative=True),
     # binary
     Op("add", 2, "({0} + {1})", infix="+", commutative=True, identity=0.0),
     Op("sub", 2, "({0} - {1})", infix="-", identity=0.0),

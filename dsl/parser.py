@@ -12,11 +12,17 @@ from disco_rules.dsl.program import Const, Operand, Program, ProgramError, Stmt
 _BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
                             ast.Pow: "pow"}
 
+# Operators that chain without brackets, `a + b - c` or `a * b / c`: Python nests them to the
+# left, `(a + b) - c`, but a reader (and the flattener, which walks a chain in a loop) sees
+# one level.
+_CHAINS: dict[type, str] = {ast.Add: "+", ast.Sub: "+", ast.Mult: "*", ast.Div: "*"}
+
 # Limits on what is parsed, far above any program the search makes, so that hostile or broken
-# text is a ParseError rather than a RecursionError (the flattener recurses per nesting level)
-# or a long stall.
+# text is a ParseError rather than a RecursionError (the flattener recurses per nesting level,
+# and Python's own parser per operator of a chain) or a long stall.
 MAX_TEXT_CHARS = 1_000_000
-MAX_NESTING = 100  # of an expression: operators and calls inside one another
+MAX_NESTING = 100  # of an expression: calls and operators inside one another, a chain once
+MAX_CHAIN = 1_000  # operators in one chain such as `a + b - c`
 MAX_NODES = 100_000  # syntax nodes in the whole function
 NUL = "\0"
 
@@ -81,7 +87,15 @@ class _Flattener:
             op = _BINOPS.get(type(node.op))
             if op is None:
                 raise ParseError(f"operator {type(node.op).__name__} is not in the language", node)
-            return op, [self.operand(node.left), self.operand(node.right)]
+            # A chain `a + b - c` is `(a + b) - c`: walked in a loop, not recursively, with
+            # statements emitted in the order recursion would emit them.
+            chain = [node]
+            while _continues_chain(chain[-1], chain[-1].left):
+                chain.append(chain[-1].left)  # type: ignore[arg-type]
+            left = self.operand(chain[-1].left)
+            for link in reversed(chain[1:]):
+                left = self.emit(_BINOPS[type(link.op)], [left, self.operand(link.right)])
+            return op, [left, self.operand(node.right)]
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
                 return "neg", [self.operand(node.operand)]
@@ -134,20 +148,37 @@ def _position(text: str, index: int) -> str:
     return f"line {line}, column {column}"
 
 
+def _continues_chain(parent: ast.AST, child: ast.AST) -> bool:
+    """Whether `child` is the left operand of `parent` in one chain such as `a + b - c`."""
+    return isinstance(parent, ast.BinOp) and isinstance(child, ast.BinOp) \
+        and child is parent.left and type(child.op) in _CHAINS \
+        and _CHAINS[type(child.op)] == _CHAINS.get(type(parent.op))
+
+
 def _check_size(func: ast.FunctionDef) -> None:
-    """ParseError for a function over MAX_NODES nodes or nested deeper than MAX_NESTING
-    (walked without recursion, before anything recursive touches the tree)."""
-    stack: list[tuple[ast.AST, int]] = [(func, 0)]
+    """ParseError for a function over MAX_NODES nodes, nested deeper than MAX_NESTING or with
+    a chain over MAX_CHAIN operators (walked without recursion, before anything recursive
+    touches the tree). A chain such as `a + b - c` is one level, however long."""
+    stack: list[tuple[ast.AST, int, int]] = [(func, 0, 0)]  # node, depth, operators in chain
     nodes = 0
     while stack:
-        node, depth = stack.pop()
+        node, depth, chain = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             raise ParseError(f"the program has over {MAX_NODES} syntax nodes")
         if depth > MAX_NESTING:
-            raise ParseError(f"expression nested over {MAX_NESTING} levels deep", node)
+            raise ParseError(f"expression nested over {MAX_NESTING} levels deep (calls and "
+                             "operators inside one another; a chain such as `a + b - c` "
+                             "counts once)", node)
+        if chain > MAX_CHAIN:
+            raise ParseError(f"a chain of over {MAX_CHAIN} operators such as `a + b - c`; "
+                             "split it over several statements", node)
         inner = depth + 1 if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) else depth
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+        for child in ast.iter_child_nodes(node):
+            if _continues_chain(node, child):
+                stack.append((child, depth, chain + 1))
+            else:
+                stack.append((child, inner, int(isinstance(child, ast.BinOp))))
 
 
 def parse(text: str) -> Program:
@@ -162,8 +193,9 @@ def parse(text: str) -> Program:
         where = "" if error.lineno is None else f"line {error.lineno}, column {error.offset}: "
         raise ParseError(f"{where}{error.msg}") from None
     except (RecursionError, MemoryError):
-        raise ParseError(f"expressions nested too deeply to parse (the limit is "
-                         f"{MAX_NESTING} levels)") from None
+        raise ParseError(f"expressions nested too deeply or chained too long to parse (the "
+                         f"limits are {MAX_NESTING} levels of nesting and {MAX_CHAIN} operators "
+                         "in a chain such as `a + b - c`)") from None
     if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
         node = module.body[0] if module.body else None
         raise ParseError("program text must be exactly one `def NAME(params):`", node)

@@ -10,7 +10,10 @@ Rewrites keep every output, NaN and Inf included, up to rounding and the sign of
 (`x + 0` turns `-0` into `0`), with two more exceptions where a rewrite is more exact than
 the original: `sqrt(square(x))` becomes `abs(x)` even where `x * x` over- or underflows, and
 `reciprocal(reciprocal(x))` becomes `x` even where `1 / x` does. No rewrite assumes
-`0 * x == 0` or `x - x == 0`, which would turn NaN into numbers where `x` is infinite.
+`0 * x == 0` or `x - x == 0`, which would turn NaN into numbers where `x` is infinite. For
+the same reason `interp(x, x, a)` becomes `x` only for a constant `a` strictly between 0 and
+1: at `a = 0`, `a = 1` or outside, `(1 - a) * x + a * x` is NaN where `x` is infinite (and
+a computed `a` may be anything, NaN included), so there it stays.
 """
 
 from __future__ import annotations
@@ -27,13 +30,10 @@ from disco_rules.dsl.program import Const, Operand, Program, Stmt
 OperandKey = tuple[object, ...]
 
 # outer(inner(x)) == result(x) on every input, NaN and Inf included, except that
-# sqrt(square(x)) is abs(x) also where x * x over- or underflows.
+# sqrt(square(x)) is abs(x) also where x * x over- or underflows. Compositions that follow
+# from the op table's flags (even ops of neg or abs, abs of nonnegative ops) are not listed.
 _COMPOSITIONS: dict[tuple[str, str], str] = {
     ("sqrt", "square"): "abs",
-    ("abs", "neg"): "abs",
-    ("abs", "square"): "square",
-    ("square", "neg"): "square",
-    ("square", "abs"): "square",
 }
 
 
@@ -122,6 +122,10 @@ def _rewrite_once(stmt: Stmt, definitions: dict[str, Stmt]) -> Stmt | None:
             return becomes("copy", nested.args[0])
         if nested.op == op.name and op.idempotent:
             return becomes("copy", x)
+        if op.even and nested.op in ("neg", "abs"):
+            return becomes(op.name, nested.args[0])
+        if op.name == "abs" and OPS[nested.op].nonnegative:
+            return becomes("copy", x)
         result = _COMPOSITIONS.get((op.name, nested.op))
         if result is not None:
             return becomes(result, nested.args[0])
@@ -172,10 +176,12 @@ def _add_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacemen
 
 
 def _sub_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacement | None:
-    """x - (-y) -> x + y."""
+    """x - (-y) -> x + y; 0 - x -> -x."""
     nested = inner[1]
     if nested is not None and nested.op == "neg":
         return ("add", args[0], nested.args[0])
+    if args[0] == Const(0.0):
+        return ("neg", args[1])
     return None
 
 
@@ -199,16 +205,44 @@ def _div_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacemen
 
 
 def _pow_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacement | None:
-    """x ** 2 -> square(x); x ** -1 -> reciprocal(x)."""
+    """x ** 2 -> square(x); x ** -1 -> reciprocal(x); x ** 0 and 1 ** x -> 1, as IEEE `pow`
+    has it even for NaN and infinite x (in numpy, jax and torch alike)."""
     if args[1] == Const(2.0):
         return ("square", args[0])
     if args[1] == Const(-1.0):
         return ("reciprocal", args[0])
+    if args[1] == Const(0.0) or args[0] == Const(1.0):
+        return ("copy", Const(1.0))
+    return None
+
+
+def _maximum_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacement | None:
+    """maximum(x, -x) -> abs(x)."""
+    for side in (0, 1):
+        nested = inner[side]
+        if nested is not None and nested.op == "neg" and nested.args[0] == args[1 - side]:
+            return ("abs", args[1 - side])
+    return None
+
+
+def _clip_rule(args: tuple[Operand, ...], inner: list[Stmt | None]) -> Replacement | None:
+    """The bound's sign never matters: clip(x, -y) and clip(x, abs(y)) -> clip(x, y), and a
+    negative constant bound turns positive; clip(x, x) -> x; clip(clip(x, y), y) -> clip(x, y)."""
+    x, bound = args
+    nested = inner[1]
+    if nested is not None and nested.op in ("neg", "abs"):
+        return ("clip", x, nested.args[0])
+    if isinstance(bound, Const) and bound.value < 0:
+        return ("clip", x, Const(-bound.value))
+    if x == bound or inner[0] is not None and inner[0].op == "clip" \
+            and inner[0].args[1] == bound:
+        return ("copy", x)
     return None
 
 
 _BINARY_RULES: dict[str, BinaryRule] = {
     "add": _add_rule, "sub": _sub_rule, "mul": _mul_rule, "div": _div_rule, "pow": _pow_rule,
+    "maximum": _maximum_rule, "clip": _clip_rule,
 }
 
 

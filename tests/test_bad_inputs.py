@@ -57,7 +57,8 @@ CASES = {
     # programs
     "a 20,000-term sum": (["inspect", "{tmp}/sum.py"], "nested too deeply"),
     "5,000 nested unary minuses": (["simplify", "{tmp}/neg.py"], "nested too deeply"),
-    "a sum over the nesting limit": (["inspect", "{tmp}/wide.py"], "nested over 100 levels"),
+    "a bracketed sum over the nesting limit": (["inspect", "{tmp}/wide.py"],
+                                               "nested over 100 levels"),
     "a NUL byte": (["inspect", "{tmp}/nul.py"], "nul.py: line 2, column 15: a NUL character"),
     "a program of 2 MB": (["export", "{tmp}/big.py", "--format", "numpy"],
                           "over 1000000"),
@@ -101,7 +102,7 @@ def _write_inputs(tmp: Path) -> None:
     (tmp / "sum.py").write_text(SIGNATURE + "    u = " + " + ".join(["g"] * 20_000)
                                 + "\n    return u\n")
     (tmp / "neg.py").write_text(SIGNATURE + "    u = " + "-" * 5_000 + "g\n    return u\n")
-    (tmp / "wide.py").write_text(SIGNATURE + "    u = " + " + ".join(["g"] * 150)
+    (tmp / "wide.py").write_text(SIGNATURE + "    u = " + "g + (" * 150 + "g" + ")" * 150
                                  + "\n    return u\n")
     (tmp / "nul.py").write_text(SIGNATURE + "    u = g * lr\x00\n    return u\n")
     (tmp / "big.py").write_text(SIGNATURE + "    u = g\n" * 200_000 + "    return u\n")

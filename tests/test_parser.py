@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.export import numpy_module
 from disco_rules.dsl.parser import ParseError, parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
+from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "dsl" / "programs").glob("*.py"))
@@ -134,3 +136,76 @@ def test_domain_errors_give_nan_not_exceptions():
     with np.errstate(all="ignore"):
         (out,) = evaluate(program, {"x": np.array([-2.0, 0.0, 3.0])})
     assert not np.isfinite(out).any()
+
+
+# --- limits: flat chains are one level, nesting and size are bounded -------------------------
+
+SIGNATURE = "def p(w, g, lr, step, progress):\n"
+
+
+def one_expression(expression: str) -> str:
+    return SIGNATURE + f"    u = {expression}\n    return u\n"
+
+
+def test_a_flat_sum_of_106_terms_parses_evaluates_simplifies_and_exports():
+    program = parse(one_expression(" + ".join(["g"] * 106)))
+    assert len(program.body) == 105
+    assert parse(to_text(program)) == program
+    g = np.array([0.5, -1.0, 3.0])
+    inputs = {"w": g * 0, "g": g, "lr": 0.1, "step": 1.0, "progress": 0.5}
+    (update,) = evaluate(program, inputs)
+    np.testing.assert_allclose(update, 106 * g)
+    (simplified,) = evaluate(simplify(program), inputs)
+    np.testing.assert_allclose(simplified, 106 * g)
+    namespace: dict = {}
+    exec(numpy_module(program, OPTIMIZER, "flat_sum"), namespace)  # noqa: S102 (our own text)
+    np.testing.assert_allclose(namespace["flat_sum"](**inputs), 106 * g)
+
+
+@pytest.mark.parametrize("operators", [("+", "-"), ("*", "/")])
+def test_a_long_chain_of_one_precedence_is_one_level(operators):
+    terms = 999  # MAX_CHAIN operators: at the limit, not over it
+    expression = "g"
+    for i in range(terms):
+        expression += f" {operators[i % 2]} g"
+    program = parse(one_expression(expression))
+    assert [s.op for s in program.body].count("add" if "+" in operators else "mul") == 500
+    assert len(program.body) == terms  # one statement per operator
+    (update,) = evaluate(program, {"w": 0.0, "g": np.array([2.0]), "lr": 0.0, "step": 0.0,
+                                   "progress": 0.0})
+    np.testing.assert_allclose(update, [4.0])  # 2g, or g ** 2
+
+
+def test_a_chain_emits_its_statements_left_to_right_as_python_evaluates():
+    program = parse("def f(a, b, c, d):\n    y = a + b * c - d + exp(a)\n    return y\n")
+    assert program.body == (
+        Stmt("t0", "mul", ("b", "c")),
+        Stmt("t1", "add", ("a", "t0")),
+        Stmt("t2", "sub", ("t1", "d")),
+        Stmt("t3", "exp", ("a",)),
+        Stmt("y", "add", ("t2", "t3")),
+    )
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("g + (" * 101 + "g" + ")" * 101, "nested over 100 levels"),
+    ("abs(" * 101 + "g" + ")" * 101, "nested over 100 levels"),
+    ("g * (g + " * 60 + "g" + ")" * 60, "nested over 100 levels"),
+    (" + ".join(["g"] * 1_002), "line 2, column 9: a chain of over 1000 operators"),
+    (" * ".join(["g"] * 1_500), "a chain of over 1000 operators"),
+    (" + ".join(["g"] * 20_000), "nested too deeply or chained too long"),
+    ("-" * 5_000 + "g", "nested too deeply"),
+])
+def test_deep_nesting_and_overlong_chains_are_refused_in_one_line(expression, message):
+    with pytest.raises(ParseError) as info:
+        parse(one_expression(expression))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_nesting_still_counts_across_different_precedences():
+    # a + b * c ... alternates precedence at every operator: each is a level
+    expression = "g" + " + g * (g" * 40 + ")" * 40
+    parse(one_expression(expression))
+    with pytest.raises(ParseError, match="nested over 100 levels"):
+        parse(one_expression("g" + " + g * (g" * 51 + ")" * 51))

@@ -1,10 +1,16 @@
-"""Progress of long phases: plain lines off a terminal, one redrawn line on it, nothing for
-quick phases, and a pool whose map counts its results."""
+"""Progress of long phases: plain lines off a terminal (only for phases that last), one
+redrawn line on a terminal or in a notebook, nothing for quick phases, a pool whose map
+counts its results and names each batch once by what it is, and the Python API's display."""
 
 import io
+import sys
 
 from disco_rules.cluster.local import LocalPool
-from disco_rules.discovery.progress import Progress, ProgressPool, describe
+from disco_rules.discovery.evaluator import BaselineItem, ProgramsItem
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.progress import (Progress, ProgressPool, describe, for_api,
+                                            interactive, task_roles)
+from disco_rules.discovery.tasks import Task
 
 
 class Clock:
@@ -29,20 +35,29 @@ def test_a_quick_phase_shows_nothing():
         assert stream.getvalue() == ""
 
 
+def test_off_a_terminal_a_phase_shorter_than_every_s_shows_nothing():
+    progress, stream, clock = make(live=False)
+    with progress.phase("generation 0: training on 2 tasks", 4) as phase:
+        clock.now += 10.0
+        phase.advance(4)
+    assert stream.getvalue() == ""
+
+
 def test_off_a_terminal_a_long_phase_is_plain_lines_with_counts_and_time_left():
     progress, stream, clock = make(live=False)
-    with progress.phase("generation 0: training", 4) as phase:
+    with progress.phase("generation 0: training on 2 tasks", 4) as phase:
         clock.now += 10.0
-        phase.advance()  # 1 of 4 in 10 s: 30 s left
+        phase.advance()  # before every_s: no line yet
+        clock.now += 5.0
+        phase.advance()  # 2 of 4 in 15 s: 15 s left
         clock.now += 1.0
         phase.advance()  # within every_s of the last line: no line
         clock.now += 20.0
         phase.advance()
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "generation 0: training: 1/4 [#####---------------] 10s, ~30s left"
-    assert lines[1].startswith("generation 0: training: 3/4 ")
-    assert lines[2] == "generation 0: training: done, 3/4 in 31s"
-    assert "\r" not in stream.getvalue()
+    assert stream.getvalue().splitlines() == [
+        "generation 0: training on 2 tasks: 2/4 [##########----------] 15s, ~15s left",
+        "generation 0: training on 2 tasks: 4/4 [####################] 36s",
+        "generation 0: training on 2 tasks: done, 4/4 in 36s"]
 
 
 def test_on_a_terminal_a_phase_is_one_line_redrawn_and_erased():
@@ -71,7 +86,7 @@ def test_a_progress_pool_counts_results_and_passes_them_on():
         progress, stream, clock = make(live=False, every_s=0.0)
 
         def slow_double(x):
-            clock.now += 5.0  # every result is past quiet_s: each one is a line
+            clock.now += 5.0  # every_s is 0: each result is a line
             return 2 * x
 
         pool = kind(lambda: slow_double)
@@ -86,14 +101,52 @@ def test_a_progress_pool_counts_results_and_passes_them_on():
     assert seen == [(0, 2), (1, 4), (2, 6)] * 2
 
 
-def test_work_items_are_described_by_kind():
-    from disco_rules.discovery.evaluator import BaselineItem, ProgramsItem
+def _item(kind, task):
+    item = kind.__new__(kind)
+    object.__setattr__(item, "task", task)  # frozen dataclasses
+    return item
 
-    baseline = BaselineItem.__new__(BaselineItem)
-    programs = ProgramsItem.__new__(ProgramsItem)
-    assert describe([baseline, baseline]) == "baselines"
-    assert describe([baseline, programs]) == "baselines and training"
-    assert describe([]) == "work items"
+
+QUAD, MLP, CLS = (Task.make("quadratic", horizon=30), Task.make("mlp_regression"),
+                  Task.make("classification"))
+
+
+def test_a_batch_is_named_by_its_work_and_counts_its_tasks():
+    roles = {QUAD.key: "screening", MLP.key: "training", CLS.key: "validation"}
+    baselines = [_item(BaselineItem, task) for task in (QUAD, MLP, CLS)]
+    assert describe(baselines, roles) == "baselines on 3 tasks"
+    assert describe([_item(ProgramsItem, QUAD)] * 2, roles) == "screening on 1 task"
+    assert describe([_item(ProgramsItem, MLP)] * 3, roles) == "training on 1 task"
+    assert describe([_item(ProgramsItem, CLS), _item(ProgramsItem, MLP)], roles) == \
+        "validation and training on 2 tasks"
+    level = Task.make("quadratic", horizon=77)  # drawn by a scheduler: not in the plan
+    assert describe([_item(ProgramsItem, level)], roles) == "training on 1 task"
+    assert describe([1, 2]) == "work items" and describe([]) == "work items"
+
+
+def test_each_phase_of_a_generation_has_its_own_label():
+    plan = TaskPlan(train=(MLP,), heldout=(CLS,), screen=QUAD)
+    roles = task_roles(plan)
+    assert roles == {QUAD.key: "screening", MLP.key: "training", CLS.key: "validation"}
+    # a screen task that also trains is counted as training
+    assert task_roles(TaskPlan(train=(QUAD,), heldout=(CLS,), screen=QUAD))[QUAD.key] == \
+        "training"
+    progress, stream, clock = make(live=False, every_s=0.0)
+
+    def slow(item):
+        clock.now += 1.0
+        return 0
+
+    pool = ProgressPool(LocalPool(lambda: slow), progress, "generation 0", roles)
+    for batch in ([_item(BaselineItem, t) for t in (QUAD, MLP, CLS)],
+                  [_item(ProgramsItem, QUAD)] * 2, [_item(ProgramsItem, MLP)] * 2,
+                  [_item(ProgramsItem, CLS)]):
+        pool.map(batch)
+    done = [line for line in stream.getvalue().splitlines() if ": done" in line]
+    assert done == ["generation 0: baselines on 3 tasks: done, 3/3 in 3s",
+                    "generation 0: screening on 1 task: done, 2/2 in 2s",
+                    "generation 0: training on 1 task: done, 2/2 in 2s",
+                    "generation 0: validation on 1 task: done, 1/1 in 1s"]
 
 
 def test_a_phase_known_to_be_long_shows_at_once():
@@ -102,3 +155,21 @@ def test_a_phase_known_to_be_long_shows_at_once():
         assert stream.getvalue() == "starting Ray... 0s\n"
         clock.now += 20.0
     assert stream.getvalue().splitlines()[-1] == "starting Ray: done in 20s"
+
+
+class NotebookStream(io.StringIO):
+    """Stands for Jupyter's output stream: not a terminal, but it redraws a line on \\r."""
+
+
+NotebookStream.__module__ = "ipykernel.iostream"
+
+
+def test_a_line_is_redrawn_on_a_terminal_or_in_a_notebook_and_nowhere_else(monkeypatch):
+    assert not interactive(io.StringIO())
+    assert interactive(NotebookStream())
+    assert Progress(NotebookStream()).live and not Progress(io.StringIO()).live
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert for_api(None) is None and for_api(False) is None
+    assert isinstance(for_api(True), Progress)
+    monkeypatch.setattr(sys, "stdout", NotebookStream())
+    assert for_api(None).live and for_api(False) is None

@@ -20,6 +20,10 @@ EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("dsl", "programs").glob(
 PARAM_POOL = ("x", "y", "z", "u")
 # Constants that trigger rewrites (identities, -1, interp ends) next to ordinary ones.
 CONSTANT_POOL = (0.0, 1.0, -1.0, 2.0, 0.5, 0.9, -3.0)
+# Inputs of every kind the evaluator meets, infinities and NaN included; no zeros, whose sign
+# rewrites may change (`x + 0` is `+0` where `x` is `-0`). Each param gets them in its own
+# order, so that every pair of kinds meets in some element.
+SPECIAL_VALUES = np.array([np.inf, -np.inf, np.nan, 0.5, -2.0, 3.0, 1e-3, -0.7])
 PROPERTY_SETTINGS = settings(max_examples=300, derandomize=True, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])
 
@@ -34,7 +38,9 @@ def programs(draw: st.DrawFn) -> Program:
         op = draw(st.sampled_from(OP_NAMES))
         args = []
         for _ in range(OPS[op].arity):
-            if draw(st.integers(0, 3)) == 0:
+            if args and draw(st.integers(0, 3)) == 0:  # op(x, x, ...): where identities live
+                args.append(args[-1])
+            elif draw(st.integers(0, 3)) == 0:
                 args.append(Const(draw(st.sampled_from(CONSTANT_POOL))))
             else:
                 args.append(draw(st.sampled_from(names)))
@@ -54,18 +60,24 @@ def program(text: str) -> Program:
     return parse("\n".join([header + ":"] + [f"    {line}" for line in lines]) + "\n")
 
 
-def outputs_on_random_inputs(prog: Program, seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    inputs = {p: rng.standard_normal(8) for p in prog.params}
-    with np.errstate(all="ignore"):
-        return evaluate(prog, inputs)
+def input_sets(params: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
+    """Three sets of random normal inputs, then two of SPECIAL_VALUES in per-param orders."""
+    sets = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sets.append({p: rng.standard_normal(8) for p in params})
+    for stride in (1, 3):
+        sets.append({p: np.roll(SPECIAL_VALUES, stride * i) for i, p in enumerate(params)})
+    return sets
 
 
 def assert_same_function(before: Program, after: Program) -> None:
-    """Outputs agree on random inputs, NaN where NaN, the same infinities where infinite."""
-    for seed in range(3):
-        expected = outputs_on_random_inputs(before, seed)
-        actual = outputs_on_random_inputs(after, seed)
+    """Outputs agree on random and on non-finite inputs, NaN where NaN, the same infinities
+    where infinite."""
+    for inputs in input_sets(before.params):
+        with np.errstate(all="ignore"):
+            expected = evaluate(before, inputs)
+            actual = evaluate(after, inputs)
         assert len(actual) == len(expected)
         for got, want in zip(actual, expected):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12, equal_nan=True)
@@ -94,6 +106,24 @@ def test_examples_keep_their_function(path: Path) -> None:
 @given(programs())
 def test_random_programs_keep_their_function(prog: Program) -> None:
     assert_same_function(prog, simplify(prog))
+
+
+# Elements of drawn inputs: the infinities, NaN and ordinary numbers (no zeros, see above).
+input_values = st.one_of(st.sampled_from([np.inf, -np.inf, np.nan]),
+                         st.floats(-10.0, 10.0).filter(lambda v: abs(v) > 1e-6))
+
+
+@PROPERTY_SETTINGS
+@given(programs(), st.data())
+def test_random_programs_keep_their_function_on_drawn_inputs(prog: Program,
+                                                             data: st.DataObject) -> None:
+    inputs = {p: np.array(data.draw(st.lists(input_values, min_size=4, max_size=4)))
+              for p in prog.params}
+    with np.errstate(all="ignore"):
+        expected = evaluate(prog, inputs)
+        actual = evaluate(simplify(prog), inputs)
+    for got, want in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12, equal_nan=True)
 
 
 @PROPERTY_SETTINGS
@@ -253,6 +283,21 @@ def test_idempotent_binary_ops_of_one_value_vanish(name: str) -> None:
     assert simplify(before).body == ()
 
 
+@pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].even])
+@pytest.mark.parametrize("inner", ["neg", "abs"])
+def test_even_ops_drop_a_sign_change_of_their_argument(name: str, inner: str) -> None:
+    before = Program("f", ("x",), (Stmt("a", inner, ("x",)), Stmt("b", name, ("a",))), ("b",))
+    assert simplify(before).body == (Stmt("v0", name, ("x",)),)
+    assert_same_function(before, simplify(before))
+
+
+@pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].nonnegative])
+def test_abs_of_a_nonnegative_op_vanishes(name: str) -> None:
+    before = Program("f", ("x",), (Stmt("a", name, ("x",)), Stmt("b", "abs", ("a",))), ("b",))
+    assert simplify(before).body == (Stmt("v0", name, ("x",)),)
+    assert_same_function(before, simplify(before))
+
+
 @pytest.mark.parametrize("text, expected", [
     ("def f(x); return sqrt(square(x))", "def f(x); return abs(x)"),
     ("def f(x); return interp(x, 2.0, 0.0)", "def f(x); return x"),
@@ -266,6 +311,18 @@ def test_idempotent_binary_ops_of_one_value_vanish(name: str) -> None:
     ("def f(x, y); return where(1.0, x, y)", "def f(x, y); return x"),
     ("def f(x, y); return where(-1.0, x, y)", "def f(x, y); return y"),
     ("def f(c, x); return where(c, x, x)", "def f(c, x); return x"),
+    ("def f(x); return maximum(x, x)", "def f(x); return x"),
+    ("def f(x); return minimum(x, x)", "def f(x); return x"),
+    ("def f(x); return maximum(x, -x)", "def f(x); return abs(x)"),
+    ("def f(x); return maximum(-x, x)", "def f(x); return abs(x)"),
+    ("def f(x); return clip(x, x)", "def f(x); return x"),
+    ("def f(x); return clip(x, -x)", "def f(x); return x"),
+    ("def f(x); return clip(x, abs(x))", "def f(x); return x"),
+    ("def f(x, y); return clip(x, -y)", "def f(x, y); return clip(x, y)"),
+    ("def f(x, y); return clip(x, abs(y))", "def f(x, y); return clip(x, y)"),
+    ("def f(x, y); return clip(clip(x, y), y)", "def f(x, y); return clip(x, y)"),
+    ("def f(x); return x * x ** 0.0", "def f(x); return x"),
+    ("def f(x); return x * 1.0 ** x", "def f(x); return x"),
 ])
 def test_specific_identities_shrink(text: str, expected: str) -> None:
     assert_simplifies_to(text, expected)
@@ -279,6 +336,8 @@ def test_specific_identities_shrink(text: str, expected: str) -> None:
     ("def f(x); return x ** 2.0", "def f(x); return square(x)"),
     ("def f(x); return x ** -1.0", "def f(x); return reciprocal(x)"),
     ("def f(x); return 1.0 / x", "def f(x); return reciprocal(x)"),
+    ("def f(x); return 0.0 - x", "def f(x); return -x"),
+    ("def f(x); return clip(x, -2.0)", "def f(x); return clip(x, 2.0)"),
 ])
 def test_specific_identities_pick_the_one_op_form(text: str, expected: str) -> None:
     assert_simplifies_to(text, expected, shrinks=False)
@@ -292,7 +351,11 @@ def test_specific_identities_pick_the_one_op_form(text: str, expected: str) -> N
     ("def f(x, y); return interp(x, y, 0.0)", {"x": 1.0, "y": np.inf}),
     ("def f(x, y); return interp(x, y, 1.0)", {"x": np.inf, "y": 1.0}),
     ("def f(x); return interp(x, x, 1.5)", {"x": np.inf}),
+    ("def f(x); return interp(x, x, 0.0)", {"x": np.inf}),
+    ("def f(x); return interp(x, x, 1.0)", {"x": -np.inf}),
     ("def f(x, a); return interp(x, x, a)", {"x": np.inf, "a": 0.0}),
+    ("def f(x, a); return interp(x, x, a)", {"x": 1.0, "a": np.nan}),
+    ("def f(x); return maximum(x, 0.0)", {"x": np.nan}),
 ])
 def test_rewrites_that_would_hide_a_nan_are_not_made(text: str, inputs: dict) -> None:
     before = program(text)
