@@ -13,6 +13,9 @@ import logging
 import os
 import time
 import warnings
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -37,6 +40,9 @@ LOOPBACK = "127.0.0.1"
 
 # How long map waits for any result before it logs that it is still waiting.
 STALL_WARNING_S = 300
+
+# Whether Ray reports usage statistics ("0": no); a local run's default is "0".
+USAGE_STATS_ENV_VAR = "RAY_USAGE_STATS_ENABLED"
 
 # Figures each actor records through Ray's metrics; Ray exports them from every node as
 # ray_<name> (a counter with the suffix _total), where a cluster's Prometheus scrapes them.
@@ -73,10 +79,15 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     `py_modules`: local module files or packages every worker can import (Ray uploads them
     for the job; user task plug-ins).
 
-    Does nothing if Ray is already initialised. A local Ray runs without a dashboard, and is
-    always a new one: not the cluster that a `ray start` on this machine left in
-    /tmp/ray/ray_current_cluster (or RAY_ADDRESS names), which ray.init() would join. Its
-    node has the loopback address, so every server of it listens on 127.0.0.1 only.
+    Does nothing if Ray is already initialised. Ray's INFO lines (its start, its uploads of
+    `py_modules`) are not shown unless DISCO_DEBUG is set. A local Ray runs without a
+    dashboard (Ray still starts its API server, which then only reports usage statistics:
+    off too, unless RAY_USAGE_STATS_ENABLED says otherwise), and is always a new one: not the
+    cluster that a `ray start` on this machine left in /tmp/ray/ray_current_cluster (or
+    RAY_ADDRESS names), which ray.init() would join. Its node has the loopback address, so
+    every server of it listens on 127.0.0.1 only. Its processes end with this one: on
+    SIGHUP as on SIGTERM (this process exits, shutting Ray down), and if this one is killed
+    outright (cluster/reaper.py).
     """
     if ray.is_initialized():
         return
@@ -86,12 +97,36 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     if address is None:
         with _loopback_node(), _quiet_start():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     log_to_driver=False, runtime_env=runtime_env,
+                     log_to_driver=False, runtime_env=runtime_env, logging_level=logging_level,
+    logging_level = logging.INFO if os.environ.get("DISCO_DEBUG") else logging.WARNING
                      _node_ip_address=LOOPBACK)
     else:
-        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env,
+                 logging_level=logging_level)
 
 
+def _end_with_this_process() -> None:
+    """Make a local Ray's processes end with this one (see `start_ray`)."""
+    import psutil  # Ray's copy (ray/thirdparty_files) where no other is installed
+
+    from disco_rules.cluster import reaper
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL):
+        signal.signal(signal.SIGHUP, _exit_on_hangup)
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.name() == "raylet":
+                reaper.watch(child.pid)
+
+
+def _exit_on_hangup(signum: int, frame: Any) -> None:
+    """A closed terminal ends this process as SIGTERM does: by exiting, so that Ray shuts
+    down (SIGHUP's default would end it at once, as SIGKILL does)."""
+    sys.exit(128 + signum)
+
+
+        _end_with_this_process()
 @contextlib.contextmanager
 def _quiet_start() -> Iterator[None]:
     """Two start-up warnings of a local Ray that a user cannot act on, silenced while it starts.
@@ -106,10 +141,16 @@ def _quiet_start() -> Iterator[None]:
     token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
     level = token_log.level
     token_log.setLevel(logging.ERROR)
+
+    Ray's usage statistics, which a local run's API server would report to Ray's servers,
+    are off unless RAY_USAGE_STATS_ENABLED is set (read by the processes Ray starts here).
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
                                     category=RuntimeWarning)
+    stats_unset = USAGE_STATS_ENV_VAR not in os.environ
+    if stats_unset:
+        os.environ[USAGE_STATS_ENV_VAR] = "0"
             yield
     finally:
         token_log.setLevel(level)
@@ -117,6 +158,8 @@ def _quiet_start() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _loopback_node() -> Iterator[None]:
+        if stats_unset:
+            os.environ.pop(USAGE_STATS_ENV_VAR, None)
     """Let `ray.init(_node_ip_address="127.0.0.1")` keep the loopback address.
 
     Ray 2.x replaces a loopback node address by the machine's routable one

@@ -50,11 +50,12 @@ class RegularizedEvolution:
     mutation: MutationConfig = MutationConfig()
 
     def initial(self, warm_start: list[Program], rng: np.random.Generator) -> list[Child]:
-        """The first `size` candidates: each warm start, then mutants of them."""
+        """The first `size` candidates: each warm start, then mutants of them, whose parent id
+        is their warm start's index (its id: generation 0 numbers its candidates from 0)."""
         children = [Child(p, None) for p in warm_start[: self.size]]
         while len(children) < self.size:
-            parent = warm_start[int(rng.integers(len(warm_start)))]
-            children.append(Child(mutate(parent, rng, self.mutation), None))
+            index = int(rng.integers(len(warm_start)))
+            children.append(Child(mutate(warm_start[index], rng, self.mutation), index))
         return children
 
     def ask(self, state: EvolutionState, rng: np.random.Generator, n: int) -> list[Child]:

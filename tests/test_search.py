@@ -195,6 +195,16 @@ def test_regularized_evolution_recovers_a_known_program_from_its_outputs():
     assert best > -1e-12, f"best error {-best} after {generation} generations"
 
 
+def test_generation_zero_mutants_descend_from_their_warm_start():
+    evolution = RegularizedEvolution(size=12, tournament=2)
+    warm = programs("sgd", "momentum")
+    children = evolution.initial(warm, np.random.default_rng(0))
+    assert [c.parent_id for c in children[:2]] == [None, None]
+    assert {c.parent_id for c in children[2:]} == {0, 1}  # both drawn with 10 mutants
+    for child in children[2:]:  # a mutant keeps its warm start's params (state included)
+        assert child.program.params == warm[child.parent_id].params
+
+
 def test_failed_children_never_push_a_working_member_out():
     evolution = RegularizedEvolution(size=4, tournament=2)
     sgd = programs("sgd")[0]
