@@ -11,11 +11,11 @@ import collections
 import contextlib
 import logging
 import os
-import time
-import warnings
 import signal
 import sys
 import threading
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -38,11 +38,11 @@ CPU_ACTOR_ENV_VARS = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
 # The address of a local Ray's node: its servers then listen on the loopback interface only.
 LOOPBACK = "127.0.0.1"
 
-# How long map waits for any result before it logs that it is still waiting.
-STALL_WARNING_S = 300
-
 # Whether Ray reports usage statistics ("0": no); a local run's default is "0".
 USAGE_STATS_ENV_VAR = "RAY_USAGE_STATS_ENABLED"
+
+# How long map waits for any result before it logs that it is still waiting.
+STALL_WARNING_S = 300
 
 # Figures each actor records through Ray's metrics; Ray exports them from every node as
 # ray_<name> (a counter with the suffix _total), where a cluster's Prometheus scrapes them.
@@ -94,12 +94,13 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     runtime_env: dict[str, Any] = {"env_vars": dict(ACTOR_ENV_VARS)}
     if py_modules:
         runtime_env["py_modules"] = list(py_modules)
+    logging_level = logging.INFO if os.environ.get("DISCO_DEBUG") else logging.WARNING
     if address is None:
         with _loopback_node(), _quiet_start():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      log_to_driver=False, runtime_env=runtime_env, logging_level=logging_level,
-    logging_level = logging.INFO if os.environ.get("DISCO_DEBUG") else logging.WARNING
                      _node_ip_address=LOOPBACK)
+        _end_with_this_process()
     else:
         ray.init(address=address, log_to_driver=False, runtime_env=runtime_env,
                  logging_level=logging_level)
@@ -126,7 +127,6 @@ def _exit_on_hangup(signum: int, frame: Any) -> None:
     sys.exit(128 + signum)
 
 
-        _end_with_this_process()
 @contextlib.contextmanager
 def _quiet_start() -> Iterator[None]:
     """Two start-up warnings of a local Ray that a user cannot act on, silenced while it starts.
@@ -137,29 +137,29 @@ def _quiet_start() -> Iterator[None]:
       runs JAX.
     - "Token authentication is enabled": Ray's default for a new local cluster, which also
       listens on loopback only (README, Security); nothing to do.
+
+    Ray's usage statistics, which a local run's API server would report to Ray's servers,
+    are off unless RAY_USAGE_STATS_ENABLED is set (read by the processes Ray starts here).
     """
     token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
     level = token_log.level
     token_log.setLevel(logging.ERROR)
-
-    Ray's usage statistics, which a local run's API server would report to Ray's servers,
-    are off unless RAY_USAGE_STATS_ENABLED is set (read by the processes Ray starts here).
+    stats_unset = USAGE_STATS_ENV_VAR not in os.environ
+    if stats_unset:
+        os.environ[USAGE_STATS_ENV_VAR] = "0"
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
                                     category=RuntimeWarning)
-    stats_unset = USAGE_STATS_ENV_VAR not in os.environ
-    if stats_unset:
-        os.environ[USAGE_STATS_ENV_VAR] = "0"
             yield
     finally:
         token_log.setLevel(level)
+        if stats_unset:
+            os.environ.pop(USAGE_STATS_ENV_VAR, None)
 
 
 @contextlib.contextmanager
 def _loopback_node() -> Iterator[None]:
-        if stats_unset:
-            os.environ.pop(USAGE_STATS_ENV_VAR, None)
     """Let `ray.init(_node_ip_address="127.0.0.1")` keep the loopback address.
 
     Ray 2.x replaces a loopback node address by the machine's routable one
