@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, Callable, Sequence
 
+from disco_rules.cluster import reasons
 from disco_rules.cluster.results import Failed
 
 
@@ -17,7 +20,8 @@ class LocalPool:
 
     def map(self, items: Sequence[Any],
             on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
-        """Results in input order; an evaluator exception becomes `Failed`, as on Ray.
+        """Results in input order; an evaluator exception becomes `Failed` (its one-line
+        reason, cluster/reasons.py), as on Ray.
         `on_result(index, result)` is called as each item's result is ready."""
         results: list[Any] = []
         for index, item in enumerate(items):
@@ -25,7 +29,10 @@ class LocalPool:
                 results.append(self.evaluator(item))
                 self.completed += 1
             except Exception as error:  # noqa: BLE001 - a failed item never stops the run
-                results.append(Failed(f"{type(error).__name__}: {error}"))
+                if os.environ.get("DISCO_DEBUG"):
+                    print(f"disco: a work item failed:\n{reasons.debug_traceback(error)}",
+                          file=sys.stderr)
+                results.append(Failed(reasons.one_line(error)))
                 self.failed += 1
             if on_result is not None:
                 on_result(index, results[-1])

@@ -23,6 +23,7 @@ import ray
 import ray.exceptions
 from ray.util.metrics import Counter, Histogram
 
+from disco_rules.cluster import reasons
 from disco_rules.cluster.results import Failed
 
 logger = logging.getLogger(__name__)
@@ -412,7 +413,7 @@ class _Dispatch:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayTaskError as error:  # raised by the evaluator itself
-            result = Failed(_one_line(error.cause))
+            result = Failed(_item_error(error))
         except LOST_WORKER_ERRORS as error:
             self.replace(slot, error)
             return
@@ -459,6 +460,16 @@ class _Dispatch:
 
 
 def _one_line(error: BaseException) -> str:
-    """`Type: message`, cut to the message's first line."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+    """`Type: message`, cut to the message's first line (an error of Ray's: no user's code
+    to name)."""
+    return reasons.one_line(error, frames=())
+
+
+def _item_error(error: ray.exceptions.RayTaskError) -> str:
+    """The one-line reason of an error a work item raised on an actor: its cause, after
+    where in the user's code it was raised (cluster/reasons.py); with DISCO_DEBUG, the
+    actor's traceback is written to stderr too."""
+    remote = str(error)  # the actor's traceback, as Ray formats it
+    if os.environ.get("DISCO_DEBUG"):
+        print(f"disco: a work item failed on an actor:\n{remote}", file=sys.stderr)
+    return reasons.one_line(error.cause, reasons.frames_in(remote))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn, Sequence
 
 import numpy as np
 
+from disco_rules.cluster.reasons import debug_traceback
 from disco_rules.discovery.config import ConfigError, check_count, load_config, parse_config
 from disco_rules.discovery.store import RunStore, StoreError
 from disco_rules.dsl.parser import parse
@@ -1268,6 +1269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except (CliError, ConfigError, StoreError) as error:
+        if os.environ.get("DISCO_DEBUG"):  # with what a one-line message hides
+            print(debug_traceback(error), file=sys.stderr)
         print(f"disco: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from disco_rules.cluster.reasons import one_line
 from disco_rules.discovery.tasks.family import Family, Problem, Task
 
 _SEARCH_PATH: list[Path] = []  # folders searched before the Python path
@@ -71,7 +72,7 @@ def load(name: str) -> Family:
                          "config or on the Python path") from None
     except Exception as error:  # the user's module raised while importing
         raise ValueError(f"task family {name!r}: importing {module_name} failed: "
-                         f"{type(error).__name__}: {error}") from None
+                         f"{one_line(error)}") from None
     if not hasattr(module, attribute):
         raise ValueError(f"task family {name!r}: module {module_name} has no {attribute!r}")
     found = getattr(module, attribute)
@@ -95,7 +96,7 @@ def check(family: Family) -> None:
         built = Task(family.name, ()).build()
     except Exception as error:
         raise ValueError(f"{where}: building its default task failed: "
-                         f"{type(error).__name__}: {error}") from None
+                         f"{one_line(error)}") from None
     if family.kind != "optimizer":
         return
     if not isinstance(built, Problem):
@@ -111,7 +112,7 @@ def check(family: Family) -> None:
                   "validation_loss": jax.eval_shape(built.validation_loss, params, data)}
     except Exception as error:
         raise ValueError(f"{where}: tracing init, data, train_batch and the losses failed: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+                         f"{one_line(error)}") from None
     for what, loss in losses.items():
         if getattr(loss, "shape", None) != ():
             raise ValueError(f"{where}: {what} must return a scalar, got shape "
