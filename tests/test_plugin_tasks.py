@@ -120,7 +120,8 @@ BAD = [
                     "return (x @ params[\"w\"] - y) ** 2"),
      r"loss must return a scalar, got shape \(32,\)"),
     ("plug_raises:least_squares", MODULE + "\nraise RuntimeError('broken plug-in')\n",
-     "importing plug_raises failed: RuntimeError: broken plug-in"),
+     r"importing plug_raises failed: in <module>\(\) at plug_raises.py:\d+: RuntimeError: "
+     "broken plug-in"),  # the module's line that raised
 ]
 
 
