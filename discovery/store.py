@@ -6,10 +6,13 @@ checkpoints, laid out so that a run can be resumed and end where an uninterrupte
                              levels (what the scheduler sampled each generation)
     RUN_DIR/checkpoints/     checkpoint-00000012.msgpack: the newest few, checksummed
     RUN_DIR/lock             flock'ed by the run's one writer; holds its "pid host"
+    RUN_DIR/task_modules.json  where the run's own task modules were found (module -> folder),
+                             so that a resume from another folder finds them (absent: none)
 
 One process writes a run at a time: `RunStore.create` and `RunStore.open` (write=True) take
 the run's `RunLock`, `close` releases it, and the kernel releases it when the writer dies.
-Readers (`RunStore.open(..., write=False)`) take no lock and see one committed snapshot.
+Readers (`RunStore.open(..., write=False)`) take no lock and see one committed snapshot; a
+run in a folder this process cannot write is read as it is (SQLite's immutable mode).
 
 Nothing read from a run directory is unpickled or executed: the archive is SQL rows and a
 checkpoint is msgpack of plain data. No row holds a timestamp, so two runs with the same seed
@@ -38,7 +41,8 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.request import pathname2url
 
 import msgpack
 import numpy as np
@@ -48,6 +52,7 @@ ARCHIVE_NAME = "archive.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 WARM_START_DIR = "warm_start"  # copies of the programs a program search started from
 LOCK_NAME = "lock"
+TASK_MODULES_NAME = "task_modules.json"
 CHECKPOINT_FORMAT = 1
 SCHEMA_VERSION = 5  # 2: candidates.weights (network candidates); 3: the levels table;
 # 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
@@ -357,6 +362,16 @@ def _missing_ancestor(path: Path) -> Path | None:
     return missing
 
 
+def _abandon(building: Path | None, lock: RunLock | None, made: Path | None) -> None:
+    """Remove a run that was being built (and the ancestors made for it), releasing its lock."""
+    if lock is not None:
+        lock.release()
+    if building is not None:
+        shutil.rmtree(building, ignore_errors=True)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def _pack_ext(value: Any) -> msgpack.ExtType | Any:
     """msgpack's fallback: numpy arrays (and jax arrays) as an ext type, numpy scalars as Python."""
     if isinstance(value, np.generic):
@@ -440,9 +455,55 @@ class ArchiveDamagedError(StoreError):
     """The archive's file is not SQLite, or SQLite finds it malformed (truncated, garbled)."""
 
 
+class StorageError(StoreError):
+    """The run directory's storage refused a write: a full disk, a read-only folder, an I/O
+    error. What was committed before it is intact: the run continues with `disco resume`."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail  # what the system said, e.g. "No space left on device"
+
+
+# SQLite's primary result codes (an extended code keeps them in its low byte)
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_FULL = 8, 10, 14, 13
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def storage_error(run_dir: Path, error: OSError | sqlite3.Error) -> StorageError | None:
+    """The StorageError (one line: what is wrong and what to do) for an OSError or SQLite
+    error that says the run directory cannot be written; None for any other error."""
+    code = getattr(error, "sqlite_errorcode", -1) & 0xFF
+    number = getattr(error, "errno", None)
+    detail = getattr(error, "strerror", None) or str(error)
+    if code == _SQLITE_FULL or number in _NO_ROOM or code == _SQLITE_IOERR and _full(run_dir):
+        return StorageError(f"{run_dir}: the disk is full ({detail}): free some space (or "
+                            f"raise the file-size limit), then continue the run with "
+                            f"`disco resume {run_dir}`; nothing archived is lost", detail)
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN) or number in _READ_ONLY:
+        return StorageError(f"{run_dir}: cannot write the run directory ({detail}): make it "
+                            f"and its files writable (chmod -R u+w {run_dir}), or copy the "
+                            "run somewhere writable", detail)
+    if code == _SQLITE_IOERR:
+        return StorageError(f"{run_dir}: cannot write the run ({detail}; a full disk, a "
+                            f"file-size limit or a failing disk): fix it, then continue the "
+                            f"run with `disco resume {run_dir}`", detail)
+    return None
+
+
+def _full(folder: Path) -> bool:
+    """Whether the disk of `folder` has (almost) no space left: SQLite reports a write
+    that found none as an I/O error where it fails to grow its shared-memory file."""
+    try:
+        return shutil.disk_usage(folder).free < 2 ** 20
+    except OSError:
+        return False
+
+
 class _Archive(sqlite3.Connection):
     """A connection to a run's archive on which a damaged file is an ArchiveDamagedError
-    naming it (`sqlite3.DatabaseError` itself; its subclasses are errors of the query)."""
+    naming it (`sqlite3.DatabaseError` itself; its subclasses are errors of the query), and
+    storage that refuses a write a StorageError."""
 
     path: Path
 
@@ -450,21 +511,38 @@ class _Archive(sqlite3.Connection):
         try:
             return super().execute(sql, parameters)
         except sqlite3.DatabaseError as error:
-            raise _damaged(self.path, error) from None
+            raise _archive_error(self.path, error) from None
 
     def executescript(self, script: str, /) -> sqlite3.Cursor:
         try:
             return super().executescript(script)
         except sqlite3.DatabaseError as error:
-            raise _damaged(self.path, error) from None
+            raise _archive_error(self.path, error) from None
 
 
-def _damaged(path: Path, error: sqlite3.DatabaseError) -> Exception:
-    """ArchiveDamagedError for a damaged file; any other error as it is."""
-    if type(error) is not sqlite3.DatabaseError:
-        return error
-    return ArchiveDamagedError(f"{path} is damaged ({error}): restore it from a copy, or start "
-                               "a new run")
+def _archive_error(path: Path, error: sqlite3.DatabaseError) -> Exception:
+    """ArchiveDamagedError for a damaged file, StorageError for storage that refuses a
+    write; any other error as it is."""
+    if type(error) is sqlite3.DatabaseError:
+        return _damaged(path, str(error))
+    return storage_error(path.parent, error) or error
+
+
+def _damaged(path: Path, detail: str) -> ArchiveDamagedError:
+    return ArchiveDamagedError(f"{path} is damaged ({detail}): restore it from a copy, or "
+                               "start a new run")
+
+
+def _text_of(path: Path):
+    """SQLite's text_factory for the archive at `path`: UTF-8 text, and ArchiveDamagedError
+    for bytes that are not (a garbled row, which SQLite itself reads without complaint)."""
+    def decode(data: bytes) -> str:
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise _damaged(path, f"text that is not UTF-8: {data[:24]!r}") from None
+
+    return decode
 
 
 class RunLock:
@@ -570,7 +648,50 @@ class RunStore:
         with it). A failure leaves nothing that this call made; a crash can leave only the
         hidden `.NAME.*.new` directory.
         """
+        with cls.staged(run_dir, config_text, files) as place:
+            return place()
+
+    @classmethod
+    @contextmanager
+    def staged(cls, run_dir: str | os.PathLike[str], config_text: str,
+               files: Mapping[str, str] | None = None) -> Iterator[Callable[[], RunStore]]:
+        """A new run, built hidden as `create` builds it, for work that must succeed before
+        the run appears (connecting to a cluster): the block calls what this yields to put
+        the run in place and open it. A block that ends before (an exception) leaves
+        nothing that this made."""
         run_dir = Path(run_dir)
+        building, lock, made = cls._build(run_dir, config_text, files)
+        placed = False
+
+        def place() -> RunStore:
+            nonlocal placed
+            try:
+                os.rename(building, run_dir)  # replaces an empty directory, not a non-empty one
+            except OSError as error:
+                if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise StoreError(f"{run_dir} already holds a run (made by another process "
+                                     "meanwhile): choose another --run-dir") from None
+                raise StoreError(f"{run_dir}: cannot create the run directory "
+                                 f"({error.strerror or error})") from None
+            placed = True
+            _fsync_dir(run_dir.parent)
+            try:
+                return cls(run_dir, cls._connect(run_dir / ARCHIVE_NAME), lock)
+            except BaseException:
+                lock.release()
+                raise
+
+        try:
+            yield place
+        finally:
+            if not placed:
+                _abandon(building, lock, made)
+
+    @classmethod
+    def _build(cls, run_dir: Path, config_text: str, files: Mapping[str, str] | None
+               ) -> tuple[Path, RunLock, Path | None]:
+        """The run's files in a hidden directory beside `run_dir`, locked: (that directory,
+        its lock, the outermost ancestor of `run_dir` this made or None)."""
         cls._check_new(run_dir)
         made = _missing_ancestor(run_dir.parent)
         building, lock = None, None
@@ -580,6 +701,7 @@ class RunStore:
             building.mkdir()
             lock = RunLock.acquire(building)
             (building / CHECKPOINT_DIR).mkdir()
+            (building / WARM_START_DIR).mkdir()  # resume reads it, also when it is empty
             db = cls._connect(building / ARCHIVE_NAME)
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -591,30 +713,24 @@ class RunStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
             _write_atomically(building / CONFIG_NAME, config_text.encode())
-            os.rename(building, run_dir)  # replaces an empty directory, never a non-empty one
-            building = None
-            _fsync_dir(run_dir.parent)
         except BaseException as error:
-            if lock is not None:
-                lock.release()
-            if building is not None:
-                shutil.rmtree(building, ignore_errors=True)
-            if made is not None:
-                shutil.rmtree(made, ignore_errors=True)
-            if isinstance(error, OSError) and error.errno in (errno.ENOTEMPTY, errno.EEXIST) \
-                    and error.filename == str(building):
-                raise StoreError(f"{run_dir} already holds a run (made by another process "
-                                 "meanwhile): choose another --run-dir") from None
-            if isinstance(error, OSError):
+            _abandon(building, lock, made)
+            if isinstance(error, (OSError, StorageError)):
+                reason = error.detail if isinstance(error, StorageError) else error.strerror
+                full = " (free some space)" if _full(run_dir.parent) else ""
                 raise StoreError(f"{run_dir}: cannot create the run directory "
-                                 f"({error.strerror or error})") from None
+                                 f"({reason or error}){full}") from None
             raise
-        return cls(run_dir, cls._connect(run_dir / ARCHIVE_NAME), lock)
+        return building, lock, made
 
     @staticmethod
     def _check_new(run_dir: Path) -> None:
         """StoreError unless `run_dir` is absent or an empty directory."""
         if (run_dir / CONFIG_NAME).exists() or (run_dir / ARCHIVE_NAME).exists():
+            writer = RunLock.holder(run_dir)
+            if writer is not None:
+                raise RunLockedError(f"{run_dir} already holds a run, which {writer} is "
+                                     "writing: choose another --run-dir")
             raise StoreError(
                 f"{run_dir} already holds a run: continue it with `disco resume {run_dir}` "
                 "or choose another --run-dir"
@@ -641,9 +757,15 @@ class RunStore:
             raise StoreError(
                 f"{run_dir} is not a disco run directory (no {' or '.join(missing)})"
             )
-        lock = RunLock.acquire(run_dir) if write else None
+        if write and not os.access(run_dir, os.W_OK | os.X_OK):
+            number = errno.EROFS if os.statvfs(run_dir).f_flag & os.ST_RDONLY else errno.EACCES
+            raise storage_error(run_dir, OSError(number, os.strerror(number)))
         try:
-            db = cls._connect(run_dir / ARCHIVE_NAME)
+            lock = RunLock.acquire(run_dir) if write else None
+        except OSError as error:
+            raise storage_error(run_dir, error) or error from None
+        try:
+            db = cls._connect(run_dir / ARCHIVE_NAME) if write else cls._reader(run_dir)
             try:
                 cls._check_archive(run_dir, db, lock)
                 if write:
@@ -660,6 +782,25 @@ class RunStore:
                 lock.release()
             raise
         return cls(run_dir, db, lock)
+
+    @classmethod
+    def _reader(cls, run_dir: Path) -> sqlite3.Connection:
+        """A connection to read the archive. Where SQLite cannot make the files beside it
+        that it reads a WAL-mode archive with (a folder this process cannot write, a full
+        disk), the archive is read as immutable: exact unless a writer was stopped with
+        committed rows still in its -wal file (StorageError then, as they would be missed)."""
+        path = run_dir / ARCHIVE_NAME
+        try:
+            db = cls._connect(path)
+        except StorageError as error:
+            wal = run_dir / f"{ARCHIVE_NAME}-wal"
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StorageError(f"{run_dir}: cannot read the run while {wal.name} holds "
+                                   f"its newest rows ({error.detail}): make the run "
+                                   "directory writable, or free some space on its disk",
+                                   error.detail) from None
+            return cls._connect(path, immutable=True)
+        return db
 
     @staticmethod
     def _check_archive(run_dir: Path, db: sqlite3.Connection, lock: RunLock | None) -> None:
@@ -690,13 +831,24 @@ class RunStore:
                              "the archive is damaged")
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        """A connection in WAL mode with foreign keys on; transactions are explicit."""
-        db = sqlite3.connect(path, isolation_level=None, factory=_Archive)
+    def _connect(path: Path, immutable: bool = False) -> sqlite3.Connection:
+        """A connection in WAL mode with foreign keys on; transactions are explicit.
+        `immutable`: read a file that nothing may write (SQLite takes no locks, makes no
+        files beside it)."""
+        try:
+            if immutable:
+                db = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?immutable=1",
+                                     uri=True, isolation_level=None, factory=_Archive)
+            else:
+                db = sqlite3.connect(path, isolation_level=None, factory=_Archive)
+        except sqlite3.DatabaseError as error:
+            raise _archive_error(path, error) from None
         db.path = path
-        db.execute("PRAGMA journal_mode = WAL")
-        # FULL: a generation committed before its checkpoint survives a power cut
-        db.execute("PRAGMA synchronous = FULL")
+        db.text_factory = _text_of(path)
+        if not immutable:
+            db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a generation committed before its checkpoint survives a power cut
+            db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
@@ -713,7 +865,46 @@ class RunStore:
         """Replace the run's config text (atomically): `resume --generations` moves the
         run's target, which `status` and later resumes read from here."""
         self._require_writable()
-        _write_atomically(self.run_dir / CONFIG_NAME, text.encode())
+        with self._storage():
+            _write_atomically(self.run_dir / CONFIG_NAME, text.encode())
+
+    @contextmanager
+    def _storage(self) -> Iterator[None]:
+        """Writes of run files, where an OSError of the storage is a StorageError."""
+        try:
+            yield
+        except OSError as error:
+            raise storage_error(self.run_dir, error) or error from None
+
+    @property
+    def checkpointed(self) -> bool:
+        """Whether a generation of the run has been checkpointed (the run has begun)."""
+        return bool(_checkpoints(self.checkpoint_dir))
+
+    def discard(self) -> None:
+        """Remove a new run that has no checkpoint (a launch that failed before its first
+        generation ended), so that nothing half-made is left behind; StoreError for a run
+        that has one, or for a reader's store."""
+        self._require_writable()
+        if self.checkpointed:
+            raise StoreError(f"{self.run_dir} has checkpoints: it is kept")
+        self._db.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.close()
+
+    def task_module_folders(self) -> dict[str, str]:
+        """Where the run's own task modules were found, by module name ({} if none were)."""
+        path = self.run_dir / TASK_MODULES_NAME
+        try:
+            folders = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{path} is damaged ({error}): delete it, and resume from the "
+                             "folder of the run's task modules") from None
+        if not isinstance(folders, dict) or not all(isinstance(v, str)
+                                                    for v in folders.values()):
+            raise StoreError(f"{path} is damaged (not a JSON object of folders): delete it, "
+                             "and resume from the folder of the run's task modules")
+        return folders
 
     def close(self) -> None:
         """Close the archive, then let another process write the run."""
@@ -945,6 +1136,7 @@ class RunStore:
         """
         if n < 0:
             raise ValueError(f"top(n) needs n >= 0, got {n}")
+        n = min(n, _MAX_SQL_INTEGER)  # every row, however many are asked for
         columns = ", ".join(f"c.{name.strip()}" for name in _CANDIDATE_COLUMNS.split(","))
         if by == "fitness":
             ranked = f"SELECT {columns}, c.fitness AS value FROM candidates c"
@@ -1061,13 +1253,15 @@ class RunStore:
         self._require_writable()
         data = encode_checkpoint(generation, state)
         directory = self.checkpoint_dir
-        for leftover in directory.glob(".checkpoint-*.tmp"):
-            leftover.unlink()
         path = _checkpoint_path(directory, generation)
-        _write_atomically(path, data)
-        older = [p for g, p in _checkpoints(directory) if g < generation]
-        for stale in [p for g, p in _checkpoints(directory) if g > generation] + older[keep - 1:]:
-            stale.unlink()
+        with self._storage():
+            for leftover in directory.glob(".checkpoint-*.tmp"):
+                leftover.unlink()
+            _write_atomically(path, data)
+            older = [p for g, p in _checkpoints(directory) if g < generation]
+            for stale in [p for g, p in _checkpoints(directory)
+                          if g > generation] + older[keep - 1:]:
+                stale.unlink()
         return path
 
     def rewind(self) -> tuple[int, dict[str, Any]] | None:
