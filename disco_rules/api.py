@@ -10,16 +10,19 @@ The command line is argument parsing and printing over these functions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
                                           parse_config, set_top_level, warm_start_paths)
-from disco_rules.discovery.store import WARM_START_DIR, CandidateRecord, RunLock, RunStore
+from disco_rules.discovery.store import (TASK_MODULES_NAME, WARM_START_DIR, CandidateRecord,
+                                         RunLock, RunStore, StorageError)
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Program
@@ -84,14 +87,51 @@ def create_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,
                warm_start: Sequence[Program] = ()) -> RunStore:
     """A new run directory (default `runs/NAME-TIMESTAMP`) with the config text and the
     warm-start programs, open for writing (holding the run's lock)."""
+    with stage_run(run_dir, name, text, warm_start) as place:
+        return place()
+
+
+def stage_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,
+              warm_start: Sequence[Program] = ()
+              ) -> contextlib.AbstractContextManager[Callable[[], RunStore]]:
+    """`create_run`'s run, built hidden until the block calls what this yields to put it in
+    place and open it; a block that fails before leaves nothing (`RunStore.staged`). With
+    it go the warm starts, which resume reads, and the folders of the run's own task
+    modules, so that resume finds them from any folder."""
+    from disco_rules.discovery.tasks import plugins
+
     run_dir = Path(run_dir) if run_dir else \
         Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    # resume reads the warm starts from WARM_START_DIR; they are made with the run, atomically
-    store = RunStore.create(run_dir, text, {
-        f"{WARM_START_DIR}/{i:02d}-{program.name}.py": to_text(program)
-        for i, program in enumerate(warm_start)})
-    (store.run_dir / WARM_START_DIR).mkdir(exist_ok=True)  # also for no warm start
-    return store
+    files = {f"{WARM_START_DIR}/{i:02d}-{program.name}.py": to_text(program)
+             for i, program in enumerate(warm_start)}
+    folders = plugins.found_in(text)
+    if folders:
+        files[TASK_MODULES_NAME] = json.dumps(folders, indent=2) + "\n"
+    return RunStore.staged(run_dir, text, files)
+
+
+@contextlib.contextmanager
+def launched(store: RunStore) -> Iterator[RunStore]:
+    """A new run's `store`, closed at the end of the block. A launch that fails before its
+    first generation is checkpointed removes the run (nothing half-made is left behind),
+    unless Ctrl-C or its storage (a full disk) stopped it: `disco resume` continues those."""
+    try:
+        yield store
+    except BaseException as error:
+        if not isinstance(error, (KeyboardInterrupt, StorageError)) and not store.checkpointed:
+            store.discard()
+        raise
+    finally:
+        store.close()
+
+
+def find_task_modules(store: RunStore) -> None:
+    """Look for the run's own task modules first where its launch found them, so that the
+    run resumes (and is scored) from any folder."""
+    from disco_rules.discovery.tasks import plugins
+
+    for folder in store.task_module_folders().values():
+        plugins.add_search_path(folder)
 
 
 def compilation_cache(config: Config) -> str | None:
@@ -115,7 +155,10 @@ def make_pool(config: Config, address: str | None) -> Any:
 
     folder = compilation_cache(config)  # before Ray starts: its local workers inherit it
     TaskPlan.from_config(config)  # loads the user's task modules, shipped to the workers:
-    start_ray(address, py_modules=plugins.module_files())
+    if address is None:
+        start_ray(address, py_modules=plugins.module_files())
+    else:
+        _join_cluster(address, plugins.module_files())
     if address is not None:  # the cluster's nodes, now that they can be seen
         import ray
 
@@ -129,6 +172,24 @@ def make_pool(config: Config, address: str | None) -> Any:
         PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
                    num_gpus_per_actor=cluster.num_gpus_per_actor,
                    max_retries=cluster.max_retries))
+
+
+def _join_cluster(address: str, py_modules: Sequence[str]) -> None:
+    """Connect to the Ray cluster at `address`; ClusterUnreachableError (one line naming
+    it) if it does not answer, in seconds where Ray's own client would retry for a minute."""
+    from disco_rules.cluster.address import (ClusterUnreachableError, check_reachable,
+                                             quick_client)
+    from disco_rules.cluster.pool import start_ray
+
+    check_reachable(address)
+    try:
+        with quick_client():
+            start_ray(address, py_modules=py_modules)
+    except ConnectionError as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ClusterUnreachableError(f"cannot connect to the Ray cluster at {address} "
+                                      f"({reason}): check that a Ray cluster answers there "
+                                      "(`ray status` on its head node)") from None
 
 
 def drive(store: RunStore, config: Config, pool: Any,
@@ -151,15 +212,17 @@ def _check_memory(config: Config, address: str | None, pool: Any) -> None:
         check_memory(config, address)
 
 
-def _run_with_pool(store: RunStore, config: Config, address: str | None, pool: Any,
-                   on_generation: Callable[["GenerationReport"], None] | None) -> None:
-    own = pool is None
-    pool = make_pool(config, address) if own else pool
+@contextlib.contextmanager
+def _evaluating_on(config: Config, address: str | None, pool: Any) -> Iterator[Any]:
+    """The caller's `pool`, or Ray actors for `config` made here and shut down after."""
+    if pool is not None:
+        yield pool
+        return
+    own = make_pool(config, address)
     try:
-        drive(store, config, pool, on_generation)
+        yield own
     finally:
-        if own:
-            pool.shutdown()
+        own.shutdown()
 
 
 def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[str] | None = None,
@@ -176,8 +239,10 @@ def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[s
                                   seed=seed)
     warm_start = check(config, source.base)
     _check_memory(config, address, pool)
-    with create_run(run_dir, source.name, text, warm_start) as store:
-        _run_with_pool(store, config, address, pool, on_generation)
+    # the run appears once its cluster is connected, and stays once a generation is done
+    with stage_run(run_dir, source.name, text, warm_start) as place, \
+            _evaluating_on(config, address, pool) as evaluators, launched(place()) as store:
+        drive(store, config, evaluators, on_generation)
     return Run(store.run_dir)
 
 
@@ -192,8 +257,10 @@ def resume(run_dir: str | os.PathLike[str], generations: int | None = None,
         if generations is not None:
             config, text = with_overrides(config, store.config_text, generations=generations)
             store.set_config_text(text)
+        find_task_modules(store)
         _check_memory(config, address, pool)
-        _run_with_pool(store, config, address, pool, on_generation)
+        with _evaluating_on(config, address, pool) as evaluators:
+            drive(store, config, evaluators, on_generation)
     return Run(run_dir)
 
 
@@ -391,5 +458,6 @@ class Candidate:
 
 
 __all__ = ["Candidate", "ConfigSource", "Run", "Status", "check", "compilation_cache", "create_run",
-           "drive",
-           "launch", "make_pool", "open_run", "read_config", "resume", "with_overrides"]
+           "drive", "find_task_modules",
+           "launch", "launched", "make_pool", "open_run", "read_config", "resume", "stage_run",
+           "with_overrides"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import math
 import os
@@ -11,13 +13,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn, Sequence
 
 import numpy as np
 
+from disco_rules.cluster.address import ClusterUnreachableError
 from disco_rules.cluster.reasons import debug_traceback
 from disco_rules.discovery.config import ConfigError, check_count, load_config, parse_config
-from disco_rules.discovery.store import RunStore, StoreError
+from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, StoreError
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 
 SUBMIT_ATTEMPTS = 60  # 2 s apart: a fresh head on a busy machine can take a minute to take jobs
+
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # a full disk, a size limit
 
 
 class CliError(Exception):
@@ -71,6 +77,8 @@ def load_program(ref: str) -> Program:
                            f"`disco plot {ref} --drift -o FILE.png`")
         return parse(record.text)
     path = Path(ref)
+    if path.is_dir() and (path / ARCHIVE_NAME).is_file():
+        raise CliError(_name_a_candidate(ref))
     if not path.is_file():
         raise CliError(f"{ref}: no such program file or RUN:ID")
     try:
@@ -79,6 +87,16 @@ def load_program(ref: str) -> Program:
         raise CliError(f"{ref}: {error}") from None
     except UnicodeDecodeError:
         raise CliError(f"{ref}: not a text file") from None
+
+
+def _name_a_candidate(run_dir: str) -> str:
+    """What to write instead of a run directory where a candidate is wanted: RUN:ID, with
+    the id of the run's best (by meta-validation, else training fitness, as inspect ranks)."""
+    with open_run(run_dir) as store:
+        best = store.top(1, by="validation") or store.top(1)
+    example = f", e.g. its best, {run_dir}:{best[0][0].id}" if best else ""
+    return (f"{run_dir} is a run directory: name one of its candidates as {run_dir}:ID"
+            f"{example} (see `disco inspect {run_dir}`)")
 
 
 def load_network(ref: str):
@@ -143,10 +161,25 @@ def _cmd_export(args: argparse.Namespace) -> None:
     except (ProgramError, ValueError) as error:
         raise CliError(f"{args.program}: {error}") from None
     if args.output:
-        Path(args.output).write_text(source)
+        _write_output(args.output, source)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         print(source, end="")
+
+
+def _write_output(path: str, text: str) -> None:
+    """Write `text` to the file `path` whole or not at all (through a file beside it, so
+    that a full disk leaves no half-written file, and an older one intact)."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(text)
+        temporary.replace(target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        hint = ": free some disk space, or raise the file-size limit (ulimit -f)" \
+            if error.errno in _NO_ROOM else ""
+        raise CliError(f"{path}: {error.strerror or error}{hint}") from None
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -207,15 +240,25 @@ def _serve_metrics(args: argparse.Namespace, pool):
     return metrics, server
 
 
-def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) -> None:
-    from disco_rules.discovery.progress import Progress, ProgressPool
-
-    progress = Progress()
+@contextlib.contextmanager
+def _started_pool(config, address: str | None, progress) -> Iterator[Any]:
+    """The run's Ray evaluator actors, shown as a phase while Ray starts; shut down after."""
     with progress.phase("starting Ray and the search", at_once=True):  # and their imports
         from disco_rules.api import make_pool
-        from disco_rules.discovery.search.engine import make_engine
+        from disco_rules.discovery.search import engine  # noqa: F401 - slow imports, shown
 
-        pool = make_pool(config, args.address)
+        pool = make_pool(config, address)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
+
+
+def _drive(store: RunStore, config, args: argparse.Namespace, generations: int, pool,
+           progress) -> None:
+    from disco_rules.discovery.progress import ProgressPool
+    from disco_rules.discovery.search.engine import make_engine
+
     server = None
     try:
         metrics, server = _serve_metrics(args, pool)
@@ -239,7 +282,6 @@ def _drive(store: RunStore, config, args: argparse.Namespace, generations: int) 
         print(f"interrupted; continue with: disco resume {store.run_dir}", file=sys.stderr)
         raise
     finally:
-        pool.shutdown()
         if server is not None:
             server.shutdown()
     _print_summary(store, elapsed)
@@ -397,13 +439,15 @@ def _cmd_launch(args: argparse.Namespace) -> None:
         from disco_rules.discovery import footprint  # imports JAX
 
         footprint.check_memory(config, args.address)
-    try:
-        store = api.create_run(args.run_dir, source.name, text, warm_start)
-    except StoreError as error:
-        raise CliError(str(error)) from None
-    with store:
+    from disco_rules.discovery.progress import Progress
+
+    progress = Progress()
+    # the run appears once its cluster is connected, and stays once a generation is done
+    with api.stage_run(args.run_dir, source.name, text, warm_start) as place, \
+            _started_pool(config, args.address, progress) as pool, \
+            api.launched(place()) as store:
         print(f"run directory: {store.run_dir}", flush=True)
-        _drive(store, config, args, config.generations)
+        _drive(store, config, args, config.generations, pool, progress)
 
 
 def _overridden(config, text: str, args: argparse.Namespace) -> tuple:
@@ -446,9 +490,13 @@ def _cmd_resume(args: argparse.Namespace) -> None:
         api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
         with _phase("loading JAX to estimate memory"):
             from disco_rules.discovery import footprint  # imports JAX
+            from disco_rules.discovery.progress import Progress
 
+            api.find_task_modules(store)
             footprint.check_memory(config, args.address)
-        _drive(store, config, args, config.generations)
+        progress = Progress()
+        with _started_pool(config, args.address, progress) as pool:
+            _drive(store, config, args, config.generations, pool, progress)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -560,9 +608,12 @@ def _inspect_levels(run_dir: Path, as_json: bool) -> None:
     from disco_rules.discovery.levels import Levels, buffer_rows
     from disco_rules.discovery.scoring import FITNESS_CAP
 
+    from disco_rules.api import find_task_modules
+
     with open_run(run_dir) as store:
         checkpoint = _newest_checkpoint(store)
         sampled = store.sampled_levels()
+        find_task_modules(store)
         levels = Levels.from_config(parse_config(store.config_text), FITNESS_CAP)
     if checkpoint is None or "levels" not in checkpoint[1]:
         raise CliError(f"{run_dir}: no level buffer (the run has no [scheduler], or no "
@@ -630,10 +681,12 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
 def _run_tasks(run_dir: str | Path, which: str) -> tuple:
     """(config, tasks, baselines by task key) of a run's "heldout" or "train" tasks;
     CliError if a task has no archived baseline yet."""
+    from disco_rules.api import find_task_modules
     from disco_rules.discovery.plan import TaskPlan
 
     with open_run(run_dir) as store:
         config = parse_config(store.config_text)
+        find_task_modules(store)
         plan = TaskPlan.from_config(config)
         tasks = plan.heldout if which == "heldout" else plan.train
         baselines = {}
@@ -767,6 +820,7 @@ def _place(table: list, positions: dict, rows: list) -> list:
 def _cmd_transfer(args: argparse.Namespace) -> None:
     """The run's candidate (RUN:ID, or its chosen winner) and PROGRAM files against AdamW
     tuned per task on the run's held-out tasks and their variants (discovery/transfer.py)."""
+    from disco_rules import api
     from disco_rules.dsl import library
 
     stored = _split_ref(args.run)
@@ -779,6 +833,7 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
                        f"give RUN alone")
     with open_run(run_dir) as store:
         config = parse_config(store.config_text)
+        api.find_task_modules(store)
         if args.top is not None:
             ids = [record.id for record, _ in store.top(args.top, by="validation")]
         elif cid is None:
@@ -798,9 +853,6 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
     run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
     test_seed = run_seed + 1 if args.test_seed is None else args.test_seed
     cache = _read_cache(args.cache)
-
-    from disco_rules import api
-
     status = api.open_run(run_dir).status()
     api.compilation_cache(config)  # the runs' own JAX compilation cache
     from disco_rules.discovery import transfer as protocol
@@ -905,7 +957,7 @@ def _cmd_distill(args: argparse.Namespace) -> None:
     print(result.program, end="")
     print(f"# relative squared error against {args.network} on the grid: {result.error:.4f}")
     if args.output:
-        Path(args.output).write_text(str(result.program))
+        _write_output(args.output, str(result.program))
         print(f"wrote {args.output}", file=sys.stderr)
     if args.check:
         _check_distilled(args.network, weights, result.program)
@@ -1268,7 +1320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # the command as typed, for reports that name it
     try:
         args.handler(args)
-    except (CliError, ConfigError, StoreError) as error:
+    except (CliError, ConfigError, StoreError, ClusterUnreachableError) as error:
         if os.environ.get("DISCO_DEBUG"):  # with what a one-line message hides
             print(debug_traceback(error), file=sys.stderr)
         print(f"disco: error: {error}", file=sys.stderr)
@@ -1281,6 +1333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if isinstance(error, OSError) and error.filename is not None:  # a file named, the disk
             print(f"disco: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+            return 2
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:  # a write that did not fit
+            print(f"disco: error: cannot write ({error.strerror}): free some disk space, or "
+                  "raise the file-size limit (ulimit -f), and run it again", file=sys.stderr)
             return 2
         if os.environ.get("DISCO_DEBUG"):
             raise

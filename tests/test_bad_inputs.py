@@ -8,14 +8,20 @@ before it would).
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from tests.test_cli_runs import DISCO, _environment
+from tests.test_plugin_tasks import CONFIG as PLUGIN_CONFIG
+from tests.test_plugin_tasks import MODULE as PLUGIN_MODULE
 
 QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart.toml"
 SIGNATURE = "def p(w, g, lr, step, progress):\n"
@@ -28,7 +34,8 @@ def run(tmp_path_factory) -> Path:
     with RunStore.create(run_dir, QUICKSTART.read_text()) as store:
         store.add_generation(0, [CandidateRecord(
             id=1, generation=0, kind="program", hash="h1", fitness=0.1, status="ok",
-            text="def p(w, g, lr):\n    update = lr * g\n    return update\n")])
+            text="def p(w, g, lr):\n    update = lr * g\n    return update\n")],
+            events={"best": 0.1, "median": 0.1})
         store.save_checkpoint(0, {})
     return run_dir
 
@@ -47,6 +54,9 @@ def _damaged_copy(run: Path, base: Path, how: str) -> Path:
         archive.write_bytes(data[:4096] + b"\xff" * (len(data) - 4096))
     elif how == "binary config":
         (copy / "config.toml").write_bytes(b"\xff\xfe\x00 not text")
+    elif how == "garbled text":  # bytes inside rows: a candidate's text, a counter's name
+        archive.write_bytes(data.replace(b"update = lr", b"\xff\xfedate = lr")
+                            .replace(b"median", b"\xffedian"))
     else:
         for checkpoint in (copy / "checkpoints").iterdir():
             checkpoint.write_bytes(b"not msgpack" + checkpoint.read_bytes()[:20])
@@ -78,6 +88,12 @@ CASES = {
     "every checkpoint corrupt": (["resume", "{corrupt checkpoints}"],
                                  "no intact checkpoint"),
     "a config that is not text": (["status", "{binary config}"], "is not UTF-8 text"),
+    "a candidate's text that is not UTF-8": (["inspect", "{garbled text}:1"],
+                                             "is damaged (text that is not UTF-8"),
+    "a counter's name that is not UTF-8": (["status", "{garbled text}"],
+                                           "is damaged (text that is not UTF-8"),
+    "a run where a candidate is wanted": (["export", "{run}", "--format", "numpy"],
+                                          ":ID, e.g. its best, "),
     "--seeds beyond the limit": (["score", "{run}:1", "--run", "{run}", "--seeds", "10000000"],
                                  "--seeds: at most 1000"),
     # configs and run directories
@@ -125,7 +141,7 @@ def test_bad_input_is_one_error_line_with_exit_code_2(case, run, tmp_path):
     _write_inputs(tmp_path)
     places = {"tmp": tmp_path, "run": run}
     for how in ("truncated", "garbled header", "garbled pages", "corrupt checkpoints",
-                "binary config"):
+                "binary config", "garbled text"):
         if "{" + how + "}" in " ".join(CASES[case][0]):
             places[how] = _damaged_copy(run, tmp_path, how)
     args = [arg.format(**places) for arg in CASES[case][0]]
@@ -166,3 +182,136 @@ def test_a_cluster_run_is_checked_against_its_largest_node():
     with pytest.raises(ConfigError, match=r"over the 0\.\d GiB that Ray offers on the "
                                           r"cluster's largest node: lower tasks.seeds"):
         check_cluster_memory(config, [actor / 3, actor / 2])
+
+
+# -- cases that need more than a command line ------------------------------------------------
+
+def _disco(*args: object, cwd: Path, cache: Path, before: Sequence[object] = ()
+           ) -> subprocess.CompletedProcess:
+    """`disco ARGS` run in `cwd`, through the command `before` (which ends by running it)."""
+    return subprocess.run([*map(str, before), DISCO, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=_environment(cache), timeout=300)
+
+
+def _one_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """What every case keeps to: exit code 2, one line on stderr, and it says `message`."""
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("disco: error: ") and message in result.stderr
+
+
+def _own_mounts(script: str, *args: object) -> list[str]:
+    """The command that runs sh `script` (with `args`) as root of new user and mount
+    namespaces, where it may mount a small tmpfs or a read-only bind without privileges
+    (and whatever the user may write elsewhere); skips the test where the system does not
+    allow such namespaces."""
+    if shutil.which("unshare") is None or \
+            subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs user and mount namespaces (unshare -Urm)")
+    return ["unshare", "-Urm", "sh", "-c", script, "sh", *map(str, args)]
+
+
+def test_a_read_only_run_is_refused_for_writing_and_read_as_it_is(run, tmp_path):
+    _write_inputs(tmp_path)
+    copy = tmp_path / "read-only"
+    shutil.copytree(run, copy)
+    read_only = _own_mounts('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
+                            'shift && exec "$@"', copy)
+    cache = run.parent / "jax-cache"
+    _one_error(_disco("resume", copy, cwd=tmp_path, cache=cache, before=read_only),
+               f"{copy}: cannot write the run directory (Read-only file system): make it")
+    _one_error(_disco("launch", "ok.toml", "--run-dir", copy / "new", cwd=tmp_path,
+                      cache=cache, before=read_only),
+               f"{copy / 'new'}: cannot create the run directory (Read-only file system)")
+    status = _disco("status", copy, cwd=tmp_path, cache=cache, before=read_only)
+    assert status.returncode == 0 and f"run {copy}: 1 of 30 generations" in status.stdout
+
+
+FULL_DISK = """
+mount -t tmpfs -o size=1m tmpfs "$1" && cp -r "$2" "$1/run" || exit 99
+dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null
+"$4" resume "$1/run" --generations 40 2>"$3/resume.err"; echo $? >"$3/resume.rc"
+"$4" export "$1/run:1" --format numpy -o "$1/out.py" 2>"$3/export.err"; echo $? >"$3/export.rc"
+ls -A "$1" >"$3/listing"
+rm "$1/fill"
+exec "$4" status "$1/run"
+"""  # $1: a folder to mount a 1 MiB disk on, $2: a run, $3: logs, $4: disco
+
+
+def test_a_full_disk_is_one_line_and_the_run_goes_on_once_there_is_space(run, tmp_path):
+    disk, logs = tmp_path / "disk", tmp_path / "logs"
+    disk.mkdir()
+    logs.mkdir()
+    after = subprocess.run(_own_mounts(FULL_DISK, disk, run, logs, DISCO), capture_output=True,
+                           text=True, env=_environment(run.parent / "jax-cache"), timeout=300)
+    assert after.returncode == 0, after.stderr  # status, once space was freed: all is there
+    assert f"run {disk}/run: 1 of 30 generations" in after.stdout
+
+    def ran(name: str) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(name, int((logs / f"{name}.rc").read_text()), "",
+                                           (logs / f"{name}.err").read_text())
+
+    _one_error(ran("resume"), f"{disk}/run: the disk is full")
+    assert f"then continue the run with `disco resume {disk}/run`" in ran("resume").stderr
+    _one_error(ran("export"), "out.py: No space left on device: free some disk space")
+    assert (logs / "listing").read_text().split() == ["fill", "run"]  # no half-written file
+
+
+def test_a_plugin_that_calls_sys_exit_at_import_is_reported_as_such(run, tmp_path):
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "exits.toml").write_text(
+        PLUGIN_CONFIG.format(family="exits_at_import:tasks"))
+    _one_error(_disco("launch", "exits.toml", "--run-dir", "new", cwd=tmp_path,
+                      cache=run.parent / "jax-cache"),
+               "task family 'exits_at_import:tasks': importing exits_at_import called "
+               "sys.exit(3)")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_a_plugin_whose_baseline_is_not_finite_leaves_no_run_directory(run, tmp_path):
+    (tmp_path / "nan_tasks.py").write_text(PLUGIN_MODULE.replace(
+        'return jnp.mean((x @ params["w"] - y) ** 2)',
+        'return jnp.mean((x @ params["w"] - y) ** 2) * jnp.nan'))
+    (tmp_path / "nan.toml").write_text(
+        PLUGIN_CONFIG.format(family="nan_tasks:least_squares"))
+    result = _disco("launch", "nan.toml", "--run-dir", "new", cwd=tmp_path,
+                    cache=run.parent / "jax-cache")
+    ray_logs = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+\s+INFO ")  # Ray's (issue 20, item 4)
+    errors = [line for line in result.stderr.splitlines() if not ray_logs.match(line)]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert re.match(r"disco: error: .*the baseline on nan_tasks:least_squares\(dim=\d,"
+                    r"horizon=10\) .*(non-finite|not finite)", errors[0]), errors[0]
+    assert not (tmp_path / "new").exists()  # made for generation 0, removed when it failed
+
+
+@pytest.mark.parametrize("address, message", [
+    ("ray://127.0.0.1:1", "cannot reach the Ray cluster at ray://127.0.0.1:1 (Connection "
+                          "refused): check that it runs"),
+    ("127.0.0.1", "127.0.0.1: not a Ray cluster address (ray://HOST:PORT, HOST:PORT or auto)"),
+])
+def test_a_cluster_that_does_not_answer_fails_in_seconds_before_any_run_dir(
+        run, tmp_path, address, message):
+    _write_inputs(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    started = time.monotonic()
+    _one_error(_disco("launch", "ok.toml", "--run-dir", "new", "--address", address,
+                      cwd=tmp_path, cache=run.parent / "jax-cache"), message)
+    assert time.monotonic() - started < 40  # Ray's client alone would retry for 44 s
+    assert sorted(tmp_path.iterdir()) == before  # the run directory, hidden or not: none
+
+
+def test_a_second_launch_into_a_live_run_names_its_writer(run, tmp_path):
+    _write_inputs(tmp_path)
+    shutil.copytree(run, tmp_path / "live")
+    with RunStore.open(tmp_path / "live", write=True):
+        _one_error(_disco("launch", "ok.toml", "--run-dir", "live", cwd=tmp_path,
+                          cache=run.parent / "jax-cache"),
+                   f"live already holds a run, which pid {os.getpid()} on ")
+
+
+def test_a_top_beyond_sqlites_integers_lists_every_candidate(run, tmp_path):
+    result = _disco("inspect", run, "--top", 10 ** 30, cwd=tmp_path,
+                    cache=run.parent / "jax-cache")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2].split()[:2] == ["1", "0"]  # candidate #1, gen 0

@@ -3,6 +3,7 @@ Ray actors in other processes, and one-line errors for bad plug-ins."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -122,6 +123,11 @@ BAD = [
     ("plug_raises:least_squares", MODULE + "\nraise RuntimeError('broken plug-in')\n",
      r"importing plug_raises failed: in <module>\(\) at plug_raises.py:\d+: RuntimeError: "
      "broken plug-in"),  # the module's line that raised
+    ("plug_exits:least_squares", MODULE + "\nimport sys\nsys.exit(3)\n",
+     r"importing plug_exits called sys.exit\(3\)"),
+    ("plug_build_exits:least_squares",
+     MODULE.replace("    dim, n = ", "    raise SystemExit('no data here')\n    dim, n = "),
+     r"building its default task called sys.exit\('no data here'\)"),
 ]
 
 
@@ -145,3 +151,28 @@ def test_the_cli_reports_a_bad_plugin_in_one_line_with_exit_code_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "plug_cli has no 'absent'" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_remembers_where_its_task_modules_are_so_it_resumes_from_any_folder(tmp_path):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    config = write_plugin(project, "where_tasks", MODULE, "where_tasks:least_squares")
+    source = disco_rules.api.read_config(config)  # looks beside the config
+    warm_start = disco_rules.api.check(source.config, source.base)  # loads the module there
+    disco_rules.api.create_run(tmp_path / "run", source.name, source.text, warm_start).close()
+    assert json.loads((tmp_path / "run" / "task_modules.json").read_text()) == {
+        "where_tasks": str(project)}
+    # a fresh process in another folder builds the run's tasks through what the run recorded
+    find = "from disco_rules.api import find_task_modules; find_task_modules(store)\n"
+    script = ("from disco_rules.discovery.store import RunStore\n"
+              "from disco_rules.discovery.config import parse_config\n"
+              "from disco_rules.discovery.plan import TaskPlan\n"
+              f"store = RunStore.open({str(tmp_path / 'run')!r}, write=False)\n"
+              "{find}print(TaskPlan.from_config(parse_config(store.config_text)).train[0].key)")
+    found = subprocess.run([sys.executable, "-c", script.format(find=find)], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=120)
+    assert found.stdout.strip() == "where_tasks:least_squares(dim=3,horizon=10)", found.stderr
+    lost = subprocess.run([sys.executable, "-c", script.format(find="")], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=120)
+    assert "no module named 'where_tasks'" in lost.stderr  # what resume did before

@@ -4,7 +4,8 @@
 the current folder, or on the Python path; `my_family` a `Family` in it, written against the same interface as the
 shipped families (`ranges`, `defaults`, `build(task) -> Problem`, `kind`). A plug-in family
 is registered under its full `module:name`, checked once (`check`), and its module file is
-shipped to Ray actors (`module_files`, for the runtime environment's py_modules).
+shipped to Ray actors (`module_files`, for the runtime environment's py_modules). A run
+records the folders its modules were found in (`found_in`), to look there again on resume.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +24,7 @@ from disco_rules.discovery.tasks.family import Family, Problem, Task
 
 _SEARCH_PATH: list[Path] = []  # folders searched before the Python path
 _MODULES: dict[str, ModuleType] = {}  # plug-in modules loaded, by name
+_FOUND_IN: dict[str, Path] = {}  # the folder each module loaded by file was found in
 
 
 def is_plugin(name: str) -> bool:
@@ -36,22 +39,30 @@ def add_search_path(folder: str | Path) -> None:
         _SEARCH_PATH.insert(0, folder)
 
 
+def _find(module_name: str) -> tuple[Path, Path] | None:
+    """(folder, file) that `module_name` is loaded from by file: a module or package in a
+    search folder or the current folder; None for one found on the Python path instead."""
+    if not module_name.isidentifier():  # a dotted name, or no module name at all
+        return None
+    for folder in [*_SEARCH_PATH, Path.cwd()]:
+        for file in (folder / f"{module_name}.py", folder / module_name / "__init__.py"):
+            if file.is_file():
+                return folder, file
+    return None
+
+
 def _import(module_name: str) -> ModuleType:
     if module_name in _MODULES:
         return _MODULES[module_name]
-    parts = module_name.split(".")
-    for folder in [*_SEARCH_PATH, Path.cwd()]:
-        file = folder.joinpath(*parts).with_suffix(".py")
-        package = folder.joinpath(*parts, "__init__.py")
-        found = file if file.is_file() else package if package.is_file() else None
-        if found is not None and len(parts) == 1:
-            spec = importlib.util.spec_from_file_location(module_name, found)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # so that its objects pickle by reference
-            spec.loader.exec_module(module)
-            _MODULES[module_name] = module
-            return module
-    module = importlib.import_module(module_name)
+    found = _find(module_name)
+    if found is not None:
+        spec = importlib.util.spec_from_file_location(module_name, found[1])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # so that its objects pickle by reference
+        spec.loader.exec_module(module)
+        _FOUND_IN[module_name] = found[0]
+    else:
+        module = importlib.import_module(module_name)
     _MODULES[module_name] = module
     return module
 
@@ -73,6 +84,9 @@ def load(name: str) -> Family:
     except Exception as error:  # the user's module raised while importing
         raise ValueError(f"task family {name!r}: importing {module_name} failed: "
                          f"{one_line(error)}") from None
+    except SystemExit as error:  # would end disco silently, with the module's exit code
+        raise ValueError(f"task family {name!r}: importing {module_name} called "
+                         f"sys.exit({error.code!r})") from None
     if not hasattr(module, attribute):
         raise ValueError(f"task family {name!r}: module {module_name} has no {attribute!r}")
     found = getattr(module, attribute)
@@ -97,6 +111,9 @@ def check(family: Family) -> None:
     except Exception as error:
         raise ValueError(f"{where}: building its default task failed: "
                          f"{one_line(error)}") from None
+    except SystemExit as error:
+        raise ValueError(f"{where}: building its default task called "
+                         f"sys.exit({error.code!r})") from None
     if family.kind != "optimizer":
         return
     if not isinstance(built, Problem):
@@ -119,6 +136,33 @@ def check(family: Family) -> None:
                              f"{getattr(loss, 'shape', type(loss).__name__)}")
     if not isinstance(built.horizon, int) or built.horizon < 1:
         raise ValueError(f"{where}: the Problem's horizon must be a positive int")
+
+
+def found_in(text: str) -> dict[str, str]:
+    """The folder each plug-in module that config `text` names (`module:name` in any string)
+    is loaded from by file, or would be now, by module name; modules on the Python path are
+    found from any folder and left out."""
+    named = {value.partition(":")[0] for value in _strings(tomllib.loads(text))
+             if is_plugin(value)}
+    folders = {}
+    for name in sorted(named):
+        if name in _MODULES:
+            folder = _FOUND_IN.get(name)
+        else:
+            found = _find(name)
+            folder = None if found is None else found[0]
+        if folder is not None:
+            folders[name] = str(folder)
+    return folders
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in parsed TOML."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [text for item in value for text in _strings(item)] if isinstance(value, list) else []
 
 
 def module_files() -> list[str]:
