@@ -77,6 +77,9 @@ class RaiseOn:
         return x * x
 
 
+RAISE_LINE = RaiseOn.__call__.__code__.co_firstlineno + 2  # of the raise above
+
+
 class ExitOn:
     """Kills its own process on the marked item: every time, or only the first time (flag file)."""
 
@@ -126,10 +129,12 @@ def test_each_actor_builds_its_evaluator_once(make_pool, tmp_path):
 def test_an_evaluator_exception_is_a_failed_result_and_is_not_retried(make_pool):
     pool = make_pool(lambda: RaiseOn(3), num_actors=2)
     results = pool.map(list(range(6)))
-    assert results[3] == Failed("ValueError: bad input 3")
+    # one line, after the line that raised it (this file's, which is not disco's own code)
+    raised = Failed(f"in __call__() at test_cluster.py:{RAISE_LINE}: ValueError: bad input 3")
+    assert results[3] == raised
     assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 4, 16, 25]
     assert (pool.retries, pool.actor_restarts, pool.completed, pool.failed) == (0, 0, 5, 1)
-    assert pool.map([2, 3]) == [4, Failed("ValueError: bad input 3")]
+    assert pool.map([2, 3]) == [4, raised]
 
 
 def test_items_lost_with_an_actor_run_again_elsewhere_exactly_once(make_pool, tmp_path):
