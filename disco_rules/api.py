@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
                                           parse_config, set_top_level, warm_start_paths)
+from disco_rules.discovery.progress import (Progress, ProgressPool, follow_generations, for_api,
+                                            long_phase, task_roles)
 from disco_rules.discovery.store import (TASK_MODULES_NAME, WARM_START_DIR, CandidateRecord,
                                          RunLock, RunStore, StorageError)
 from disco_rules.dsl.parser import parse
@@ -193,12 +195,20 @@ def _join_cluster(address: str, py_modules: Sequence[str]) -> None:
 
 
 def drive(store: RunStore, config: Config, pool: Any,
-          on_generation: Callable[["GenerationReport"], None] | None = None) -> "Engine":
-    """Continue the run in `store` from its newest checkpoint up to `config.generations`."""
+          on_generation: Callable[["GenerationReport"], None] | None = None,
+          progress: Progress | None = None) -> "Engine":
+    """Continue the run in `store` from its newest checkpoint up to `config.generations`;
+    with `progress`, each generation's work and lines are shown there."""
+    from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.search.engine import make_engine
 
+    if progress is not None:
+        pool = ProgressPool(pool, progress, roles=task_roles(TaskPlan.from_config(config)))
+        on_generation = follow_generations(pool, on_generation)
     engine = make_engine(config, store, pool, on_generation)
     engine.restore()
+    if progress is not None:
+        pool.context = f"generation {engine.generation}"
     engine.run(config.generations)
     return engine
 
@@ -213,12 +223,15 @@ def _check_memory(config: Config, address: str | None, pool: Any) -> None:
 
 
 @contextlib.contextmanager
-def _evaluating_on(config: Config, address: str | None, pool: Any) -> Iterator[Any]:
-    """The caller's `pool`, or Ray actors for `config` made here and shut down after."""
+def _evaluating_on(config: Config, address: str | None, pool: Any,
+                   progress: Progress | None = None) -> Iterator[Any]:
+    """The caller's `pool`, or Ray actors for `config` made here (shown as a phase in
+    `progress`) and shut down after."""
     if pool is not None:
         yield pool
         return
-    own = make_pool(config, address)
+    with long_phase(progress, "starting Ray"):
+        own = make_pool(config, address)
     try:
         yield own
     finally:
@@ -229,38 +242,45 @@ def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[s
            generations: int | None = None, address: str | None = None, *,
            seed: int | None = None,
            on_generation: Callable[["GenerationReport"], None] | None = None,
-           pool: Any = None) -> Run:
+           pool: Any = None, progress: bool | None = None) -> Run:
     """Run a search to the end and return its run. `config`: a TOML file, TOML text or a
     Config; `generations`, `seed`: override the config's; `address`: a Ray cluster ("auto",
     "ray://host:port"), or None for Ray in this process; `pool`: evaluate on this pool
-    instead (anything with `map(items)`)."""
+    instead (anything with `map(items)`); `progress`: show each phase and generation on
+    stdout (None: where a line can be redrawn, a terminal or a notebook)."""
+    shown = for_api(progress)
     source = read_config(config)
     config, text = with_overrides(source.config, source.text, generations=generations,
                                   seed=seed)
-    warm_start = check(config, source.base)
-    _check_memory(config, address, pool)
+    with long_phase(shown, "loading JAX and checking the config"):
+        warm_start = check(config, source.base)
+        _check_memory(config, address, pool)
     # the run appears once its cluster is connected, and stays once a generation is done
     with stage_run(run_dir, source.name, text, warm_start) as place, \
-            _evaluating_on(config, address, pool) as evaluators, launched(place()) as store:
-        drive(store, config, evaluators, on_generation)
+            _evaluating_on(config, address, pool, shown) as evaluators, \
+            launched(place()) as store:
+        drive(store, config, evaluators, on_generation, shown)
     return Run(store.run_dir)
 
 
 def resume(run_dir: str | os.PathLike[str], generations: int | None = None,
            address: str | None = None, *,
            on_generation: Callable[["GenerationReport"], None] | None = None,
-           pool: Any = None) -> Run:
+           pool: Any = None, progress: bool | None = None) -> Run:
     """Continue a run after a crash or a stop (up to `generations`, stored as its new target)
-    and return it; it ends with the archive an uninterrupted run would have."""
+    and return it; it ends with the archive an uninterrupted run would have. `progress` as
+    in `launch`."""
+    shown = for_api(progress)
     with RunStore.open(run_dir, write=True) as store:
         config = parse_config(store.config_text)
         if generations is not None:
             config, text = with_overrides(config, store.config_text, generations=generations)
             store.set_config_text(text)
         find_task_modules(store)
-        _check_memory(config, address, pool)
-        with _evaluating_on(config, address, pool) as evaluators:
-            drive(store, config, evaluators, on_generation)
+        with long_phase(shown, "loading JAX and checking the config"):
+            _check_memory(config, address, pool)
+        with _evaluating_on(config, address, pool, shown) as evaluators:
+            drive(store, config, evaluators, on_generation, shown)
     return Run(run_dir)
 
 

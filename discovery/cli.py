@@ -209,21 +209,6 @@ def _score_cells(row) -> str:
         + f"{cell(mean, mean_se):>{_CELL}}"
 
 
-def _print_report(report) -> None:
-    rate = report.evaluated / report.seconds if report.seconds > 0 else 0.0
-    print(f"gen {report.generation:3d} | {report.candidates:3d} candidates, "
-          f"{report.evaluated:3d} evaluated, {report.cache_hits:3d} cached | "
-          f"{rate:6.1f} eval/s | best {_format_fitness(report.best)} "
-          f"median {_format_fitness(report.median)} | screened {report.screened} "
-          f"failed {report.failed}", flush=True)
-    if report.validated:
-        scores = ", ".join(f"#{cid} {_format_fitness(score)}" for cid, score in report.validated)
-        print(f"        meta-validation on held-out tasks: {scores}", flush=True)
-    if report.regret:
-        regrets = ", ".join(f"{family} {_format_fitness(value)}" for family, value in report.regret)
-        print(f"        regret of the generation's levels: {regrets}", flush=True)
-
-
 def _serve_metrics(args: argparse.Namespace, pool):
     """SearchMetrics of `pool` and its running server, or (None, None) without --metrics-port."""
     if args.metrics_port is None:
@@ -256,21 +241,21 @@ def _started_pool(config, address: str | None, progress) -> Iterator[Any]:
 
 def _drive(store: RunStore, config, args: argparse.Namespace, generations: int, pool,
            progress) -> None:
-    from disco_rules.discovery.progress import ProgressPool
+    from disco_rules.discovery.plan import TaskPlan
+    from disco_rules.discovery.progress import ProgressPool, follow_generations, task_roles
     from disco_rules.discovery.search.engine import make_engine
 
     server = None
     try:
         metrics, server = _serve_metrics(args, pool)
-        shown = ProgressPool(pool, progress)  # each generation's work items as they finish
+        # each generation's work items as they finish, then its lines
+        shown = ProgressPool(pool, progress, roles=task_roles(TaskPlan.from_config(config)))
 
-        def on_generation(report) -> None:
-            _print_report(report)
-            shown.context = f"generation {report.generation + 1}"
+        def observe(report) -> None:
             if metrics is not None:
                 metrics.observe(report, pool)
 
-        search = make_engine(config, store, shown, on_generation)
+        search = make_engine(config, store, shown, follow_generations(shown, observe))
         search.restore()
         shown.context = f"generation {search.generation}"
         started = time.perf_counter()

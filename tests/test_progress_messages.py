@@ -1,5 +1,5 @@
 """Messages a person can follow: a user's task error names the user's function and line
-(the traceback with DISCO_DEBUG=1)."""
+(the traceback with DISCO_DEBUG=1), and the Python API shows its progress when asked."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import disco_rules
 from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.reasons import (Frame, debug_traceback, frames_in, is_users, one_line,
                                          user_frame)
+from disco_rules.discovery.evaluator import Evaluator
+from tests.test_api import TINY
 from tests.test_plugin_tasks import CONFIG, MODULE
 
 DISCO = Path(sys.executable).parent / "disco"
@@ -160,3 +163,16 @@ def test_a_shape_error_in_a_ray_actor_names_the_users_line(tmp_path):
     assert last.startswith("disco: error: the baseline on my_task:least_squares(dim=3")
     assert f"failed: in loss() at my_task.py:{line}: TypeError: cannot reshape" in last
     assert f'my_task.py", line {line}, in loss' in result.stderr  # the actor's traceback
+
+
+def test_the_api_shows_its_progress_when_asked_and_nothing_otherwise(tmp_path, capsys):
+    pool = LocalPool(lambda: Evaluator(16))
+    disco_rules.launch(TINY, run_dir=tmp_path / "quiet", generations=1, pool=pool)
+    assert capsys.readouterr().out == ""  # not a terminal: off by default
+    disco_rules.launch(TINY, run_dir=tmp_path / "shown", generations=1, pool=pool,
+                       progress=True)
+    out = capsys.readouterr().out
+    assert out.startswith("loading JAX and checking the config...")
+    assert "gen   0 |" in out and "meta-validation on held-out tasks: #" in out
+    disco_rules.resume(tmp_path / "shown", generations=2, pool=pool, progress=True)
+    assert "gen   1 |" in capsys.readouterr().out
