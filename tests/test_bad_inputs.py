@@ -97,6 +97,9 @@ CASES = {
     "--seeds beyond the limit": (["score", "{run}:1", "--run", "{run}", "--seeds", "10000000"],
                                  "--seeds: at most 1000"),
     # configs and run directories
+    "a config of only comments": (["launch", "{tmp}/empty.toml", "--run-dir", "{tmp}/new"],
+                                  "empty.toml: the file is empty (or only comments); start "
+                                  "from examples/quickstart.toml"),
     "a seed of 20 digits": (["launch", "{tmp}/seed.toml", "--run-dir", "{tmp}/new"],
                             "seed: at most 4294967295"),
     "a NaN learning rate": (["launch", "{tmp}/nan.toml", "--run-dir", "{tmp}/new"],
@@ -124,16 +127,25 @@ def _write_inputs(tmp: Path) -> None:
     (tmp / "big.py").write_text(SIGNATURE + "    u = g\n" * 200_000 + "    return u\n")
     base = QUICKSTART.read_text()
     (tmp / "ok.toml").write_text(base)
-    (tmp / "seed.toml").write_text(base.replace("seed = 0", "seed = 99999999999999999999"))
-    (tmp / "nan.toml").write_text(base.replace("lr_grid = [0.003, 0.03, 0.3]",
-                                               "lr_grid = [nan, 0.03]"))
-    (tmp / "huge.toml").write_text(base.replace("size = 32", "size = 1000000"))
-    (tmp / "memory.toml").write_text(
-        base.replace("seeds = 2", "seeds = 1000").replace("max_statements = 16",
-                                                          "max_statements = 1000")
-        .replace("lr_grid = [0.003, 0.03, 0.3]", f"lr_grid = {[0.001 * i for i in range(1, 65)]}")
-        .replace('{ family = "mlp_regression", horizon = 100 }',
-                 '{ family = "mlp_regression", width = 128, depth = 4, in_dim = 64 }'))
+    (tmp / "empty.toml").write_text("# a search, some day\n\n")
+    (tmp / "seed.toml").write_text(_with_line(base, "seed", "99999999999999999999"))
+    (tmp / "nan.toml").write_text(_with_line(base, "lr_grid", "[nan, 0.03]"))
+    (tmp / "huge.toml").write_text(_with_line(base, "size", "1000000"))
+    memory = _with_line(_with_line(base, "seeds", "1000"), "max_statements", "1000")
+    memory = _with_line(memory, "lr_grid", str([0.001 * i for i in range(1, 65)]))
+    (tmp / "memory.toml").write_text(_with_line(
+        memory, "train", '[{ family = "mlp_regression", width = 128, depth = 4, in_dim = 64 }]'))
+
+
+def _with_line(text: str, key: str, value: str) -> str:
+    """`text` with the first line assigning `key` (a value on one line, or a list that closes
+    on a line of its own) set to `value`; fails if no line assigns it, so a variant of a
+    shipped config can never silently be the config itself."""
+    match = re.search(rf"^{key} = ", text, re.MULTILINE)
+    assert match, f"no line assigns {key}"
+    rest = text[match.start():]
+    end = (rest.index("\n]\n") + 2 if rest.startswith(f"{key} = [\n") else rest.index("\n"))
+    return text[:match.start()] + f"{key} = {value}" + rest[end:]
 
 
 @pytest.mark.parametrize("case", list(CASES))
