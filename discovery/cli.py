@@ -289,6 +289,7 @@ def _phase(label: str):
 
 def _print_summary(store: RunStore, elapsed: float) -> None:
     from disco_rules.discovery.search.kinds import population_kind
+    from disco_rules.discovery.verdict import with_error
 
     print(f"\nrun directory: {store.run_dir}  ({store.count()} candidates archived, "
           f"{elapsed:.0f} s)")
@@ -302,7 +303,7 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
         if chosen is not None:
             print(f"chosen: #{chosen.id}, the simplest program within one standard error of "
                   f"the best ({chosen.size} statements, validation "
-                  f"{_format_fitness(chosen.mean)} +- {chosen.standard_error:.3f})")
+                  f"{with_error(chosen.mean, chosen.standard_error, len(chosen.scores))})")
         best = winners[0][0] if chosen is None else store.candidate(chosen.id)
         held_out = {v.task: v.score for v in store.validation_of(best.id)}
         baselines = {task: store.baseline(task) for task in held_out}
@@ -545,7 +546,8 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
     """The complexity-fitness hall of fame: per program size the best meta-validated program,
     marking the Pareto front and the chosen winner (simplest within one standard error)."""
     from disco_rules.discovery.pareto import validated_programs
-    from disco_rules.discovery.selection import best_per_size, pareto_front, simplest_within_noise
+    from disco_rules.discovery.selection import (MIN_SAMPLES_FOR_SE, best_per_size,
+                                                 pareto_front, simplest_within_noise)
     from disco_rules.dsl.simplify import simplify
 
     with open_run(run_dir) as store:
@@ -575,13 +577,15 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
         return
     print(f"run {run_dir}: the best of {len(validated)} meta-validated programs per size "
           "(statements of the simplified program)")
-    print("valid. = mean score over the held-out tasks, +- its standard error; * on the "
-          "Pareto front; > chosen: the simplest within one standard error of the best")
+    print(f"valid. = mean score over the held-out tasks, +- its standard error (from "
+          f"{MIN_SAMPLES_FOR_SE} results or more); * on the Pareto front; > chosen: the "
+          "simplest within one standard error of the best")
     print(f"{'':2}{'size':>4} {'id':>6} {'valid.':>8} {'+-':>6}")
     for row in rows:
         mark = (">" if row["chosen"] else " ") + ("*" if row["pareto"] else " ")
+        error = f"{row['standard_error']:.3f}" if row["samples"] >= MIN_SAMPLES_FOR_SE else ""
         print(f"{mark}{row['size']:>4} {row['id']:>6} {_format_fitness(row['validation']):>8} "
-              f"{row['standard_error']:>6.3f}")
+              f"{error:>6}")
     if chosen is not None:
         print(f"\nchosen #{chosen.id}:\n{texts[chosen.id]}", end="")
         print("\n".join(["", *verdict_lines]))

@@ -15,6 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
+# Fewer results than this give no standard error worth printing: of two, it is half their gap;
+# of one, none. A score from fewer says how many results it is from instead.
+MIN_SAMPLES_FOR_SE = 3
+
 
 @dataclass(frozen=True)
 class Validated:

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, standard_error
 
 KINDS = ("beats", "within noise", "worse")
 NEGLIGIBLE = 1e-3  # a margin this small is no margin (log loss ratio: a 0.1% lower loss)
@@ -65,10 +65,8 @@ class Verdict:
             margin = f"no finite score on {self.failed} of {self.count} results"
         elif self.count == 0:
             margin = "no results"
-        elif math.isnan(self.se):
-            margin = f"{self.mean:+.3f} from {self.count} result"
         else:
-            margin = f"{self.mean:+.3f} ± {self.se:.3f}"
+            margin = with_error(self.mean, self.se, self.count)
         return f"{margin}; ahead on {self.families_ahead} of {self.families} held-out families"
 
     def text(self, name: str, baseline: str = "tuned AdamW") -> str:
@@ -76,13 +74,21 @@ class Verdict:
         families)" / "#960 is within noise of tuned AdamW (+0.010 ± 0.050; ahead on ...)" /
         "#960 is worse than tuned AdamW (-0.300 ± 0.050; ...)"."""
         if self.kind == "beats":
-            return (f"{name} beats {baseline} by {self.mean:+.3f} ± {self.se:.3f} "
+            return (f"{name} beats {baseline} by {with_error(self.mean, self.se, self.count)} "
                     f"(ahead on {self.families_ahead} of {self.families} held-out families)")
         if self.kind == "worse":
             return f"{name} is worse than {baseline} ({self.numbers()})"
         if self.too_few:
             return f"too few results to tell whether {name} beats {baseline} ({self.numbers()})"
         return f"{name} is within noise of {baseline} ({self.numbers()})"
+
+
+def with_error(mean: float, se: float, count: int) -> str:
+    """A mean of `count` results with its standard error, "+0.210 ± 0.060", where there are
+    MIN_SAMPLES_FOR_SE results or more; else how many it is from, "+0.210 from 2 results"."""
+    if count >= MIN_SAMPLES_FOR_SE and math.isfinite(se):
+        return f"{mean:+.3f} ± {se:.3f}"
+    return f"{mean:+.3f} from {count} result{'' if count == 1 else 's'}"
 
 
 def judge(scores: Mapping[str, Sequence[float] | np.ndarray], reference: float = 0.0,

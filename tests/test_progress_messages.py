@@ -176,3 +176,39 @@ def test_the_api_shows_its_progress_when_asked_and_nothing_otherwise(tmp_path, c
     assert "gen   0 |" in out and "meta-validation on held-out tasks: #" in out
     disco_rules.resume(tmp_path / "shown", generations=2, pool=pool, progress=True)
     assert "gen   1 |" in capsys.readouterr().out
+
+
+def test_a_standard_error_is_shown_only_from_enough_results():
+    from disco_rules.discovery.verdict import judge, with_error
+
+    assert with_error(0.5, 0.1, 3) == "+0.500 ± 0.100"
+    assert with_error(-0.651, 0.599, 2) == "-0.651 from 2 results"  # half the gap of two
+    assert with_error(-0.651, 0.0, 1) == "-0.651 from 1 result"
+    two = judge({"a": [-0.1], "b": [-1.3]})
+    assert "±" not in two.text("#0") and "-0.700 from 2 results" in two.text("#0")
+    three = judge({"a": [0.2, 0.21], "b": [0.19]})
+    assert three.kind == "beats" and " ± " in three.text("#0")
+
+
+@pytest.mark.parametrize("scores, shown", [
+    ({"quadratic(dim=4)": -0.1, "rnn(width=8)": -1.3}, False),  # 2 held-out tasks
+    ({"quadratic(dim=4)": -0.1}, False),  # one: the standard error was printed as 0.000
+    ({"quadratic(dim=4)": -0.1, "rnn(width=8)": -1.3, "quadratic(dim=8)": -0.5}, True)])
+def test_the_summary_and_pareto_show_a_standard_error_only_from_enough_tasks(
+        tmp_path, capsys, scores, shown):
+    from disco_rules.discovery.cli import _print_summary, main
+    from disco_rules.discovery.store import RunStore
+    from tests.test_transfer_command import _validated_run
+
+    run_dir = _validated_run(tmp_path / "run", {1: scores})
+    with RunStore.open(run_dir) as store:
+        _print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    chosen = next(line for line in out.splitlines() if line.startswith("chosen: #1"))
+    verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))
+    n = len(scores)
+    assert (("+-" in chosen or "±" in chosen) == shown), chosen
+    assert ("±" in verdict) == shown and (f"from {n} result" in verdict) != shown, verdict
+    assert main(["inspect", str(run_dir), "--pareto"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(">"))
+    assert len(row.split()) == (5 if shown else 4), row  # mark, size, id, valid. (, +-)
