@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _HOMES = {"EvaluatorActor": "pool", "EvaluatorPool": "pool", "PoolConfig": "pool",
-          "start_ray": "pool", "Failed": "results"}
+          "start_ray": "pool", "Failed": "results", "TimedOut": "results"}
 
 __all__ = sorted(_HOMES)
 

@@ -2,7 +2,9 @@
 
 Each actor builds its evaluator once (so compile caches live as long as the actor) and the
 driver keeps every actor busy with a bounded number of outstanding calls. An item lost with
-its actor is retried elsewhere; an exception raised by the evaluator itself is a result.
+its actor is retried elsewhere; an exception raised by the evaluator itself is a result. An
+item still running at its deadline (cluster/deadlines.py) is a `TimedOut` result: its actor
+is killed and replaced, and the items queued behind it run elsewhere.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import ray
 import ray.exceptions
 from ray.util.metrics import Counter, Histogram
 
 from disco_rules.cluster import reasons
-from disco_rules.cluster.results import Failed
+from disco_rules.cluster.deadlines import DeadlineRule, Deadlines
+from disco_rules.cluster.results import Failed, TimedOut
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class PoolConfig:
     num_gpus_per_actor: float = 0
     max_retries: int = 3
     max_in_flight_per_actor: int = 2
+    deadline: DeadlineRule = DeadlineRule()  # how long one item may run (cluster/deadlines.py)
 
 
 def start_ray(address: str | None, num_cpus: int | None = None,
@@ -263,7 +267,6 @@ class _Slot:
 
     def __init__(self, kind: ActorKind, actor: Any) -> None:
         self.kind = kind  # a replacement actor asks for the same
-        self.in_flight = 0
         self.running_retry = False  # a retried item runs alone, so a loss names its culprit
         self.use(actor)
 
@@ -272,20 +275,40 @@ class _Slot:
         self.actor = actor
         self.ready = actor.__ray_ready__.remote()  # resolves when the actor has started
         self.started = False
+        self.item_kinds_done: set[Hashable] = set()  # kinds of item it has finished (compiled)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the calls outstanding on the actor."""
+        # in submission order, which is the order a (one-threaded) actor runs them in: the
+        # first is running, since `running_since` (None: nothing is running)
+        self.queue: collections.deque[ray.ObjectRef] = collections.deque()
+        self.running_since: float | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted to the actor and not yet collected."""
+        return len(self.queue)
 
 
 class EvaluatorPool:
     """A fixed set of evaluator actors (see `ActorKind.plan`); `map` spreads items over them.
 
-    Counters (`retries`, `actor_restarts`, `completed`, `failed`) accumulate over the pool's life.
+    `item_kind(item)`: items of one kind are alike in cost, so each item's deadline comes
+    from the measured time of its kind (`Deadlines`, kept over the pool's life). Counters
+    (`retries`, `actor_restarts`, `completed`, `failed`, `timeouts`) accumulate likewise.
     """
 
-    def __init__(self, factory: Callable[[], Callable[[Any], Any]], config: PoolConfig) -> None:
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]], config: PoolConfig,
+                 item_kind: Callable[[Any], Hashable] = type) -> None:
         self.config = config
+        self.item_kind = item_kind
+        self.deadlines = Deadlines(config.deadline)
         self.retries = 0
         self.actor_restarts = 0
         self.completed = 0
         self.failed = 0
+        self.timeouts = 0  # items abandoned at their deadline (counted in `failed` too)
         self._factory_ref = ray.put(factory)
         kinds = ActorKind.plan(config)
         if not kinds:
@@ -326,7 +349,7 @@ class EvaluatorPool:
             return _Dispatch(self, items, on_result).run()
         finally:  # calls abandoned by an exception (e.g. KeyboardInterrupt) are not waited for
             for slot in self._slots:
-                slot.in_flight = 0
+                slot.clear()
                 slot.running_retry = False
 
     def shutdown(self) -> None:
@@ -337,9 +360,11 @@ class EvaluatorPool:
 
 
 class _Dispatch:
-    """One `EvaluatorPool.map`: keeps calls in flight, retries lost items, replaces lost actors.
+    """One `EvaluatorPool.map`: keeps calls in flight, retries lost items, replaces lost actors,
+    abandons items at their deadline.
 
-    Updates the pool's counters (`retries`, `actor_restarts`, `completed`, `failed`).
+    Updates the pool's counters (`retries`, `actor_restarts`, `completed`, `failed`,
+    `timeouts`) and its measured item times (`deadlines`).
     """
 
     def __init__(self, pool: EvaluatorPool, items: Sequence[Any],
@@ -352,26 +377,67 @@ class _Dispatch:
         self.fresh = collections.deque(range(len(items)))
         self.to_retry: collections.deque[int] = collections.deque()
         self.outstanding: dict[ray.ObjectRef, tuple[_Slot, int]] = {}
+        self.item_kinds: dict[int, Hashable] = {}  # index -> its kind, once submitted
         self.remaining = len(items)
 
     def run(self) -> list[Any]:
-        """Wait for results and actor starts, one at a time, until every item has a result."""
+        """Wait for results and actor starts, one at a time, until every item has a result;
+        after each wait, abandon the items past their deadline."""
         slots = self.pool._slots
+        quiet_since = time.monotonic()  # the last result or actor start
         while self.remaining:
             self.dispatch()
             starting = {slot.ready: slot for slot in slots if not slot.started}
             ready, _ = ray.wait(list(self.outstanding) + list(starting), num_returns=1,
-                                timeout=STALL_WARNING_S)
-            if not ready:
+                                timeout=self.wait_s(quiet_since))
+            if ready:
+                quiet_since = time.monotonic()
+                if ready[0] in starting:
+                    self.started(starting[ready[0]])
+                else:
+                    self.collect(ready[0])
+            elif time.monotonic() - quiet_since >= STALL_WARNING_S:
                 logger.warning(
                     "no result for %d s with %d calls outstanding; if actors never start, "
                     "check the cluster has room for each (%s)", STALL_WARNING_S,
                     len(self.outstanding), "; ".join(sorted({str(s.kind) for s in slots})))
-            elif ready[0] in starting:
-                self.started(starting[ready[0]])
-            else:
-                self.collect(ready[0])
+                quiet_since = time.monotonic()
+            self.expire()
         return self.results
+
+    def deadline(self, slot: _Slot) -> tuple[float, str]:
+        """The deadline of the item running on `slot` (seconds, and in words)."""
+        kind = self.item_kinds[self.outstanding[slot.queue[0]][1]]
+        return self.pool.deadlines.deadline(kind, first=kind not in slot.item_kinds_done)
+
+    def wait_s(self, quiet_since: float) -> float:
+        """How long the next wait may last: until the nearest deadline or stall warning."""
+        now = time.monotonic()
+        limits = [quiet_since + STALL_WARNING_S - now]
+        limits += [slot.running_since + self.deadline(slot)[0] - now
+                   for slot in self.pool._slots if slot.running_since is not None]
+        return max(min(limits), 0.0)
+
+    def expire(self) -> None:
+        """Abandon each item running past its deadline."""
+        now = time.monotonic()
+        for slot in self.pool._slots:
+            if slot.running_since is not None:
+                seconds, why = self.deadline(slot)
+                if now - slot.running_since >= seconds:
+                    self.time_out(slot, why)
+
+    def time_out(self, slot: _Slot, why: str) -> None:
+        """The slot's running item is a `TimedOut` result; the items queued behind it go back
+        to be dispatched afresh, and the actor is replaced."""
+        running, *queued = slot.queue
+        index = self.outstanding.pop(running)[1]
+        for ref in reversed(queued):
+            self.fresh.appendleft(self.outstanding.pop(ref)[1])
+        logger.warning("an item ran past its deadline (%s); replacing its actor", why)
+        self.renew(slot)
+        self.pool.timeouts += 1
+        self.record(index, TimedOut(f"no result within {why}; its actor was replaced"))
 
     def dispatch(self) -> None:
         """Hand out retries and fresh items to actors with room.
@@ -395,8 +461,13 @@ class _Dispatch:
 
     def submit(self, slot: _Slot, index: int) -> None:
         """Start one call of item `index` on the slot's actor."""
-        self.outstanding[slot.actor.evaluate.remote(self.items[index])] = (slot, index)
-        slot.in_flight += 1
+        ref = slot.actor.evaluate.remote(self.items[index])
+        self.outstanding[ref] = (slot, index)
+        if index not in self.item_kinds:
+            self.item_kinds[index] = self.pool.item_kind(self.items[index])
+        if slot.started and not slot.queue:
+            slot.running_since = time.monotonic()
+        slot.queue.append(ref)
 
     def started(self, slot: _Slot) -> None:
         """The slot's actor has started, or could not (then it is replaced)."""
@@ -406,6 +477,8 @@ class _Dispatch:
             self.replace(slot, error)
             return
         slot.started = True
+        if slot.queue:
+            slot.running_since = time.monotonic()
 
     def collect(self, ref: ray.ObjectRef) -> None:
         """Record a finished call's result, or put its items back if its actor was lost."""
@@ -418,9 +491,19 @@ class _Dispatch:
             self.replace(slot, error)
             return
         del self.outstanding[ref]
-        slot.in_flight -= 1
+        self.finished(slot, ref, index)
         slot.running_retry = False
         self.record(index, result)
+
+    def finished(self, slot: _Slot, ref: ray.ObjectRef, index: int) -> None:
+        """The call `ref` of item `index` returned: its time is measured, the next starts."""
+        now = time.monotonic()
+        if slot.queue[0] == ref and slot.running_since is not None:
+            kind = self.item_kinds[index]
+            self.pool.deadlines.observe(kind, now - slot.running_since)
+            slot.item_kinds_done.add(kind)
+        slot.queue.remove(ref)
+        slot.running_since = now if slot.queue else None
 
     def record(self, index: int, result: Any) -> None:
         """Store an item's final result and count it."""
@@ -452,9 +535,12 @@ class _Dispatch:
             else:
                 self.pool.retries += 1
                 self.to_retry.append(index)
+        self.renew(slot)
+
+    def renew(self, slot: _Slot) -> None:
+        """Kill the slot's actor and start a new one of the same kind in its place."""
         ray.kill(slot.actor, no_restart=True)
         slot.use(self.pool._new_actor(slot.kind))
-        slot.in_flight = 0
         slot.running_retry = False
         self.pool.actor_restarts += 1
 

@@ -10,3 +10,9 @@ class Failed:
     """The result of an item that could not be evaluated, with a one-line reason."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class TimedOut(Failed):
+    """An item abandoned at its deadline (its actor killed and replaced); the reason names
+    the deadline."""

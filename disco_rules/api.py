@@ -150,8 +150,9 @@ def make_pool(config: Config, address: str | None) -> Any:
     JAX's persistent compilation cache with this process."""
     import functools
 
+    from disco_rules.cluster.deadlines import DeadlineRule
     from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
-    from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.evaluator import Evaluator, item_kind
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.tasks import plugins
 
@@ -173,7 +174,9 @@ def make_pool(config: Config, address: str | None) -> Any:
         functools.partial(Evaluator, config.population.max_statements, folder),
         PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
                    num_gpus_per_actor=cluster.num_gpus_per_actor,
-                   max_retries=cluster.max_retries))
+                   max_retries=cluster.max_retries,
+                   deadline=DeadlineRule(fixed_s=cluster.deadline_s)),
+        item_kind=item_kind)
 
 
 def _join_cluster(address: str, py_modules: Sequence[str]) -> None:

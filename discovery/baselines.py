@@ -7,13 +7,18 @@ from typing import Sequence
 
 import numpy as np
 
-from disco_rules.cluster.results import Failed
-from disco_rules.discovery.config import Config
+from disco_rules.cluster.results import Failed, TimedOut
+from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.evaluator import BaselineItem, RLBaselineItem
 from disco_rules.discovery.inner.rl_train import AgentConfig
 from disco_rules.discovery.scoring import Pool
 from disco_rules.discovery.store import BaselineRecord, RunStore
 from disco_rules.discovery.tasks import Task
+
+
+class BaselineError(ConfigError):
+    """A task's baseline failed, timed out or is not finite: a search cannot be scored on
+    the task as configured (a one-line error, as a bad config is)."""
 
 
 def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentConfig,
@@ -23,7 +28,8 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
     seeds, weight decay 0 being Adam,
     its loss over the candidates' tasks.seeds seeds, the first ones; on RL tasks the
     return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
-    per task, archived at `generation` (so rollback drops it), and returned by task key."""
+    per task, archived at `generation` (so rollback drops it), and returned by task key;
+    BaselineError if one cannot be computed."""
     missing = [t for t in tasks if store.baseline(t.key) is None]
     lrs, seeds = config.tasks.lr_grid, config.tasks.seeds_of_baseline
     # RL baselines are not paired seed by seed with the candidates: on the candidates' seeds
@@ -35,9 +41,12 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
     for task, result in zip(missing, pool.map(items)):
         value = None if isinstance(result, Failed) else \
             result["final_return"] if task.kind == "rl" else result["loss"]
+        if isinstance(result, TimedOut):
+            raise BaselineError(f"the baseline on {task.key} timed out: {result.reason}; "
+                                "raise [cluster] deadline_s if the task needs longer")
         if value is None or not np.isfinite(value):
             reason = result.reason if isinstance(result, Failed) else "a non-finite result"
-            raise RuntimeError(f"the baseline on {task.key} failed: {reason}")
+            raise BaselineError(f"the baseline on {task.key} failed: {reason}")
         store.add_baseline(BaselineRecord(
             task=task.key, score=value if task.kind == "rl" else 0.0,
             loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"],

@@ -139,6 +139,13 @@ class ClusterConfig:
     # JAX's persistent compilation cache: true, the per-user folder (compile_cache.py);
     # false, none; a string, that folder
     compilation_cache: bool | str = True
+    # seconds one work item (a candidate's or a baseline's training on one task, including
+    # building and compiling the task) may run before it is abandoned, its actor replaced
+    # and its candidates recorded as `timeout` (a baseline's timeout ends the run); also
+    # bounds the check of a plug-in family's default task. None: measured
+    # (cluster/deadlines.py): 10 x the slowest finished item like it, at least 60 s, and at
+    # least 600 s for an actor's first item of a kind, which compiles
+    deadline_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -328,13 +335,16 @@ def _build(cls: type, table: Mapping[str, Any], prefix: str) -> Any:
 
 def parse_config(text: str) -> Config:
     """A validated Config from TOML text; ConfigError names the offending key."""
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"not valid TOML: {error}") from None
-    config = _build(Config, table, "")
+    config = _build(Config, _toml_table(text), "")
     _check_meaning(config)
     return config
+
+
+def _toml_table(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}") from None
 
 
 def _check_meaning(config: Config) -> None:
@@ -373,6 +383,9 @@ def _check_meaning(config: Config) -> None:
                           f"({config.tasks.baseline_seeds} < {config.tasks.seeds})")
     if config.cluster.num_gpus_per_actor not in (0, 1):
         raise ConfigError("cluster.num_gpus_per_actor: expected 0 or 1")
+    if config.cluster.deadline_s is not None and config.cluster.deadline_s <= 0:
+        raise ConfigError(f"cluster.deadline_s: expected a positive number of seconds, "
+                          f"got {config.cluster.deadline_s:g}")
     if config.scheduler.kind not in SCHEDULER_KINDS:
         raise ConfigError(f"scheduler.kind: expected one of {', '.join(SCHEDULER_KINDS)}, "
                           f"got {config.scheduler.kind!r}")
@@ -418,7 +431,8 @@ def _check_network_config(config: Config) -> None:
 
 
 def load_config(path: str | Path) -> tuple[Config, str]:
-    """The Config in the file at `path`, and its text (stored with the run)."""
+    """The Config in the file at `path`, and its text (stored with the run); ConfigError if
+    the file is missing, not text, empty or invalid."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -426,6 +440,9 @@ def load_config(path: str | Path) -> tuple[Config, str]:
         raise ConfigError(f"{path}: no such config file") from None
     except (IsADirectoryError, UnicodeDecodeError):
         raise ConfigError(f"{path}: not a TOML text file") from None
+    if not _toml_table(text):  # not all defaults: a search the user never described
+        raise ConfigError(f"{path}: the file is empty (or only comments); start from "
+                          "examples/quickstart.toml")
     return parse_config(text), text
 
 

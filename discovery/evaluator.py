@@ -76,6 +76,16 @@ class RLBaselineItem:
 WorkItem = ProgramsItem | BaselineItem | NetworksItem | RLBaselineItem
 
 
+def item_kind(item: WorkItem) -> tuple[Any, ...]:
+    """What makes work items alike in cost, for their deadlines (cluster/deadlines.py): the
+    kind of work, the task's shape, the seeds and the candidates per item (1 for a
+    baseline); items alike run one compiled function."""
+    rules = item.programs if isinstance(item, ProgramsItem) else \
+        item.params if isinstance(item, NetworksItem) else None
+    width = 1 if rules is None else len(jax.tree.leaves(rules)[0])
+    return type(item).__name__, item.task.shape, item.seeds, width
+
+
 def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
     """The PRNG keys of a task's seeds: the same for every candidate and the baseline, so
     candidates are compared on the same data and initialisations."""

@@ -6,20 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from disco_rules.cluster.deadlines import DeadlineRule
 from disco_rules.discovery.config import Config, ConfigError
-from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks import Task, family
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
 
 
-def tasks_from(tables: Sequence[dict], key: str) -> list[Task]:
-    """Tasks of a config list; a bad family or parameter is a ConfigError naming the key."""
+def tasks_from(tables: Sequence[dict], key: str, check_within: float | None = None
+               ) -> list[Task]:
+    """Tasks of a config list; a bad family or parameter is a ConfigError naming the key. A
+    user's family is checked once, abandoned after `check_within` seconds if given."""
     tasks = []
     for i, table in enumerate(tables):
         params = {k: v for k, v in table.items() if k != "family"}
         try:
+            family(table["family"], check_within)
             tasks.append(Task.make(table["family"], **params))
         except ValueError as error:
             raise ConfigError(f"{key}[{i}]: {error}") from None
@@ -36,15 +40,18 @@ class TaskPlan:
 
     @classmethod
     def from_config(cls, config: Config) -> "TaskPlan":
-        """Tasks built from the config; ConfigError names a bad family, parameter or overlap."""
-        train = tasks_from(config.tasks.train, "tasks.train")
-        heldout = tasks_from(config.tasks.heldout, "tasks.heldout")
+        """Tasks built from the config; ConfigError names a bad family, parameter or overlap,
+        or a user's family whose check outlives the deadline ([cluster] deadline_s, or that
+        of a first work item)."""
+        check_within = config.cluster.deadline_s or DeadlineRule().first_s
+        train = tasks_from(config.tasks.train, "tasks.train", check_within)
+        heldout = tasks_from(config.tasks.heldout, "tasks.heldout", check_within)
         overlap = {t.key for t in train} & {t.key for t in heldout}
         if overlap:
             raise ConfigError(f"tasks.heldout: {sorted(overlap)[0]} is also a training task; "
                               "held-out tasks must differ from tasks.train")
-        screen = tasks_from([config.screen.task], "screen.task")[0] if config.screen.task \
-            else None
+        screen = tasks_from([config.screen.task], "screen.task", check_within)[0] \
+            if config.screen.task else None
         return cls(tuple(train), tuple(heldout), screen)
 
     def all(self) -> list[Task]:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol, Sequence
 import jax
 import numpy as np
 
-from disco_rules.cluster.results import Failed
+from disco_rules.cluster.results import Failed, TimedOut
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_finite,
@@ -47,7 +47,8 @@ def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
                lr_grid: Sequence[float]) -> TaskScore:
     """Candidate `j` of a work result on `task`, against the task's baseline."""
     if isinstance(result, Failed):
-        return TaskScore(WORST, f"failed: {result.reason}",
+        what = "timeout" if isinstance(result, TimedOut) else "failed"
+        return TaskScore(WORST, f"{what}: {result.reason}",
                          ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
     if task.kind == "rl":
         return _rl_score(result, j, task, baseline)
@@ -83,6 +84,14 @@ def _rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord) -> Task
     return TaskScore(value, None,
                      ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve),
                      standard_error(per_seed))
+
+
+def status_of(reason: str) -> str:
+    """A candidate's archive status from the reason its first failed task gives: nan,
+    diverged, timeout (abandoned at its deadline) or failed."""
+    if reason in ("nan", "diverged"):
+        return reason
+    return "timeout" if reason.startswith("timeout:") else "failed"
 
 
 def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float], ...]:

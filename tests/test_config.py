@@ -64,12 +64,29 @@ def test_defaults_fill_what_the_text_leaves_out():
     ('[scheduler]\nkind = "regret"\nregret_of = "worst"\nfamilies = { rosenbrock = {} }',
      "scheduler.regret_of: regret_of='worst' is not one of best, mean"),
     ("seed = ", "not valid TOML"),
+    ("[cluster]\ndeadline_s = 0", "cluster.deadline_s: expected a positive number of seconds"),
+    ('[cluster]\ndeadline_s = "1h"', "cluster.deadline_s: expected a number, got '1h'"),
+    ("[cluster]\ndeadline_s = inf", "cluster.deadline_s: expected a finite number"),
 ])
 def test_a_bad_value_names_its_key(text, message):
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_deadline_is_measured_unless_the_config_sets_one():
+    assert parse_config("").cluster.deadline_s is None
+    assert parse_config("[cluster]\ndeadline_s = 90").cluster.deadline_s == 90.0
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# a search, some day\n# [tasks]\n"])
+def test_an_empty_config_file_is_refused_and_points_at_the_quickstart(tmp_path, text):
+    path = tmp_path / "search.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"search.toml: the file is empty \(or only "
+                                          r"comments\); start from examples/quickstart.toml"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("table, message", [

@@ -29,7 +29,7 @@ from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunSto
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
 
-FAILED_STATUSES = ("nan", "diverged", "failed")
+FAILED_STATUSES = ("nan", "diverged", "failed", "timeout")
 
 
 @dataclass(frozen=True)

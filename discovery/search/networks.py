@@ -21,7 +21,8 @@ import numpy as np
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.scoring import WORST, Pool, TaskScore, score_rules, with_seeds
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_rules, status_of,
+                                           with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.search.kinds import network_text, population_kind
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
@@ -125,7 +126,7 @@ class NetworkPopulation:
             candidates.append(CandidateRecord(
                 id=cid, generation=generation, kind=self.network.kind,
                 text=network_text(self.network), hash=weights_hash(weights), fitness=fit,
-                status=("nan" if reasons[0] == "nan" else "failed") if reasons else "ok",
+                status=status_of(reasons[0]) if reasons else "ok",
                 reason=reasons[0] if reasons else ("the strategy's mean" if i == 0 else None),
                 parent_id=self.mean_id if i == 0 else ids[0], weights=weights))
             scores += [dataclasses.replace(score.row, candidate_id=cid) for score in per_task]

@@ -21,7 +21,7 @@ import numpy as np
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
 from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_groups, score_programs,
-                                           with_seeds)
+                                           status_of, with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
                                          RunStore, ScoreRecord)
@@ -210,7 +210,9 @@ class ProgramPopulation:
                 self.config.screen.min_fitness, new=len(programs) - warm,
                 exempt={k for k, i in enumerate(passing) if i < warm})
             for k, reason in reasons.items():
-                outcomes[passing[k]] = Scored(WORST, "screened", screened[k].reason or reason)
+                why = screened[k].reason
+                status = "timeout" if why and status_of(why) == "timeout" else "screened"
+                outcomes[passing[k]] = Scored(WORST, status, why or reason)
             passing = [passing[k] for k in kept]
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
@@ -218,8 +220,7 @@ class ProgramPopulation:
             reasons = [score.reason for score in per_task if score.reason]
             rows = tuple(score.row for score in per_task)
             if reasons:
-                status = reasons[0] if reasons[0] in ("nan", "diverged") else "failed"
-                outcomes[i] = Scored(WORST, status, reasons[0], rows)
+                outcomes[i] = Scored(WORST, status_of(reasons[0]), reasons[0], rows)
             else:
                 outcomes[i] = Scored(float(np.mean(values)), "ok", None, rows)
         return [o for o in outcomes if o is not None]
@@ -238,9 +239,10 @@ class ProgramPopulation:
                  ) -> tuple[dict[int, float], dict[int, dict[str, float]], list[ScoreRecord]]:
         """Earlier candidates on this generation's tasks, so that every member is compared on
         the same tasks: (fitness and per-task scores of each source, new score rows). Only
-        tasks a source was never scored on are trained; screened sources stay the worst."""
+        tasks a source was never scored on are trained; screened and timed-out sources (which
+        would likely hang again) stay the worst."""
         known = {s: {row.task: row.score for row in self.store.scores_of(s)}
-                 for s in sorted(sources) if self._fitness[s][1] != "screened"}
+                 for s in sorted(sources) if self._fitness[s][1] not in ("screened", "timeout")}
         groups = [(task, [s for s in known if task.key not in known[s]]) for task in train]
         groups = [(task, chosen) for task, chosen in groups if chosen]
         programs = {s: simplify(parse(self.store.candidate(s).text))

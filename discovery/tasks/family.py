@@ -187,18 +187,28 @@ def register(new: Family) -> Family:
     return new
 
 
-def family(name: str) -> Family:
+def family(name: str, check_within: float | None = None) -> Family:
     """The registered family `name`, or the user's `module:name` (loaded, checked and
-    registered the first time); ValueError lists the valid names."""
+    registered the first time; the check abandoned after `check_within` seconds if given);
+    ValueError lists the valid names, or says what is wrong with the user's family."""
     if name in FAMILIES:
         return FAMILIES[name]
+    from disco_rules.cluster.deadlines import DeadlineExceeded, call_within
     from disco_rules.discovery.tasks import plugins
 
     if plugins.is_plugin(name):
         loaded = plugins.load(name)
         FAMILIES[name] = loaded  # before the check, which builds a task of it
         try:
-            plugins.check(loaded)
+            if check_within is None:
+                plugins.check(loaded)
+            else:
+                call_within(check_within, plugins.check, loaded)
+        except DeadlineExceeded:
+            del FAMILIES[name]
+            raise ValueError(f"task family {name!r}: building and tracing its default task "
+                             f"did not finish within {check_within:g} s ([cluster] deadline_s "
+                             "sets the deadline)") from None
         except ValueError:
             del FAMILIES[name]
             raise
