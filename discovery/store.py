@@ -529,6 +529,7 @@ def _archive_error(path: Path, error: sqlite3.DatabaseError) -> Exception:
 
 
 def _damaged(path: Path, detail: str) -> ArchiveDamagedError:
+    """The error for an archive file that SQLite (or its text) says is damaged."""
     return ArchiveDamagedError(f"{path} is damaged ({detail}): restore it from a copy, or "
                                "start a new run")
 

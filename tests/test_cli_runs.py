@@ -192,8 +192,10 @@ def run(tmp_path_factory) -> Run:
 
 def test_launch_prints_a_line_per_generation_and_the_run_directory(run):
     out = run.launch.stdout
-    # the first line but the progress of loading JAX (for the memory estimate)
-    first = [line for line in out.splitlines() if not line.startswith("loading JAX")][0]
+    # the first line but the progress of the phases before the run appears (loading JAX for
+    # the memory estimate, starting Ray: the run directory is made once Ray is up)
+    first = [line for line in out.splitlines()
+             if not line.startswith(("loading JAX", "starting Ray"))][0]
     assert first == f"run directory: {run.run_dir}"
     lines = _generation_lines(out)
     assert [int(m[1]) for m in lines] == list(range(GENERATIONS))
