@@ -51,6 +51,7 @@ def run(tmp_path_factory):
     return disco_rules.launch(TINY, run_dir=tmp_path_factory.mktemp("api") / "run", pool=pool)
 
 
+@pytest.mark.slow  # `run` is a whole 2-generation search
 def test_launch_runs_the_generations_and_open_run_reads_them(run):
     status = disco_rules.open_run(run.run_dir).status()
     assert status.generations == 2 and status.finished
@@ -60,6 +61,7 @@ def test_launch_runs_the_generations_and_open_run_reads_them(run):
     assert status.best_validated == (best.id, pytest.approx(best.validation_score))
 
 
+@pytest.mark.slow
 def test_top_ranks_by_meta_validation_and_candidates_carry_their_scores(run):
     top = run.top(3)
     scores = [c.validation_score for c in top]
@@ -76,6 +78,7 @@ def test_top_ranks_by_meta_validation_and_candidates_carry_their_scores(run):
     assert fits == sorted(fits, reverse=True)
 
 
+@pytest.mark.slow
 def test_a_candidate_is_a_live_optax_transformation_equal_to_its_program(run):
     best = run.top(1)[0]
     program = best.simplify()
@@ -93,6 +96,7 @@ def test_a_candidate_is_a_live_optax_transformation_equal_to_its_program(run):
     np.testing.assert_allclose(np.asarray(updates["x"]), -expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_winner_trains_a_quadratic_with_optax(run):
     tx = run.top(1)[0].optax(learning_rate=0.05)
     target = jnp.arange(4.0)
@@ -106,6 +110,7 @@ def test_a_winner_trains_a_quadratic_with_optax(run):
     assert float(loss(params)) < 0.5 * start
 
 
+@pytest.mark.slow
 def test_export_is_a_module_named_after_the_run_and_candidate(run):
     best = run.top(1)[0]
     source = best.export("numpy")
@@ -164,6 +169,7 @@ def test_a_seed_override_is_the_config_with_that_seed(tmp_path):
     assert texts(overridden) == texts(written) != texts(original)
 
 
+@pytest.mark.slow
 def test_a_run_reads_while_another_process_writes_it(run):
     from disco_rules.discovery.store import RunStore
 

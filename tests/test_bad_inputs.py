@@ -297,6 +297,7 @@ def test_a_plugin_whose_baseline_is_not_finite_leaves_no_run_directory(run, tmp_
     assert not (tmp_path / "new").exists()  # made for generation 0, removed when it failed
 
 
+@pytest.mark.slow  # a `disco launch` that waits for Ray's client to give up on the address
 @pytest.mark.parametrize("address, message", [
     ("ray://127.0.0.1:1", "cannot reach the Ray cluster at ray://127.0.0.1:1 (Connection "
                           "refused): check that it runs"),

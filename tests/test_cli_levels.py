@@ -34,6 +34,7 @@ def newest_buffer(run_dir):
         return buffer_rows(store.load_checkpoint()[1]["levels"])
 
 
+@pytest.mark.slow  # `scheduled_run` is a whole 3-generation search
 def test_inspect_levels_lists_the_buffer_highest_regret_first(scheduled_run, capsys):
     assert main(["inspect", str(scheduled_run), "--levels"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -51,6 +52,7 @@ def test_inspect_levels_lists_the_buffer_highest_regret_first(scheduled_run, cap
     assert f"{distinct} distinct levels sampled" in out[-1]
 
 
+@pytest.mark.slow
 def test_inspect_levels_json_has_each_levels_parameters(scheduled_run, capsys):
     assert main(["inspect", str(scheduled_run), "--levels", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -59,6 +61,7 @@ def test_inspect_levels_json_has_each_levels_parameters(scheduled_run, capsys):
     assert all(row["params"]["dim"] == 4 for row in data["buffer"])
 
 
+@pytest.mark.slow
 def test_plot_levels_writes_a_png(scheduled_run, tmp_path):
     output = tmp_path / "levels.png"
     assert main(["plot", str(scheduled_run), "--levels", "-o", str(output)]) == 0

@@ -190,6 +190,7 @@ def run(tmp_path_factory) -> Run:
     return Run(base, config, run_dir, env, launch)
 
 
+@pytest.mark.slow  # `run` is a whole 5-generation `disco launch` on a local Ray
 def test_launch_prints_a_line_per_generation_and_the_run_directory(run):
     out = run.launch.stdout
     # the first line but the progress of the phases before the run appears (loading JAX for
@@ -216,10 +217,12 @@ def test_launch_prints_a_line_per_generation_and_the_run_directory(run):
     assert "Traceback" not in run.launch.stderr
 
 
+@pytest.mark.slow
 def test_launch_leaves_no_process_behind(run):
     assert run.launch.survivors == {}
 
 
+@pytest.mark.slow
 def test_the_run_directory_holds_config_archive_checkpoints_and_warm_starts(run):
     assert (run.run_dir / "config.toml").read_text() == CONFIG
     assert (run.run_dir / "archive.sqlite").is_file()
@@ -234,6 +237,7 @@ def test_the_run_directory_holds_config_archive_checkpoints_and_warm_starts(run)
         assert parse(path.read_text()) == parse((EXAMPLES / f"{name}.py").read_text())
 
 
+@pytest.mark.slow
 def test_inspect_lists_the_best_programs(run):
     result = _disco("inspect", str(run.run_dir), "--top", "5", "--by", "fitness",
                     cwd=run.base, env=run.env)
@@ -250,6 +254,7 @@ def test_inspect_lists_the_best_programs(run):
     assert ids[:len(winners)] == winners  # the launch summary's order
 
 
+@pytest.mark.slow
 def test_inspect_json_ranks_archived_programs_by_fitness(run):
     result = _disco("inspect", str(run.run_dir), "--json", "--by", "fitness", cwd=run.base,
                     env=run.env)
@@ -285,6 +290,7 @@ def _validated_descendant(store: RunStore) -> int:
     return max(ids, key=lambda cid: (len(store.lineage(cid)), -cid))
 
 
+@pytest.mark.slow
 def test_inspect_a_candidate_shows_its_lineage_and_scores_per_task(run):
     with RunStore.open(run.run_dir) as store:
         cid = _validated_descendant(store)
@@ -311,6 +317,7 @@ def test_inspect_a_candidate_shows_its_lineage_and_scores_per_task(run):
     assert kinds == {"training", "held-out"}
 
 
+@pytest.mark.slow
 def test_simplify_prints_an_equivalent_program_and_the_statement_count(run):
     with RunStore.open(run.run_dir) as store:
         # the stored program with the most statements, so that simplify has work to do
@@ -335,6 +342,7 @@ def _load_module(path: Path, name: str):
     return module
 
 
+@pytest.mark.slow
 def test_export_optax_writes_an_optimizer_that_updates_a_pytree(run, tmp_path):
     import jax
     import optax
@@ -383,6 +391,7 @@ def test_export_optax_writes_an_optimizer_that_updates_a_pytree(run, tmp_path):
     assert not np.allclose(jax.tree.leaves(weights)[0], params["a"])  # it did move
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_with_the_fitness_and_held_out_panels(run, tmp_path):
     target = tmp_path / "run.png"
     result = _disco("plot", str(run.run_dir), "-o", str(target), cwd=run.base, env=run.env)
@@ -445,7 +454,9 @@ def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(ru
 # -- errors: one line, a non-zero exit, no traceback, no run directory ---------------------
 
 @pytest.mark.parametrize("case", ["bad key", "missing config", "resume a non-run",
-                                  "launch into a run", "no such candidate", "unknown family"])
+                                  pytest.param("launch into a run", marks=pytest.mark.slow),
+                                  pytest.param("no such candidate", marks=pytest.mark.slow),
+                                  "unknown family"])
 def test_errors_are_one_line_and_create_no_run(case, tmp_path, request):
     env = _environment(tmp_path / "jax-cache")
     new_dir = tmp_path / "new-run"

@@ -17,6 +17,8 @@ ray = pytest.importorskip("ray")
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
 from disco_rules.cluster.results import Failed  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test runs on a local Ray (started by `local_ray`)
+
 # Actors cannot import this test module by name, so its evaluators travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -31,6 +31,8 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from disco_rules.cluster.local import LocalPool  # noqa: E402
+
+pytestmark = pytest.mark.slow  # starts multi-node Ray clusters and runs whole searches on them
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
 from disco_rules.discovery.config import parse_config  # noqa: E402
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem  # noqa: E402

@@ -24,6 +24,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from disco_rules.cluster.pool import ActorKind, EvaluatorPool, PoolConfig, start_ray  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts a multi-node Ray cluster
+
 # Actors cannot import this test module by name, so its evaluator travels by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -147,6 +147,7 @@ class TrainCounting(LocalPool):
         return super().map(items)
 
 
+@pytest.mark.slow  # a whole 3-generation search with a screen task
 def test_only_the_kept_children_train_and_the_archive_says_why_the_others_did_not(tmp_path):
     config = parse_config(HALVING)
     pool = TrainCounting(lambda: Evaluator(config.population.max_statements))

@@ -172,6 +172,7 @@ def test_matrix_completion_noise_is_a_traced_float_on_every_entry():
 @pytest.mark.parametrize("name, lr, factor", [("conv_autoencoder", 3e-3, 0.5),
                                               ("code_lm", 1e-2, 0.75),
                                               ("matrix_completion", 1e-2, 0.5)])
+@pytest.mark.slow  # trains a network of each family to a lower loss
 def test_adam_lowers_the_validation_loss(name, lr, factor):
     task = SMALL[name]
     result = jax.jit(make_optax_train(task, optax.adam))(jnp.float32(lr), KEY)

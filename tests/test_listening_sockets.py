@@ -105,6 +105,7 @@ def test_the_loopback_check_tells_loopback_from_other_addresses():
     assert not any(map(_is_loopback, ["0.0.0.0", "::", "192.0.2.2", "::ffff:10.0.0.1"]))
 
 
+@pytest.mark.slow  # `local_pool` starts a local Ray and an actor
 def test_every_listening_socket_of_a_local_ray_is_on_loopback(local_pool):
     assert local_pool.map([1, 2]) == [1, 2]  # the actor has started and served calls
     listening = _listening()
@@ -117,5 +118,6 @@ def test_every_listening_socket_of_a_local_ray_is_on_loopback(local_pool):
     assert not any(exposed.values()), f"listening beyond loopback: {exposed}"
 
 
+@pytest.mark.slow
 def test_the_node_has_the_loopback_address(local_pool):
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}

@@ -128,6 +128,7 @@ def random_policy_return(params, key, episodes_steps=4000):
     return total / count
 
 
+@pytest.mark.slow  # trains A2C agents
 def test_a2c_learns_the_small_gridworld_far_above_a_random_policy():
     config = LPGTrainConfig(num_envs=8, num_steps=20, total_timesteps=8 * 20 * 100)
     train = jax.jit(jax.vmap(make_a2c_train(config, ENV), in_axes=(None, None, 0)))
@@ -139,6 +140,7 @@ def test_a2c_learns_the_small_gridworld_far_above_a_random_policy():
     assert (result.rule_l2 == 0.0).all()
 
 
+@pytest.mark.slow  # trains an LPG and an A2C agent on CartPole
 def test_lpg_and_a2c_run_on_a_gymnax_builtin():
     env, params = gymnax.make("CartPole-v1")
     config = LPGTrainConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 10)

@@ -193,6 +193,7 @@ def test_cli_reports_a_busy_metrics_port_as_one_line(served):
         _serve_metrics(args, pool=None)
 
 
+@pytest.mark.slow  # a whole 2-generation search
 def test_a_search_with_observe_as_on_generation_is_scraped_during_and_after(tmp_path, served):
     config = parse_config(TINY_SEARCH)
     warm = [parse((EXAMPLES / f"{name}.py").read_text()) for name in ("sgd", "momentum")]

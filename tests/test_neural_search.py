@@ -84,6 +84,7 @@ def finished(tmp_path_factory) -> Engine:
     return search
 
 
+@pytest.mark.slow  # `finished` runs a 3-generation search that trains PPO agents
 def test_every_member_and_the_mean_are_archived_with_their_weights(finished):
     store = finished.store
     network = DriftNetwork.of_kind("ta-lpo", 4)
@@ -103,6 +104,7 @@ def test_every_member_and_the_mean_are_archived_with_their_weights(finished):
     assert 0.1 < np.std(members - mean) < 0.6
 
 
+@pytest.mark.slow
 def test_fitness_is_the_return_normalised_by_tuned_ppos(finished):
     store = finished.store
     for cid in (0, 3, 7):
@@ -117,12 +119,14 @@ def test_fitness_is_the_return_normalised_by_tuned_ppos(finished):
     assert normalised_return(20.0, 20.0, baseline.score) == 0.0
 
 
+@pytest.mark.slow
 def test_the_strategy_learns_from_the_fitness(finished):
     store = finished.store
     means = [store.candidate(5 * g).weights for g in range(3)]
     assert not np.allclose(means[0], means[1]) and not np.allclose(means[1], means[2])
 
 
+@pytest.mark.slow
 def test_validation_scores_held_out_tasks_for_the_leaders_and_the_mean(finished):
     validated = {v.candidate_id for g in range(15) for v in finished.store.validation_of(g)}
     assert {0, 10} <= validated  # the means of generations 0 and 2 (validation there)
@@ -130,6 +134,7 @@ def test_validation_scores_held_out_tasks_for_the_leaders_and_the_mean(finished)
     assert np.isfinite(value) and winner.id in validated
 
 
+@pytest.mark.slow
 def test_same_seed_same_archive_and_resume_continues_identically(finished, tmp_path):
     interrupted = make_search(tmp_path / "run")
     interrupted.run(2)
@@ -140,6 +145,7 @@ def test_same_seed_same_archive_and_resume_continues_identically(finished, tmp_p
     assert archive(resumed.store) == archive(finished.store)
 
 
+@pytest.mark.slow
 def test_a_non_finite_rule_is_scored_worst_with_a_reason_and_the_run_goes_on(finished):
     population = finished.population
     bad = np.full((2, population.network.num_params), np.nan, np.float32)
@@ -173,6 +179,7 @@ class LosesEveryThirdItem:
         return results
 
 
+@pytest.mark.slow  # a 2-generation search that trains PPO agents
 def test_lost_work_marks_its_candidates_failed_and_the_run_completes(tmp_path):
     search = make_search(tmp_path / "run", pool=LosesEveryThirdItem())
     search.run(2)
@@ -348,6 +355,7 @@ batch_size = 6
 """
 
 
+@pytest.mark.slow
 def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
     from disco_rules.api import check, create_run
 
@@ -368,6 +376,7 @@ def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
     assert np.isfinite(value)
 
 
+@pytest.mark.slow
 def test_the_regret_scheduler_picks_cartpole_levels_for_a_network_population(tmp_path):
     text = CONFIG.replace("generations = 3", "generations = 3") + """
 [scheduler]

@@ -25,11 +25,13 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
+@pytest.mark.slow  # `wheel` builds the wheel
 def test_the_wheel_installs_one_top_level_package(wheel):
     tops = {name.split("/")[0] for name in wheel.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"disco_rules"}
 
 
+@pytest.mark.slow
 def test_every_subpackage_of_the_repository_is_in_the_wheel(wheel):
     expected = set()
     for folder, target in FOLDERS.items():
@@ -39,6 +41,7 @@ def test_every_subpackage_of_the_repository_is_in_the_wheel(wheel):
     assert expected <= set(wheel.namelist())
 
 
+@pytest.mark.slow
 def test_the_shipped_programs_are_package_data(wheel):
     shipped = {Path(n).stem for n in wheel.namelist() if n.startswith("disco_rules/dsl/programs/")}
     assert {"sgd", "momentum", "adam", "adamw", "lion", "ppo_clip", "dpo"} <= shipped

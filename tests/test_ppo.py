@@ -116,6 +116,7 @@ def test_ppo_learns_cartpole():
     assert np.all(result.final_return > 100), result.final_return
 
 
+@pytest.mark.slow  # trains PPO agents
 def test_a_run_is_a_function_of_its_key():
     first, again = CLIP_TRAIN(None, CARTPOLE, KEYS), CLIP_TRAIN(None, CARTPOLE, KEYS)
     assert_same_run(first, again, rtol=0, atol=0)

@@ -13,6 +13,8 @@ import pytest
 
 psutil = pytest.importorskip("psutil")
 
+pytestmark = pytest.mark.slow  # each test starts a local Ray in a fresh Python
+
 START_AFTER_JAX = """
 import sys
 import jax.numpy as jnp

@@ -131,6 +131,7 @@ def test_tabular_datasets_are_standardised_with_the_right_targets():
         datasets.tabular("iris")
 
 
+@pytest.mark.slow  # trains a network of each family to a lower loss
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_adam_lowers_the_validation_loss(name):
     task = SMALL[name]

@@ -78,6 +78,7 @@ def test_a_program_reads_the_scheduled_lr():
     assert not np.allclose(constant.final_loss, ours.final_loss, rtol=1e-3)
 
 
+@pytest.mark.slow  # tunes AdamW over lr, decay and schedule grids
 def test_adamw_tuned_over_schedules_is_optax_adamw_at_its_chosen_point():
     lrs, decays = (0.003, 0.03, 0.3), (0.0, 0.01)
     cosine = Schedule("cosine", 0.0, 0.0)

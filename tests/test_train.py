@@ -77,6 +77,7 @@ def test_checkpoints_run_evenly_from_the_start_to_the_end():
     assert np.all(np.diff(marks) > 0)
 
 
+@pytest.mark.slow  # trains a network of each family to a lower loss
 @pytest.mark.parametrize("family", sorted(TASKS))
 @pytest.mark.parametrize("name", ["sgd", "adam"])
 def test_every_family_learns_with_sgd_and_adam(family, name):

@@ -341,6 +341,7 @@ def small_run(tmp_path: Path) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # `disco transfer`: tunes and trains each rule on every task of the suite
 def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_run, capsys,
                                                                         monkeypatch):
     # AdamW's only point (lr 1e-3, Adam) moves a quadratic little in 20 steps: Adam at 10x
@@ -431,6 +432,7 @@ def test_scores_are_the_log_ratios_of_the_trainers_outputs_on_the_scoring_seeds(
     np.testing.assert_allclose(result.scores("sgd"), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # trains the winner through the interpreter and its export on 3 seeds
 def test_the_optax_export_check_finds_the_interpreters_losses(tmp_path, capsys):
     from disco_rules.api import open_run
 
@@ -450,6 +452,7 @@ def test_the_optax_export_check_finds_the_interpreters_losses(tmp_path, capsys):
     assert float(line.rsplit(" ", 1)[1]) < 1e-4
 
 
+@pytest.mark.slow  # tunes SGD and AdamW over lr and schedule grids
 def test_programs_are_tuned_over_schedules_and_scored_under_the_chosen_one():
     """SGD at a large lr on a noisy quadratic ends at its noise floor at a constant lr and far
     below it under a cosine decay to 0: the tuning chooses the cosine, and scoring trains
@@ -491,6 +494,7 @@ def test_rank_correlation_is_undefined_below_three_pairs_or_for_a_constant():
     assert math.isnan(transfer.rank_correlation([1, 1, 1], [1, 2, 3]))
 
 
+@pytest.mark.slow  # `disco transfer --top`: tunes and trains each candidate on the suite
 def test_transfer_top_calibrates_the_searchs_estimate_against_transfer(small_run, capsys,
                                                                        monkeypatch):
     """--top 2: the run's two best by validation, and a table of each optimizer's in-search

@@ -36,6 +36,7 @@ def log_losses(make_optimizer) -> dict[float, np.ndarray]:
             for lr in LRS}
 
 
+@pytest.mark.slow  # tunes Adam/AdamW over the grid twice: by disco and by optax itself
 def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
     tuned = tuned_adamw(TASK, LRS, DECAYS, KEYS)
     per_seed = {}
@@ -57,6 +58,7 @@ def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
         math.exp(np.mean(per_seed[best_lr, best_wd][:2])), rel=1e-3)
 
 
+@pytest.mark.slow  # trains a candidate and tunes two baseline grids
 def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
     encoding = Encoding(max_statements=16)
     adam = parse((library.PROGRAMS / "adam.py").read_text())
@@ -75,6 +77,7 @@ def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
     assert against_grid <= against_adam + 1e-6
 
 
+@pytest.mark.slow  # tunes the baseline grid twice (through the pool and directly)
 def test_baselines_are_tuned_on_more_seeds_and_archived_with_their_optimizer(tmp_path):
     config = parse_config("seed = 3\n[tasks]\nseeds = 1\nbaseline_seeds = 3\n"
                           f"lr_grid = {list(LRS)}\nwd_grid = {list(DECAYS)}\n")
