@@ -4,12 +4,15 @@ import math
 import re
 from pathlib import Path
 
+import pytest
+
 from disco_rules.discovery.cli import main
 from tests.test_search import make_search, programs
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
 
+@pytest.mark.slow  # a search generation, then `disco score` trains both programs again
 def test_score_reproduces_the_runs_own_meta_validation(tmp_path, capsys):
     search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
     search.step()  # generation 0 meta-validates the warm starts
@@ -32,6 +35,7 @@ def test_score_reproduces_the_runs_own_meta_validation(tmp_path, capsys):
         assert abs(mean - sum(expected[cid]) / len(expected[cid])) < 1e-3
 
 
+@pytest.mark.slow  # a search generation, then `disco score` trains on 3 seeds
 def test_score_gives_standard_errors_over_seeds(tmp_path, capsys):
     search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
     search.step()

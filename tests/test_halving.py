@@ -223,6 +223,7 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
     return [o for o in outcomes if o is not None]
 
 
+@pytest.mark.slow  # two whole 3-generation searches
 def test_keep_one_archives_exactly_what_the_committed_funnel_archived(tmp_path, monkeypatch):
     text = CONFIG.replace("generations = 4", "generations = 3") + SCREEN.replace(
         "-3.0", "-0.5")  # a threshold that screens some children out
@@ -237,6 +238,7 @@ def test_keep_one_archives_exactly_what_the_committed_funnel_archived(tmp_path, 
     assert archive_rows(now) == archive_rows(before)
 
 
+@pytest.mark.slow  # a whole search, and one interrupted and resumed
 def test_a_resumed_halving_run_ends_with_the_same_archive(tmp_path):
     from test_search import CountingPool
 

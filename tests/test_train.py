@@ -100,6 +100,7 @@ def test_program_adamw_matches_optax_adamw():
     assert not ours.diverged and not reference.diverged
 
 
+@pytest.mark.slow  # trains each program at each lr and seed alone, one after another
 def test_population_equals_one_program_at_a_time():
     result = population_result("mlp_regression")
     assert result.final_loss.shape == (len(NAMES), len(LRS), len(KEYS))
@@ -132,6 +133,7 @@ def test_a_program_that_blows_up_finitely_is_diverged():
     assert fitness(result, baseline_loss=0.1) == (-math.inf, "diverged")
 
 
+@pytest.mark.slow  # tunes the AdamW baseline over the lr grid
 def test_adamw_scores_zero_against_its_own_baseline():
     best_lr, loss, curve = baseline(TASK, LRS, KEYS, make_optimizer=adamw_with_decay)
     assert best_lr in LRS and np.isfinite(loss) and curve.shape == (CURVE_POINTS,)
