@@ -141,6 +141,7 @@ def test_a_config_written_back_as_toml_reads_the_same(name):
     assert parse_config(config_text(config)) == config
 
 
+@pytest.mark.slow  # a whole 1-generation search
 def test_launch_takes_a_config_object_and_rejects_bad_generations(tmp_path):
     config = parse_config(TINY)
     with pytest.raises(ConfigError, match="generations: expected a positive integer"):
@@ -151,6 +152,7 @@ def test_launch_takes_a_config_object_and_rejects_bad_generations(tmp_path):
     assert run.status().generations == 1 and run.config.generations == 1
 
 
+@pytest.mark.slow  # three whole 1-generation searches
 def test_a_seed_override_is_the_config_with_that_seed(tmp_path):
     """launch(seed=7) runs, stores and reproduces exactly what a config saying seed = 7 does."""
     def texts(run):
