@@ -95,6 +95,7 @@ class HangOn:
         return x * x
 
 
+@pytest.mark.slow  # on a local Ray (`local_ray`), waiting out deadlines
 def test_a_hung_item_times_out_and_the_items_queued_behind_it_run_on_a_new_actor(local_ray):
     pool = EvaluatorPool(lambda: HangOn(bad=3), PoolConfig(
         num_actors=1, max_in_flight_per_actor=2, deadline=DeadlineRule(fixed_s=5)))
@@ -113,6 +114,7 @@ def test_a_hung_item_times_out_and_the_items_queued_behind_it_run_on_a_new_actor
         pool.shutdown()
 
 
+@pytest.mark.slow  # on a local Ray (`local_ray`), waiting out deadlines
 def test_the_measured_deadline_spares_an_actors_first_item_and_cuts_a_later_one(local_ray):
     # items of one kind that return at once make the deadline min_s; a fresh actor's
     # first item of the kind gets first_s, which covers its compilation
