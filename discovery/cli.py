@@ -320,8 +320,10 @@ def _print_summary(store: RunStore, elapsed: float) -> None:
                 if population_kind(best.kind).drift else ""
             print(f"next: disco export {ref} --format jax{plot}")
         else:
-            print(f"\n{'best' if chosen is None else 'chosen'} program (#{best.id}):\n"
-                  f"{best.text}")
+            from disco_rules.dsl.simplify import simplify
+
+            print(f"\n{'best' if chosen is None else 'chosen'} program (#{best.id}, "
+                  f"simplified):\n{simplify(parse(best.text))}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
 
 
