@@ -20,7 +20,7 @@ import numpy as np
 from disco_rules.cluster.address import ClusterUnreachableError
 from disco_rules.cluster.reasons import debug_traceback
 from disco_rules.discovery.config import ConfigError, check_count, load_config, parse_config
-from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, StoreError
+from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, StoreError, write_atomically
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
 
@@ -168,15 +168,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _write_output(path: str, text: str) -> None:
-    """Write `text` to the file `path` whole or not at all (through a file beside it, so
-    that a full disk leaves no half-written file, and an older one intact)."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
+    """Write `text` to the file `path` whole or not at all (`store.write_atomically`), so
+    that a full disk leaves no half-written file, and an older one intact."""
     try:
-        temporary.write_text(text)
-        temporary.replace(target)
+        write_atomically(Path(path), text.encode())
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         hint = ": free some disk space, or raise the file-size limit (ulimit -f)" \
             if error.errno in _NO_ROOM else ""
         raise CliError(f"{path}: {error.strerror or error}{hint}") from None

@@ -322,7 +322,7 @@ def _candidate(row: tuple) -> CandidateRecord:
     )
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one whole."""
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -713,7 +713,7 @@ class RunStore:
                     raise ValueError(f"run file {name!r} is outside the run directory")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
-            _write_atomically(building / CONFIG_NAME, config_text.encode())
+            write_atomically(building / CONFIG_NAME, config_text.encode())
         except BaseException as error:
             _abandon(building, lock, made)
             if isinstance(error, (OSError, StorageError)):
@@ -867,7 +867,7 @@ class RunStore:
         run's target, which `status` and later resumes read from here."""
         self._require_writable()
         with self._storage():
-            _write_atomically(self.run_dir / CONFIG_NAME, text.encode())
+            write_atomically(self.run_dir / CONFIG_NAME, text.encode())
 
     @contextmanager
     def _storage(self) -> Iterator[None]:
@@ -1258,7 +1258,7 @@ class RunStore:
         with self._storage():
             for leftover in directory.glob(".checkpoint-*.tmp"):
                 leftover.unlink()
-            _write_atomically(path, data)
+            write_atomically(path, data)
             older = [p for g, p in _checkpoints(directory) if g < generation]
             for stale in [p for g, p in _checkpoints(directory)
                           if g > generation] + older[keep - 1:]:
