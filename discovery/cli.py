@@ -372,8 +372,13 @@ def _against_warm_start(store: RunStore, winner: int,
     at the root of the winner's lineage."""
     from disco_rules.discovery.verdict import against
 
+    from disco_rules.discovery.search.kinds import population_kind
+
     root = store.lineage(winner)[-1]
-    warm_starts = len(parse_config(store.config_text).population.warm_start)
+    population = parse_config(store.config_text).population
+    if population_kind(population.kind).networks:
+        return []  # a network population's warm start is a single mean, not a program
+    warm_starts = len(population.warm_start)
     if root.parent_id is not None or root.generation != 0 or root.id >= warm_starts \
             or root.id not in scores or root.text is None:
         return []
