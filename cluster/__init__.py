@@ -5,6 +5,11 @@ Names load on first use, so `disco_rules.cluster.results` (and `Failed`) import 
 
 from __future__ import annotations
 
+if __name__ != "disco_rules.cluster":  # imported as a top-level `cluster` from the repository's root
+    raise ImportError(f"import disco_rules.cluster, not {__name__}: the repository's folders are "
+                      "the subpackages of disco_rules, and a second copy of their classes "
+                      "would not be the same classes")
+
 import importlib
 from typing import Any
 

@@ -11,7 +11,15 @@ subpackages `disco_rules.dsl`, `disco_rules.populations`, `disco_rules.discovery
 """
 
 from importlib import import_module
+from pathlib import Path
 from typing import Any
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "discovery" / "__init__.py").is_file():
+    # Imported from a clone's root (Python's '' path entry; Ray puts the driver's folder on
+    # every worker's path), this folder shadows the installed package: its subpackages are
+    # the repository's sibling folders, as the wheel's package-dir maps them.
+    __path__.append(str(_CHECKOUT))
 
 __version__ = "0.2.0"
 

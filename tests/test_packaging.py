@@ -52,3 +52,26 @@ def test_the_code_imports_only_through_the_namespace():
         ["git", "grep", "-nE", r"^\s*(from|import) (dsl|populations|discovery|cluster)\b", "--",
          "*.py"], cwd=ROOT, capture_output=True, text=True).stdout
     assert bare == ""
+
+
+def _in_bare_python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a Python without site-packages (so without an installed or editable
+    disco_rules) whose first path entry is the repository's root, as a `pip install .` user's
+    interpreter or Ray worker started in a clone is."""
+    return subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, "
+                           f"{str(ROOT)!r}); {code}"], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_from_a_clones_root_the_folder_disco_rules_holds_the_repositorys_subpackages():
+    done = _in_bare_python("import disco_rules.dsl.parser as p, disco_rules.discovery.search.kinds"
+                           " as k; print(p.__file__); print(k.__file__)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(ROOT / "dsl" / "parser.py"),
+                                   str(ROOT / "discovery" / "search" / "kinds.py")]
+
+
+@pytest.mark.parametrize("folder", ["dsl", "discovery", "populations", "cluster"])
+def test_a_bare_import_of_a_folder_fails_instead_of_making_a_second_copy(folder):
+    done = _in_bare_python(f"import {folder}")
+    assert done.returncode == 1
+    assert f"ImportError: import disco_rules.{folder}, not {folder}:" in done.stderr
