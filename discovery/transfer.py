@@ -39,7 +39,7 @@ from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.family import family
-from disco_rules.discovery.verdict import NEGLIGIBLE, Verdict, family_of, judge
+from disco_rules.discovery.verdict import NEGLIGIBLE, Verdict, family_of, judge, with_error
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Program
@@ -350,10 +350,12 @@ def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str
 
 
 def _cell(values: np.ndarray) -> str:
+    """A table cell: the mean with its standard error where there are enough results to mean
+    something (`verdict.with_error`), else the mean and how many results it is from."""
     mean, error = mean_and_error(values)
     if not math.isfinite(mean):
         return f"{mean}"
-    return f"{mean:+.3f} ± {error:.3f}" if math.isfinite(error) else f"{mean:+.3f}"
+    return with_error(mean, error, np.asarray(values).size)
 
 
 def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
