@@ -201,7 +201,7 @@ def test_launch_prints_a_line_per_generation_and_the_run_directory(run):
     lines = _generation_lines(out)
     assert [int(m[1]) for m in lines] == list(range(GENERATIONS))
     with RunStore.open(run.run_dir) as store:
-        per_generation = dict(store._db.execute(
+        per_generation = dict(store.query(
             "SELECT generation, COUNT(*) FROM candidates GROUP BY generation"))
         count = store.count()
         winners = [record.id for record, _ in store.top(3, by="validation")]
@@ -267,7 +267,7 @@ def test_inspect_json_ranks_archived_programs_by_fitness(run):
     assert len({entry["hash"] for entry in top}) == len(top)  # distinct programs
     with RunStore.open(run.run_dir) as store:
         assert data["candidates"] == store.count()
-        all_fitness = [f for (f,) in store._db.execute("SELECT fitness FROM candidates")]
+        all_fitness = [f for (f,) in store.query("SELECT fitness FROM candidates")]
         assert fitnesses[0] == max(f for f in all_fitness if f is not None)
         for entry in top:
             record = store.candidate(entry["id"])  # KeyError if it is not archived
@@ -283,7 +283,7 @@ def test_inspect_json_ranks_archived_programs_by_fitness(run):
 
 def _validated_descendant(store: RunStore) -> int:
     """The validated candidate with the longest lineage (a search child, not a warm start)."""
-    ids = [cid for (cid,) in store._db.execute(
+    ids = [cid for (cid,) in store.query(
         "SELECT DISTINCT v.candidate_id FROM validation v JOIN candidates c "
         "ON c.id = v.candidate_id WHERE c.parent_id IS NOT NULL ORDER BY v.candidate_id")]
     assert ids, "the run validated no child of the search"
@@ -321,7 +321,7 @@ def test_inspect_a_candidate_shows_its_lineage_and_scores_per_task(run):
 def test_simplify_prints_an_equivalent_program_and_the_statement_count(run):
     with RunStore.open(run.run_dir) as store:
         # the stored program with the most statements, so that simplify has work to do
-        record = max((store.candidate(cid) for (cid,) in store._db.execute(
+        record = max((store.candidate(cid) for (cid,) in store.query(
             "SELECT id FROM candidates WHERE status = 'ok'")),
             key=lambda r: (len(parse(r.text).body), -r.id))
     result = _disco("simplify", f"{run.run_dir}:{record.id}", cwd=run.base, env=run.env)

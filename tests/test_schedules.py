@@ -3,6 +3,8 @@ scheduled lr against optax's own scheduled optimizer, AdamW tuned over schedules
 keys and the archive's record of the baseline's schedule."""
 
 import math
+import sqlite3
+from contextlib import closing
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +18,7 @@ from disco_rules.discovery.inner import schedules
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, grid
 from disco_rules.discovery.inner.train import (TrainResult, evaluate_population, lr_scores,
                                                make_optax_train, tuned_adamw)
-from disco_rules.discovery.store import BaselineRecord, RunStore
+from disco_rules.discovery.store import ARCHIVE_NAME, BaselineRecord, RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
@@ -130,8 +132,8 @@ def test_an_archive_of_schema_4_gains_the_schedule_column(tmp_path):
         store.add_baseline(BaselineRecord(task="t", score=0.0, loss=0.5, lr=0.1,
                                           optimizer="adam", weight_decay=0.0, seeds=2))
         store.add_baseline(BaselineRecord(task="rl", score=200.0, lr=0.003))
-        store._db.executescript("ALTER TABLE baselines DROP COLUMN schedule; "
-                                "PRAGMA user_version = 4;")
+    with closing(sqlite3.connect(tmp_path / "run" / ARCHIVE_NAME)) as db:  # as schema 4 wrote it
+        db.executescript("ALTER TABLE baselines DROP COLUMN schedule; PRAGMA user_version = 4;")
     with RunStore.open(tmp_path / "run", write=False) as reader:
         assert reader.baseline("t").schedule == "constant"  # what schema 4 trained with
         assert reader.baseline("rl").schedule is None

@@ -74,13 +74,10 @@ def make_search(run_dir, warm_start, config_text=CONFIG, pool=None):
 
 
 def archive_rows(store):
-    rows = []
-    db = store._db
-    rows.append(db.execute("SELECT * FROM candidates ORDER BY id").fetchall())
-    rows.append(db.execute("SELECT candidate_id, task, score, loss, lr FROM scores "
-                           "ORDER BY candidate_id, task").fetchall())
-    rows.append(db.execute("SELECT * FROM validation ORDER BY candidate_id, task").fetchall())
-    return rows
+    return [store.query("SELECT * FROM candidates ORDER BY id"),
+            store.query("SELECT candidate_id, task, score, loss, lr FROM scores "
+                        "ORDER BY candidate_id, task"),
+            store.query("SELECT * FROM validation ORDER BY candidate_id, task")]
 
 
 def test_equivalent_candidates_reuse_a_score_instead_of_being_trained(tmp_path):

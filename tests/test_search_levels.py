@@ -3,6 +3,8 @@ generation's tasks, the scheduler is told the population's regret, the levels ar
 and a resumed run samples the levels an uninterrupted one samples."""
 
 import math
+import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.levels import buffer_rows
 from disco_rules.discovery.scoring import FITNESS_CAP
 from disco_rules.discovery.search.engine import make_engine
-from disco_rules.discovery.store import RunStore, SampledLevelRecord
+from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, SampledLevelRecord
 from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
 
 SCHEDULED = CONFIG.replace("generations = 4", "generations = 3") + """
@@ -98,9 +100,9 @@ def test_rollback_drops_the_levels_of_later_generations(tmp_path):
 
 
 def test_an_archive_of_schema_2_gains_an_empty_levels_table(tmp_path):
-    store = RunStore.create(tmp_path / "run", "seed = 1\n")
-    store._db.executescript("DROP TABLE levels; PRAGMA user_version = 2;")
-    store.close()
+    RunStore.create(tmp_path / "run", "seed = 1\n").close()
+    with closing(sqlite3.connect(tmp_path / "run" / ARCHIVE_NAME)) as db:  # as schema 2 wrote it
+        db.executescript("DROP TABLE levels; PRAGMA user_version = 2;")
     with RunStore.open(tmp_path / "run") as reopened:
         assert reopened.sampled_levels() == []
         reopened.add_generation(0, [], levels=[SampledLevelRecord(

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 
-from disco_rules.discovery import store as store_module
 from disco_rules.discovery.store import (
     BaselineRecord,
     CandidateRecord,
@@ -17,6 +16,7 @@ from disco_rules.discovery.store import (
     DuplicateRecordError,
     EventRecord,
     RunStore,
+    SampledLevelRecord,
     ScoreRecord,
     StoreError,
     ValidationRecord,
@@ -77,8 +77,24 @@ def test_open_refuses_what_is_not_a_run_directory(tmp_path):
 
 
 def test_the_archive_uses_wal_and_foreign_keys(run):
-    assert run._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert run._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert run.query("PRAGMA journal_mode") == [("wal",)]
+    assert run.query("PRAGMA foreign_keys") == [(1,)]
+
+
+def test_query_answers_read_only_sql_and_refuses_a_change(tmp_path):
+    with RunStore.create(tmp_path / "run", CONFIG) as writer:
+        writer.add_generation(0, [cand(1), cand(2, parent_id=1)])
+        assert writer.query("SELECT id FROM candidates WHERE parent_id = ?", (1,)) == [(2,)]
+        for sql in ("DELETE FROM candidates", "INSERT INTO events VALUES (0, 'x', 1.0)",
+                    "PRAGMA user_version = 1", "PRAGMA foreign_keys = OFF",
+                    "DROP TABLE levels", "ATTACH DATABASE ':memory:' AS other"):
+            with pytest.raises(StoreError, match="only reads the archive"):
+                writer.query(sql)
+        writer.rollback_after(-1)  # the store's own writes go on
+        assert writer.count() == 0 and writer.query("PRAGMA foreign_keys") == [(1,)]
+    with RunStore.open(tmp_path / "run", write=False) as reader:
+        assert reader.query("SELECT COUNT(*) FROM candidates") == [(0,)]
+        assert reader.query("PRAGMA user_version") == [(5,)]
 
 
 # -- round trips ---------------------------------------------------------------------------
@@ -177,29 +193,21 @@ def test_a_candidate_id_or_baseline_recorded_twice_is_an_error(run):
     assert run.baseline("t").score == 1.0
 
 
-def test_a_generation_lands_whole_or_not_at_all(run, monkeypatch):
+def test_a_generation_lands_whole_or_not_at_all(run):
     run.add_generation(0, [cand(1)], [ScoreRecord(candidate_id=1, task="t", score=1.0)])
-    calls = []
-
-    def failing_encode(curve):
-        calls.append(curve)
-        if len(calls) == 2:
-            raise RuntimeError("lost the disk midway")
-        return None
-
-    monkeypatch.setattr(store_module, "_encode_curve", failing_encode)
-    with pytest.raises(RuntimeError, match="midway"):
+    # levels are written last: this one fails after the rest of generation 1 was inserted
+    unstorable = SampledLevelRecord(generation=1, position=0, task="t", family="quadratic",
+                                    params={"dim": object()}, regret=0.5, replayed=False)
+    with pytest.raises(TypeError, match="not JSON serializable"):
         run.add_generation(
             1, [cand(2, generation=1, parent_id=1), cand(3, generation=1, parent_id=1)],
             [ScoreRecord(candidate_id=2, task="t", score=2.0),
              ScoreRecord(candidate_id=3, task="t", score=3.0)],
-            events={"evaluations": 2},
+            events={"evaluations": 2}, levels=[unstorable],
         )
-    assert len(calls) == 2, "the failure came after rows of generation 1 were inserted"
     assert run.count() == 1
-    assert run.scores_of(2) == [] and run.events() == []
+    assert run.scores_of(2) == [] and run.events() == [] and run.sampled_levels() == []
     assert run.last_generation() == 0
-    monkeypatch.undo()
     run.add_generation(1, [cand(2, generation=1, parent_id=1)])  # the rerun is accepted
     assert run.count() == 2
 

@@ -22,17 +22,22 @@ def candidate(id: int, generation: int, weights: int = 0) -> CandidateRecord:
                            weights=np.ones(weights, np.float32) if weights else None)
 
 
-def test_a_full_disk_is_a_storage_error_that_loses_nothing_committed(tmp_path):
+def test_a_full_disk_is_a_storage_error_that_loses_nothing_committed(tmp_path, monkeypatch):
+    opened = []  # the connections the store opens: its own is the last
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: opened.append(
+        connect(*args, **kwargs)) or opened[-1])
     with RunStore.create(tmp_path / "run", CONFIG) as store:
+        monkeypatch.undo()
         store.add_generation(0, [candidate(1, 0)])
         store.save_checkpoint(0, {"g": 0})
-        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-        store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL
+        pages = store.query("PRAGMA page_count")[0][0]
+        opened[-1].execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL
         with pytest.raises(StorageError, match=r"run: the disk is full \(database or disk is "
                                                r"full\): free some space.*`disco resume "):
             store.add_generation(1, [candidate(2, 1, weights=100_000)])
         assert store.last_generation() == 0 and store.count() == 1  # rolled back whole
-        store._db.execute("PRAGMA max_page_count = 1073741823")
+        opened[-1].execute("PRAGMA max_page_count = 1073741823")
         store.add_generation(1, [candidate(2, 1, weights=100_000)])  # space again: it goes on
         assert store.count() == 2
 

@@ -3,6 +3,8 @@ seeds than a candidate gets, archived with its optimizer and weight decay; a can
 scored against the best of the grid; archives of schema 3 still open and migrate."""
 
 import math
+import sqlite3
+from contextlib import closing
 
 import jax
 import numpy as np
@@ -16,7 +18,7 @@ from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, task_keys
 from disco_rules.discovery.inner.train import (evaluate_population, fitness, make_optax_train,
                                                tuned_adamw)
-from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
+from disco_rules.discovery.store import ARCHIVE_NAME, BaselineRecord, CandidateRecord, RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
@@ -124,10 +126,11 @@ def schema_3_run(path) -> None:
     store.add_generation(0, [CandidateRecord(id=0, generation=0, kind="programs", text=SGD,
                                              hash="h", fitness=0.1, status="ok")])
     store.save_checkpoint(0, {"generation": 0})
-    store._db.executescript(SCHEMA_3_BASELINES)
-    columns = [row[1] for row in store._db.execute("PRAGMA table_info(baselines)")]
-    assert columns == ["task", "generation", "score", "loss", "lr", "curve"]
     store.close()
+    with closing(sqlite3.connect(path / ARCHIVE_NAME)) as db:
+        db.executescript(SCHEMA_3_BASELINES)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(baselines)")]
+    assert columns == ["task", "generation", "score", "loss", "lr", "curve"]
 
 
 def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path, capsys):
@@ -145,7 +148,7 @@ def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path, capsys):
         assert rl.schedule is None
         assert reader.candidate(0).fitness == pytest.approx(0.1)
     with RunStore.open(tmp_path / "run") as writer:  # resume: rewind, then write on
-        assert writer._db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert writer.query("PRAGMA user_version") == [(5,)]
         assert writer.rewind()[0] == 0
         writer.add_baseline(BaselineRecord(task="u", score=0.0, loss=0.5, lr=0.1,
                                            optimizer="adam", weight_decay=0.0, seeds=4), 1)

@@ -1,0 +1,76 @@
+"""The archive's SQL schema: candidates, scores, validation, baselines, events and levels."""
+
+SCHEMA_VERSION = 5  # 2: candidates.weights (network candidates); 3: the levels table;
+# 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
+# 5: baselines.schedule (the baseline's tuned learning-rate schedule)
+
+SCHEMA = """
+CREATE TABLE candidates (
+    id          INTEGER PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    parent_id   INTEGER REFERENCES candidates(id) DEFERRABLE INITIALLY DEFERRED,
+    kind        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    fingerprint TEXT,
+    fitness     REAL,
+    status      TEXT NOT NULL,
+    reason      TEXT,
+    weights     BLOB
+);
+CREATE INDEX candidates_generation ON candidates(generation);
+CREATE INDEX candidates_hash ON candidates(hash);
+CREATE INDEX candidates_fingerprint ON candidates(fingerprint);
+CREATE INDEX candidates_parent ON candidates(parent_id);
+CREATE TABLE scores (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    lr          REAL,
+    curve       BLOB,
+    PRIMARY KEY (candidate_id, task)
+);
+CREATE INDEX scores_generation ON scores(generation);
+CREATE TABLE validation (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    PRIMARY KEY (candidate_id, task)
+);
+CREATE INDEX validation_generation ON validation(generation);
+CREATE TABLE baselines (
+    task        TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    lr          REAL,
+    curve       BLOB,
+    optimizer   TEXT,
+    weight_decay REAL,
+    seeds       INTEGER,
+    schedule    TEXT
+);
+CREATE TABLE events (
+    generation  INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    value       REAL,
+    PRIMARY KEY (generation, name)
+);
+CREATE TABLE levels (
+    generation  INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    task        TEXT NOT NULL,
+    family      TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    regret      REAL,
+    replayed    INTEGER NOT NULL,
+    PRIMARY KEY (generation, position)
+);
+"""
+
+TABLES = frozenset({"candidates", "scores", "validation", "baselines", "events", "levels"})
