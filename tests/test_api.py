@@ -18,6 +18,7 @@ from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.simplify import simplify
+from tests.configs import config_variant
 
 TINY = """
 seed = 3
@@ -164,7 +165,7 @@ def test_a_seed_override_is_the_config_with_that_seed(tmp_path):
     overridden = disco_rules.launch(TINY, run_dir=tmp_path / "a", generations=1, seed=7,
                                     pool=LocalPool(lambda: Evaluator(16)))
     assert overridden.config.seed == 7
-    written = disco_rules.launch(TINY.replace("seed = 3", "seed = 7"), run_dir=tmp_path / "b",
+    written = disco_rules.launch(config_variant(TINY, {"seed": 7}), run_dir=tmp_path / "b",
                                  generations=1, pool=LocalPool(lambda: Evaluator(16)))
     original = disco_rules.launch(TINY, run_dir=tmp_path / "c", generations=1,
                                   pool=LocalPool(lambda: Evaluator(16)))
@@ -185,7 +186,7 @@ def test_all_inputs_gives_the_warm_starts_every_slot_input(tmp_path):
     neither), and the search still starts from programs that compute SGD's update."""
     from disco_rules.dsl.parser import parse
 
-    text = TINY.replace("max_statements = 16", "max_statements = 16\nall_inputs = true")
+    text = config_variant(TINY, {"population.all_inputs": True})
     run = disco_rules.launch(text, run_dir=tmp_path / "r", generations=1,
                              pool=LocalPool(lambda: Evaluator(16)))
     stored = {program.name: program for program in

@@ -22,6 +22,7 @@ from disco_rules.cluster.results import TimedOut  # noqa: E402
 from disco_rules.discovery.evaluator import Evaluator, item_kind  # noqa: E402
 from disco_rules.discovery.scoring import status_of  # noqa: E402
 from disco_rules.discovery.tasks import plugins  # noqa: E402
+from tests.configs import config_variant  # noqa: E402
 
 # Actors cannot import this test module by name, so its evaluators travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -195,7 +196,7 @@ family = Family("blocky", ranges={{"dim": Range(1, 64, integer=True),
 
 CONFIG = """
 seed = 1
-generations = {generations}
+generations = 1
 
 [population]
 size = 4
@@ -208,8 +209,8 @@ max_statements = 12
 seeds = 1
 lr_grid = [0.01, 0.1]
 baseline_schedules = ["constant"]
-train = [{{ family = "{module}:family", dim = 3, horizon = 10 }}]
-heldout = [{{ family = "{heldout}", dim = 4, horizon = 10 }}]
+train = [{ family = "quadratic", dim = 3, horizon = 10 }]  # write_plugin sets the families
+heldout = [{ family = "quadratic", dim = 4, horizon = 10 }]
 
 [validation]
 every = 1
@@ -218,7 +219,6 @@ top = 1
 [cluster]
 batch_size = 4
 num_actors = 1
-{deadline}
 """
 
 
@@ -231,9 +231,13 @@ def write_plugin(folder: Path, where: str, when: str, marker: Path | None = None
     (folder / f"{module}.py").write_text(BLOCKING_MODULE.format(
         where=where, when=when, marker=None if marker is None else str(marker)))
     config = folder / "search.toml"
-    config.write_text(CONFIG.format(
-        generations=generations, module=module, heldout=heldout or f"{module}:family",
-        deadline="" if deadline_s is None else f"deadline_s = {deadline_s}"))
+    changes = {"generations": generations,
+               "tasks.train": [{"family": f"{module}:family", "dim": 3, "horizon": 10}],
+               "tasks.heldout": [{"family": heldout or f"{module}:family", "dim": 4,
+                                  "horizon": 10}]}
+    if deadline_s is not None:
+        changes["cluster.deadline_s"] = deadline_s
+    config.write_text(config_variant(CONFIG, changes))
     return config
 
 

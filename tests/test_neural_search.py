@@ -30,6 +30,7 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.slots import OBJECTIVE
 from disco_rules.populations.drift_network import DriftNetwork
 from disco_rules.populations.strategy import Strategy
+from tests.configs import config_variant
 
 CONFIG = """\
 seed = 4
@@ -71,9 +72,9 @@ def make_search(run_dir: Path, text: str = CONFIG, pool=None) -> Engine:
 
 
 def archive(store: RunStore) -> list[tuple]:
-    rows = store._db.execute("SELECT * FROM candidates ORDER BY id").fetchall()
-    scores = store._db.execute("SELECT * FROM scores ORDER BY candidate_id, task").fetchall()
-    validation = store._db.execute("SELECT * FROM validation ORDER BY candidate_id").fetchall()
+    rows = store.query("SELECT * FROM candidates ORDER BY id")
+    scores = store.query("SELECT * FROM scores ORDER BY candidate_id, task")
+    validation = store.query("SELECT * FROM validation ORDER BY candidate_id")
     return rows + scores + validation
 
 
@@ -201,10 +202,11 @@ def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
     """Start from a drift that makes PPO unlearn (a penalty of 1.3 (r - 1) A outweighs the
     gain r A of moving the policy towards good actions): a few generations of OpenES must lift
     the mean rule's normalised return from about 0 to well above it."""
-    text = CONFIG.replace('kind = "ta-lpo"', 'kind = "lpo"').replace("size = 4", "size = 8") \
-        .replace("hidden = 4", "hidden = 1").replace("sigma = 0.3", "sigma = 0.3\n"
-                                                     "learning_rate = 0.2") \
-        .replace("batch_size = 5", "batch_size = 9").replace("4096", "8192")
+    text = config_variant(CONFIG, {
+        "population.kind": "lpo", "population.size": 8, "population.hidden": 1,
+        "es.learning_rate": 0.2, "cluster.batch_size": 9,
+        "tasks.train": [{"family": "cartpole", "total_timesteps": 8192}],
+        "tasks.heldout": [{"family": "cartpole", "total_timesteps": 8192, "length": 0.8}]})
     search = make_search(tmp_path / "run", text)
     network = search.population.network
     bad = np.zeros(network.num_params, np.float32)
@@ -221,7 +223,7 @@ def test_a_tiny_meta_training_run_improves_a_bad_rule(tmp_path):
 @pytest.mark.slow
 def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path, capsys):
     config = tmp_path / "tiny.toml"
-    config.write_text(CONFIG.replace("generations = 3", "generations = 1"))
+    config.write_text(config_variant(CONFIG, {"generations": 1}))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "DISCO_DEBUG")}
     disco = str(Path(sys.executable).parent / "disco")
     run_dir = tmp_path / "run"
@@ -378,14 +380,9 @@ def test_program_search_evolves_drift_programs_on_rl_tasks(tmp_path):
 
 @pytest.mark.slow
 def test_the_regret_scheduler_picks_cartpole_levels_for_a_network_population(tmp_path):
-    text = CONFIG.replace("generations = 3", "generations = 3") + """
-[scheduler]
-kind = "regret"
-levels = 2
-capacity = 4
-replay_prob = 0.5
-families = { cartpole = { total_timesteps = 4096 } }
-"""
+    text = config_variant(CONFIG, {"scheduler": {
+        "kind": "regret", "levels": 2, "capacity": 4, "replay_prob": 0.5,
+        "families": {"cartpole": {"total_timesteps": 4096}}}})
     straight = make_search(tmp_path / "straight", text)
     straight.run(3)
     rows = straight.store.sampled_levels()

@@ -15,6 +15,7 @@ import disco_rules
 from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.config import ConfigError
 from disco_rules.discovery.evaluator import Evaluator
+from tests.configs import config_variant
 
 DISCO = Path(sys.executable).parent / "disco"
 
@@ -62,8 +63,8 @@ max_statements = 12
 [tasks]
 seeds = 1
 lr_grid = [0.01, 0.1]
-train = [{{ family = "{family}", dim = 3, horizon = 10 }}]
-heldout = [{{ family = "{family}", dim = 5, horizon = 10 }}]
+train = [{ family = "quadratic", dim = 3, horizon = 10 }]  # write_plugin sets the family
+heldout = [{ family = "quadratic", dim = 5, horizon = 10 }]
 
 [validation]
 every = 1
@@ -78,7 +79,9 @@ num_actors = 1
 def write_plugin(folder: Path, module: str, source: str, family: str) -> Path:
     (folder / f"{module}.py").write_text(source)
     config = folder / "search.toml"
-    config.write_text(CONFIG.format(family=family))
+    config.write_text(config_variant(CONFIG, {
+        "tasks.train": [{"family": family, "dim": 3, "horizon": 10}],
+        "tasks.heldout": [{"family": family, "dim": 5, "horizon": 10}]}))
     return config
 
 
