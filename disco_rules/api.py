@@ -69,14 +69,15 @@ def check(config: Config, base: Path) -> list[Program]:
     Returns the warm-start programs."""
     from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
     from disco_rules.discovery.search.kinds import population_kind
+    from disco_rules.discovery.tasks.kinds import task_kind
     from disco_rules.dsl.interpreter import Encoding
 
     plan = TaskPlan.from_config(config)
     kind = population_kind(config.population.kind)
     if kind.networks:
         for task in plan.all():
-            if task.kind != "rl":
-                raise ConfigError(f"tasks: {task.family} is an optimizer task family; a "
+            if not task_kind(task.kind).trains_agents:
+                raise ConfigError(f"tasks: {task.family} is an {task.kind} task family; a "
                                   f"{kind.name!r} population needs RL tasks")
         return []
     return load_warm_start(warm_start_paths(config, base),

@@ -2,7 +2,8 @@
 optimizer or drift program of the DSL) and, where the format has one, of a rule network.
 
 `export(rule, fmt, name=...)` is the one entry point: the CLI's `disco export`, its `--format`
-choices and help, and the Python API all go through `FORMATS`. A new format is one entry.
+choices and help, and the Python API all go through the registry `FORMATS`. A new format is one
+`FORMATS.register(ExportFormat(...))` call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from disco_rules.discovery.registry import Registry
 from disco_rules.dsl import export as program_export
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.slots import Slot, slot_of
@@ -37,7 +39,9 @@ class ExportFormat:
     network: NetworkWriter | None = None
 
 
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+FORMATS: Registry[ExportFormat] = Registry("export format")
+"""name -> format; add one with `FORMATS.register`."""
+for _format in (
     ExportFormat("numpy", "a numpy function (programs) or module (networks)",
                  program_export.numpy_module,
                  functools.partial(network_module, imports="import numpy as xp")),
@@ -48,7 +52,8 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  program_export.optax_module),
     ExportFormat("torch", "a torch.optim.Optimizer (optimizer programs)",
                  program_export.torch_module),
-)}
+):
+    FORMATS.register(_format)
 
 
 def export_name(run_dir: str | Path, candidate_id: int) -> str:
@@ -61,7 +66,7 @@ def export_name(run_dir: str | Path, candidate_id: int) -> str:
 
 def formats_help() -> str:
     """One line per format, for the CLI's help."""
-    return "; ".join(f"{f.name}: {f.help}" for f in FORMATS.values())
+    return "; ".join(f"{name}: {FORMATS.get(name).help}" for name in FORMATS)
 
 
 def export(rule: Rule, fmt: str, name: str | None = None, slot: Slot | None = None,
@@ -71,14 +76,12 @@ def export(rule: Rule, fmt: str, name: str | None = None, slot: Slot | None = No
     A program is simplified and named `name` (default: its own name); `slot` defaults to the
     one its parameters fit. A network (shape, weights) is described as coming `origin`."""
     entry = FORMATS.get(fmt)
-    if entry is None:
-        raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     if isinstance(rule, Program):
         if entry.program is None:
             raise ValueError(f"the {fmt} format has no writer for programs")
         return entry.program(rule, slot or slot_of(rule), name or rule.name)
     network, weights = rule
     if entry.network is None:
-        valid = sorted(f.name for f in FORMATS.values() if f.network is not None)
+        valid = sorted(name for name in FORMATS if FORMATS.get(name).network is not None)
         raise ValueError(f"a network exports as {' or '.join(valid)}, not {fmt!r}")
     return entry.network(network, weights, origin=origin)

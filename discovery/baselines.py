@@ -14,6 +14,7 @@ from disco_rules.discovery.inner.rl_train import AgentConfig
 from disco_rules.discovery.scoring import Pool
 from disco_rules.discovery.store import BaselineRecord, RunStore
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.kinds import task_kind
 
 
 class BaselineError(ConfigError):
@@ -29,29 +30,51 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
     its loss over the candidates' tasks.seeds seeds, the first ones; on RL tasks the
     return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
     per task, archived at `generation` (so rollback drops it), and returned by task key;
-    BaselineError if one cannot be computed."""
+    BaselineError if one cannot be computed. The work items and rows are the task kind's."""
     missing = [t for t in tasks if store.baseline(t.key) is None]
-    lrs, seeds = config.tasks.lr_grid, config.tasks.seeds_of_baseline
-    # RL baselines are not paired seed by seed with the candidates: on the candidates' seeds
-    items = [RLBaselineItem(t, agent, lrs, config.tasks.seeds, config.seed)
-             if t.kind == "rl" else
-             BaselineItem(t, lrs, seeds, config.seed, config.tasks.wd_grid, config.tasks.seeds,
-                          config.tasks.baseline_schedule_grid)
-             for t in missing]
+    items = [task_kind(t.kind).baseline_item(t, config, agent) for t in missing]
     for task, result in zip(missing, pool.map(items)):
-        value = None if isinstance(result, Failed) else \
-            result["final_return"] if task.kind == "rl" else result["loss"]
         if isinstance(result, TimedOut):
             raise BaselineError(f"the baseline on {task.key} timed out: {result.reason}; "
                                 "raise [cluster] deadline_s if the task needs longer")
-        if value is None or not np.isfinite(value):
+        record = None if isinstance(result, Failed) else \
+            task_kind(task.kind).baseline_record(task, result, config)
+        if record is None:
             reason = result.reason if isinstance(result, Failed) else "a non-finite result"
             raise BaselineError(f"the baseline on {task.key} failed: {reason}")
-        store.add_baseline(BaselineRecord(
-            task=task.key, score=value if task.kind == "rl" else 0.0,
-            loss=result.get("loss", math.nan), lr=result["lr"], curve=result["curve"],
-            optimizer=result.get("optimizer"), weight_decay=result.get("weight_decay", math.nan),
-            schedule=result.get("schedule"),
-            seeds=config.tasks.seeds if task.kind == "rl" else seeds),
-            generation)
+        store.add_baseline(record, generation)
     return {t.key: store.baseline(t.key) for t in tasks}
+
+
+def adamw_item(task: Task, config: Config, agent: AgentConfig) -> BaselineItem:
+    """AdamW tuned over the lr x schedule x weight-decay grid on tasks.baseline_seeds seeds."""
+    return BaselineItem(task, config.tasks.lr_grid, config.tasks.seeds_of_baseline, config.seed,
+                        config.tasks.wd_grid, config.tasks.seeds,
+                        config.tasks.baseline_schedule_grid)
+
+
+def agent_item(task: Task, config: Config, agent: AgentConfig) -> RLBaselineItem:
+    """`agent`'s hand-designed algorithm tuned over the lr grid; not paired seed by seed with
+    the candidates, so on the candidates' seeds."""
+    return RLBaselineItem(task, agent, config.tasks.lr_grid, config.tasks.seeds, config.seed)
+
+
+def loss_record(task: Task, result: dict, config: Config) -> BaselineRecord | None:
+    """The row of an optimizer baseline (it scores 0 by definition); None if its loss is not
+    finite."""
+    return _record(task, result, 0.0, config.tasks.seeds_of_baseline) \
+        if np.isfinite(result["loss"]) else None
+
+
+def return_record(task: Task, result: dict, config: Config) -> BaselineRecord | None:
+    """The row of an RL baseline, scored by its final return; None if that is not finite."""
+    return _record(task, result, result["final_return"], config.tasks.seeds) \
+        if np.isfinite(result["final_return"]) else None
+
+
+def _record(task: Task, result: dict, score: float, seeds: int) -> BaselineRecord:
+    return BaselineRecord(
+        task=task.key, score=score, loss=result.get("loss", math.nan), lr=result["lr"],
+        curve=result["curve"], optimizer=result.get("optimizer"),
+        weight_decay=result.get("weight_decay", math.nan), schedule=result.get("schedule"),
+        seeds=seeds)

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from disco_rules.discovery.inner import schedules
 from disco_rules.discovery.inner.schedules import Schedule
-from disco_rules.discovery.search.kinds import KINDS
+from disco_rules.discovery.scheduler_kinds import scheduler_kind
+from disco_rules.discovery.search.kinds import population_kind
 from disco_rules.dsl import library
 
 if TYPE_CHECKING:
     from disco_rules.discovery.scheduler import SchedulerConfig
-
-SCHEDULER_KINDS = ("none", "regret", "uniform")
 
 
 class ConfigError(ValueError):
@@ -154,7 +153,7 @@ class SchedulerSettings:
     `levels` levels per generation drawn from `families` (family -> fixed parameters, e.g.
     shapes, so compiled functions are reused); the rest are the PLR buffer's knobs."""
 
-    kind: str = "none"  # one of SCHEDULER_KINDS
+    kind: str = "none"  # a registered scheduler (discovery/scheduler_kinds.py)
     levels: int = 4  # levels sampled per generation
     capacity: int = 32
     temperature: float = 0.3
@@ -348,10 +347,11 @@ def _toml_table(text: str) -> dict[str, Any]:
 
 
 def _check_meaning(config: Config) -> None:
-    if config.population.kind not in KINDS:
-        raise ConfigError(f"population.kind: expected one of {', '.join(KINDS)}, "
-                          f"got {config.population.kind!r}")
-    if KINDS[config.population.kind].networks:
+    try:
+        kind = population_kind(config.population.kind)
+    except ValueError as error:
+        raise ConfigError(f"population.kind: {error}") from None
+    if kind.networks:
         _check_network_config(config)
     if config.population.tournament > config.population.size:
         raise ConfigError("population.tournament: must not exceed population.size "
@@ -386,10 +386,11 @@ def _check_meaning(config: Config) -> None:
     if config.cluster.deadline_s is not None and config.cluster.deadline_s <= 0:
         raise ConfigError(f"cluster.deadline_s: expected a positive number of seconds, "
                           f"got {config.cluster.deadline_s:g}")
-    if config.scheduler.kind not in SCHEDULER_KINDS:
-        raise ConfigError(f"scheduler.kind: expected one of {', '.join(SCHEDULER_KINDS)}, "
-                          f"got {config.scheduler.kind!r}")
-    if config.scheduler.kind != "none":
+    try:
+        scheduler = scheduler_kind(config.scheduler.kind)
+    except ValueError as error:
+        raise ConfigError(f"scheduler.kind: {error}") from None
+    if scheduler.draws_levels:
         scheduler_config(config.scheduler)
 
 

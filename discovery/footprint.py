@@ -42,7 +42,9 @@ import numpy as np
 
 from disco_rules.discovery.config import Config, ConfigError, scheduler_config
 from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.kinds import task_kind
 
 PROCESS_BYTES = 500 * 2 ** 20  # a process with JAX, Ray's worker and compiled trainers
 REGISTER_SLACK = 8  # slot inputs, the parameters, their gradient and the trainer's temporaries
@@ -63,7 +65,7 @@ def _tree_size(tree: object) -> tuple[int, int]:
 def estimated_tasks(config: Config, plan: TaskPlan) -> list[Task]:
     """The tasks whose work items bound the memory: the plan's and, with a scheduler, the
     largest levels it can draw."""
-    if config.scheduler.kind == "none":
+    if not scheduler_kind(config.scheduler.kind).draws_levels:
         return plan.all()
     largest = scheduler_config(config.scheduler).largest_levels()
     return list(dict.fromkeys(plan.all() + largest))
@@ -82,35 +84,37 @@ class WorkItem:
 
 
 def work_items(config: Config, plan: TaskPlan) -> list[WorkItem]:
-    """The candidates' and the baseline's work item on each optimizer task of
-    `estimated_tasks`, sized as the module docstring says."""
+    """The work items of every task of `estimated_tasks`, as its task kind estimates them."""
+    heldout = {task.key for task in plan.heldout}
+    return [item for task in estimated_tasks(config, plan)
+            for item in task_kind(task.kind).work_items(task, config, task.key in heldout)]
+
+
+def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[WorkItem]:
+    """The candidates' and the baseline's work item on an optimizer task, sized as the module
+    docstring says."""
     tasks = config.tasks
     points = len(tasks.lr_grid) * len(tasks.candidate_schedules)
     baseline_points = len(tasks.lr_grid) * len(tasks.baseline_schedule_grid) * len(tasks.wd_grid)
     baseline_seeds = tasks.seeds_of_baseline
-    heldout = {task.key for task in plan.heldout}
     registers = config.population.max_statements + REGISTER_SLACK
     key = jax.random.PRNGKey(0)
-    items = []
-    for task in estimated_tasks(config, plan):
-        if task.kind != "optimizer":
-            continue
-        problem = task.build()
-        params, _ = _tree_size(jax.eval_shape(problem.init, key))
-        _, data = _tree_size(jax.eval_shape(problem.data, key))
-        seeds = (config.validation.seeds or tasks.seeds) if task.key in heldout else tasks.seeds
-        runs = points * seeds
-        items.append(WorkItem(
-            runs * (4 * params * registers + data)
-            + config.cluster.batch_size * runs * problem.horizon * 4,
-            f"{_count(config.cluster.batch_size, 'program')} x {_count(points, 'lr point')} x "
-            f"{_count(seeds, 'seed')} on {task.key}"))
-        runs = baseline_points * baseline_seeds
-        items.append(WorkItem(
-            runs * (4 * params * ADAMW_REGISTERS + data) + runs * problem.horizon * 4,
-            f"the baseline's {_count(baseline_points, 'lr x schedule x weight-decay point')} "
-            f"x {_count(baseline_seeds, 'seed')} on {task.key}"))
-    return items
+    problem = task.build()
+    params, _ = _tree_size(jax.eval_shape(problem.init, key))
+    _, data = _tree_size(jax.eval_shape(problem.data, key))
+    seeds = (config.validation.seeds or tasks.seeds) if held_out else tasks.seeds
+    runs = points * seeds
+    baseline_runs = baseline_points * baseline_seeds
+    return [
+        WorkItem(runs * (4 * params * registers + data)
+                 + config.cluster.batch_size * runs * problem.horizon * 4,
+                 f"{_count(config.cluster.batch_size, 'program')} x "
+                 f"{_count(points, 'lr point')} x {_count(seeds, 'seed')} on {task.key}"),
+        WorkItem(baseline_runs * (4 * params * ADAMW_REGISTERS + data)
+                 + baseline_runs * problem.horizon * 4,
+                 f"the baseline's {_count(baseline_points, 'lr x schedule x weight-decay point')}"
+                 f" x {_count(baseline_seeds, 'seed')} on {task.key}"),
+    ]
 
 
 def largest_item(config: Config, plan: TaskPlan) -> WorkItem:

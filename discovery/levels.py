@@ -19,6 +19,7 @@ import numpy as np
 from disco_rules.discovery.config import Config, scheduler_config
 from disco_rules.discovery.scheduler import (SchedulerConfig, describe, make_scheduler, state_from_data,
                                  state_to_data)
+from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.store import SampledLevelRecord
 from disco_rules.discovery.tasks import Task
 
@@ -40,8 +41,9 @@ class Levels:
     @classmethod
     def from_config(cls, config: Config, cap: float, exclude: Iterable[Task] = ()
                     ) -> Levels | None:
-        """The levels of `config` (seeded by the run's seed), or None for scheduler.kind none."""
-        if config.scheduler.kind == "none":
+        """The levels of `config` (seeded by the run's seed), or None for a scheduler kind that
+        draws no levels ("none")."""
+        if not scheduler_kind(config.scheduler.kind).draws_levels:
             return None
         return cls(scheduler_config(config.scheduler), config.scheduler.levels, config.seed,
                    cap, exclude)

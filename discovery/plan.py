@@ -9,10 +9,11 @@ from typing import Sequence
 from disco_rules.cluster.deadlines import DeadlineRule
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.tasks import Task, family
+from disco_rules.discovery.tasks.kinds import TaskKind, task_kind
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
-from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
+from disco_rules.dsl.slots import Slot
 
 
 def tasks_from(tables: Sequence[dict], key: str, check_within: float | None = None
@@ -58,15 +59,22 @@ class TaskPlan:
         return list(dict.fromkeys(self.train + self.heldout + ((self.screen,) if self.screen
                                                                 else ())))
 
+    def kind(self) -> TaskKind:
+        """The one task kind of every task of the plan; ConfigError if the plan has no task
+        or mixes kinds."""
+        kinds = list(dict.fromkeys(task.kind for task in self.all()))
+        if not kinds:
+            raise ConfigError("tasks: no task to score on (tasks.train is empty)")
+        if len(kinds) > 1:
+            raise ConfigError(f"tasks: a search is scored on tasks of one kind, not on "
+                              f"{' and '.join(kinds)} tasks together")
+        return task_kind(kinds[0])
+
 
 def program_slot(plan: TaskPlan) -> Slot:
-    """The slot programs fill on the plan's tasks: the optimizer slot on optimizer tasks, the
-    objective slot (PPO's drift) on RL tasks; ConfigError if the plan mixes the two."""
-    kinds = {task.kind for task in plan.all()}
-    if len(kinds) > 1:
-        raise ConfigError("tasks: a programs population is scored on optimizer tasks or on RL "
-                          "tasks (as PPO's drift), not on both")
-    return OBJECTIVE if kinds == {"rl"} else OPTIMIZER
+    """The slot programs fill on the plan's tasks, their kind's: the optimizer slot on
+    optimizer tasks, the objective slot (PPO's drift) on RL tasks."""
+    return plan.kind().slot
 
 
 def load_warm_start(paths: Sequence[Path], encoding: Encoding, all_inputs: bool = False

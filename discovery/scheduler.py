@@ -25,11 +25,11 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
+from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.tasks import FAMILIES, Choice, Family, Range, Task
 
 Level = Task  # a level is any task: a family and its parameters
 
-KINDS = ("regret", "uniform")
 REGRET_OF = ("best", "mean")
 _STREAM = 0x5C4ED  # keeps the scheduler's stream apart from the search's [seed, generation]
 _DRAWS_PER_LEVEL = 100  # fresh draws tried for each new level before giving up on distinctness
@@ -43,7 +43,7 @@ class SchedulerConfig:
     the caller's choice."""
 
     families: Mapping[str, Mapping[str, object]]
-    kind: str = "regret"
+    kind: str = "regret"  # a registered scheduler that draws levels (scheduler_kinds.py)
     capacity: int = 32
     temperature: float = 0.3
     staleness_coef: float = 0.3
@@ -51,8 +51,12 @@ class SchedulerConfig:
     regret_of: str = "best"
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind={self.kind!r} is not one of {', '.join(KINDS)}")
+        try:
+            draws_levels = scheduler_kind(self.kind).draws_levels
+        except ValueError as error:
+            raise ValueError(f"kind: {error}") from None
+        if not draws_levels:
+            raise ValueError(f"kind: a {self.kind!r} scheduler draws no levels")
         if self.regret_of not in REGRET_OF:
             raise ValueError(f"regret_of={self.regret_of!r} is not one of {', '.join(REGRET_OF)}")
         if isinstance(self.capacity, bool) or not isinstance(self.capacity, numbers.Integral) \
@@ -69,10 +73,9 @@ class SchedulerConfig:
                              f"parameters, got {self.families!r}")
         for name, params in self.families.items():
             if name not in FAMILIES:
-                raise ValueError(f"families: unknown task family {name!r}; "
-                                 f"valid families: {', '.join(sorted(FAMILIES))}")
+                raise ValueError(f"families: {FAMILIES.unknown(name)}")
             try:
-                _check_parameters(FAMILIES[name], params)
+                _check_parameters(FAMILIES.get(name), params)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"families.{name}: {error}") from None
 
@@ -90,7 +93,7 @@ class SchedulerConfig:
         """The shape parameters drawn from an int range ("family.param", sorted): each
         makes the number of compiled shapes unbounded in practice (e.g. horizon 10..10000)."""
         return [f"{name}.{param}" for name in sorted(self.families)
-                for param, kind in sorted(FAMILIES[name].ranges.items())
+                for param, kind in sorted(FAMILIES.get(name).ranges.items())
                 if isinstance(kind, Range) and kind.integer and kind.low != kind.high
                 and param not in self.families[name]]
 
@@ -108,7 +111,7 @@ class SchedulerConfig:
         else `values_of(range or choice, listed values or ())`; a float takes any one value."""
         levels = []
         for name in sorted(self.families):
-            family = FAMILIES[name]
+            family = FAMILIES.get(name)
             fixed, listed = split_parameters(self.families[name])
             options = {}
             for param, kind in sorted(family.ranges.items()):
@@ -248,7 +251,7 @@ class RegretScheduler:
         for _ in range(n - replays):
             for _ in range(_DRAWS_PER_LEVEL):
                 name = families[int(rng.integers(len(families)))]
-                level = _draw(FAMILIES[name], self.config.families[name], rng)
+                level = _draw(FAMILIES.get(name), self.config.families[name], rng)
                 if level not in chosen:
                     break
             else:
@@ -309,8 +312,8 @@ class UniformScheduler(RegretScheduler):
 
 
 def make_scheduler(config: SchedulerConfig) -> RegretScheduler:
-    """The scheduler of `config.kind`."""
-    return UniformScheduler(config) if config.kind == "uniform" else RegretScheduler(config)
+    """The scheduler of `config.kind`, as registered (discovery/scheduler_kinds.py)."""
+    return scheduler_kind(config.kind).make(config)
 
 
 def state_to_data(state: SchedulerState) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_fi
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.kinds import task_kind
 from disco_rules.discovery.inner.train import LOSS_FLOOR, TrainResult, fitness, lr_scores
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program
 
 WORST = float("-inf")
 FITNESS_CAP = 5.0
-BASELINE_SCORE = {"optimizer": 0.0, "rl": 1.0}  # the baseline's own score, by task kind
 
 
 
@@ -45,21 +45,21 @@ class TaskScore(NamedTuple):
 
 def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
                lr_grid: Sequence[float]) -> TaskScore:
-    """Candidate `j` of a work result on `task`, against the task's baseline."""
+    """Candidate `j` of a work result on `task`, against the task's baseline, as the task's
+    kind scores it."""
     if isinstance(result, Failed):
         what = "timeout" if isinstance(result, TimedOut) else "failed"
         return TaskScore(WORST, f"{what}: {result.reason}",
                          ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
-    if task.kind == "rl":
-        return _rl_score(result, j, task, baseline)
-    return _optimizer_score(result, j, task, baseline.loss, lr_grid)
+    return task_kind(task.kind).score(result, j, task, baseline, lr_grid)
 
 
-def _optimizer_score(result: Any, j: int, task: Task, baseline_loss: float,
-                     lr_grid: Sequence[float]) -> TaskScore:
+def optimizer_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
+                    lr_grid: Sequence[float]) -> TaskScore:
+    """An optimizer task's score: log(baseline loss / the candidate's loss at its best lr)."""
     mine = TrainResult(*(np.asarray(result[name][j]) for name in TrainResult._fields))
     with np.errstate(all="ignore"):  # NaN and Inf are expected here and scored as failures
-        value, reason = fitness(mine, baseline_loss)
+        value, reason = fitness(mine, baseline.loss)
         value = min(value, FITNESS_CAP)
         per_lr = lr_scores(mine)
         best = int(np.argmin(per_lr))
@@ -70,9 +70,10 @@ def _optimizer_score(result: Any, j: int, task: Task, baseline_loss: float,
     return TaskScore(value, reason, row, math.nan if reason else standard_error(per_seed))
 
 
-def _rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord) -> TaskScore:
-    """Normalised return (mean over seeds) less the rule's regulariser (LPG's); a non-finite
-    return (NaN agent weights) is a failure."""
+def rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
+             lr_grid: Sequence[float]) -> TaskScore:
+    """An RL task's score: normalised return (mean over seeds) less the rule's regulariser
+    (LPG's); a non-finite return (NaN agent weights) is a failure."""
     final = np.asarray(result["final_return"][j], np.float64)
     if not np.all(np.isfinite(final)):
         return TaskScore(WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
@@ -129,11 +130,7 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
             chunk = list(programs[i:i + size])
             padded = chunk + [chunk[0]] * (size - len(chunk))  # one compiled shape
             encoded = encoding.encode_population(padded)
-            items.append(
-                NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
-                if task.kind == "rl" else
-                ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds,
-                             config.seed, config.tasks.candidate_schedules))
+            items.append(task_kind(task.kind).programs_item(task, encoding, encoded, config))
             spans.append(len(chunk))
     results = iter(zip(pool.map(items), spans))
     table: list[list[TaskScore]] = []
@@ -145,6 +142,19 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
                     for j in range(span)]
         table.append(row)
     return table
+
+
+def optimizer_programs_item(task: Task, encoding: Encoding, encoded: Any,
+                            config: Config) -> ProgramsItem:
+    """Optimizer programs trained on `task` over the lr x schedule grid and the run's seeds."""
+    return ProgramsItem(task, encoded, config.tasks.lr_grid, config.tasks.seeds, config.seed,
+                        config.tasks.candidate_schedules)
+
+
+def drift_programs_item(task: Task, encoding: Encoding, encoded: Any,
+                        config: Config) -> NetworksItem:
+    """Drift programs run as PPO's objective on the RL `task`, over the run's seeds."""
+    return NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
 
 
 def split_evenly(n: int, most: int) -> list[tuple[int, int]]:

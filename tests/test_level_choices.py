@@ -121,7 +121,7 @@ def test_without_lists_the_draws_are_the_familys_own():
     expected = []
     for _ in range(3):
         assert int(rng.integers(1)) == 0
-        expected.append(FAMILIES["quadratic"].sample(rng, **fixed))
+        expected.append(FAMILIES.get("quadratic").sample(rng, **fixed))
     assert levels == expected
 
 

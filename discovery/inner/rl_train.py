@@ -43,9 +43,10 @@ class RLScores(NamedTuple):
 
 
 def _environment(task: Task) -> Environment:
-    if task.kind != "rl":
+    built = task.build()
+    if not isinstance(built, Environment):
         raise ValueError(f"{task.key} is not an RL task")
-    return task.build()
+    return built
 
 
 def _horizon(config: AgentConfig, env: Environment) -> AgentConfig:

@@ -23,11 +23,12 @@ from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.inner.rl_train import AgentConfig
 from disco_rules.discovery.levels import Levels, regret_by_family
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.scoring import (BASELINE_SCORE, FITNESS_CAP, WORST, Pool, TaskScore,
-                                           mean_scores)
+from disco_rules.discovery.scheduler_kinds import scheduler_kind
+from disco_rules.discovery.scoring import FITNESS_CAP, WORST, Pool, TaskScore, mean_scores
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.kinds import TaskKind
 
 FAILED_STATUSES = ("nan", "diverged", "failed", "timeout")
 
@@ -70,7 +71,7 @@ class Population(Protocol):
     """A kind of candidate and how it varies, as the engine drives it."""
 
     agent: AgentConfig  # the agent RL baselines train (PPO or LPG's actor-predictor)
-    task_kind: str  # "optimizer" or "rl": what its fitness is normalised against
+    task_kind: TaskKind  # the kind of its tasks: what its fitness is normalised against
 
     def load(self, store: RunStore, data: dict[str, Any] | None) -> None:
         """Start afresh (data None: initialise or warm-start) or from checkpoint data."""
@@ -130,10 +131,12 @@ class Engine:
         self.population = population
         self.on_generation = on_generation or (lambda report: None)
         self.tasks = TaskPlan.from_config(config)
-        for family in config.scheduler.families if config.scheduler.kind != "none" else ():
-            if Task.make(family).kind != population.task_kind:
-                raise ConfigError(f"scheduler.families.{family}: not an {population.task_kind} "
-                                  f"family, as the run's tasks are")
+        levels_from = config.scheduler.families \
+            if scheduler_kind(config.scheduler.kind).draws_levels else ()
+        for family in levels_from:
+            if Task.make(family).kind != population.task_kind.name:
+                raise ConfigError(f"scheduler.families.{family}: not an "
+                                  f"{population.task_kind.name} family, as the run's tasks are")
         # levels never repeat a fixed task: held-out tasks stay held out
         self.levels = Levels.from_config(config, FITNESS_CAP, exclude=self.tasks.all())
         self.counters = Counters()
@@ -180,8 +183,8 @@ class Engine:
         self._note_leaders(told)
         level_rows = []
         if levels:
-            regrets = self.levels.regrets(told.level_scores,
-                                          baseline_score=BASELINE_SCORE[self.population.task_kind])
+            regrets = self.levels.regrets(
+                told.level_scores, baseline_score=self.population.task_kind.baseline_score)
             self.levels.update(levels, regrets)
             level_rows = self.levels.rows(g, levels, regrets)
         validation, validation_scores = self._validate(g, baselines)

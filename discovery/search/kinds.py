@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from disco_rules.discovery.registry import Registry
+
 if TYPE_CHECKING:
     from disco_rules.discovery.config import Config
     from disco_rules.discovery.search.engine import Population
@@ -38,25 +40,18 @@ class PopulationKind:
         return self.network is not None
 
 
-KINDS: dict[str, PopulationKind] = {}
+KINDS: Registry[PopulationKind] = Registry("population kind")
 """name -> kind; add one with `register`."""
 
 
 def register(kind: PopulationKind) -> PopulationKind:
     """Add `kind` to the registry; ValueError if its name is taken."""
-    if kind.name in KINDS:
-        raise ValueError(f"population kind {kind.name!r} is already registered")
-    KINDS[kind.name] = kind
-    return kind
+    return KINDS.register(kind)
 
 
 def population_kind(name: str) -> PopulationKind:
     """The registered kind `name`; ValueError lists the valid names."""
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise ValueError(f"unknown population kind {name!r}; valid kinds: "
-                         f"{', '.join(KINDS)}") from None
+    return KINDS.get(name)
 
 
 def _programs(config: "Config", pool: Any) -> "Population":

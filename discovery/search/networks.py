@@ -27,6 +27,7 @@ from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.search.kinds import network_text, population_kind
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
 from disco_rules.discovery.tasks import Task
+from disco_rules.discovery.tasks.kinds import task_kind
 from disco_rules.populations.strategy import Strategy, StrategySpec
 
 _INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
@@ -61,16 +62,16 @@ class _Proposal:
 class NetworkPopulation:
     """Meta-training of a rule network's weights with an evosax strategy."""
 
-    task_kind = "rl"
 
     def __init__(self, config: Config, pool: Pool) -> None:
         self.config = config
         self.pool = pool
         plan = TaskPlan.from_config(config)
         for task in plan.all():
-            if task.kind != "rl":
+            if not task_kind(task.kind).trains_agents:
                 raise ConfigError(f"tasks: {task.family} is not an RL family; a "
                                   f"{config.population.kind} population trains RL agents")
+        self.task_kind = plan.kind()
         self.network = network_of(config)
         self.agent = agent_of(config)
         spec = StrategySpec(config.es.strategy, config.population.size, config.es.sigma,

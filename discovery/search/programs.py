@@ -19,7 +19,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from disco_rules.discovery.config import Config
-from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
+from disco_rules.discovery.plan import TaskPlan, load_warm_start
 from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_groups, score_programs,
                                            status_of, with_seeds)
 from disco_rules.discovery.search.engine import Told
@@ -99,8 +99,8 @@ class ProgramPopulation:
         self.pool = pool
         plan = TaskPlan.from_config(config)
         self.screen = plan.screen
-        self.slot = program_slot(plan)
-        self.task_kind = "rl" if self.slot == OBJECTIVE else "optimizer"
+        self.task_kind = plan.kind()
+        self.slot = self.task_kind.slot
         self.agent = config.ppo  # the RL baseline of drift programs is PPO
         self.encoding = Encoding(slot=self.slot, max_statements=config.population.max_statements)
         self.evolution = RegularizedEvolution(

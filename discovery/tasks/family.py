@@ -19,6 +19,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 import jax
 import numpy as np
 
+from disco_rules.discovery.registry import Registry
+
+
 class Problem(NamedTuple):
     """One task as pure functions: the inner training loop needs nothing else."""
 
@@ -96,7 +99,7 @@ class Family:
     ranges: Mapping[str, Range | Choice]
     defaults: Mapping[str, object]
     build: Callable[["Task"], Problem | Environment]
-    kind: str = "optimizer"  # "optimizer": build gives a Problem; "rl": an Environment
+    kind: str = "optimizer"  # a registered task kind (tasks/kinds.py): "optimizer", "rl", ...
 
     def complete(self, params: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
         """All parameters, sorted by name: `params` over the defaults, each checked."""
@@ -140,7 +143,7 @@ class Task:
 
     @property
     def kind(self) -> str:
-        """"optimizer" (build gives a Problem) or "rl" (build gives an Environment)."""
+        """The name of its family's task kind (`kinds.task_kind` looks it up)."""
         return family(self.family).kind
 
     @property
@@ -175,16 +178,13 @@ class _Values:
 
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("task family", "task families")
 """The registry: family name -> Family. Add a family with `register`."""
 
 
 def register(new: Family) -> Family:
     """Add `new` to the registry (one entry per family); ValueError if the name is taken."""
-    if new.name in FAMILIES:
-        raise ValueError(f"task family {new.name!r} is already registered")
-    FAMILIES[new.name] = new
-    return new
+    return FAMILIES.register(new)
 
 
 def family(name: str, check_within: float | None = None) -> Family:
@@ -192,26 +192,24 @@ def family(name: str, check_within: float | None = None) -> Family:
     registered the first time; the check abandoned after `check_within` seconds if given);
     ValueError lists the valid names, or says what is wrong with the user's family."""
     if name in FAMILIES:
-        return FAMILIES[name]
+        return FAMILIES.get(name)
     from disco_rules.cluster.deadlines import DeadlineExceeded, call_within
     from disco_rules.discovery.tasks import plugins
 
     if plugins.is_plugin(name):
-        loaded = plugins.load(name)
-        FAMILIES[name] = loaded  # before the check, which builds a task of it
+        loaded = FAMILIES.register(plugins.load(name))  # before the check, which builds a task
         try:
             if check_within is None:
                 plugins.check(loaded)
             else:
                 call_within(check_within, plugins.check, loaded)
         except DeadlineExceeded:
-            del FAMILIES[name]
+            FAMILIES.remove(name)
             raise ValueError(f"task family {name!r}: building and tracing its default task "
                              f"did not finish within {check_within:g} s ([cluster] deadline_s "
                              "sets the deadline)") from None
         except ValueError:
-            del FAMILIES[name]
+            FAMILIES.remove(name)
             raise
         return loaded
-    raise ValueError(f"unknown task family {name!r}; valid families: "
-                     f"{', '.join(sorted(FAMILIES))}, or a module:name of your own")
+    raise ValueError(f"{FAMILIES.unknown(name)}, or a module:name of your own")

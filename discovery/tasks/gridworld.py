@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from disco_rules.discovery.tasks.family import Choice, Environment, Family, Range, Task, register
-from disco_rules.discovery.tasks.rl import ENVIRONMENTS, TIMESTEPS
+from disco_rules.discovery.tasks.rl import ENVIRONMENTS, TIMESTEPS, CustomEnvironment
 
 def _gridworld(task: Task) -> Environment:
     """One of LPG's named layouts."""
@@ -30,7 +30,7 @@ def _environment() -> object:
     return Gridworld()
 
 
-ENVIRONMENTS["Gridworld"] = _environment
+ENVIRONMENTS.register(CustomEnvironment("Gridworld", _environment))
 for _family in (
     Family("gridworld",
            ranges={"layout": Choice(("dense", "sparse", "long_horizon", "small")),

@@ -21,6 +21,7 @@ from types import ModuleType
 
 from disco_rules.cluster.reasons import one_line
 from disco_rules.discovery.tasks.family import Family, Problem, Task
+from disco_rules.discovery.tasks.kinds import task_kind
 
 _SEARCH_PATH: list[Path] = []  # folders searched before the Python path
 _MODULES: dict[str, ModuleType] = {}  # plug-in modules loaded, by name
@@ -101,6 +102,10 @@ def check(family: Family) -> None:
     a non-scalar loss is a one-line ValueError now, not a failure on every actor."""
     where = f"task family {family.name!r}"
     try:
+        builds = task_kind(family.kind).builds
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    try:
         inspect.signature(family.build).bind(None)
     except TypeError:
         raise ValueError(f"{where}: build must take one argument, the task") from None
@@ -114,10 +119,11 @@ def check(family: Family) -> None:
     except SystemExit as error:
         raise ValueError(f"{where}: building its default task called "
                          f"sys.exit({error.code!r})") from None
-    if family.kind != "optimizer":
-        return
+    if not isinstance(built, builds):
+        raise ValueError(f"{where}: build must return a {builds.__name__}, "
+                         f"got {type(built).__name__}")
     if not isinstance(built, Problem):
-        raise ValueError(f"{where}: build must return a Problem, got {type(built).__name__}")
+        return
     import jax
 
     key = jax.random.PRNGKey(0)

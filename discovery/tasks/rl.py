@@ -3,8 +3,10 @@ and MinAtar. A task builds an `Environment` whose EnvParams the agents' training
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from disco_rules.discovery.registry import Registry
 from disco_rules.discovery.tasks.family import Environment, Family, Range, Task, register
 
 def _gymnax(env_id: str, derived: Callable[[dict], dict] = lambda p: {}
@@ -24,14 +26,23 @@ def _gymnax(env_id: str, derived: Callable[[dict], dict] = lambda p: {}
     return build
 
 
-ENVIRONMENTS: dict[str, Callable[[], Any]] = {}
-"""Environments that are not gymnax ids, by `Environment.name` -> a factory of the env object."""
+@dataclass(frozen=True)
+class CustomEnvironment:
+    """An environment that is not a gymnax id: its `Environment.name` and a factory of its
+    env object (gymnax's interface)."""
+
+    name: str
+    make: Callable[[], Any]
+
+
+ENVIRONMENTS: Registry[CustomEnvironment] = Registry("environment")
+"""Environments that are not gymnax ids; add one with `ENVIRONMENTS.register`."""
 
 
 def make_env(name: str) -> Any:
     """The environment object of an `Environment.name`: a registered one, or a gymnax id."""
     if name in ENVIRONMENTS:
-        return ENVIRONMENTS[name]()
+        return ENVIRONMENTS.get(name).make()
     import gymnax
 
     return gymnax.make(name)[0]

@@ -1,0 +1,100 @@
+"""The registry of task kinds: what a task family's `kind` names ("optimizer", "rl").
+
+A task kind is everything the search does differently on its tasks: what its families build,
+the program slot programs fill there, the work items that train the candidates' programs and
+tune the hand-designed baseline, how a work result becomes a score or a baseline row, the
+baseline's own score (the zero of regret), whether its tasks train agents (so rule networks
+can be meta-trained on them) and the memory estimate of its work items. Adding a kind is one
+`register` call; its behaviours are plain functions, imported when called (the built-in ones
+live in scoring.py, baselines.py and footprint.py, which import JAX and the evaluators).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from disco_rules.discovery.registry import Registry
+from disco_rules.discovery.tasks.family import Environment, Problem, Task
+from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
+
+if TYPE_CHECKING:
+    from disco_rules.discovery.config import Config
+    from disco_rules.discovery.footprint import WorkItem
+    from disco_rules.discovery.inner.rl_train import AgentConfig
+    from disco_rules.discovery.scoring import TaskScore
+    from disco_rules.discovery.store import BaselineRecord
+    from disco_rules.dsl.interpreter import Encoding
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """One task kind.
+
+    `builds`: what its families' `build` returns (a Problem, an Environment);
+    `slot`: the slot programs fill on its tasks; `baseline_score`: the tuned baseline's own
+    score, in the units of candidates' scores; `trains_agents`: rule networks can be scored
+    on its tasks. Functions: `programs_item(task, encoding, encoded programs, config)` the
+    work item of a chunk of programs; `score(result, j, task, baseline, lr_grid)` member j's
+    TaskScore; `baseline_item(task, config, agent)` the baseline's work item;
+    `baseline_record(task, result, config)` its archive row, None if it is not finite;
+    `work_items(task, config, held_out)` the memory estimate's items (footprint.py).
+    """
+
+    name: str
+    builds: type
+    slot: Slot
+    baseline_score: float
+    trains_agents: bool
+    programs_item: Callable[[Task, "Encoding", Any, "Config"], Any]
+    score: Callable[[Any, int, Task, "BaselineRecord", Sequence[float]], "TaskScore"]
+    baseline_item: Callable[[Task, "Config", "AgentConfig"], Any]
+    baseline_record: Callable[[Task, Any, "Config"], "BaselineRecord | None"]
+    work_items: Callable[[Task, "Config", bool], list["WorkItem"]]
+
+
+TASK_KINDS: Registry[TaskKind] = Registry("task kind")
+"""name -> kind; add one with `register`."""
+
+
+def register(kind: TaskKind) -> TaskKind:
+    """Add `kind` to the registry; ValueError if its name is taken."""
+    return TASK_KINDS.register(kind)
+
+
+def task_kind(name: str) -> TaskKind:
+    """The registered kind `name` (a family's `kind`, `Task.kind`); ValueError lists the
+    valid names."""
+    return TASK_KINDS.get(name)
+
+
+def _later(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported at its first call (scoring and the evaluators import JAX and
+    import this module)."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"disco_rules.discovery.{module}"), name)(*args)
+
+    return call
+
+
+def _no_work_items(task: Task, config: "Config", held_out: bool) -> list["WorkItem"]:
+    """RL work items are not estimated: their rollouts are small next to a process."""
+    return []
+
+
+register(TaskKind(
+    "optimizer", builds=Problem, slot=OPTIMIZER, baseline_score=0.0, trains_agents=False,
+    programs_item=_later("scoring", "optimizer_programs_item"),
+    score=_later("scoring", "optimizer_score"),
+    baseline_item=_later("baselines", "adamw_item"),
+    baseline_record=_later("baselines", "loss_record"),
+    work_items=_later("footprint", "optimizer_work_items")))
+register(TaskKind(
+    "rl", builds=Environment, slot=OBJECTIVE, baseline_score=1.0, trains_agents=True,
+    programs_item=_later("scoring", "drift_programs_item"),
+    score=_later("scoring", "rl_score"),
+    baseline_item=_later("baselines", "agent_item"),
+    baseline_record=_later("baselines", "return_record"),
+    work_items=_no_work_items))
