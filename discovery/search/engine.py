@@ -72,6 +72,7 @@ class Population(Protocol):
 
     agent: AgentConfig  # the agent RL baselines train (PPO or LPG's actor-predictor)
     task_kind: TaskKind  # the kind of its tasks: what its fitness is normalised against
+    scored_as: str  # what a score is, in words (for a table of scores)
 
     def load(self, store: RunStore, data: dict[str, Any] | None) -> None:
         """Start afresh (data None: initialise or warm-start) or from checkpoint data."""
@@ -98,6 +99,15 @@ class Population(Protocol):
               baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
         """Per candidate id (this generation's or archived), per task: its score over `seeds`
         of the run's fixed seeds (meta-validation)."""
+
+    def check_rule(self, rule: Any) -> None:
+        """ValueError saying why `rule` (a program, or a network's (shape, weights)) is not
+        one this population trains."""
+
+    def score_rules(self, rules: Sequence[Any], tasks: Sequence[Task],
+                    baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
+        """`score` for rules given directly (each passing `check_rule`), from anywhere: a
+        file, another run; scored as the run scores its candidates."""
 
 
 @dataclass

@@ -28,6 +28,9 @@ from disco_rules.discovery.search.kinds import network_text, population_kind
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.slots import OBJECTIVE
 from disco_rules.populations.strategy import Strategy, StrategySpec
 
 _INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
@@ -62,6 +65,7 @@ class _Proposal:
 class NetworkPopulation:
     """Meta-training of a rule network's weights with an evosax strategy."""
 
+    scored_as = "final return normalised by the tuned baseline's (1: as good)"
 
     def __init__(self, config: Config, pool: Pool) -> None:
         self.config = config
@@ -156,6 +160,42 @@ class NetworkPopulation:
 
     def score(self, ids: Sequence[int], tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
-        weights = np.stack([self.weights(cid) for cid in ids])
-        return score_rules(self.pool, with_seeds(self.config, seeds), self.network, self.agent,
-                           weights, tasks, baselines, self.config.seed)
+        return self.score_rules([(self.network, self.weights(cid)) for cid in ids], tasks,
+                                baselines, seeds)
+
+    def check_rule(self, rule: Any) -> None:
+        """ValueError unless `rule` is (shape, weights) of the run's network or, in a drift
+        run, a drift program (PPO trains with either)."""
+        drift = population_kind(self.network.kind).drift
+        if isinstance(rule, Program) and drift:
+            try:
+                OBJECTIVE.check(rule)
+            except ProgramError as error:
+                raise ValueError(f"not a drift program: {error}") from None
+        elif isinstance(rule, Program) or rule[0] != self.network:
+            raise ValueError(f"not a {self.network.kind} network of this run's shape "
+                             f"({network_text(self.network)})"
+                             + (" or a drift program" if drift else ""))
+
+    def score_rules(self, rules: Sequence[Any], tasks: Sequence[Task],
+                    baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
+        """Networks as `score` scores candidates; drift programs trained as the same PPO."""
+        config = with_seeds(self.config, seeds)
+        networks = {i: rule[1] for i, rule in enumerate(rules) if not isinstance(rule, Program)}
+        programs = {i: rule for i, rule in enumerate(rules) if isinstance(rule, Program)}
+        table: list[list[TaskScore]] = [[] for _ in rules]
+        if networks:
+            rows = score_rules(self.pool, config, self.network, self.agent,
+                               np.stack(list(networks.values())), tasks, baselines,
+                               self.config.seed)
+            for i, row in zip(networks, rows):
+                table[i] = row
+        if programs:
+            encoding = Encoding(slot=OBJECTIVE,
+                                max_statements=max(len(p.body) for p in programs.values()))
+            rows = score_rules(self.pool, config, encoding, self.agent,
+                               encoding.encode_population(list(programs.values())), tasks,
+                               baselines, self.config.seed)
+            for i, row in zip(programs, rows):
+                table[i] = row
+        return table

@@ -102,6 +102,9 @@ class ProgramPopulation:
         self.task_kind = plan.kind()
         self.slot = self.task_kind.slot
         self.agent = config.ppo  # the RL baseline of drift programs is PPO
+        self.scored_as = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
+                          if self.slot == OBJECTIVE
+                          else "log(tuned baseline loss / program loss), each at its best lr")
         self.encoding = Encoding(slot=self.slot, max_statements=config.population.max_statements)
         self.evolution = RegularizedEvolution(
             size=config.population.size, tournament=config.population.tournament,
@@ -341,5 +344,16 @@ class ProgramPopulation:
 
     def score(self, ids: Sequence[int], tasks: Sequence[Task],
               baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
+        return self.score_rules([self.program(cid) for cid in ids], tasks, baselines, seeds)
+
+    def check_rule(self, rule: Any) -> None:
+        """ValueError (ProgramError) unless `rule` is a program of the run's slot that fits
+        its encoding."""
+        if not isinstance(rule, Program):
+            raise ValueError(f"a {rule[0].kind} network; this run's candidates are programs")
+        self.encoding.encode(rule)
+
+    def score_rules(self, rules: Sequence[Program], tasks: Sequence[Task],
+                    baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
         return score_programs(self.pool, with_seeds(self.config, seeds), self.encoding,
-                              [self.program(cid) for cid in ids], tasks, baselines)
+                              list(rules), tasks, baselines)
