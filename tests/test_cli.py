@@ -178,7 +178,7 @@ def test_inspect_top_ranks_validated_candidates_first_as_the_summary_does(tmp_pa
 
 
 def test_the_launch_summary_says_what_scores_mean_and_that_nothing_beats_within_noise(tmp_path, capsys):
-    from disco_rules.discovery.cli import _print_summary
+    from disco_rules.discovery.cli.summary import print_summary
     from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
                                              ValidationRecord)
 
@@ -193,7 +193,7 @@ def test_the_launch_summary_says_what_scores_mean_and_that_nothing_beats_within_
             text="def p(w, g, lr):\n    update = lr * g\n    return update\n")],
             validation=[ValidationRecord(candidate_id=7, task="a", score=0.12),
                         ValidationRecord(candidate_id=7, task="b", score=-0.3)])
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     out = capsys.readouterr().out
     assert "0 = the tuned baseline, negative = worse than it, +0.1 = about 10% lower loss" \
         in out

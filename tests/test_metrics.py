@@ -10,7 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from disco_rules.cluster.local import LocalPool
-from disco_rules.discovery.cli import CliError, _serve_metrics, build_parser
+from disco_rules.discovery.cli import CliError, build_parser
+from disco_rules.discovery.cli.run import serve_metrics
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.metrics import SearchMetrics
@@ -180,7 +181,7 @@ def test_the_bind_address_is_configurable(served):
 def test_cli_metrics_options_default_to_no_server_on_loopback():
     args = build_parser().parse_args(["launch", "search.toml"])
     assert args.metrics_port is None and args.metrics_host == "127.0.0.1"
-    assert _serve_metrics(args, pool=None) == (None, None)
+    assert serve_metrics(args, pool=None) == (None, None)
     args = build_parser().parse_args(["resume", "runs/x", "--metrics-port", "9400",
                                       "--metrics-host", "0.0.0.0"])
     assert (args.metrics_port, args.metrics_host) == (9400, "0.0.0.0")
@@ -190,7 +191,7 @@ def test_cli_reports_a_busy_metrics_port_as_one_line(served):
     busy = served(SearchMetrics())
     args = build_parser().parse_args(["launch", "search.toml", "--metrics-port", str(busy.port)])
     with pytest.raises(CliError, match="--metrics-port: cannot listen on 127.0.0.1"):
-        _serve_metrics(args, pool=None)
+        serve_metrics(args, pool=None)
 
 
 @pytest.mark.slow  # a whole 2-generation search

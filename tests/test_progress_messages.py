@@ -196,13 +196,14 @@ def test_a_standard_error_is_shown_only_from_enough_results():
     ({"quadratic(dim=4)": -0.1, "rnn(width=8)": -1.3, "quadratic(dim=8)": -0.5}, True)])
 def test_the_summary_and_pareto_show_a_standard_error_only_from_enough_tasks(
         tmp_path, capsys, scores, shown):
-    from disco_rules.discovery.cli import _print_summary, main
+    from disco_rules.discovery.cli import main
+    from disco_rules.discovery.cli.summary import print_summary
     from disco_rules.discovery.store import RunStore
     from tests.test_transfer_command import _validated_run
 
     run_dir = _validated_run(tmp_path / "run", {1: scores})
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     out = capsys.readouterr().out
     chosen = next(line for line in out.splitlines() if line.startswith("chosen: #1"))
     verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from disco_rules.discovery import transfer, verdict
-from disco_rules.discovery.cli import _print_summary, main
+from disco_rules.discovery.cli import main
+from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
                                          ValidationRecord)
@@ -142,7 +143,7 @@ def test_the_summary_and_pareto_say_plainly_that_no_candidate_beats_the_baseline
     expected = ("verdict: no candidate beats tuned AdamW beyond noise on the held-out tasks: "
                 "tuned AdamW stays the one to use; the closest is #1 (within noise: ")
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     assert expected in capsys.readouterr().out
     assert main(["inspect", str(run_dir), "--pareto"]) == 0
     out = capsys.readouterr().out
@@ -158,7 +159,7 @@ def test_the_summary_and_pareto_name_a_winner_that_beats_the_baseline(tmp_path, 
     line = (f"verdict: #1 beats tuned AdamW by {mean:+.3f} ± {se:.3f} (ahead on 2 of 2 "
             "held-out families)")
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     assert line in capsys.readouterr().out
     assert main(["inspect", str(run_dir), "--pareto"]) == 0
     assert line in capsys.readouterr().out
@@ -168,7 +169,7 @@ def test_an_rl_run_is_judged_against_the_tuned_agent_at_one(tmp_path, capsys):
     run_dir = _validated_run(tmp_path / "run", {1: {"cartpole(a=1)": 1.3, "acrobot(a=1)": 1.4,
                                                     "cartpole(a=2)": 1.35}}, rl=True)
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     assert "verdict: #1 beats tuned PPO by +0.350 ± 0.029" in capsys.readouterr().out
 
 
@@ -202,7 +203,7 @@ def test_the_summary_says_what_the_winner_beats_its_warm_start_and_not_adamw(tmp
     run_dir = _evolved_run(tmp_path / "run", warm, child)
     mean, se = _closed_form(gains)
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     out = capsys.readouterr().out
     assert "chosen: #5" in out  # beyond one paired standard error of the warm start
     assert "verdict: no candidate beats tuned AdamW beyond noise" in out
@@ -216,7 +217,7 @@ def test_the_summary_says_when_the_chosen_rule_is_its_own_warm_start(tmp_path, c
     child = {"quadratic(dim=4)": -0.6, "rnn(width=8)": -0.6, "quadratic(dim=8)": -0.8}
     run_dir = _evolved_run(tmp_path / "run", warm, child)
     with RunStore.open(run_dir) as store:
-        _print_summary(store, 1.0)
+        print_summary(store, 1.0)
     out = capsys.readouterr().out
     assert "chosen: #0" in out
     assert ("the chosen rule is its warm start #0 (sgd): nothing the search found beats it "

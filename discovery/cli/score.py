@@ -1,0 +1,217 @@
+"""Commands that score rules on a run's tasks: score (as the run scores its candidates,
+through its population's `score_rules`) and transfer (against AdamW tuned per task)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from disco_rules.discovery.cli.errors import CliError
+from disco_rules.discovery.cli.refs import load_program, load_rule, open_run, split_ref
+from disco_rules.discovery.cli.summary import simplest_validated
+from disco_rules.discovery.cli.tables import baseline_note, score_cells, score_header
+from disco_rules.discovery.config import Config, ConfigError, check_count, parse_config
+from disco_rules.dsl.program import Program, ProgramError
+
+
+def score(args: argparse.Namespace) -> None:
+    """`disco score`: files and stored rules on a run's held-out (or training) tasks."""
+    from disco_rules.discovery.scoring import with_seeds
+
+    try:
+        seeds = None if args.seeds is None else check_count("tasks.seeds", args.seeds)
+    except ConfigError as error:
+        raise CliError(f"--seeds: {str(error).split(': ', 1)[1]}") from None
+    config, tasks, baselines = run_tasks(args.run, args.tasks)
+    if seeds is not None:
+        config = with_seeds(config, seeds)
+    rules = [load_rule(ref) for ref in args.candidates]
+    population = scoring_population(config, rules, "scoring")
+    _check_rules(population, args.candidates, rules)
+    table = population.score_rules(rules, tasks, baselines, config.tasks.seeds)
+    print(f"{args.tasks} tasks of {args.run}, {config.tasks.seeds} seeds; "
+          f"score = {population.scored_as}")
+    for i, task in enumerate(tasks):
+        print(f"  T{i + 1}: {task.key}{baseline_note(baselines[task.key])}")
+    print("each: mean ± standard error over seeds; the mean column's over the tasks' seeds")
+    width = max(len("candidate"), *(len(ref) for ref in args.candidates))  # names in full
+    print(f"{'candidate':<{width}}{score_header(len(tasks))}")
+    for ref, row in zip(args.candidates, table):
+        print(f"{ref:<{width}}{score_cells(row)}")
+
+
+def run_tasks(run_dir: str | Path, which: str) -> tuple[Config, list[Any], dict[str, Any]]:
+    """(config, tasks, baselines by task key) of a run's "heldout" or "train" tasks;
+    CliError if a task has no archived baseline yet."""
+    from disco_rules.api import find_task_modules
+    from disco_rules.discovery.plan import TaskPlan
+
+    with open_run(run_dir) as store:
+        config = parse_config(store.config_text)
+        find_task_modules(store)
+        plan = TaskPlan.from_config(config)
+        tasks = plan.heldout if which == "heldout" else plan.train
+        baselines = {}
+        for task in tasks:
+            record = store.baseline(task.key)
+            if record is None:
+                raise CliError(f"{run_dir} has no baseline for {task.key} yet "
+                               "(run at least one generation first)")
+            baselines[task.key] = record
+    return config, list(tasks), baselines
+
+
+def scoring_population(config: Config, rules: Sequence[Any], context: str) -> Any:
+    """The run's population (its kind's), scoring in this process with progress on stderr
+    under `context`; its programs may be as long as the longest program in `rules`."""
+    import dataclasses
+    import functools
+
+    from disco_rules.api import compilation_cache
+    from disco_rules.cluster.local import LocalPool
+    from disco_rules.discovery.evaluator import Evaluator
+    from disco_rules.discovery.progress import Progress, ProgressPool
+    from disco_rules.discovery.search.kinds import population_kind
+
+    size = max([config.population.max_statements]
+               + [len(rule.body) for rule in rules if isinstance(rule, Program)])
+    config = dataclasses.replace(config, population=dataclasses.replace(
+        config.population, max_statements=size))
+    pool = LocalPool(functools.partial(Evaluator, size, compilation_cache(config)))
+    return population_kind(config.population.kind).population(
+        config, ProgressPool(pool, Progress(), context))
+
+
+def _check_rules(population: Any, names: Sequence[str], rules: Sequence[Any]) -> None:
+    """CliError naming the first rule the population cannot train, and why."""
+    for name, rule in zip(names, rules):
+        try:
+            population.check_rule(rule)
+        except ValueError as error:
+            raise CliError(f"{name}: {error}") from None
+
+
+def transfer(args: argparse.Namespace) -> None:
+    """`disco transfer`: the run's candidate (RUN:ID, or its chosen winner) and PROGRAM files
+    against AdamW tuned per task on the run's held-out tasks and their variants
+    (discovery/transfer.py)."""
+    from disco_rules import api
+    from disco_rules.dsl import library
+
+    stored = split_ref(args.run)
+    run_dir, cid = stored if stored is not None else (Path(args.run), None)
+    if not run_dir.is_dir():
+        raise CliError(f"{args.run}: no such run directory (RUN or RUN:ID)")
+    seeds, tasks = args.seeds, args.tasks
+    if args.top is not None and cid is not None:
+        raise CliError(f"{args.run}: --top scores the run's best, not one candidate; "
+                       f"give RUN alone")
+    with open_run(run_dir) as store:
+        config = parse_config(store.config_text)
+        api.find_task_modules(store)
+        if args.top is not None:
+            ids = [record.id for record, _ in store.top(args.top, by="validation")]
+        elif cid is None:
+            chosen = simplest_validated(store)
+            ids = [] if chosen is None else [chosen.id]
+        else:
+            ids = [cid]
+        if not ids:
+            raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
+                           f"from (a network run, or no validation yet); name one with "
+                           f"{run_dir}:ID")
+        validated = {f"#{i}": float(np.mean([v.score for v in store.validation_of(i)]))
+                     for i in ids}
+    loaded = [(f"#{i}", load_program(f"{run_dir}:{i}")) for i in ids]
+    loaded += [(ref, load_program(ref)) for ref in args.programs]
+    _check_optimizers(loaded)
+    run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
+    test_seed = run_seed + 1 if args.test_seed is None else args.test_seed
+    cache = _read_cache(args.cache)
+    status = api.open_run(run_dir).status()
+    api.compilation_cache(config)  # the runs' own JAX compilation cache
+    from disco_rules.discovery import transfer as protocol
+    from disco_rules.discovery.plan import TaskPlan
+    from disco_rules.discovery.progress import Progress
+
+    programs: dict[str, Program] = {}
+    for name, program in loaded:  # a file is named by its stem, unless that name is taken
+        stem = name if name.startswith("#") else Path(name).stem
+        programs[stem if stem not in programs and stem not in protocol.REFERENCES
+                 else name] = program
+    candidates = list(programs)
+    programs.update({name: library.program(name) for name in protocol.REFERENCES})
+    plan = TaskPlan.from_config(config)
+    if any(task.kind == "rl" for task in plan.heldout):
+        raise CliError(f"{run_dir}: its held-out tasks are RL tasks; transfer compares "
+                       "optimizers with tuned AdamW on optimizer tasks")
+    total = len(protocol.suite(plan)) if tasks is None else tasks
+    provenance = protocol.provenance(args.argv)  # the code that runs: read before a long run
+    with Progress().phase("transfer: tasks trained", total) as phase:
+        def on_task(row: Any) -> None:
+            if args.cache is not None:  # kept after every task: a stopped run loses one
+                temporary = Path(args.cache).with_suffix(".tmp")
+                temporary.write_text(json.dumps(cache))
+                temporary.replace(args.cache)
+            phase.advance()
+
+        outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
+                                    test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
+                                    cache=cache, on_task=on_task)
+    in_search = None
+    if args.top is not None:  # the others as the run's meta-validation would have scored them
+        others = [name for name in programs if name not in validated]
+        with open_run(run_dir) as store:
+            baselines = {task.key: store.baseline(task.key) for task in plan.heldout}
+        rules = [programs[name] for name in others]
+        population = scoring_population(config, rules, "scoring")
+        _check_rules(population, others, rules)
+        table = population.score_rules(rules, plan.heldout, baselines,
+                                       config.validation.seeds or config.tasks.seeds)
+        in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
+                                     for name, row in zip(others, table)}}
+    read = (f"archive through generation {status.generations - 1}" if status.generations
+            else "no generation finished")
+    report = protocol.report(
+        outcome, programs, candidates,
+        f"Transfer of {run_dir} ({read}; {status.target_generations} planned)",
+        provenance, in_search)
+    print(report, end="")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        protocol.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
+        print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+
+
+def _check_optimizers(programs: Sequence[tuple[str, Program]]) -> None:
+    """CliError naming the first (name, program) that is not an optimizer-slot program."""
+    from disco_rules.dsl.slots import OPTIMIZER, slot_of
+
+    for name, program in programs:
+        try:
+            if slot_of(program) != OPTIMIZER:
+                raise ProgramError(f"{program.name}({', '.join(program.params)}) is a drift "
+                                   "program")
+            OPTIMIZER.check(program)
+        except ProgramError as error:
+            raise CliError(f"{name}: transfer scores optimizer programs: {error}") from None
+
+
+def _read_cache(path: str | None) -> dict[str, Any]:
+    """The finished tunings in `path` (none if it does not exist yet); CliError if unreadable."""
+    if path is None or not Path(path).exists():
+        return {}
+    try:
+        cache = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CliError(f"--cache {path}: not a cache of disco transfer ({error})") from None
+    if not isinstance(cache, dict):
+        raise CliError(f"--cache {path}: not a cache of disco transfer (not a JSON object)")
+    return cache
