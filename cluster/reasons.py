@@ -39,9 +39,9 @@ def _library_folders() -> tuple[Path, ...]:
     """Folders whose files are not the user's: disco's packages and the standard library."""
     folders = [Path(p).resolve() for key in ("stdlib", "platstdlib")
                if (p := sysconfig.get_paths().get(key))]
-    for name in DISCO_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        folders += [Path(p).resolve() for p in (spec.submodule_search_locations or [])]
+    for name in DISCO_PACKAGES:  # each package's own folder (a checkout's disco_rules also
+        spec = importlib.util.find_spec(name)  # searches the root, which holds tests/ too)
+        folders.append(Path(spec.origin).resolve().parent)
     return tuple(folders)
 
 

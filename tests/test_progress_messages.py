@@ -17,7 +17,7 @@ from disco_rules.cluster.reasons import (Frame, debug_traceback, frames_in, is_u
                                          user_frame)
 from disco_rules.discovery.evaluator import Evaluator
 from tests.test_api import TINY
-from tests.test_plugin_tasks import CONFIG, MODULE
+from tests.test_plugin_tasks import MODULE, write_plugin
 
 DISCO = Path(sys.executable).parent / "disco"
 LOSS_LINE = 'return jnp.mean((x @ params["w"] - y) ** 2)'
@@ -25,10 +25,9 @@ LOSS_LINE = 'return jnp.mean((x @ params["w"] - y) ** 2)'
 
 def _plugin(folder: Path, name: str, loss_line: str) -> Path:
     """A user's task module whose loss line is `loss_line`, and a config that uses it."""
-    (folder / f"{name}.py").write_text(MODULE.replace(LOSS_LINE, loss_line))
-    config = folder / "search.toml"
-    config.write_text(CONFIG.format(family=f"{name}:least_squares"))
-    return config
+    source = MODULE.replace(LOSS_LINE, loss_line)
+    assert source != MODULE or loss_line == LOSS_LINE
+    return write_plugin(folder, name, source, f"{name}:least_squares")
 
 
 def _line_of(path: Path, text: str) -> int:
