@@ -147,7 +147,9 @@ def transfer(args: argparse.Namespace) -> None:
     candidates = list(programs)
     programs.update({name: library.program(name) for name in protocol.REFERENCES})
     plan = TaskPlan.from_config(config)
-    if any(task.kind == "rl" for task in plan.heldout):
+    from disco_rules.discovery.tasks.kinds import task_kind
+
+    if any(task_kind(task.kind).trains_agents for task in plan.heldout):
         raise CliError(f"{run_dir}: its held-out tasks are RL tasks; transfer compares "
                        "optimizers with tuned AdamW on optimizer tasks")
     total = len(protocol.suite(plan)) if tasks is None else tasks
