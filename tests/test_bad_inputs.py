@@ -20,7 +20,7 @@ import pytest
 
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from tests.test_cli_runs import DISCO, _environment
-from tests.test_plugin_tasks import CONFIG as PLUGIN_CONFIG
+from tests.test_plugin_tasks import plugin_config
 from tests.test_plugin_tasks import MODULE as PLUGIN_MODULE
 
 QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart.toml"
@@ -272,7 +272,7 @@ def test_a_full_disk_is_one_line_and_the_run_goes_on_once_there_is_space(run, tm
 def test_a_plugin_that_calls_sys_exit_at_import_is_reported_as_such(run, tmp_path):
     (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(3)\n")
     (tmp_path / "exits.toml").write_text(
-        PLUGIN_CONFIG.format(family="exits_at_import:tasks"))
+        plugin_config("exits_at_import:tasks"))
     _one_error(_disco("launch", "exits.toml", "--run-dir", "new", cwd=tmp_path,
                       cache=run.parent / "jax-cache"),
                "task family 'exits_at_import:tasks': importing exits_at_import called "
@@ -286,7 +286,7 @@ def test_a_plugin_whose_baseline_is_not_finite_leaves_no_run_directory(run, tmp_
         'return jnp.mean((x @ params["w"] - y) ** 2)',
         'return jnp.mean((x @ params["w"] - y) ** 2) * jnp.nan'))
     (tmp_path / "nan.toml").write_text(
-        PLUGIN_CONFIG.format(family="nan_tasks:least_squares"))
+        plugin_config("nan_tasks:least_squares"))
     result = _disco("launch", "nan.toml", "--run-dir", "new", cwd=tmp_path,
                     cache=run.parent / "jax-cache")
     ray_logs = re.compile(r"\d{4}-\d\d-\d\d [\d:,]+\s+INFO ")  # Ray's (issue 20, item 4)

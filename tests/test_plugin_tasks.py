@@ -76,12 +76,17 @@ num_actors = 1
 """
 
 
+def plugin_config(family: str) -> str:
+    """CONFIG with `family` as its training and held-out family."""
+    return config_variant(CONFIG, {
+        "tasks.train": [{"family": family, "dim": 3, "horizon": 10}],
+        "tasks.heldout": [{"family": family, "dim": 5, "horizon": 10}]})
+
+
 def write_plugin(folder: Path, module: str, source: str, family: str) -> Path:
     (folder / f"{module}.py").write_text(source)
     config = folder / "search.toml"
-    config.write_text(config_variant(CONFIG, {
-        "tasks.train": [{"family": family, "dim": 3, "horizon": 10}],
-        "tasks.heldout": [{"family": family, "dim": 5, "horizon": 10}]}))
+    config.write_text(plugin_config(family))
     return config
 
 
