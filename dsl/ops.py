@@ -92,8 +92,3 @@ OP_NAMES: tuple[str, ...] = tuple(op.name for op in _OPS)
 OP_CODES: dict[str, int] = {name: code for code, name in enumerate(OP_NAMES)}
 INFIX_OPS: dict[str, str] = {op.infix: op.name for op in _OPS if op.infix}
 MAX_ARITY: int = max(op.arity for op in _OPS)
-
-
-def ops_of_arity(arity: int) -> tuple[str, ...]:
-    """Names of the ops taking `arity` arguments, in table order."""
-    return tuple(op.name for op in _OPS if op.arity == arity)

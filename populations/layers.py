@@ -1,9 +1,11 @@
-"""Dense layers and tanh MLPs as plain dicts of arrays: the agents' networks and the rule
-networks' layers, with one initialisation."""
+"""Dense layers and MLPs as plain dicts of arrays: the agents' and rule networks' layers
+(`dense_init`, `mlp_init`) and the optimizer tasks' models (`lecun_dense_init`,
+`lecun_mlp_init`), all applied by `mlp`."""
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +26,20 @@ def mlp_init(key: jax.Array, sizes: list[int], last_scale: float) -> list[dict[s
             for k, n_in, n_out, s in zip(keys, sizes[:-1], sizes[1:], scales)]
 
 
-def mlp(layers: list[dict[str, jax.Array]], x: jax.Array) -> jax.Array:
-    """tanh hidden layers, linear output."""
+def lecun_dense_init(key: jax.Array, n_in: int, n_out: int) -> dict[str, jax.Array]:
+    """LeCun-normal weights (variance 1 / n_in) and zero biases: the optimizer tasks' layers."""
+    return {"w": jax.random.normal(key, (n_in, n_out)) / math.sqrt(n_in), "b": jnp.zeros(n_out)}
+
+
+def lecun_mlp_init(key: jax.Array, sizes: list[int]) -> list[dict[str, jax.Array]]:
+    """Layers of `sizes`, each `lecun_dense_init`."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [lecun_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def mlp(layers: list[dict[str, jax.Array]], x: jax.Array,
+        activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> jax.Array:
+    """`activation` (tanh unless given) on the hidden layers, linear output."""
     for layer in layers[:-1]:
-        x = jnp.tanh(x @ layer["w"] + layer["b"])
+        x = activation(x @ layer["w"] + layer["b"])
     return x @ layers[-1]["w"] + layers[-1]["b"]

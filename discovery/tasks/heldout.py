@@ -30,7 +30,7 @@ import numpy as np
 from disco_rules.discovery.tasks import datasets
 from disco_rules.discovery.tasks.family import Family, Problem, Range, Task, register
 from disco_rules.discovery.tasks.real import language_model
-from disco_rules.discovery.tasks.supervised import _dense_init
+from disco_rules.populations.layers import lecun_dense_init
 
 IMAGE_SIZE = 16  # pixels on a side of the autoencoder's canvases
 LATENT_CHANNELS = 4  # the bottleneck: 4x4 positions x 4 channels = 64 numbers per 256 pixels
@@ -166,14 +166,14 @@ def _code_lm(task: Task) -> Problem:
         def block(key: jax.Array) -> dict[str, Any]:
             keys = jax.random.split(key, 4)
             return {"norm1": jnp.ones(width), "norm2": jnp.ones(width),
-                    "qkv": _dense_init(keys[0], width, 3 * width),
-                    "attention_out": _dense_init(keys[1], width, width),
-                    "mlp_in": _dense_init(keys[2], width, 4 * width),
-                    "mlp_out": _dense_init(keys[3], 4 * width, width)}
+                    "qkv": lecun_dense_init(keys[0], width, 3 * width),
+                    "attention_out": lecun_dense_init(keys[1], width, width),
+                    "mlp_in": lecun_dense_init(keys[2], width, 4 * width),
+                    "mlp_out": lecun_dense_init(keys[3], 4 * width, width)}
 
         return {"embed": jax.random.normal(k_embed, (vocab, width)) / math.sqrt(width),
                 "blocks": [block(k) for k in k_blocks], "norm": jnp.ones(width),
-                "readout": _dense_init(k_out, width, vocab)}
+                "readout": lecun_dense_init(k_out, width, vocab)}
 
     def dense(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         return x @ layer["w"] + layer["b"]

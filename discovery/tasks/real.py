@@ -18,8 +18,8 @@ import numpy as np
 
 from disco_rules.discovery.tasks import datasets
 from disco_rules.discovery.tasks.family import Choice, Family, Problem, Range, Task, register
-from disco_rules.discovery.tasks.supervised import (_cross_entropy, _dense_init,
-                                                    _mean_squared_error, _mlp_apply, _mlp_init)
+from disco_rules.discovery.tasks.supervised import cross_entropy, mean_squared_error
+from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
 
 VALIDATION_FRACTION = 0.2  # of a dataset's examples held out from training
 N_VALIDATION_SEQUENCES = 256  # held-out sequences (copy task) or text windows (char_lm)
@@ -37,8 +37,8 @@ def _split_problem(dataset: datasets.Dataset, init: Any, predict: Any, batch_siz
     n_train = n - n_validation
 
     def objective(prediction: jax.Array, target: jax.Array) -> jax.Array:
-        return _cross_entropy(prediction, target) if dataset.n_classes \
-            else _mean_squared_error(prediction, target)
+        return cross_entropy(prediction, target) if dataset.n_classes \
+            else mean_squared_error(prediction, target)
 
     def data(key: jax.Array) -> dict[str, Any]:
         order = jax.random.permutation(key, n)
@@ -63,8 +63,8 @@ def _split_problem(dataset: datasets.Dataset, init: Any, predict: Any, batch_siz
 def _digits_mlp(task: Task) -> Problem:
     """scikit-learn's 8x8 digits classified by a ReLU MLP (64 -> width x depth -> 10)."""
     sizes = [64] + [task.get("width")] * task.get("depth") + [10]
-    return _split_problem(datasets.digits(), lambda key: _mlp_init(key, sizes),
-                          lambda params, x: _mlp_apply(params, x, jax.nn.relu),
+    return _split_problem(datasets.digits(), lambda key: lecun_mlp_init(key, sizes),
+                          lambda params, x: mlp(params, x, jax.nn.relu),
                           task.get("batch_size"), task.get("horizon"))
 
 
@@ -85,7 +85,7 @@ def _digits_cnn(task: Task) -> Problem:
                 "conv2": jax.random.normal(k2, (3, 3, channels, 2 * channels))
                 / math.sqrt(9 * channels),
                 "bias2": jnp.zeros(2 * channels),
-                "dense": _dense_init(k3, 16 * 2 * channels, 10)}
+                "dense": lecun_dense_init(k3, 16 * 2 * channels, 10)}
 
     def predict(params: dict[str, Any], x: jax.Array) -> jax.Array:
         h = jax.nn.relu(_conv(x.reshape(-1, 8, 8, 1), params["conv1"], 1) + params["bias1"])
@@ -102,8 +102,8 @@ def _tabular(task: Task) -> Problem:
     dataset = datasets.tabular(task.get("dataset"))
     outputs = dataset.n_classes or 1
     sizes = [dataset.x.shape[1]] + [task.get("width")] * task.get("depth") + [outputs]
-    return _split_problem(dataset, lambda key: _mlp_init(key, sizes),
-                          lambda params, x: _mlp_apply(params, x, jax.nn.relu),
+    return _split_problem(dataset, lambda key: lecun_mlp_init(key, sizes),
+                          lambda params, x: mlp(params, x, jax.nn.relu),
                           task.get("batch_size"), task.get("horizon"))
 
 
@@ -115,9 +115,9 @@ def _recurrent_init(key: jax.Array, cell: str, n_in: int, width: int, n_out: int
     """A GRU (3 gates) or LSTM (4 gates) cell's weights and a dense readout."""
     gates = 3 if cell == "gru" else 4
     k_in, k_rec, k_out = jax.random.split(key, 3)
-    return {"input": _dense_init(k_in, n_in, gates * width),
+    return {"input": lecun_dense_init(k_in, n_in, gates * width),
             "recurrent": jax.random.normal(k_rec, (width, gates * width)) / math.sqrt(width),
-            "output": _dense_init(k_out, width, n_out)}
+            "output": lecun_dense_init(k_out, width, n_out)}
 
 
 def _recurrent_run(params: dict[str, Any], cell: str, inputs: jax.Array, width: int
@@ -169,7 +169,7 @@ def _sequence_copy(task: Task) -> Problem:
         inputs, symbols = batch
         hidden = _recurrent_run(params, cell, inputs, width)[:, seq_len + 1:]
         logits = hidden @ params["output"]["w"] + params["output"]["b"]
-        return _cross_entropy(logits.reshape(-1, vocab), symbols.reshape(-1))
+        return cross_entropy(logits.reshape(-1, vocab), symbols.reshape(-1))
 
     return Problem(
         init=lambda key: _recurrent_init(key, cell, vocab + 2, width, vocab),
@@ -202,10 +202,10 @@ def _char_lm(task: Task) -> Problem:
         return {"embed": 0.1 * jax.random.normal(keys[0], (vocab, width)),
                 "position": 0.1 * jax.random.normal(keys[1], (context, width)),
                 "norm1": (ones, zeros), "norm2": (ones, zeros), "norm3": (ones, zeros),
-                "qkv": _dense_init(keys[2], width, 3 * width),
-                "attention_out": _dense_init(keys[3], width, width),
-                "mlp_in": _dense_init(keys[4], width, 4 * width),
-                "mlp_out": _dense_init(keys[5], 4 * width, width)}
+                "qkv": lecun_dense_init(keys[2], width, 3 * width),
+                "attention_out": lecun_dense_init(keys[3], width, width),
+                "mlp_in": lecun_dense_init(keys[4], width, 4 * width),
+                "mlp_out": lecun_dense_init(keys[5], 4 * width, width)}
 
     def dense(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         return x @ layer["w"] + layer["b"]
@@ -241,7 +241,7 @@ def language_model(text: np.ndarray, init: Any, logits: Any, task: Task) -> Prob
 
     def loss(params: dict[str, Any], batch: jax.Array) -> jax.Array:
         predicted = logits(params, batch[:, :-1]).reshape(-1, vocab)
-        return _cross_entropy(predicted, batch[:, 1:].reshape(-1))
+        return cross_entropy(predicted, batch[:, 1:].reshape(-1))
 
     return Problem(
         init=init,

@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from disco_rules.discovery.tasks.family import Choice, Family, Problem, Range, Task, register
+from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
 
 N_VALIDATION = 256  # held-out examples of every dataset-based family
 N_TRAIN = 256  # fixed training set of the classification family
 
 
-# -- networks -------------------------------------------------------------------------------
+# -- losses ---------------------------------------------------------------------------------
 
 
-def _dense_init(key: jax.Array, fan_in: int, fan_out: int) -> dict[str, jax.Array]:
-    """LeCun-normal weights, zero bias."""
-    return {"w": jax.random.normal(key, (fan_in, fan_out)) / math.sqrt(fan_in),
-            "b": jnp.zeros(fan_out)}
-
-
-def _mlp_init(key: jax.Array, sizes: list[int]) -> list[dict[str, jax.Array]]:
-    keys = jax.random.split(key, len(sizes) - 1)
-    return [_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-
-
-def _mlp_apply(layers: list[dict[str, jax.Array]], x: jax.Array,
-               activation: Callable[[jax.Array], jax.Array]) -> jax.Array:
-    for layer in layers[:-1]:
-        x = activation(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
-
-
-def _mean_squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
+def mean_squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared error."""
     return jnp.mean((prediction - target) ** 2)
 
 
-def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy of integer `labels`."""
     log_probs = jax.nn.log_softmax(logits)
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
 
@@ -57,20 +42,20 @@ def _mlp_regression(task: Task) -> Problem:
     def examples(key: jax.Array, teacher: Any, n: int) -> tuple[jax.Array, jax.Array]:
         k_x, k_noise = jax.random.split(key)
         x = jax.random.normal(k_x, (n, in_dim))
-        y = _mlp_apply(teacher, x, jnp.tanh) + noise * jax.random.normal(k_noise, (n, 1))
+        y = mlp(teacher, x) + noise * jax.random.normal(k_noise, (n, 1))
         return x, y
 
     def data(key: jax.Array) -> dict[str, Any]:
         k_teacher, k_val = jax.random.split(key)
-        teacher = _mlp_init(k_teacher, sizes)
+        teacher = lecun_mlp_init(k_teacher, sizes)
         return {"teacher": teacher, "validation": examples(k_val, teacher, N_VALIDATION)}
 
     def loss(params: Any, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         x, y = batch
-        return _mean_squared_error(_mlp_apply(params, x, jnp.tanh), y)
+        return mean_squared_error(mlp(params, x), y)
 
     return Problem(
-        init=lambda key: _mlp_init(key, sizes),
+        init=lambda key: lecun_mlp_init(key, sizes),
         data=data,
         train_batch=lambda key, d: examples(key, d["teacher"], batch_size),
         loss=loss,
@@ -118,10 +103,10 @@ def _classification(task: Task) -> Problem:
 
     def loss(params: Any, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         x, y = batch
-        return _cross_entropy(_mlp_apply(params, x, jax.nn.relu), y)
+        return cross_entropy(mlp(params, x, jax.nn.relu), y)
 
     return Problem(
-        init=lambda key: _mlp_init(key, sizes),
+        init=lambda key: lecun_mlp_init(key, sizes),
         data=data,
         train_batch=train_batch,
         loss=loss,
@@ -145,9 +130,9 @@ def _rnn(task: Task) -> Problem:
 
     def init(key: jax.Array) -> dict[str, Any]:
         k_in, k_rec, k_out = jax.random.split(key, 3)
-        return {"input": _dense_init(k_in, 2, width),
+        return {"input": lecun_dense_init(k_in, 2, width),
                 "recurrent": jax.random.normal(k_rec, (width, width)) / math.sqrt(width),
-                "output": _dense_init(k_out, width, 1)}
+                "output": lecun_dense_init(k_out, width, 1)}
 
     def predict(params: dict[str, Any], inputs: jax.Array) -> jax.Array:
         def cell(hidden: jax.Array, x: jax.Array) -> tuple[jax.Array, None]:
@@ -160,7 +145,7 @@ def _rnn(task: Task) -> Problem:
 
     def loss(params: dict[str, Any], batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         inputs, targets = batch
-        return _mean_squared_error(predict(params, inputs), targets)
+        return mean_squared_error(predict(params, inputs), targets)
 
     return Problem(
         init=init,
