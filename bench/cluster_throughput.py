@@ -95,8 +95,8 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def same_results(a: list, b: list) -> bool:
-    return all(x.keys() == y.keys() and all(np.array_equal(x[k], y[k], equal_nan=True)
-                                            for k in x) for x, y in zip(a, b))
+    return all(x._fields == y._fields and all(np.array_equal(u, v, equal_nan=True)
+                                              for u, v in zip(x, y)) for x, y in zip(a, b))
 
 
 def throughput(items: list[ProgramsItem], rounds: int, cores: int) -> dict[str, Any]:

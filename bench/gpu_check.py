@@ -106,7 +106,7 @@ def main() -> int:
         print("WARNING: Ray gave the actor a GPU but JAX there sees no GPU device: the "
               "environment has a CPU-only jaxlib (install JAX's CUDA wheels, e.g. "
               "`pip install -U \"jax[cuda12]\"`)")
-    a, b = cpu["result"]["final_loss"], gpu["result"]["final_loss"]
+    a, b = cpu["result"].final_loss, gpu["result"].final_loss
     both = np.isfinite(a) & np.isfinite(b)
     gap = float(np.max(np.abs(a[both] - b[both]) / np.maximum(np.abs(a[both]), 1e-12))) \
         if both.any() else 0.0

@@ -44,6 +44,7 @@ from disco_rules.discovery.config import parse_config, warm_start_paths
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.plan import load_warm_start
 from disco_rules.discovery.search.engine import make_engine
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.interpreter import Encoding
 
 from search import CONFIG, Run, TimedPool, archive, warmup_items
@@ -119,9 +120,11 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
     for run in runs:
         timed = [r for r in records[run.name] if r.generation > 0]
-        full = sum(r.status not in ("screened", "cached") for r in timed)
+        full = sum(r.status not in (CandidateStatus.SCREENED, CandidateStatus.CACHED)
+                   for r in timed)
         cut = sum(bool(r.reason) and r.reason.startswith("screen rank ") for r in timed)
-        best = max((r.fitness for r in records[run.name] if r.status == "ok"), default=-math.inf)
+        best = max((r.fitness for r in records[run.name] if r.status == CandidateStatus.OK),
+                   default=-math.inf)
         hours = run.seconds / 3600
         rows[run.name] = [run.evaluated / hours, full / hours, run.seconds / timed_gens, best]
         print(f"  {run.name} (keep {configs[run.name].screen.keep:g}): {run.evaluated} children "

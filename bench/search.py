@@ -51,6 +51,7 @@ from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.api import create_run
 from disco_rules.discovery.search.engine import Engine, make_engine
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from disco_rules.dsl.interpreter import Encoding
 
@@ -184,7 +185,7 @@ def dedupe_counts(records: list[CandidateRecord]) -> tuple[int, int, int]:
     trained_hashes: set[str] = set()
     trained = by_hash = by_fingerprint = 0
     for record in sorted(records, key=lambda r: r.id):
-        if record.status == "cached":
+        if record.status == CandidateStatus.CACHED:
             if record.hash in trained_hashes:
                 by_hash += 1
             else:
@@ -304,7 +305,7 @@ def main() -> None:
     print(f"   candidates asked for: {asked}; trained: {trained} ({pct(trained, asked)})")
     print(f"   evaluations saved: {asked - trained} ({pct(asked - trained, asked)}): "
           f"{by_hash} by canonical hash, {by_fingerprint} by functional fingerprint only")
-    screened = sum(r.status == "screened" for r in records[0])
+    screened = sum(r.status == CandidateStatus.SCREENED for r in records[0])
     print(f"   of the trained, {screened} stopped at the screen task")
     if records[1] and dedupe_counts(records[1]) != (trained, by_hash, by_fingerprint):
         print(f"   (local run's archive: trained, by hash, by fingerprint = "

@@ -26,6 +26,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "launch": "disco_rules.api", "resume": "disco_rules.api", "open_run": "disco_rules.api",
     "Run": "disco_rules.api", "Candidate": "disco_rules.api", "Status": "disco_rules.api",
+    "CandidateStatus": "disco_rules.discovery.status",
     "Program": "disco_rules.dsl.program", "ProgramError": "disco_rules.dsl.program",
     "Config": "disco_rules.discovery.config", "ConfigError": "disco_rules.discovery.config",
     "parse_config": "disco_rules.discovery.config",

@@ -23,6 +23,7 @@ from disco_rules.discovery.config import (Config, ConfigError, config_text, load
                                           parse_config, set_top_level, warm_start_paths)
 from disco_rules.discovery.progress import (Progress, ProgressPool, follow_generations, for_api,
                                             long_phase, task_roles)
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (TASK_MODULES_NAME, WARM_START_DIR, CandidateRecord,
                                          RunLock, RunStore, StorageError)
 from disco_rules.dsl.parser import parse
@@ -407,7 +408,7 @@ class Candidate:
         return self.record.fitness
 
     @property
-    def status(self) -> str:
+    def status(self) -> CandidateStatus:
         return self.record.status
 
     @property

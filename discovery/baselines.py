@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -10,7 +9,8 @@ import numpy as np
 from disco_rules.cluster.results import Failed, TimedOut
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.evaluator import BaselineItem, RLBaselineItem
-from disco_rules.discovery.inner.rl_train import AgentConfig
+from disco_rules.discovery.inner.rl_train import AgentConfig, RLBaseline
+from disco_rules.discovery.inner.train import TunedBaseline
 from disco_rules.discovery.scoring import Pool
 from disco_rules.discovery.store import BaselineRecord, RunStore
 from disco_rules.discovery.tasks import Task
@@ -59,22 +59,20 @@ def agent_item(task: Task, config: Config, agent: AgentConfig) -> RLBaselineItem
     return RLBaselineItem(task, agent, config.tasks.lr_grid, config.tasks.seeds, config.seed)
 
 
-def loss_record(task: Task, result: dict, config: Config) -> BaselineRecord | None:
+def loss_record(task: Task, result: TunedBaseline, config: Config) -> BaselineRecord | None:
     """The row of an optimizer baseline (it scores 0 by definition); None if its loss is not
     finite."""
-    return _record(task, result, 0.0, config.tasks.seeds_of_baseline) \
-        if np.isfinite(result["loss"]) else None
-
-
-def return_record(task: Task, result: dict, config: Config) -> BaselineRecord | None:
-    """The row of an RL baseline, scored by its final return; None if that is not finite."""
-    return _record(task, result, result["final_return"], config.tasks.seeds) \
-        if np.isfinite(result["final_return"]) else None
-
-
-def _record(task: Task, result: dict, score: float, seeds: int) -> BaselineRecord:
+    if not np.isfinite(result.loss):
+        return None
     return BaselineRecord(
-        task=task.key, score=score, loss=result.get("loss", math.nan), lr=result["lr"],
-        curve=result["curve"], optimizer=result.get("optimizer"),
-        weight_decay=result.get("weight_decay", math.nan), schedule=result.get("schedule"),
-        seeds=seeds)
+        task=task.key, score=0.0, loss=result.loss, lr=result.lr, curve=result.curve,
+        optimizer=result.optimizer, weight_decay=result.weight_decay, schedule=result.schedule,
+        seeds=config.tasks.seeds_of_baseline)
+
+
+def return_record(task: Task, result: RLBaseline, config: Config) -> BaselineRecord | None:
+    """The row of an RL baseline, scored by its final return; None if that is not finite."""
+    if not np.isfinite(result.final_return):
+        return None
+    return BaselineRecord(task=task.key, score=result.final_return, lr=result.lr,
+                          curve=result.curve, seeds=config.tasks.seeds)

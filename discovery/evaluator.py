@@ -1,8 +1,11 @@
-"""What an evaluator actor runs: work items in, plain numpy results out.
+"""What an evaluator actor runs: work items in, named tuples of numpy arrays out.
 
 A work item is plain data (a task table, encoded programs, learning rates, seeds), so it
 pickles cheaply to any Ray actor; the evaluator compiles each task shape once and reuses
-the compiled function for the actor's lifetime (the cache lives in discovery.train).
+the compiled function for the actor's lifetime (the cache lives in discovery.train). Each
+item has one result type, the inner loop's own named tuple: `TrainResult` for a
+ProgramsItem, `TunedBaseline` for a BaselineItem, `RLScores` for a NetworksItem and
+`RLBaseline` for an RLBaselineItem.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import jax
 import numpy as np
 
 from disco_rules.discovery import compile_cache
-from disco_rules.discovery.inner.rl_train import AgentConfig, Network, evaluate_networks, rl_baseline
+from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, RLBaseline, RLScores,
+                                                  evaluate_networks, rl_baseline)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.schedules import CONSTANT, Schedule
-from disco_rules.discovery.inner.train import evaluate_population, tuned_adamw
+from disco_rules.discovery.inner.train import (TrainResult, TunedBaseline, evaluate_population,
+                                               tuned_adamw)
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding
 
 
@@ -74,6 +79,8 @@ class RLBaselineItem:
 
 
 WorkItem = ProgramsItem | BaselineItem | NetworksItem | RLBaselineItem
+WorkResult = TrainResult | TunedBaseline | RLScores | RLBaseline
+"""What `Evaluator` returns for a work item, in the order of WorkItem's types."""
 
 
 def item_kind(item: WorkItem) -> tuple[Any, ...]:
@@ -94,7 +101,7 @@ def task_keys(task: Task, seeds: int, run_seed: int) -> jax.Array:
 
 
 class Evaluator:
-    """Callable run on each actor: `evaluator(item)` -> dict of numpy arrays.
+    """Callable run on each actor: `evaluator(item)` -> the item's WorkResult (numpy leaves).
 
     `compilation_cache`: a folder for JAX's persistent compilation cache (compile_cache.py),
     set before this process compiles anything; None leaves JAX's setting alone."""
@@ -103,22 +110,18 @@ class Evaluator:
         compile_cache.enable(compilation_cache)
         self.encoding = Encoding(max_statements=max_statements)
 
-    def __call__(self, item: WorkItem) -> dict[str, Any]:
+    def __call__(self, item: WorkItem) -> WorkResult:
         keys = task_keys(item.task, item.seeds, item.run_seed)
         if isinstance(item, NetworksItem):
             result = evaluate_networks(item.task, item.network, item.params, item.agent, keys)
-            return {"final_return": np.asarray(result.final_return),
-                    "curve": np.asarray(result.curve), "penalty": np.asarray(result.penalty)}
+            return RLScores(*(np.asarray(value) for value in result))
         if isinstance(item, RLBaselineItem):
-            lr, final, curve = rl_baseline(item.task, item.agent, item.lrs, keys)
-            return {"lr": lr, "final_return": final, "curve": curve}
+            return rl_baseline(item.task, item.agent, item.lrs, keys)
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
             tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys, item.scored_seeds,
                                 item.schedules)
-            return {"lr": tuned.lr, "loss": tuned.loss, "curve": np.asarray(tuned.curve),
-                    "optimizer": tuned.optimizer, "weight_decay": tuned.weight_decay,
-                    "schedule": tuned.schedule}
+            return tuned._replace(curve=np.asarray(tuned.curve))
         result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys,
                                      item.schedules)
-        return {name: np.asarray(value) for name, value in result._asdict().items()}
+        return TrainResult(*(np.asarray(value) for value in result))

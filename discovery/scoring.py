@@ -18,9 +18,10 @@ import numpy as np
 from disco_rules.cluster.results import Failed, TimedOut
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
-from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, first_finite,
+from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, RLScores, first_finite,
                                                   normalised_return)
 from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
@@ -32,10 +33,10 @@ WORST = float("-inf")
 FITNESS_CAP = 5.0
 
 
-
 class TaskScore(NamedTuple):
-    """A candidate's score on one task: the mean over seeds, why it failed (or None), its
-    archive row (without its candidate id) and the score's standard error over seeds."""
+    """A candidate's score on one task: the mean over seeds, why it failed (or None; a reason
+    starts with its status, `status_of`), its archive row (without its candidate id) and the
+    score's standard error over seeds."""
 
     value: float
     reason: str | None
@@ -48,16 +49,16 @@ def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
     """Candidate `j` of a work result on `task`, against the task's baseline, as the task's
     kind scores it."""
     if isinstance(result, Failed):
-        what = "timeout" if isinstance(result, TimedOut) else "failed"
+        what = CandidateStatus.TIMEOUT if isinstance(result, TimedOut) else CandidateStatus.FAILED
         return TaskScore(WORST, f"{what}: {result.reason}",
                          ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
     return task_kind(task.kind).score(result, j, task, baseline, lr_grid)
 
 
-def optimizer_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
+def optimizer_score(result: TrainResult, j: int, task: Task, baseline: BaselineRecord,
                     lr_grid: Sequence[float]) -> TaskScore:
     """An optimizer task's score: log(baseline loss / the candidate's loss at its best lr)."""
-    mine = TrainResult(*(np.asarray(result[name][j]) for name in TrainResult._fields))
+    mine = TrainResult(*(np.asarray(value[j]) for value in result))
     with np.errstate(all="ignore"):  # NaN and Inf are expected here and scored as failures
         value, reason = fitness(mine, baseline.loss)
         value = min(value, FITNESS_CAP)
@@ -70,29 +71,48 @@ def optimizer_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
     return TaskScore(value, reason, row, math.nan if reason else standard_error(per_seed))
 
 
-def rl_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
+def rl_score(result: RLScores, j: int, task: Task, baseline: BaselineRecord,
              lr_grid: Sequence[float]) -> TaskScore:
     """An RL task's score: normalised return (mean over seeds) less the rule's regulariser
     (LPG's); a non-finite return (NaN agent weights) is a failure."""
-    final = np.asarray(result["final_return"][j], np.float64)
+    final = np.asarray(result.final_return[j], np.float64)
     if not np.all(np.isfinite(final)):
-        return TaskScore(WORST, "nan", ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
+        return TaskScore(WORST, CandidateStatus.NAN,
+                         ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
     start = first_finite(np.asarray(baseline.curve, np.float64))
     per_seed = (normalised_return(final, start, baseline.score)
-                - np.broadcast_to(np.asarray(result["penalty"][j], np.float64), final.shape))
+                - np.broadcast_to(np.asarray(result.penalty[j], np.float64), final.shape))
     value = min(float(np.mean(per_seed)), FITNESS_CAP)
-    curve = np.mean(np.asarray(result["curve"][j], np.float64), axis=0)
+    curve = np.mean(np.asarray(result.curve[j], np.float64), axis=0)
     return TaskScore(value, None,
                      ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve),
                      standard_error(per_seed))
 
 
-def status_of(reason: str) -> str:
-    """A candidate's archive status from the reason its first failed task gives: nan,
-    diverged, timeout (abandoned at its deadline) or failed."""
-    if reason in ("nan", "diverged"):
-        return reason
-    return "timeout" if reason.startswith("timeout:") else "failed"
+def status_of(reason: str) -> CandidateStatus:
+    """A failed task's status from its reason, which starts with it ("nan", "diverged",
+    "timeout: ..."); any other reason is a failure."""
+    head = reason.split(":", 1)[0]
+    named = (CandidateStatus.NAN, CandidateStatus.DIVERGED, CandidateStatus.TIMEOUT)
+    return CandidateStatus(head) if head in named else CandidateStatus.FAILED
+
+
+class Outcome(NamedTuple):
+    """A candidate's fitness over its tasks, its status and why it failed (None if it did
+    not)."""
+
+    fitness: float
+    status: CandidateStatus
+    reason: str | None
+
+
+def outcome(per_task: Sequence[TaskScore]) -> Outcome:
+    """The mean score over tasks with status ok; or, if a task failed, WORST with the status
+    and reason of the first failure. Both populations archive their candidates by it."""
+    failures = [score.reason for score in per_task if score.reason]
+    if failures:
+        return Outcome(WORST, status_of(failures[0]), failures[0])
+    return Outcome(float(np.mean([score.value for score in per_task])), CandidateStatus.OK, None)
 
 
 def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float], ...]:

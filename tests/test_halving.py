@@ -15,6 +15,7 @@ from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.discovery.scoring import WORST
 from disco_rules.discovery.search.programs import ProgramPopulation, Scored, survivors
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.slots import OPTIMIZER
 from disco_rules.dsl.stability import instability
 from test_search import CONFIG, archive_rows, make_search, programs
@@ -199,7 +200,7 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
             if reason is None:
                 passing.append(i)
             else:
-                outcomes[i] = Scored(WORST, "screened", f"unstable: {reason}")
+                outcomes[i] = Scored(WORST, CandidateStatus.SCREENED, f"unstable: {reason}")
     if self.screen is not None and passing:
         screened = self._score([programs[i] for i in passing], [self.screen], baselines)
         candidates, passing = passing, []
@@ -207,7 +208,7 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
             if score.value >= self.config.screen.min_fitness:
                 passing.append(i)
             else:
-                outcomes[i] = Scored(WORST, "screened",
+                outcomes[i] = Scored(WORST, CandidateStatus.SCREENED,
                                      score.reason or f"screen fitness {score.value:.3g} < "
                                                f"{self.config.screen.min_fitness}")
     full = self._score([programs[i] for i in passing], train, baselines)
@@ -216,10 +217,11 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
         reasons = [score.reason for score in per_task if score.reason]
         rows = tuple(score.row for score in per_task)
         if reasons:
-            status = reasons[0] if reasons[0] in ("nan", "diverged") else "failed"
+            status = CandidateStatus(reasons[0]) if reasons[0] in ("nan", "diverged") \
+                else CandidateStatus.FAILED
             outcomes[i] = Scored(WORST, status, reasons[0], rows)
         else:
-            outcomes[i] = Scored(float(np.mean(values)), "ok", None, rows)
+            outcomes[i] = Scored(float(np.mean(values)), CandidateStatus.OK, None, rows)
     return [o for o in outcomes if o is not None]
 
 

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from disco_rules.cluster.results import Failed
-from disco_rules.discovery.inner.train import CURVE_POINTS
+from disco_rules.discovery.inner.rl_train import RLScores
+from disco_rules.discovery.inner.train import CURVE_POINTS, TrainResult
 from disco_rules.discovery.scoring import task_score
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord
@@ -15,12 +16,12 @@ OPTIMIZER_TASK = SimpleNamespace(key="opt", kind="optimizer")
 RL_TASK = SimpleNamespace(key="rl", kind="rl")
 
 
-def optimizer_result(final_loss: list[list[float]]) -> dict:
+def optimizer_result(final_loss: list[list[float]]) -> TrainResult:
     """A one-candidate work result with these final losses [lr, seed] and flat curves."""
     final = np.asarray(final_loss, np.float32)
-    return {"final_loss": final[None],
-            "curve": np.repeat(final[None, ..., None], CURVE_POINTS, axis=-1),
-            "diverged": np.zeros((1,) + final.shape, bool)}
+    return TrainResult(final_loss=final[None],
+                       curve=np.repeat(final[None, ..., None], CURVE_POINTS, axis=-1),
+                       diverged=np.zeros((1,) + final.shape, bool))
 
 
 def test_optimizer_score_and_its_standard_error_at_the_best_lr():
@@ -36,8 +37,8 @@ def test_optimizer_score_and_its_standard_error_at_the_best_lr():
 
 def test_rl_score_standard_error_is_over_normalised_returns():
     final = np.array([100.0, 200.0, 300.0, 400.0])
-    result = {"final_return": final[None], "penalty": np.zeros((1, 4)),
-              "curve": np.full((1, 4, 5), 50.0)}
+    result = RLScores(curve=np.full((1, 4, 5), 50.0), final_return=final[None],
+                      penalty=np.zeros((1, 4)))
     baseline = BaselineRecord(task="rl", score=250.0, curve=np.array([50.0, 150.0, 250.0]))
     score = task_score(result, 0, RL_TASK, baseline, [2.5e-3])
     per_seed = (final - 50.0) / 200.0  # 0 where the agent ends as it began, 1 at the baseline

@@ -42,6 +42,15 @@ class RLScores(NamedTuple):
     penalty: Any
 
 
+class RLBaseline(NamedTuple):
+    """The hand-designed algorithm at its best learning rate: the lr, its mean final return
+    over seeds and its mean return curve."""
+
+    lr: float
+    final_return: float
+    curve: np.ndarray
+
+
 def _environment(task: Task) -> Environment:
     built = task.build()
     if not isinstance(built, Environment):
@@ -119,10 +128,10 @@ def _baseline_train(config: AgentConfig, env_name: str) -> Callable[..., RLScore
 
 
 def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: jax.Array
-                ) -> tuple[float, float, np.ndarray]:
+                ) -> RLBaseline:
     """The hand-designed algorithm at each learning rate, seeds [S]: PPO (its clip as the
-    drift) for a PPOConfig, A2C for an LPGTrainConfig. (best lr, its mean final return, its
-    mean curve, whose first finite value is the untrained agent's return)."""
+    drift) for a PPOConfig, A2C for an LPGTrainConfig; the best lr's result (its curve's
+    first finite value is the untrained agent's return)."""
     env = _environment(task)
     config = _horizon(config, env)
     run = _compiled(("baseline", env.name, _shapes(env.params), config),
@@ -132,8 +141,9 @@ def rl_baseline(task: Task, config: AgentConfig, lrs: tuple[float, ...], keys: j
     for lr, result in zip(lrs, results):
         curve = np.nanmean(np.asarray(result.curve), axis=0)
         final = float(np.mean(np.asarray(result.final_return)))  # NaN if any seed failed
-        candidates.append((float(lr), final, curve))
-    return max(candidates, key=lambda c: c[1] if np.isfinite(c[1]) else -np.inf)
+        candidates.append(RLBaseline(float(lr), final, curve))
+    return max(candidates, key=lambda c: c.final_return if np.isfinite(c.final_return)
+               else -np.inf)
 
 
 def first_finite(curve: np.ndarray) -> float:

@@ -19,6 +19,7 @@ import optax
 from jax.typing import ArrayLike
 
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, grid, schedule_of
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.tasks import Problem, Task
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
 from disco_rules.dsl.slots import OPTIMIZER
@@ -324,6 +325,7 @@ def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | 
         final = np.asarray(candidate.final_loss, np.float64)
         curve = np.asarray(candidate.curve, np.float64)
         broken = ~np.isfinite(final) | ~np.all(np.isfinite(curve), axis=-1)
-        return -math.inf, "nan" if np.all(np.any(broken, axis=-1)) else "diverged"
+        return -math.inf, (CandidateStatus.NAN if np.all(np.any(broken, axis=-1))
+                           else CandidateStatus.DIVERGED)
     except (ValueError, TypeError, IndexError) as error:
         return -math.inf, f"malformed result: {error}"

@@ -25,12 +25,11 @@ from disco_rules.discovery.levels import Levels, regret_by_family
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.scoring import FITNESS_CAP, WORST, Pool, TaskScore, mean_scores
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore, ScoreRecord,
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import TaskKind
-
-FAILED_STATUSES = ("nan", "diverged", "failed", "timeout")
 
 
 @dataclass(frozen=True)
@@ -204,8 +203,8 @@ class Engine:
         report = GenerationReport(
             generation=g, candidates=len(told.candidates), evaluated=told.evaluated,
             cache_hits=told.cache_hits,
-            screened=sum(c.status == "screened" for c in told.candidates),
-            failed=sum(c.status in FAILED_STATUSES for c in told.candidates),
+            screened=sum(c.status == CandidateStatus.SCREENED for c in told.candidates),
+            failed=sum(c.status.is_failure for c in told.candidates),
             best=float(finite.max()) if finite.size else WORST,
             median=float(np.median(finite)) if finite.size else WORST,
             seconds=time.perf_counter() - started,

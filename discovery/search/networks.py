@@ -21,10 +21,10 @@ import numpy as np
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.inner.rl_train import AgentConfig, Network
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_rules, status_of,
-                                           with_seeds)
+from disco_rules.discovery.scoring import Pool, TaskScore, outcome, score_rules, with_seeds
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.search.kinds import network_text, population_kind
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import BaselineRecord, CandidateRecord, RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
@@ -125,17 +125,15 @@ class NetworkPopulation:
         candidates, scores, fitness, leaders = [], [], [], []
         ids = proposal.ids
         for i, (cid, weights, per_task) in enumerate(zip(ids, proposal.weights, table)):
-            reasons = [score.reason for score in per_task if score.reason]
-            fit = WORST if reasons else float(np.mean([score.value for score in per_task]))
+            fit, status, reason = outcome(per_task)
             fitness.append(fit)
             candidates.append(CandidateRecord(
                 id=cid, generation=generation, kind=self.network.kind,
                 text=network_text(self.network), hash=weights_hash(weights), fitness=fit,
-                status=status_of(reasons[0]) if reasons else "ok",
-                reason=reasons[0] if reasons else ("the strategy's mean" if i == 0 else None),
+                status=status, reason=reason or ("the strategy's mean" if i == 0 else None),
                 parent_id=self.mean_id if i == 0 else ids[0], weights=weights))
             scores += [dataclasses.replace(score.row, candidate_id=cid) for score in per_task]
-            if not reasons:
+            if status == CandidateStatus.OK:
                 leaders.append((fit, cid))
         self.state = self.strategy.tell(proposal.tell_key, proposal.population,
                                         np.array(fitness[1:]), proposal.state)

@@ -20,9 +20,10 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, score_groups, score_programs,
-                                           status_of, with_seeds)
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, outcome, score_groups,
+                                           score_programs, status_of, with_seeds)
 from disco_rules.discovery.search.engine import Told
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
                                          RunStore, ScoreRecord)
 from disco_rules.discovery.tasks import Task
@@ -43,7 +44,7 @@ class Scored:
     """The outcome of evaluating one unique candidate."""
 
     fitness: float
-    status: str
+    status: CandidateStatus
     reason: str | None
     scores: tuple[ScoreRecord, ...] = ()
 
@@ -114,7 +115,8 @@ class ProgramPopulation:
         self.store: RunStore | None = None
         self._hashes: dict[str, int] = {}
         self._fingerprints: dict[str, int] = {}
-        self._fitness: dict[int, tuple[float, str]] = {}  # evaluated id -> (fitness, status)
+        # evaluated id -> (fitness, status)
+        self._fitness: dict[int, tuple[float, CandidateStatus]] = {}
         self._fresh: dict[int, Program] = {}  # this generation's simplified programs by id
 
     # -- state ---------------------------------------------------------------------------
@@ -127,8 +129,8 @@ class ProgramPopulation:
             sorted((store.run_dir / WARM_START_DIR).glob("*.py")), self.encoding)
         if data is not None:
             self.state = state_from_data(data["population"])
-        self._hashes = store.known_hashes(exclude_status="cached")
-        self._fingerprints = store.known_fingerprints(exclude_status="cached")
+        self._hashes = store.known_hashes(exclude_status=CandidateStatus.CACHED)
+        self._fingerprints = store.known_fingerprints(exclude_status=CandidateStatus.CACHED)
         self._fitness = {}
         for source in set(self._hashes.values()) | set(self._fingerprints.values()):
             record = store.candidate(source)
@@ -204,7 +206,8 @@ class ProgramPopulation:
                 if reason is None:
                     passing.append(i)
                 else:
-                    outcomes[i] = Scored(WORST, "screened", f"unstable: {reason}")
+                    outcomes[i] = Scored(WORST, CandidateStatus.SCREENED,
+                                         f"unstable: {reason}")
         if self.screen is not None and passing:
             screened = [score for (score,) in
                         self._score([programs[i] for i in passing], [self.screen], baselines)]
@@ -214,18 +217,13 @@ class ProgramPopulation:
                 exempt={k for k, i in enumerate(passing) if i < warm})
             for k, reason in reasons.items():
                 why = screened[k].reason
-                status = "timeout" if why and status_of(why) == "timeout" else "screened"
+                status = CandidateStatus.TIMEOUT if why and \
+                    status_of(why) == CandidateStatus.TIMEOUT else CandidateStatus.SCREENED
                 outcomes[passing[k]] = Scored(WORST, status, why or reason)
             passing = [passing[k] for k in kept]
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
-            values = [score.value for score in per_task]
-            reasons = [score.reason for score in per_task if score.reason]
-            rows = tuple(score.row for score in per_task)
-            if reasons:
-                outcomes[i] = Scored(WORST, status_of(reasons[0]), reasons[0], rows)
-            else:
-                outcomes[i] = Scored(float(np.mean(values)), "ok", None, rows)
+            outcomes[i] = Scored(*outcome(per_task), tuple(score.row for score in per_task))
         return [o for o in outcomes if o is not None]
 
     def _source(self, member: Member) -> int:
@@ -244,8 +242,9 @@ class ProgramPopulation:
         the same tasks: (fitness and per-task scores of each source, new score rows). Only
         tasks a source was never scored on are trained; screened and timed-out sources (which
         would likely hang again) stay the worst."""
+        skipped = (CandidateStatus.SCREENED, CandidateStatus.TIMEOUT)
         known = {s: {row.task: row.score for row in self.store.scores_of(s)}
-                 for s in sorted(sources) if self._fitness[s][1] not in ("screened", "timeout")}
+                 for s in sorted(sources) if self._fitness[s][1] not in skipped}
         groups = [(task, [s for s in known if task.key not in known[s]]) for task in train]
         groups = [(task, chosen) for task, chosen in groups if chosen]
         programs = {s: simplify(parse(self.store.candidate(s).text))
@@ -288,7 +287,7 @@ class ProgramPopulation:
                 self._fitness[row["id"]] = (fit, status)
                 self._fresh[row["id"]] = proposal.unique[row["unique"]]
                 sources[row["id"]] = row["id"]
-                if status == "ok" and not levels:
+                if status == CandidateStatus.OK and not levels:
                     leaders.append((fit, row["id"]))
             else:
                 source = row.get("source")
@@ -296,8 +295,8 @@ class ProgramPopulation:
                     source = firsts[row["same_as"]]
                 fit, source_status = self._fitness[source]
                 fit = evaluated.current.get(source, fit)  # with levels: on these tasks
-                status, reason = "cached", f"same function as candidate {source} " \
-                                           f"({source_status})"
+                status = CandidateStatus.CACHED
+                reason = f"same function as candidate {source} ({source_status})"
                 sources[row["id"]] = source
             row["fitness"] = fit
             candidates.append(CandidateRecord(

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from typing import Any, Sequence
 
+from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store.errors import StoreError
 from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord, EventRecord,
                                                  SampledLevelRecord, ScoreRecord,
@@ -127,14 +128,15 @@ class ArchiveReader:
         )
         return [(candidate_of(row[:11]), from_sql(row[11])) for row in rows]
 
-    def known_hashes(self, exclude_status: str | None = None) -> dict[str, int]:
+    def known_hashes(self, exclude_status: CandidateStatus | None = None) -> dict[str, int]:
         """Each archived program hash with the first (lowest-id) candidate that has it,
-        skipping candidates of status `exclude_status` (e.g. "cached": not evaluated)."""
+        skipping candidates of status `exclude_status` (e.g. CACHED: not evaluated)."""
         return dict(self._db.execute(
             "SELECT hash, MIN(id) FROM candidates WHERE status IS NOT ? GROUP BY hash",
             (exclude_status,)))
 
-    def known_fingerprints(self, exclude_status: str | None = None) -> dict[str, int]:
+    def known_fingerprints(self, exclude_status: CandidateStatus | None = None
+                           ) -> dict[str, int]:
         """Each archived functional fingerprint with the first (lowest-id) candidate that has
         it, skipping candidates of status `exclude_status`."""
         return dict(

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from disco_rules.discovery.status import CandidateStatus
+
 Curve = tuple[float, ...]
 
 
@@ -25,7 +27,8 @@ def _as_curve(curve: Any) -> Curve | None:
 @dataclass(frozen=True, kw_only=True)
 class CandidateRecord:
     """One evaluated candidate: program text (or a network's JSON description and its flat
-    float32 weights), identity and fitness."""
+    float32 weights), identity, fitness and status (its string, as an archive stores it,
+    becomes the enum)."""
 
     id: int
     generation: int
@@ -33,13 +36,14 @@ class CandidateRecord:
     text: str
     hash: str
     fitness: float
-    status: str
+    status: CandidateStatus
     parent_id: int | None = None
     fingerprint: str | None = None
     reason: str | None = None
     weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "status", CandidateStatus(self.status))
         if self.weights is not None:
             object.__setattr__(self, "weights", np.asarray(self.weights, np.float32).ravel())
 
