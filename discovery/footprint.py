@@ -8,8 +8,8 @@ The estimate for one local run (Ray in this process, `--address` not given):
 over the work items of every optimizer task t, each a whole grid of training runs at once:
 
     candidates  K * S(t) * (4 * n(t) * (max_statements + REGISTER_SLACK) + data(t))
-                + batch_size * K * S(t) * horizon(t) * 4
-    baseline    G * B * (4 * n(t) * ADAMW_REGISTERS + data(t)) + G * B * horizon(t) * 4
+                + batch_size * K * S(t) * CURVE_POINTS * 4
+    baseline    G * B * (4 * n(t) * ADAMW_REGISTERS + data(t)) + G * B * CURVE_POINTS * 4
 
 where the tasks t are the fixed training, held-out and screen tasks and, with a [scheduler],
 the largest levels each of its families can draw (`SchedulerConfig.largest_levels`: every int
@@ -20,9 +20,10 @@ held-out task (meta-validation's seeds, tasks.seeds if unset) and tasks.seeds el
 G = len(tasks.lr_grid) x the baseline's schedules (tasks.baseline_schedules and the
 candidates') x len(tasks.wd_grid), the points AdamW is tuned over, and B =
 tasks.baseline_seeds; n(t) the task's parameter count and data(t) the bytes of one seed's
-dataset (both from `jax.eval_shape`, nothing is computed), and horizon(t) bounds the length
-of each learning curve returned. The interpreter keeps one register per input and statement,
-each a flat vector of the n(t) parameters, for every grid point and seed at once; programs of
+dataset (both from `jax.eval_shape`, nothing is computed), and CURVE_POINTS the validation
+losses each run returns (its learning curve, whatever its horizon). The interpreter keeps one
+register per input and statement, each a flat vector of the n(t) parameters, for every grid
+point and seed at once; programs of
 a work item run one after another; AdamW keeps its parameters, gradient, two moments and
 update. RL tasks and network populations add only PROCESS_BYTES per process: their rollouts
 are not estimated. The total is compared with the memory this machine has available now
@@ -41,6 +42,7 @@ import jax
 import numpy as np
 
 from disco_rules.discovery.config import Config, ConfigError, scheduler_config
+from disco_rules.discovery.inner.train import CURVE_POINTS
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.tasks import Task
@@ -107,11 +109,11 @@ def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[Wor
     baseline_runs = baseline_points * baseline_seeds
     return [
         WorkItem(runs * (4 * params * registers + data)
-                 + config.cluster.batch_size * runs * problem.horizon * 4,
+                 + config.cluster.batch_size * runs * CURVE_POINTS * 4,
                  f"{_count(config.cluster.batch_size, 'program')} x "
                  f"{_count(points, 'lr point')} x {_count(seeds, 'seed')} on {task.key}"),
         WorkItem(baseline_runs * (4 * params * ADAMW_REGISTERS + data)
-                 + baseline_runs * problem.horizon * 4,
+                 + baseline_runs * CURVE_POINTS * 4,
                  f"the baseline's {_count(baseline_points, 'lr x schedule x weight-decay point')}"
                  f" x {_count(baseline_seeds, 'seed')} on {task.key}"),
     ]

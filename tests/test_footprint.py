@@ -13,17 +13,17 @@ BASE = {"tasks.seeds": "1", "tasks.lr_grid": "[0.01]", "tasks.wd_grid": "[0.0001
         "validation.seeds": "1", "cluster.batch_size": "2", "population.max_statements": "8"}
 
 
-def config(**changes):
-    """A small config with one training and one held-out task; `tasks__seeds="4"` sets
-    tasks.seeds."""
+def config(horizon: int = 20, **changes):
+    """A small config with one training and one held-out task of `horizon` steps;
+    `tasks__seeds="4"` sets tasks.seeds."""
     values = {**BASE, **{key.replace("__", "."): value for key, value in changes.items()}}
     sections: dict[str, list[str]] = {}
     for key, value in values.items():
         section, name = key.split(".")
         sections.setdefault(section, []).append(f"{name} = {value}")
-    sections["tasks"] += ['train = [{ family = "quadratic", dim = 64, horizon = 20 }]',
+    sections["tasks"] += [f'train = [{{ family = "quadratic", dim = 64, horizon = {horizon} }}]',
                           'heldout = [{ family = "mlp_regression", in_dim = 8, width = 16, '
-                          'horizon = 20 }]']
+                          f'horizon = {horizon} }}]']
     return parse_config("\n".join(f"[{section}]\n" + "\n".join(lines)
                                   for section, lines in sections.items()))
 
@@ -43,6 +43,10 @@ def estimate(cfg) -> int:
 ])
 def test_the_estimate_grows_with_everything_a_work_item_scales_with(key, value):
     assert estimate(config(**{key: value})) > estimate(config())
+
+
+def test_a_longer_horizon_costs_no_memory_since_a_run_returns_a_fixed_length_curve():
+    assert estimate(config(horizon=2_000)) == estimate(config(horizon=20))
 
 
 def test_the_estimate_grows_with_the_baselines_schedules():
