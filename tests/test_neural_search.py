@@ -5,6 +5,7 @@ improves its rule."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -121,10 +122,32 @@ def test_fitness_is_the_return_normalised_by_tuned_ppos(finished):
 
 
 @pytest.mark.slow
-def test_the_strategy_learns_from_the_fitness(finished):
+def test_the_strategy_learns_from_the_fitness(finished, tmp_path):
+    """Generation 1's mean is what the strategy makes of generation 0's members and their
+    archived fitness; the same members with their fitness shuffled step elsewhere (the
+    control: a step that ignored the fitness would pass the first check too)."""
     store = finished.store
-    means = [store.candidate(5 * g).weights for g in range(3)]
-    assert not np.allclose(means[0], means[1]) and not np.allclose(means[1], means[2])
+    fresh = make_search(tmp_path / "fresh").population  # generation 0's strategy, untold
+    proposal = fresh.ask(0, 0)
+    members = np.stack([store.candidate(i).weights for i in range(1, 5)])
+    np.testing.assert_allclose(proposal.population, members, atol=1e-6)
+    fitness = np.array([store.candidate(i).fitness for i in range(1, 5)], np.float32)
+    before, after = store.candidate(0).weights, store.candidate(5).weights
+
+    def mean_told(values: np.ndarray) -> np.ndarray:
+        state = fresh.strategy.tell(proposal.tell_key, proposal.population, values,
+                                    proposal.state)
+        return np.asarray(fresh.strategy.mean(state))
+
+    step = np.linalg.norm(after - before)
+    assert step > 0
+    np.testing.assert_allclose(mean_told(fitness), after, atol=1e-3 * step)
+    # the control: the same fitness values given to other members. A step blind to the
+    # fitness would land on `after` for every order (some orders do: fitness shaping ranks
+    # the values and the antithetic pairs make some permutations equivalent)
+    elsewhere = [order for order in itertools.permutations(range(4))
+                 if np.linalg.norm(mean_told(fitness[list(order)]) - after) > 0.1 * step]
+    assert len(elsewhere) >= 12, elsewhere
 
 
 @pytest.mark.slow
