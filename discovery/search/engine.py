@@ -14,7 +14,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -66,8 +66,16 @@ class Told:
     events: dict[str, float] = field(default_factory=dict)  # extra figures for the archive
 
 
-class Population(Protocol):
-    """A kind of candidate and how it varies, as the engine drives it."""
+ProposalT = TypeVar("ProposalT")  # what `ask` proposes (opaque to the engine)
+EvaluatedT = TypeVar("EvaluatedT")  # what `evaluate` returns for `tell`
+RuleT = TypeVar("RuleT", contravariant=True)  # a rule it can score: a Program, a network
+
+
+class Population(Protocol[ProposalT, EvaluatedT, RuleT]):
+    """A kind of candidate and how it varies, as the engine drives it: generic over its
+    proposal, its evaluated results and its rules (ProgramPopulation: its proposals, the
+    screen's and full evaluation's results, Program; NetworkPopulation: its proposals,
+    per-task scores, (shape, weights))."""
 
     agent: AgentConfig  # the agent RL baselines train (PPO or LPG's actor-predictor)
     task_kind: TaskKind  # the kind of its tasks: what its fitness is normalised against
@@ -79,15 +87,15 @@ class Population(Protocol):
     def to_data(self) -> dict[str, Any]:
         """The population's state as plain data (msgpack-able) for a checkpoint."""
 
-    def ask(self, generation: int, first_id: int) -> Any:
+    def ask(self, generation: int, first_id: int) -> ProposalT:
         """The candidates of `generation`, with ids from `first_id` (an opaque proposal)."""
 
-    def evaluate(self, proposal: Any, train: Sequence[Task], levels: Sequence[Task],
-                 baselines: dict[str, BaselineRecord]) -> Any:
+    def evaluate(self, proposal: ProposalT, train: Sequence[Task], levels: Sequence[Task],
+                 baselines: dict[str, BaselineRecord]) -> EvaluatedT:
         """The proposal's candidates scored on `train` (the fixed tasks and this generation's
         `levels`) through the pool."""
 
-    def tell(self, proposal: Any, evaluated: Any, generation: int,
+    def tell(self, proposal: ProposalT, evaluated: EvaluatedT, generation: int,
              levels: Sequence[Task]) -> Told:
         """Update the population with the scores; the generation's archive rows."""
 
@@ -99,11 +107,11 @@ class Population(Protocol):
         """Per candidate id (this generation's or archived), per task: its score over `seeds`
         of the run's fixed seeds (meta-validation)."""
 
-    def check_rule(self, rule: Any) -> None:
+    def check_rule(self, rule: RuleT) -> None:
         """ValueError saying why `rule` (a program, or a network's (shape, weights)) is not
         one this population trains."""
 
-    def score_rules(self, rules: Sequence[Any], tasks: Sequence[Task],
+    def score_rules(self, rules: Sequence[RuleT], tasks: Sequence[Task],
                     baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
         """`score` for rules given directly (each passing `check_rule`), from anywhere: a
         file, another run; scored as the run scores its candidates."""
