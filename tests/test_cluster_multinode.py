@@ -327,7 +327,8 @@ def test_start_ray_without_an_address_starts_a_new_ray_beside_a_running_cluster(
     address_file = Path(os.environ["RAY_TMPDIR"]) / "ray" / "ray_current_cluster"
     cluster, _ = ray_cluster
     assert address_file.read_text().strip() == cluster.address
-    code = ("import ray; from cluster.pool import start_ray; start_ray(None, num_cpus=1); "
+    code = ("import ray; from disco_rules.cluster.pool import start_ray; "
+            "start_ray(None, num_cpus=1); "
             "print(len(ray.nodes()), ray.cluster_resources()['CPU']); ray.shutdown()")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
