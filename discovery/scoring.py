@@ -20,7 +20,7 @@ from disco_rules.discovery.config import Config
 from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, RLScores, first_finite,
                                                   normalised_return)
-from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, standard_error
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
@@ -68,7 +68,7 @@ def optimizer_score(result: TrainResult, j: int, task: Task, baseline: BaselineR
         per_seed = -np.log(np.maximum(np.asarray(mine.final_loss[best], np.float64), LOSS_FLOOR))
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
                       loss=float(np.exp(per_lr[best])), lr=lr_grid[best], curve=curve)
-    return TaskScore(value, reason, row, math.nan if reason else standard_error(per_seed))
+    return TaskScore(value, reason, row, math.nan if reason else _seed_error(per_seed))
 
 
 def rl_score(result: RLScores, j: int, task: Task, baseline: BaselineRecord,
@@ -86,7 +86,13 @@ def rl_score(result: RLScores, j: int, task: Task, baseline: BaselineRecord,
     curve = np.mean(np.asarray(result.curve[j], np.float64), axis=0)
     return TaskScore(value, None,
                      ScoreRecord(candidate_id=-1, task=task.key, score=value, curve=curve),
-                     standard_error(per_seed))
+                     _seed_error(per_seed))
+
+
+def _seed_error(per_seed: np.ndarray) -> float:
+    """The standard error of a score over its seeds, where there are MIN_SAMPLES_FOR_SE of
+    them or more (fewer give no estimate worth printing); else NaN."""
+    return standard_error(per_seed) if per_seed.size >= MIN_SAMPLES_FOR_SE else math.nan
 
 
 def status_of(reason: str) -> CandidateStatus:

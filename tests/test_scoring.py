@@ -46,10 +46,13 @@ def test_rl_score_standard_error_is_over_normalised_returns():
     assert math.isclose(score.se, per_seed.std(ddof=1) / 2.0)
 
 
-def test_no_standard_error_from_one_seed_or_a_failure():
+def test_no_standard_error_from_fewer_than_three_seeds_or_a_failure():
     one_seed = task_score(optimizer_result([[1.0]]), 0, OPTIMIZER_TASK,
                           BaselineRecord(task="opt", score=0.0, loss=1.0), [0.1])
     assert one_seed.value == 0.0 and math.isnan(one_seed.se)
+    two_seeds = task_score(optimizer_result([[1.0, 4.0]]), 0, OPTIMIZER_TASK,
+                           BaselineRecord(task="opt", score=0.0, loss=2.0), [0.1])
+    assert abs(two_seeds.value) < 1e-6 and math.isnan(two_seeds.se)  # 2 results: no ± shown
     failed = task_score(Failed("boom"), 0, OPTIMIZER_TASK,
                         BaselineRecord(task="opt", score=0.0, loss=1.0), [0.1])
     assert failed.value == -math.inf and math.isnan(failed.se)
