@@ -49,34 +49,39 @@ def disco(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """A Ray head with its job server on loopback, stopped with its whole session."""
-    port, dashboard = free_port(), free_port()
+    """A Ray head with its job server on loopback, stopped with its whole session (also when
+    it does not come up). Its dashboard agent listens on a free port: on Ray's default (52365)
+    the agent of any other Ray on this machine would keep it from starting, and every
+    submission would be refused with "No available agent to submit job"."""
+    port, dashboard, agent = free_port(), free_port(), free_port()
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     process = subprocess.Popen(
         [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
-         "--include-dashboard=true"], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         f"--dashboard-agent-listen-port={agent}", "--include-dashboard=true"], env=env,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{dashboard}"
     os.environ.setdefault("RAY_AUTH_MODE", "token")  # this process's client sends the token
     from ray.job_submission import JobSubmissionClient
 
-    deadline = time.monotonic() + 90
-    while True:  # until the job server answers
-        try:
-            JobSubmissionClient(address).list_jobs()
-            break
-        except Exception:  # noqa: BLE001 - not up yet, whatever the error
-            if time.monotonic() > deadline:
-                pytest.fail("the Ray head's job server did not come up")
-            time.sleep(1)
-    yield address
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 180  # a loaded 2-core machine
+        while True:  # until the job server answers
+            try:
+                JobSubmissionClient(address).list_jobs()
+                break
+            except Exception:  # noqa: BLE001 - not up yet, whatever the error
+                if time.monotonic() > deadline:
+                    pytest.fail("the Ray head's job server did not come up")
+                time.sleep(1)
+        yield address
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
