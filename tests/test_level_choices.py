@@ -177,7 +177,7 @@ def test_the_memory_estimate_sees_the_largest_listed_shape():
     from disco_rules.discovery.footprint import estimated_tasks, item_bytes
     from disco_rules.discovery.plan import TaskPlan
 
-    def config(horizons):
+    def config(widths):
         return parse_config(f"""
 [tasks]
 seeds = 1
@@ -186,10 +186,10 @@ train = [{{ family = "quadratic", dim = 4, horizon = 10 }}]
 [scheduler]
 kind = "uniform"
 [scheduler.families]
-digits_mlp = {{ width = [8, 64], depth = 1, batch_size = [16, 32], horizon = {horizons} }}
+digits_mlp = {{ width = {widths}, depth = 1, batch_size = [16, 32], horizon = [10, 5000] }}
 """)
 
-    small, large = config("[10, 20]"), config("[10, 5000]")
+    small, large = config("[8, 16]"), config("[8, 64]")
     largest = Task.make("digits_mlp", width=64, depth=1, batch_size=32, horizon=5000)
     assert largest in estimated_tasks(large, TaskPlan.from_config(large))
     assert Task.make("digits_mlp", width=8, depth=1, batch_size=16, horizon=10) not in \
