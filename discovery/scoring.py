@@ -41,7 +41,7 @@ class TaskScore(NamedTuple):
     value: float
     reason: str | None
     row: ScoreRecord
-    se: float = math.nan  # nan with one seed or a failure
+    se: float = math.nan  # nan below MIN_SAMPLES_FOR_SE seeds or for a failure
 
 
 def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
