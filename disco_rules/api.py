@@ -400,7 +400,8 @@ class Candidate:
 
     @property
     def kind(self) -> str:
-        """"program", or the network kind (lpo, ta-lpo, lpg, ta-lpg)."""
+        """The population kind that made it: "programs", or a network kind (lpo, ta-lpo, lpg,
+        ta-lpg)."""
         return self.record.kind
 
     @property

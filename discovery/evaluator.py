@@ -4,7 +4,7 @@ A work item is plain data (a task table, encoded programs, learning rates, seeds
 pickles cheaply to any Ray actor; the evaluator compiles each task shape once and reuses
 the compiled function for the actor's lifetime (the cache lives in discovery.train). Each
 item has one result type, the inner loop's own named tuple: `TrainResult` for a
-ProgramsItem, `TunedBaseline` for a BaselineItem, `RLScores` for a NetworksItem and
+ProgramsItem, `TunedBaseline` for a BaselineItem, `RLScores` for a RulesItem and
 `RLBaseline` for an RLBaselineItem.
 """
 
@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 from disco_rules.discovery import compile_cache
-from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, RLBaseline, RLScores,
-                                                  evaluate_networks, rl_baseline)
+from disco_rules.discovery.inner.rl_train import (AgentConfig, RLBaseline, RLScores, RuleShape,
+                                                  evaluate_rules, rl_baseline)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.schedules import CONSTANT, Schedule
 from disco_rules.discovery.inner.train import (TrainResult, TunedBaseline, evaluate_population,
@@ -54,12 +54,14 @@ class BaselineItem:
 
 
 @dataclass(frozen=True)
-class NetworksItem:
-    """Train agents with each rule network of a (padded) population on one RL task: PPO
-    with a drift network, the actor-predictor with an LPG network."""
+class RulesItem:
+    """Train agents with each rule of a (padded) population on one RL task, as its
+    population kind `kind` trains them: PPO with a drift network or drift program, the
+    actor-predictor with an LPG network."""
 
     task: Task
-    network: Network
+    kind: str
+    shape: RuleShape
     params: Any  # flat weights [population, parameters] float32, or EncodedProgram [population]
     agent: AgentConfig
     seeds: int
@@ -78,7 +80,7 @@ class RLBaselineItem:
     run_seed: int
 
 
-WorkItem = ProgramsItem | BaselineItem | NetworksItem | RLBaselineItem
+WorkItem = ProgramsItem | BaselineItem | RulesItem | RLBaselineItem
 WorkResult = TrainResult | TunedBaseline | RLScores | RLBaseline
 """What `Evaluator` returns for a work item, in the order of WorkItem's types."""
 
@@ -88,7 +90,7 @@ def item_kind(item: WorkItem) -> tuple[Any, ...]:
     kind of work, the task's shape, the seeds and the candidates per item (1 for a
     baseline); items alike run one compiled function."""
     rules = item.programs if isinstance(item, ProgramsItem) else \
-        item.params if isinstance(item, NetworksItem) else None
+        item.params if isinstance(item, RulesItem) else None
     width = 1 if rules is None else len(jax.tree.leaves(rules)[0])
     return type(item).__name__, item.task.shape, item.seeds, width
 
@@ -112,8 +114,9 @@ class Evaluator:
 
     def __call__(self, item: WorkItem) -> WorkResult:
         keys = task_keys(item.task, item.seeds, item.run_seed)
-        if isinstance(item, NetworksItem):
-            result = evaluate_networks(item.task, item.network, item.params, item.agent, keys)
+        if isinstance(item, RulesItem):
+            result = evaluate_rules(item.task, item.kind, item.shape, item.params, item.agent,
+                                    keys)
             return RLScores(*(np.asarray(value) for value in result))
         if isinstance(item, RLBaselineItem):
             return rl_baseline(item.task, item.agent, item.lrs, keys)

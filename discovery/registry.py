@@ -8,7 +8,8 @@ unknown name is the same one-line error everywhere: it lists the names that are 
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, Protocol, TypeVar
+import importlib
+from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
 
 
 class Named(Protocol):
@@ -73,3 +74,13 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}: {', '.join(self._items)})"
+
+
+def later(module: str, name: str) -> Callable[..., Any]:
+    """`disco_rules.<module>.<name>`, imported at its first call: a registry entry's behaviour
+    that lives in a module importing JAX (registries are read before JAX is loaded)."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"disco_rules.{module}"), name)(*args)
+
+    return call

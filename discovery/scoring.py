@@ -17,8 +17,8 @@ import numpy as np
 
 from disco_rules.cluster.results import Failed, TimedOut
 from disco_rules.discovery.config import Config
-from disco_rules.discovery.evaluator import NetworksItem, ProgramsItem
-from disco_rules.discovery.inner.rl_train import (AgentConfig, Network, RLScores, first_finite,
+from disco_rules.discovery.evaluator import ProgramsItem, RulesItem
+from disco_rules.discovery.inner.rl_train import (AgentConfig, RLScores, RuleShape, first_finite,
                                                   normalised_return)
 from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, standard_error
 from disco_rules.discovery.status import CandidateStatus
@@ -178,9 +178,10 @@ def optimizer_programs_item(task: Task, encoding: Encoding, encoded: Any,
 
 
 def drift_programs_item(task: Task, encoding: Encoding, encoded: Any,
-                        config: Config) -> NetworksItem:
+                        config: Config) -> RulesItem:
     """Drift programs run as PPO's objective on the RL `task`, over the run's seeds."""
-    return NetworksItem(task, encoding, encoded, config.ppo, config.tasks.seeds, config.seed)
+    return RulesItem(task, "programs", encoding, encoded, config.ppo, config.tasks.seeds,
+                     config.seed)
 
 
 def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
@@ -191,12 +192,14 @@ def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
     return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig, rules: Any,
-                tasks: Sequence[Task], baselines: dict[str, BaselineRecord], run_seed: int
+def score_rules(pool: Pool, config: Config, kind: str, shape: RuleShape, agent: AgentConfig,
+                rules: Any, tasks: Sequence[Task], baselines: dict[str, BaselineRecord],
+                run_seed: int
                 ) -> list[list[TaskScore]]:
     """Per rule, per task: (normalised return, failure reason or None, its archive row), via
-    work items on `pool`. Rules of `network`'s shape: flat weights [N, D], or encoded
-    objective-slot programs with a leading axis N (an Encoding as `network`)."""
+    work items on `pool`. Rules of population kind `kind` and `shape`: flat weights [N, D] of
+    a network, or encoded objective-slot programs with a leading axis N (`shape` their
+    Encoding, `kind` "programs")."""
     n = len(jax.tree.leaves(rules)[0])
     # the training generation's item shape (one compiled function for every generation), or
     # fewer rules than that (validation, `disco score`): one more shape beats training
@@ -208,7 +211,7 @@ def score_rules(pool: Pool, config: Config, network: Network, agent: AgentConfig
         return jax.tree.map(lambda x: np.concatenate(
             [x[start:stop]] + [x[start:start + 1]] * (size - (stop - start))), rules)
 
-    items = [NetworksItem(task, network, padded(start, stop), agent, config.tasks.seeds,
+    items = [RulesItem(task, kind, shape, padded(start, stop), agent, config.tasks.seeds,
                           run_seed) for task in tasks for start, stop in chunks]
     results = iter(pool.map(items))
     table: list[list[TaskScore]] = [[] for _ in range(n)]

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DRIFT_KINDS = ("lpo", "ta-lpo")
+from disco_rules.populations.network_export import drift_module
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,14 @@ class DriftNetwork:
     temporally_aware: bool
     hidden: int = 32
 
-    @classmethod
-    def of_kind(cls, kind: str, hidden: int) -> DriftNetwork:
-        if kind not in DRIFT_KINDS:
-            raise ValueError(f"a drift network is one of {', '.join(DRIFT_KINDS)}, not {kind!r}")
-        return cls(temporally_aware=kind == "ta-lpo", hidden=hidden)
-
     @property
     def kind(self) -> str:
+        """Its population kind's name (discovery/search/kinds.py)."""
         return "ta-lpo" if self.temporally_aware else "lpo"
+
+    def module_source(self, weights: np.ndarray, imports: str, origin: str) -> str:
+        """A self-contained module of the drift with `weights` (network_export.py)."""
+        return drift_module(self, weights, imports, origin)
 
     @property
     def num_features(self) -> int:

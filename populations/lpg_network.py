@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from disco_rules.populations.layers import dense_init
+from disco_rules.populations.network_export import lpg_module
 
-LPG_KINDS = ("lpg", "ta-lpg")
 
 LPGParams = dict[str, Any]
 """The rule's parameters: {"embed", "gru", "pi_hat", "y_hat"}, each {"w", "b"} (the GRU's
@@ -108,15 +109,14 @@ class LPGNetwork:
     hidden: int = 16
     prediction_size: int = 30
 
-    @classmethod
-    def of_kind(cls, kind: str, hidden: int, prediction_size: int) -> LPGNetwork:
-        if kind not in LPG_KINDS:
-            raise ValueError(f"an LPG network is one of {', '.join(LPG_KINDS)}, not {kind!r}")
-        return cls(kind == "ta-lpg", hidden, prediction_size)
-
     @property
     def kind(self) -> str:
+        """Its population kind's name (discovery/search/kinds.py)."""
         return "ta-lpg" if self.temporally_aware else "lpg"
+
+    def module_source(self, weights: np.ndarray, imports: str, origin: str) -> str:
+        """A self-contained module of the rule with `weights` (network_export.py)."""
+        return lpg_module(self, weights, imports, origin)
 
     def _template(self) -> LPGParams:
         return lpg_init(jax.random.PRNGKey(0), self.temporally_aware, self.hidden,

@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:  # the networks import jax; writing their source does not need it
     from disco_rules.populations.drift_network import DriftNetwork
     from disco_rules.populations.lpg_network import LPGNetwork
-
+    from disco_rules.populations.rule_network import RuleNetwork
 
 
 def _array(values: np.ndarray) -> str:
@@ -20,21 +20,21 @@ def _array(values: np.ndarray) -> str:
     return f"xp.asarray([{flat}], dtype=xp.float32).reshape({tuple(values.shape)!r})"
 
 
-def network_module(network: DriftNetwork | LPGNetwork, weights: np.ndarray, imports: str,
+def network_module(network: RuleNetwork, weights: np.ndarray, imports: str,
                    origin: str = "") -> str:
     """Source of a module for `weights` of `network`, its arrays from the namespace `xp` that
-    `imports` binds (e.g. "import jax.numpy as xp"): `drift(ratio, advantage, progress)` and
-    LPO's objective for a drift network, `lpg(...)` for an LPG network."""
+    `imports` binds (e.g. "import jax.numpy as xp"), as the network's `module_source` writes it:
+    `drift(ratio, advantage, progress)` and LPO's objective for a drift network, `lpg(...)` for
+    an LPG network."""
     weights = np.asarray(weights, np.float32)
     if weights.shape != (network.num_params,):
         raise ValueError(f"a {network.kind} network of hidden size {network.hidden} has "
                          f"{network.num_params} weights, got {weights.shape}")
-    if getattr(network, "prediction_size", None) is not None:  # an LPG network
-        return _lpg_module(network, weights, imports, origin)
-    return _drift_module(network, weights, imports, origin)
+    return network.module_source(weights, imports, origin)
 
 
-def _drift_module(network: DriftNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
+def drift_module(network: DriftNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
+    """The module of a drift network (its `module_source`)."""
     f, h = network.num_features, network.hidden
     w1, b1 = weights[: f * h].reshape(f, h), weights[f * h: f * h + h]
     w2, b2 = weights[f * h + h: f * h + 2 * h], weights[-1:]
@@ -83,7 +83,8 @@ def objective(ratio, advantage, progress):
 '''
 
 
-def _lpg_module(network: LPGNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
+def lpg_module(network: LPGNetwork, weights: np.ndarray, imports: str, origin: str) -> str:
+    """The module of an LPG network (its `module_source`)."""
     params = network.unflatten(weights)
     constants = "\n".join(
         f"{name.upper()} = {_array(np.asarray(params[group][leaf]))}"

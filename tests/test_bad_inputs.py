@@ -33,7 +33,7 @@ def run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("bad") / "run"
     with RunStore.create(run_dir, QUICKSTART.read_text()) as store:
         store.add_generation(0, [CandidateRecord(
-            id=1, generation=0, kind="program", hash="h1", fitness=0.1, status="ok",
+            id=1, generation=0, kind="programs", hash="h1", fitness=0.1, status="ok",
             text="def p(w, g, lr):\n    update = lr * g\n    return update\n")],
             events={"best": 0.1, "median": 0.1})
         store.save_checkpoint(0, {})

@@ -161,7 +161,7 @@ def test_inspect_top_ranks_validated_candidates_first_as_the_summary_does(tmp_pa
     validation = {2: 0.3, 3: 0.4}  # held-out scores of the validated ones
     with RunStore.create(tmp_path / "run", text) as store:
         store.add_generation(0, [CandidateRecord(
-            id=cid, generation=0, kind="program", hash=f"h{cid}", fitness=value, status="ok",
+            id=cid, generation=0, kind="programs", hash=f"h{cid}", fitness=value, status="ok",
             text=f"def p{cid}(w, g, lr):\n    update = lr * g\n    return update\n")
             for cid, value in fitness.items()],
             validation=[ValidationRecord(candidate_id=cid, task="t", score=score)
@@ -189,7 +189,7 @@ def test_the_launch_summary_says_what_scores_mean_and_that_nothing_beats_within_
         store.add_baseline(BaselineRecord(task="b", score=0.0, loss=1.0, lr=0.01,
                                           optimizer="adamw", weight_decay=1e-4, seeds=2))
         store.add_generation(0, [CandidateRecord(
-            id=7, generation=0, kind="program", hash="h7", fitness=0.2, status="ok",
+            id=7, generation=0, kind="programs", hash="h7", fitness=0.2, status="ok",
             text="def p(w, g, lr):\n    update = lr * g\n    return update\n")],
             validation=[ValidationRecord(candidate_id=7, task="a", score=0.12),
                         ValidationRecord(candidate_id=7, task="b", score=-0.3)])

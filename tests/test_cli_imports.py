@@ -32,7 +32,7 @@ def finished_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "quick-run"
     text = QUICKSTART.read_text().replace("generations = 30", "generations = 2")
     with RunStore.create(run_dir, text) as store:
-        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="program",
+        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="programs",
                                                  text=DEAD_CODE, hash="h1", fitness=0.1,
                                                  status="ok")],
                              validation=[ValidationRecord(candidate_id=1, task="t", score=0.2)])

@@ -21,7 +21,7 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.results import Failed
 from disco_rules.discovery.cli import main
 from disco_rules.discovery.config import parse_config
-from disco_rules.discovery.evaluator import NetworksItem, Evaluator
+from disco_rules.discovery.evaluator import RulesItem, Evaluator
 from disco_rules.discovery.search.engine import Engine, make_engine
 from disco_rules.discovery.search.kinds import network_from_text
 from disco_rules.discovery.scoring import score_rules, split_evenly
@@ -89,7 +89,7 @@ def finished(tmp_path_factory) -> Engine:
 @pytest.mark.slow  # `finished` runs a 3-generation search that trains PPO agents
 def test_every_member_and_the_mean_are_archived_with_their_weights(finished):
     store = finished.store
-    network = DriftNetwork.of_kind("ta-lpo", 4)
+    network = DriftNetwork(temporally_aware=True, hidden=4)
     assert store.count() == 3 * 5  # population 4 and the strategy's mean, 3 generations
     for cid in range(15):
         record = store.candidate(cid)
@@ -174,7 +174,8 @@ def test_a_non_finite_rule_is_scored_worst_with_a_reason_and_the_run_goes_on(fin
     population = finished.population
     bad = np.full((2, population.network.num_params), np.nan, np.float32)
     bad[1] = 0.0
-    table = score_rules(population.pool, finished.config, population.network, population.agent,
+    table = score_rules(population.pool, finished.config, population.network.kind, population.network,
+                        population.agent,
                         bad, finished.tasks.train,
                         {t.key: finished.store.baseline(t.key) for t in finished.tasks.all()},
                         run_seed=0)
@@ -194,7 +195,7 @@ class LosesEveryThirdItem:
     def map(self, items):
         results = []
         for item in items:
-            if isinstance(item, NetworksItem):
+            if isinstance(item, RulesItem):
                 self.calls += 1
                 if self.calls % 3 == 0:
                     results.append(Failed("ActorDiedError: the actor died"))
@@ -263,7 +264,7 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
     assert exported.returncode == 0, exported.stderr
     namespace: dict = {}
     exec(exported.stdout, namespace)
-    network = DriftNetwork.of_kind("ta-lpo", 4)
+    network = DriftNetwork(temporally_aware=True, hidden=4)
     ratio, advantage = np.linspace(0.5, 1.5, 11), np.linspace(-2, 2, 11)
     np.testing.assert_allclose(namespace["drift"](ratio, advantage, 0.3),
                                network.apply(winner.weights, ratio, advantage, 0.3),

@@ -39,6 +39,7 @@ def test_an_old_run_opens_and_its_winner_exports(tmp_path, name, fmt):
     assert status.generations == 2 and status.finished and status.candidates > 0
     best = run.top(1)[0]
     assert best.validation_score is not None
+    assert best.kind == name  # schema 5's "program" is migrated to the population kind's name
     source = best.export(fmt)
     compile(source, "export", "exec")
     assert "disco_rules" not in source

@@ -136,7 +136,7 @@ class ToyPopulation:
              levels: Sequence[Task]) -> Told:
         level_keys = {level.key for level in levels}
         fitness = [float(np.mean([s.value for s in per_task])) for per_task in evaluated]
-        candidates = [CandidateRecord(id=cid, generation=generation, kind="program",
+        candidates = [CandidateRecord(id=cid, generation=generation, kind="programs",
                                       text=to_text(self.programs[cid]),
                                       hash=canonical_hash(self.programs[cid]), fitness=fit,
                                       status="ok") for cid, fit in zip(ids, fitness)]

@@ -92,7 +92,7 @@ def test_a_network_whose_rule_diverges_on_a_task_is_archived_as_diverged():
 
 def test_a_status_is_stored_as_its_old_string_and_reads_back_as_the_enum(tmp_path):
     with RunStore.create(tmp_path / "run", "seed = 0\n") as store:
-        record = CandidateRecord(id=0, generation=0, kind="program", text="x", hash="h",
+        record = CandidateRecord(id=0, generation=0, kind="programs", text="x", hash="h",
                                  fitness=WORST, status=CandidateStatus.DIVERGED,
                                  reason="diverged")
         store.add_generation(0, [record], [])

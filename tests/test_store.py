@@ -16,6 +16,7 @@ from disco_rules.discovery.store import (
     DuplicateRecordError,
     EventRecord,
     RunStore,
+    SCHEMA_VERSION,
     SampledLevelRecord,
     ScoreRecord,
     StoreError,
@@ -28,7 +29,7 @@ CONFIG = '[search]\nseed = 0\npopulation = 8\n'
 def cand(id, generation=0, parent_id=None, fitness=0.0, hash=None, fingerprint=None,
          status="ok", reason=None):
     return CandidateRecord(
-        id=id, generation=generation, parent_id=parent_id, kind="program",
+        id=id, generation=generation, parent_id=parent_id, kind="programs",
         text=f"def p{id}(w, g, lr):\n    return g * lr\n", hash=hash or f"h{id}",
         fingerprint=fingerprint, fitness=fitness, status=status, reason=reason,
     )
@@ -94,7 +95,7 @@ def test_query_answers_read_only_sql_and_refuses_a_change(tmp_path):
         assert writer.count() == 0 and writer.query("PRAGMA foreign_keys") == [(1,)]
     with RunStore.open(tmp_path / "run", write=False) as reader:
         assert reader.query("SELECT COUNT(*) FROM candidates") == [(0,)]
-        assert reader.query("PRAGMA user_version") == [(5,)]
+        assert reader.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 # -- round trips ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ CONFIG = "seed = 0\n"
 
 
 def candidate(id: int, generation: int, weights: int = 0) -> CandidateRecord:
-    return CandidateRecord(id=id, generation=generation, kind="program", text="def p(w, g, lr):\n"
+    return CandidateRecord(id=id, generation=generation, kind="programs", text="def p(w, g, lr):\n"
                            "    return g\n", hash=f"h{id}", fitness=0.5, status="ok",
                            weights=np.ones(weights, np.float32) if weights else None)
 

@@ -127,7 +127,7 @@ def _validated_run(run_dir: Path, validation: dict[int, dict[str, float]], rl: b
                                                          lr=0.01, optimizer="adam",
                                                          weight_decay=0.0, seeds=2))
         store.add_generation(0, [CandidateRecord(
-            id=cid, generation=0, kind="program", hash=f"h{cid}", fitness=0.0, status="ok",
+            id=cid, generation=0, kind="programs", hash=f"h{cid}", fitness=0.0, status="ok",
             text=PROGRAM.format(cid, " * ".join(["lr"] * cid)))  # p1 is the simplest
             for cid in validation],
             validation=[ValidationRecord(candidate_id=cid, task=task, score=score)
@@ -181,12 +181,12 @@ def _evolved_run(run_dir: Path, warm: dict[str, float], child: dict[str, float])
             store.add_baseline(BaselineRecord(task=task, score=0.0, loss=1.0, lr=0.01,
                                               optimizer="adam", weight_decay=0.0, seeds=2))
         store.add_generation(0, [CandidateRecord(
-            id=0, generation=0, kind="program", hash="h0", fitness=0.0, status="ok",
+            id=0, generation=0, kind="programs", hash="h0", fitness=0.0, status="ok",
             text="def sgd(w, g, lr):\n    update = lr * g\n    return update\n")],
             validation=[ValidationRecord(candidate_id=0, task=t, score=s)
                         for t, s in warm.items()])
         store.add_generation(1, [CandidateRecord(
-            id=5, generation=1, parent_id=0, kind="program", hash="h5", fitness=0.1,
+            id=5, generation=1, parent_id=0, kind="programs", hash="h5", fitness=0.1,
             status="ok", text="def sgd(w, g, lr):\n    update = lr * sign(g)\n"
                               "    return update\n")],
             validation=[ValidationRecord(candidate_id=5, task=t, score=s)
@@ -332,7 +332,7 @@ def small_run(tmp_path: Path) -> Path:
     """A run whose one meta-validated program (#1, its chosen winner) is Adam x10."""
     run_dir = tmp_path / "run"
     with RunStore.create(run_dir, CONFIG) as store:
-        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="program",
+        store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="programs",
                                                  text=ADAM_X10, hash="h1", fitness=0.1,
                                                  status="ok")],
                              validation=[ValidationRecord(
@@ -506,7 +506,7 @@ def test_transfer_top_calibrates_the_searchs_estimate_against_transfer(small_run
     with RunStore.open(small_run) as store:
         store.add_baseline(BaselineRecord(task=heldout, score=0.0, loss=1.0, lr=1e-3,
                                           optimizer="adam", weight_decay=0.0, seeds=1))
-        store.add_generation(1, [CandidateRecord(id=2, generation=1, kind="program",
+        store.add_generation(1, [CandidateRecord(id=2, generation=1, kind="programs",
                                                  text=SLOW_SGD, hash="h2", fitness=-1.0,
                                                  status="ok")],
                              validation=[ValidationRecord(candidate_id=2, task=heldout,

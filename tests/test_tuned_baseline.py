@@ -18,7 +18,8 @@ from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, task_keys
 from disco_rules.discovery.inner.train import (evaluate_population, fitness, make_optax_train,
                                                tuned_adamw)
-from disco_rules.discovery.store import ARCHIVE_NAME, BaselineRecord, CandidateRecord, RunStore
+from disco_rules.discovery.store import (ARCHIVE_NAME, SCHEMA_VERSION, BaselineRecord,
+                                         CandidateRecord, RunStore)
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
@@ -148,7 +149,7 @@ def test_an_archive_of_schema_3_opens_to_inspect_and_resume(tmp_path, capsys):
         assert rl.schedule is None
         assert reader.candidate(0).fitness == pytest.approx(0.1)
     with RunStore.open(tmp_path / "run") as writer:  # resume: rewind, then write on
-        assert writer.query("PRAGMA user_version") == [(5,)]
+        assert writer.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert writer.rewind()[0] == 0
         writer.add_baseline(BaselineRecord(task="u", score=0.0, loss=0.5, lr=0.1,
                                            optimizer="adam", weight_decay=0.0, seeds=4), 1)

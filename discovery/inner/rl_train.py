@@ -1,7 +1,7 @@
-"""RL evaluation of learned rules: a population of networks trained as agents on one
-environment in one compiled call (drift networks as PPO's objective, LPG networks as the
-actor-predictor's update rule), the hand-designed baseline (PPO, or A2C for LPG) and the
-meta-fitness that compares them.
+"""RL evaluation of learned rules: a population of rules trained as agents on one environment
+in one compiled call (drift networks and drift programs as PPO's objective, LPG networks as
+the actor-predictor's update rule; each population kind names its trainer here), the
+hand-designed baseline (PPO, or A2C for LPG) and the meta-fitness that compares them.
 
 Compiled functions are cached per (environment, horizon, agent config, network shape and
 population size), so an evaluator actor compiles each once and reuses it for every level of
@@ -20,14 +20,16 @@ import numpy as np
 from disco_rules.discovery.config import LPGTrainConfig, PPOConfig
 from disco_rules.discovery.inner.lpg import make_a2c_train, make_lpg_train
 from disco_rules.discovery.inner.ppo import lpo_objective, make_train, ppo_clip_drift, program_drift
+from disco_rules.discovery.search.kinds import population_kind
 from disco_rules.discovery.tasks import Environment, Task, make_env
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.populations.drift_network import DriftNetwork
 from disco_rules.populations.lpg_network import LPGNetwork
+from disco_rules.populations.rule_network import RuleNetwork
 
-Network = DriftNetwork | LPGNetwork | Encoding
-"""A rule's shape: a drift or LPG network (flat weights), or objective-slot programs
-(encoded), which PPO runs as drifts."""
+RuleShape = RuleNetwork | Encoding
+"""The shape of a population's rules: a rule network (flat weights), or objective-slot
+programs (encoded), which PPO runs as drifts."""
 AgentConfig = PPOConfig | LPGTrainConfig
 _COMPILED: dict[tuple, Callable[..., Any]] = {}
 
@@ -73,32 +75,47 @@ def _compiled(key: tuple, make: Callable[[], Callable[..., Any]]) -> Callable[..
     return _COMPILED[key]
 
 
-def _agent_train(network: Network, config: AgentConfig, env_name: str
-                 ) -> Callable[[jax.Array, Any, jax.Array], Any]:
-    """`train(rule params, env params, key)` of the agent that `network` is a rule of."""
-    if isinstance(network, Encoding):
-        if not isinstance(config, PPOConfig):
-            raise TypeError("drift programs train PPO agents: give a PPOConfig")
-        return make_train(config, env_name, lpo_objective(program_drift(network)))
-    if isinstance(network, DriftNetwork):
-        if not isinstance(config, PPOConfig):
-            raise TypeError("a drift network trains PPO agents: give a PPOConfig")
-        return make_train(config, env_name, lpo_objective(network.apply))
+def _ppo(config: AgentConfig, rules: str) -> PPOConfig:
+    if not isinstance(config, PPOConfig):
+        raise TypeError(f"{rules} train PPO agents: give a PPOConfig")
+    return config
+
+
+def drift_program_train(encoding: Encoding, config: AgentConfig, env_name: str
+                        ) -> Callable[[Any, Any, jax.Array], Any]:
+    """`train(encoded program, env params, key)`: PPO with the program as its drift."""
+    return make_train(_ppo(config, "drift programs"), env_name,
+                      lpo_objective(program_drift(encoding)))
+
+
+def drift_network_train(network: DriftNetwork, config: AgentConfig, env_name: str
+                        ) -> Callable[[jax.Array, Any, jax.Array], Any]:
+    """`train(flat weights, env params, key)`: PPO with the network as its drift."""
+    return make_train(_ppo(config, "drift networks"), env_name, lpo_objective(network.apply))
+
+
+def lpg_network_train(network: LPGNetwork, config: AgentConfig, env_name: str
+                      ) -> Callable[[jax.Array, Any, jax.Array], Any]:
+    """`train(flat weights, env params, key)`: the actor-predictor agent the rule updates."""
     if not isinstance(config, LPGTrainConfig):
-        raise TypeError("an LPG network trains actor-predictor agents: give an LPGTrainConfig")
+        raise TypeError("LPG networks train actor-predictor agents: give an LPGTrainConfig")
     train = make_lpg_train(config, make_env(env_name), network.temporally_aware)
     return lambda flat, env_params, key: train(network.unflatten(flat), env_params, key)
 
 
-def evaluate_networks(task: Task, network: Network, params: Any, config: AgentConfig,
-                      keys: jax.Array) -> RLScores:
-    """Agents trained by each rule of `params` (flat weights [P, D], or encoded programs with
-    a leading axis P) on `task`, one per key [S]: returns [P, S, ...]."""
+def evaluate_rules(task: Task, kind: str, shape: RuleShape, params: Any, config: AgentConfig,
+                   keys: jax.Array) -> RLScores:
+    """Agents trained by each rule of population kind `kind` and `shape` in `params` (flat
+    weights [P, D], or encoded programs with a leading axis P) on `task`, one per key [S]:
+    returns [P, S, ...]."""
     env = _environment(task)
     config = _horizon(config, env)
 
     def make() -> Callable[..., RLScores]:
-        train = _agent_train(network, config, env.name)
+        agent_train = population_kind(kind).agent_train
+        if agent_train is None:
+            raise ValueError(f"{kind} rules train no agents: {task.key} is an RL task")
+        train = agent_train(shape, config, env.name)
 
         def population(params: jax.Array, env_params: Any, keys: jax.Array) -> RLScores:
             per_seed = jax.vmap(train, in_axes=(None, None, 0))
@@ -108,8 +125,8 @@ def evaluate_networks(task: Task, network: Network, params: Any, config: AgentCo
 
         return jax.jit(population)
 
-    run = _compiled(("rule", env.name, _shapes(env.params), config, network, _shapes(params)),
-                    make)
+    run = _compiled(("rule", env.name, _shapes(env.params), config, kind, shape,
+                     _shapes(params)), make)
     return run(jax.tree.map(jnp.asarray, params), env.params, keys)
 
 

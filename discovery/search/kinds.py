@@ -1,8 +1,10 @@
 """The registry of population kinds: what a config's `population.kind` names.
 
 A kind says how its population is built, whether its rules are networks (and of which
-shape), which agent its RL tasks train, and whether its rule is PPO's drift. Adding a kind is
-one `register` call. This module imports nothing heavy: configs and the CLI read it first.
+shape), which agent its RL tasks train and how a rule of it trains that agent, and whether
+its rule is PPO's drift. Adding a kind is one `register` call (with a network class that
+provides populations/rule_network.py's `RuleNetwork`). This module imports nothing heavy:
+configs and the CLI read it first.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from disco_rules.discovery.registry import Registry
+from disco_rules.discovery.registry import Registry, later
 
 if TYPE_CHECKING:
     from disco_rules.discovery.config import Config
@@ -25,11 +27,15 @@ class PopulationKind:
     `population(config, pool)` builds the population (its module is imported then);
     `network(hidden, prediction_size)` the rule network's shape, None for programs;
     `agent`: the config section of the agent its RL tasks train (`ppo` or `lpg`);
+    `agent_train(rule, agent config, env name)`: that agent's pure `train(rule params, env
+    params, key)` with a rule of this kind (a network's shape, or an Encoding of programs);
+    None: its rules train no agents (RL tasks refuse the kind);
     `drift`: its rules are PPO drifts (plotted over ratio and advantage, distillable).
     """
 
     name: str
     population: Callable[["Config", Any], "Population"]
+    agent_train: Callable[[Any, Any, str], Callable[..., Any]] | None = None
     network: Callable[[int, int], Any] | None = None
     agent: str = "ppo"
     drift: bool = False
@@ -66,29 +72,32 @@ def _networks(config: "Config", pool: Any) -> "Population":
     return NetworkPopulation(config, pool)
 
 
-def _drift_network(name: str) -> Callable[[int, int], Any]:
+def _drift_network(temporally_aware: bool) -> Callable[[int, int], Any]:
     def network(hidden: int, prediction_size: int) -> Any:
         from disco_rules.populations.drift_network import DriftNetwork
 
-        return DriftNetwork.of_kind(name, hidden)
+        return DriftNetwork(temporally_aware, hidden)
 
     return network
 
 
-def _lpg_network(name: str) -> Callable[[int, int], Any]:
+def _lpg_network(temporally_aware: bool) -> Callable[[int, int], Any]:
     def network(hidden: int, prediction_size: int) -> Any:
         from disco_rules.populations.lpg_network import LPGNetwork
 
-        return LPGNetwork.of_kind(name, hidden, prediction_size)
+        return LPGNetwork(temporally_aware, hidden, prediction_size)
 
     return network
 
 
-register(PopulationKind("programs", _programs))
-register(PopulationKind("lpo", _networks, _drift_network("lpo"), agent="ppo", drift=True))
-register(PopulationKind("ta-lpo", _networks, _drift_network("ta-lpo"), agent="ppo", drift=True))
-register(PopulationKind("lpg", _networks, _lpg_network("lpg"), agent="lpg"))
-register(PopulationKind("ta-lpg", _networks, _lpg_network("ta-lpg"), agent="lpg"))
+_DRIFT_PROGRAM = later("discovery.inner.rl_train", "drift_program_train")
+_DRIFT_NETWORK = later("discovery.inner.rl_train", "drift_network_train")
+_LPG_NETWORK = later("discovery.inner.rl_train", "lpg_network_train")
+register(PopulationKind("programs", _programs, _DRIFT_PROGRAM))
+register(PopulationKind("lpo", _networks, _DRIFT_NETWORK, _drift_network(False), drift=True))
+register(PopulationKind("ta-lpo", _networks, _DRIFT_NETWORK, _drift_network(True), drift=True))
+register(PopulationKind("lpg", _networks, _LPG_NETWORK, _lpg_network(False), agent="lpg"))
+register(PopulationKind("ta-lpg", _networks, _LPG_NETWORK, _lpg_network(True), agent="lpg"))
 
 
 def network_text(network: Any) -> str:

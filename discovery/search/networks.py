@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from disco_rules.discovery.config import Config, ConfigError
-from disco_rules.discovery.inner.rl_train import AgentConfig, Network
+from disco_rules.discovery.inner.rl_train import AgentConfig
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.scoring import Pool, TaskScore, outcome, score_rules, with_seeds
 from disco_rules.discovery.search.engine import Told
@@ -31,12 +31,13 @@ from disco_rules.discovery.tasks.kinds import task_kind
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program, ProgramError
 from disco_rules.dsl.slots import OBJECTIVE
+from disco_rules.populations.rule_network import RuleNetwork
 from disco_rules.populations.strategy import Strategy, StrategySpec
 
 _INIT_STREAM = 0x1A17  # the initial network's key, apart from the generations' streams
 
 
-def network_of(config: Config) -> Network:
+def network_of(config: Config) -> RuleNetwork:
     """The rule network of the config's population kind."""
     population = config.population
     return population_kind(population.kind).network(population.hidden,
@@ -116,8 +117,8 @@ class NetworkPopulation:
     def evaluate(self, proposal: _Proposal, train: Sequence[Task], levels: Sequence[Task],
                  baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
         """Every rule (the mean too) on every training task, with the generation's seeds."""
-        return score_rules(self.pool, self.config, self.network, self.agent, proposal.weights,
-                           train, baselines, proposal.run_seed)
+        return score_rules(self.pool, self.config, self.network.kind, self.network, self.agent,
+                           proposal.weights, train, baselines, proposal.run_seed)
 
     def tell(self, proposal: _Proposal, table: list[list[TaskScore]], generation: int,
              levels: Sequence[Task]) -> Told:
@@ -183,7 +184,7 @@ class NetworkPopulation:
         programs = {i: rule for i, rule in enumerate(rules) if isinstance(rule, Program)}
         table: list[list[TaskScore]] = [[] for _ in rules]
         if networks:
-            rows = score_rules(self.pool, config, self.network, self.agent,
+            rows = score_rules(self.pool, config, self.network.kind, self.network, self.agent,
                                np.stack(list(networks.values())), tasks, baselines,
                                self.config.seed)
             for i, row in zip(networks, rows):
@@ -191,7 +192,7 @@ class NetworkPopulation:
         if programs:
             encoding = Encoding(slot=OBJECTIVE,
                                 max_statements=max(len(p.body) for p in programs.values()))
-            rows = score_rules(self.pool, config, encoding, self.agent,
+            rows = score_rules(self.pool, config, "programs", encoding, self.agent,
                                encoding.encode_population(list(programs.values())), tasks,
                                baselines, self.config.seed)
             for i, row in zip(programs, rows):

@@ -300,7 +300,7 @@ class ProgramPopulation:
                 sources[row["id"]] = source
             row["fitness"] = fit
             candidates.append(CandidateRecord(
-                id=row["id"], generation=generation, parent_id=row["parent"], kind="program",
+                id=row["id"], generation=generation, parent_id=row["parent"], kind="programs",
                 text=to_text(row["program"]), hash=row["hash"], fingerprint=row["fingerprint"],
                 fitness=fit, status=status, reason=reason))
         self.state = self.evolution.tell(

@@ -1,6 +1,6 @@
 """Older archives brought to this schema when opened, under the run's lock: schema 2 gains
 an empty levels table, schema 3 the baseline's optimizer, weight decay and seeds, schema 4
-its schedule."""
+its schedule, and schema 5's program candidates take their population kind's name."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ _BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "I
 
 
 def _migration(db: sqlite3.Connection, version: int) -> str:
-    """The SQL that turns an archive of schema `version` (2, 3 or 4) into the next schema."""
+    """The SQL that turns an archive of schema `version` (2 to 5) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
+    if version == 5:
+        return "UPDATE candidates SET kind = 'programs' WHERE kind = 'program';"
     present = {row[1] for row in db.execute("PRAGMA table_info(baselines)")}
     if version == 4:  # schema-4 optimizer-task baselines trained at a constant lr
         added = ("" if "schedule" in present
@@ -36,7 +38,7 @@ def check_archive(path: Path, db: sqlite3.Connection, lock: RunLock | None) -> N
     """StoreError unless the archive at `path` is SQLite of this schema; an older one is
     migrated under the run's lock (`lock`, or taken here for a reader)."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version in (2, 3, 4):
+    if 2 <= version < SCHEMA_VERSION:
         migration = RunLock.acquire(path.parent) if lock is None else None
         try:
             # again under the lock: another process may have migrated it meanwhile

@@ -1,8 +1,9 @@
 """The archive's SQL schema: candidates, scores, validation, baselines, events and levels."""
 
-SCHEMA_VERSION = 5  # 2: candidates.weights (network candidates); 3: the levels table;
+SCHEMA_VERSION = 6  # 2: candidates.weights (network candidates); 3: the levels table;
 # 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
-# 5: baselines.schedule (the baseline's tuned learning-rate schedule)
+# 5: baselines.schedule (the baseline's tuned learning-rate schedule);
+# 6: candidates.kind is the population kind's name ("programs", not "program")
 
 SCHEMA = """
 CREATE TABLE candidates (

@@ -11,11 +11,10 @@ live in scoring.py, baselines.py and footprint.py, which import JAX and the eval
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from disco_rules.discovery.registry import Registry
+from disco_rules.discovery.registry import Registry, later
 from disco_rules.discovery.tasks.family import Environment, Problem, Task
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
 
@@ -69,16 +68,6 @@ def task_kind(name: str) -> TaskKind:
     return TASK_KINDS.get(name)
 
 
-def _later(module: str, name: str) -> Callable[..., Any]:
-    """`module.name`, imported at its first call (scoring and the evaluators import JAX and
-    import this module)."""
-
-    def call(*args: Any) -> Any:
-        return getattr(importlib.import_module(f"disco_rules.discovery.{module}"), name)(*args)
-
-    return call
-
-
 def _no_work_items(task: Task, config: "Config", held_out: bool) -> list["WorkItem"]:
     """RL work items are not estimated: their rollouts are small next to a process."""
     return []
@@ -86,15 +75,15 @@ def _no_work_items(task: Task, config: "Config", held_out: bool) -> list["WorkIt
 
 register(TaskKind(
     "optimizer", builds=Problem, slot=OPTIMIZER, baseline_score=0.0, trains_agents=False,
-    programs_item=_later("scoring", "optimizer_programs_item"),
-    score=_later("scoring", "optimizer_score"),
-    baseline_item=_later("baselines", "adamw_item"),
-    baseline_record=_later("baselines", "loss_record"),
-    work_items=_later("footprint", "optimizer_work_items")))
+    programs_item=later("discovery.scoring", "optimizer_programs_item"),
+    score=later("discovery.scoring", "optimizer_score"),
+    baseline_item=later("discovery.baselines", "adamw_item"),
+    baseline_record=later("discovery.baselines", "loss_record"),
+    work_items=later("discovery.footprint", "optimizer_work_items")))
 register(TaskKind(
     "rl", builds=Environment, slot=OBJECTIVE, baseline_score=1.0, trains_agents=True,
-    programs_item=_later("scoring", "drift_programs_item"),
-    score=_later("scoring", "rl_score"),
-    baseline_item=_later("baselines", "agent_item"),
-    baseline_record=_later("baselines", "return_record"),
+    programs_item=later("discovery.scoring", "drift_programs_item"),
+    score=later("discovery.scoring", "rl_score"),
+    baseline_item=later("discovery.baselines", "agent_item"),
+    baseline_record=later("discovery.baselines", "return_record"),
     work_items=_no_work_items))
