@@ -19,6 +19,7 @@ from typing import Sequence
 import pytest
 
 from disco_rules.discovery.store import CandidateRecord, RunStore
+from tests.configs import config_variant
 from tests.test_cli_runs import DISCO, _environment
 from tests.test_plugin_tasks import plugin_config
 from tests.test_plugin_tasks import MODULE as PLUGIN_MODULE
@@ -178,7 +179,7 @@ def test_the_memory_check_is_part_of_the_config_check_and_passes_the_quickstart(
     config, _ = load_config(QUICKSTART)
     check_memory(config, None)
     small = estimate_bytes(config, TaskPlan.from_config(config))
-    bigger = parse_config(QUICKSTART.read_text().replace("seeds = 2", "seeds = 20"))
+    bigger = parse_config(config_variant(QUICKSTART.read_text(), {"tasks.seeds": 20}))
     assert estimate_bytes(bigger, TaskPlan.from_config(bigger)) > small
 
 

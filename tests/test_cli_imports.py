@@ -10,6 +10,7 @@ import pytest
 
 from disco_rules.discovery.store import CandidateRecord, RunStore, ValidationRecord
 from disco_rules.dsl import library
+from tests.configs import config_variant
 
 QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart.toml"
 HEAVY = ("ray", "gymnax", "jax")
@@ -30,7 +31,7 @@ DEAD_CODE = "def evolved(w, g, lr):\n    unused = w * w\n    update = lr * g\n  
 def finished_run(tmp_path_factory) -> Path:
     """A run whose checkpoint is at its last generation, with one program candidate (#1)."""
     run_dir = tmp_path_factory.mktemp("runs") / "quick-run"
-    text = QUICKSTART.read_text().replace("generations = 30", "generations = 2")
+    text = config_variant(QUICKSTART.read_text(), {"generations": 2})
     with RunStore.create(run_dir, text) as store:
         store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="programs",
                                                  text=DEAD_CODE, hash="h1", fitness=0.1,
@@ -107,7 +108,7 @@ def test_a_network_exports_without_ray_or_gymnax(tmp_path):
 
     text = '{"network": "ta-lpo", "hidden": 4}'
     weights = np.linspace(-1, 1, network_from_text(text).num_params)
-    text_config = QUICKSTART.read_text().replace("generations = 30", "generations = 2")
+    text_config = config_variant(QUICKSTART.read_text(), {"generations": 2})
     with RunStore.create(tmp_path / "net", text_config) as store:
         store.add_generation(0, [CandidateRecord(id=1, generation=0, kind="ta-lpo", text=text,
                                                  hash="n1", fitness=0.1, status="ok",

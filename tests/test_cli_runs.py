@@ -29,6 +29,7 @@ from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.identity import fingerprint
 from disco_rules.dsl.parser import parse
 from disco_rules.discovery.store import RunStore
+from tests.configs import config_variant
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                 reason="process checks read /proc (Linux)")
@@ -481,8 +482,8 @@ def test_errors_are_one_line_and_create_no_run(case, tmp_path, request):
         untouched = request.getfixturevalue("run").run_dir
         args, message = ["inspect", f"{untouched}:999999"], "no such candidate"
     else:
-        text = CONFIG.replace('train = [{ family = "quadratic"', 'train = [{ family = "quadric"')
-        assert text != CONFIG
+        text = config_variant(CONFIG, {"tasks.train": [{"family": "quadric", "dim": 4,
+                                                         "horizon": 1000}]})
         (tmp_path / "c.toml").write_text(text)
         args, message = ["launch", "c.toml", "--run-dir", str(new_dir)], \
             "tasks.train[0]: unknown task family 'quadric'"

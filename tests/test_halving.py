@@ -19,6 +19,7 @@ from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.slots import OPTIMIZER
 from disco_rules.dsl.stability import instability
 from test_search import CONFIG, archive_rows, make_search, programs
+from tests.configs import config_variant
 
 SCREEN = """
 [screen]
@@ -26,8 +27,8 @@ task = { family = "quadratic", dim = 4, horizon = 10 }
 min_fitness = -3.0
 """
 # one program per work item, so that work items count programs
-HALVING = CONFIG.replace("generations = 4", "generations = 3") \
-    .replace("batch_size = 8", "batch_size = 1") + SCREEN + "keep = 0.5\n"
+HALVING = config_variant(CONFIG + SCREEN, {"generations": 3, "cluster.batch_size": 1,
+                                           "screen.keep": 0.5})
 
 
 # --- the rule, alone ------------------------------------------------------------------------
@@ -227,10 +228,11 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
 
 @pytest.mark.slow  # two whole 3-generation searches
 def test_keep_one_archives_exactly_what_the_committed_funnel_archived(tmp_path, monkeypatch):
-    text = CONFIG.replace("generations = 4", "generations = 3") + SCREEN.replace(
-        "-3.0", "-0.5")  # a threshold that screens some children out
+    # a threshold that screens some children out
+    text = config_variant(CONFIG + SCREEN, {"generations": 3, "screen.min_fitness": -0.5})
     warm = programs("sgd", "momentum")
-    search, now, _ = make_search(tmp_path / "now", warm, text + "keep = 1.0\n")
+    search, now, _ = make_search(tmp_path / "now", warm,
+                                 config_variant(text, {"screen.keep": 1.0}))
     search.run(3)
     with monkeypatch.context() as patch:
         patch.setattr(ProgramPopulation, "_evaluate", committed_evaluate)

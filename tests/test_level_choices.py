@@ -17,6 +17,7 @@ from disco_rules.discovery.levels import Levels
 from disco_rules.discovery.scheduler import (SchedulerConfig, make_scheduler, split_parameters,
                                              state_from_data, state_to_data)
 from disco_rules.discovery.tasks import FAMILIES, Task
+from tests.configs import config_variant
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -227,7 +228,7 @@ def test_a_resumed_search_with_listed_levels_samples_the_same_levels(tmp_path):
     from disco_rules.discovery.evaluator import Evaluator
     from disco_rules.discovery.levels import buffer_rows
 
-    text = CONFIG.replace("generations = 4", "generations = 3") + """
+    text = config_variant(CONFIG, {"generations": 3}) + """
 [scheduler]
 kind = "regret"
 levels = 2

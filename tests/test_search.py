@@ -18,6 +18,7 @@ from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
 from disco_rules.populations.evolution import Member, RegularizedEvolution, EvolutionState
+from tests.configs import config_variant
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 
@@ -234,7 +235,7 @@ def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_pat
 
 
 def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
-    text = CONFIG.replace("[validation]\n", "[validation]\nseeds = 3\n")
+    text = config_variant(CONFIG, {"validation.seeds": 3})
     seen = []
 
     class Recording(LocalPool):

@@ -17,8 +17,9 @@ from disco_rules.discovery.scoring import FITNESS_CAP
 from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, SampledLevelRecord
 from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
+from tests.configs import config_variant
 
-SCHEDULED = CONFIG.replace("generations = 4", "generations = 3") + """
+SCHEDULED = config_variant(CONFIG, {"generations": 3}) + """
 [scheduler]
 kind = "regret"
 levels = 2
@@ -129,7 +130,7 @@ def test_a_failed_level_evaluation_counts_as_the_worst_score_and_the_run_goes_on
 
 
 def test_levels_must_be_of_the_kind_of_the_runs_tasks(tmp_path):
-    text = SCHEDULED.replace("quadratic = { dim = 4, horizon = 12 }", "cartpole = {}")
+    text = config_variant(SCHEDULED, {"scheduler.families": {"cartpole": {}}})
     config = parse_config(text)
     with pytest.raises(ConfigError, match="scheduler.families.cartpole: not an optimizer "
                                           "family"):
