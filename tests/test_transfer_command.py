@@ -23,6 +23,7 @@ from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunSto
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.verdict import Verdict, judge, winner_text
+from tests.configs import config_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,12 +116,15 @@ def test_scores_are_grouped_by_family():
 PROGRAM = "def p{0}(w, g, lr):\n    update = {1} * lr * g\n    return update\n"
 
 
-def _validated_run(run_dir: Path, validation: dict[int, dict[str, float]], rl: bool = False
-                   ) -> Path:
-    """A run whose candidates (id -> held-out task -> score) were meta-validated, with a
-    baseline for each task (a return without a loss on RL tasks)."""
+def _validated_run(run_dir: Path, validation: dict[int, dict[str, float]], rl: bool = False,
+                   population: str = "programs") -> Path:
+    """A quickstart run of population kind `population` whose candidates (id -> held-out task
+    -> score) were meta-validated, with a baseline for each task (a return without a loss on
+    RL tasks)."""
     tasks = sorted({task for scores in validation.values() for task in scores})
-    with RunStore.create(run_dir, (ROOT / "examples" / "quickstart.toml").read_text()) as store:
+    config = config_variant((ROOT / "examples" / "quickstart.toml").read_text(),
+                            {"population.kind": population})
+    with RunStore.create(run_dir, config) as store:
         for task in tasks:
             store.add_baseline(BaselineRecord(task=task, score=200.0, curve=[1.0])
                                if rl else BaselineRecord(task=task, score=0.0, loss=1.0,
@@ -165,12 +169,15 @@ def test_the_summary_and_pareto_name_a_winner_that_beats_the_baseline(tmp_path, 
     assert line in capsys.readouterr().out
 
 
-def test_an_rl_run_is_judged_against_the_tuned_agent_at_one(tmp_path, capsys):
+@pytest.mark.parametrize("population, agent", [("programs", "PPO"), ("lpo", "PPO"),
+                                               ("ta-lpg", "A2C")])
+def test_an_rl_run_is_judged_against_the_tuned_agent_at_one(tmp_path, capsys, population, agent):
     run_dir = _validated_run(tmp_path / "run", {1: {"cartpole(a=1)": 1.3, "acrobot(a=1)": 1.4,
-                                                    "cartpole(a=2)": 1.35}}, rl=True)
+                                                    "cartpole(a=2)": 1.35}}, rl=True,
+                             population=population)
     with RunStore.open(run_dir) as store:
         print_summary(store, 1.0)
-    assert "verdict: #1 beats tuned PPO by +0.350 ± 0.029" in capsys.readouterr().out
+    assert f"verdict: #1 beats tuned {agent} by +0.350 ± 0.029" in capsys.readouterr().out
 
 
 def _evolved_run(run_dir: Path, warm: dict[str, float], child: dict[str, float]) -> Path:

@@ -26,7 +26,8 @@ class PopulationKind:
 
     `population(config, pool)` builds the population (its module is imported then);
     `network(hidden, prediction_size)` the rule network's shape, None for programs;
-    `agent`: the config section of the agent its RL tasks train (`ppo` or `lpg`);
+    `agent`: the config section of the agent its RL tasks train (`ppo` or `lpg`), and
+    `agent_baseline` the hand-designed algorithm its rules are measured against there;
     `agent_train(rule, agent config, env name)`: that agent's pure `train(rule params, env
     params, key)` with a rule of this kind (a network's shape, or an Encoding of programs);
     None: its rules train no agents (RL tasks refuse the kind);
@@ -38,6 +39,7 @@ class PopulationKind:
     agent_train: Callable[[Any, Any, str], Callable[..., Any]] | None = None
     network: Callable[[int, int], Any] | None = None
     agent: str = "ppo"
+    agent_baseline: str = "PPO"
     drift: bool = False
 
     @property
@@ -96,8 +98,10 @@ _LPG_NETWORK = later("discovery.inner.rl_train", "lpg_network_train")
 register(PopulationKind("programs", _programs, _DRIFT_PROGRAM))
 register(PopulationKind("lpo", _networks, _DRIFT_NETWORK, _drift_network(False), drift=True))
 register(PopulationKind("ta-lpo", _networks, _DRIFT_NETWORK, _drift_network(True), drift=True))
-register(PopulationKind("lpg", _networks, _LPG_NETWORK, _lpg_network(False), agent="lpg"))
-register(PopulationKind("ta-lpg", _networks, _LPG_NETWORK, _lpg_network(True), agent="lpg"))
+register(PopulationKind("lpg", _networks, _LPG_NETWORK, _lpg_network(False), agent="lpg",
+                        agent_baseline="A2C"))
+register(PopulationKind("ta-lpg", _networks, _LPG_NETWORK, _lpg_network(True), agent="lpg",
+                        agent_baseline="A2C"))
 
 
 def network_text(network: Any) -> str:
