@@ -101,6 +101,10 @@ def start_ray(address: str | None, num_cpus: int | None = None,
         runtime_env["py_modules"] = list(py_modules)
     logging_level = logging.INFO if os.environ.get("DISCO_DEBUG") else logging.WARNING
     if address is None:
+        # include_dashboard=False still starts ray/dashboard/dashboard.py: Ray 2.x starts it on
+        # every head (no option skips it), here as an API server with only its usage-statistics
+        # module and no HTTP server. Without it (patching Ray's Node.start_api_server), the
+        # dashboard agent would log a traceback every second, waiting for the address it posts.
         with _loopback_node(), _quiet_start():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                      log_to_driver=False, runtime_env=runtime_env, logging_level=logging_level,
@@ -109,6 +113,15 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     else:
         ray.init(address=address, log_to_driver=False, runtime_env=runtime_env,
                  logging_level=logging_level)
+    _sigterm_without_crash_report()
+
+
+def _sigterm_without_crash_report() -> None:
+    """Hand SIGTERM back to Python's handler (Ray's: exit, shutting Ray down), away from the
+    C++ failure-signal handler ray.init installs, which prints a crash report (`*** SIGTERM
+    received`, logging.cc lines) for a request to stop; it keeps SIGSEGV, SIGABRT and the rest."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
 
 
 def _end_with_this_process() -> None:
