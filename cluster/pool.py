@@ -25,7 +25,7 @@ import ray
 import ray.exceptions
 from ray.util.metrics import Counter, Histogram
 
-from disco_rules.cluster import reasons
+from disco_rules.cluster import reasons, stop
 from disco_rules.cluster.deadlines import DeadlineRule, Deadlines
 from disco_rules.cluster.results import Failed, TimedOut
 
@@ -91,8 +91,8 @@ def start_ray(address: str | None, num_cpus: int | None = None,
     cluster that a `ray start` on this machine left in /tmp/ray/ray_current_cluster (or
     RAY_ADDRESS names), which ray.init() would join. Its node has the loopback address, so
     every server of it listens on 127.0.0.1 only. Its processes end with this one: on
-    SIGHUP as on SIGTERM (this process exits, shutting Ray down), and if this one is killed
-    outright (cluster/reaper.py).
+    SIGHUP as on SIGTERM (this process raises cluster/stop.py's Terminated and exits,
+    shutting Ray down), and if this one is killed outright (cluster/reaper.py).
     """
     if ray.is_initialized():
         return
@@ -117,11 +117,12 @@ def start_ray(address: str | None, num_cpus: int | None = None,
 
 
 def _sigterm_without_crash_report() -> None:
-    """Hand SIGTERM back to Python's handler (Ray's: exit, shutting Ray down), away from the
-    C++ failure-signal handler ray.init installs, which prints a crash report (`*** SIGTERM
-    received`, logging.cc lines) for a request to stop; it keeps SIGSEGV, SIGABRT and the rest."""
+    """SIGTERM raises Terminated (cluster/stop.py: an exit through Python, shutting Ray down),
+    away from the C++ failure-signal handler ray.init installs, which prints a crash report
+    (`*** SIGTERM received`, logging.cc lines) for a request to stop; it keeps SIGSEGV,
+    SIGABRT and the rest."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+        signal.signal(signal.SIGTERM, stop.terminate)
 
 
 def _end_with_this_process() -> None:
@@ -132,17 +133,11 @@ def _end_with_this_process() -> None:
 
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL):
-        signal.signal(signal.SIGHUP, _exit_on_hangup)
+        signal.signal(signal.SIGHUP, stop.terminate)  # not SIGHUP's default: killed at once
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
             if child.name() == "raylet":
                 reaper.watch(child.pid)
-
-
-def _exit_on_hangup(signum: int, frame: Any) -> None:
-    """A closed terminal ends this process as SIGTERM does: by exiting, so that Ray shuts
-    down (SIGHUP's default would end it at once, as SIGKILL does)."""
-    sys.exit(128 + signum)
 
 
 @contextlib.contextmanager

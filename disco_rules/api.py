@@ -118,11 +118,15 @@ def stage_run(run_dir: str | os.PathLike[str] | None, name: str, text: str,
 def launched(store: RunStore) -> Iterator[RunStore]:
     """A new run's `store`, closed at the end of the block. A launch that fails before its
     first generation is checkpointed removes the run (nothing half-made is left behind),
-    unless Ctrl-C or its storage (a full disk) stopped it: `disco resume` continues those."""
+    unless Ctrl-C, SIGTERM or its storage (a full disk) stopped it: `disco resume` continues
+    those."""
+    from disco_rules.cluster.stop import Terminated
+
     try:
         yield store
     except BaseException as error:
-        if not isinstance(error, (KeyboardInterrupt, StorageError)) and not store.checkpointed:
+        if not isinstance(error, (KeyboardInterrupt, Terminated, StorageError)) \
+                and not store.checkpointed:
             store.discard()
         raise
     finally:

@@ -94,18 +94,19 @@ class Phase:
             return
         self.shown, self.last_line = True, now
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
         """End the phase: erase its line where it is redrawn; a last plain line if any was
-        shown."""
+        shown, "done" or, if an exception ended it (`stopped`), "stopped"."""
         self._stop.set()
         self._ticker.join()
         with self._lock:
             if self.shown and self.progress.live:
                 self.progress.draw("")
             elif self.shown:
-                self.progress.write_line(
-                    f"{self.label}: done{self._count()} in "
-                    f"{_duration(self.progress.clock() - self.started)}")
+                elapsed = _duration(self.progress.clock() - self.started)
+                self.progress.write_line(f"{self.label}: stopped{self._count()} after {elapsed}"
+                                         if stopped else
+                                         f"{self.label}: done{self._count()} in {elapsed}")
 
     def _count(self) -> str:
         return f", {self.done}/{self.total}" if self.total is not None else ""
@@ -113,8 +114,8 @@ class Phase:
     def __enter__(self) -> Phase:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(stopped=exc_type is not None)
 
 
 class Progress:

@@ -407,12 +407,13 @@ def test_plot_writes_a_png_with_the_fitness_and_held_out_panels(run, tmp_path):
     assert (width, height) == (500 * panels, 400) and panels == 2
 
 
-# -- a run killed with SIGKILL, then resumed -----------------------------------------------
+# -- a run killed with SIGKILL, or stopped with SIGTERM, then resumed ----------------------
 
 @pytest.mark.slow
-def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(run):
-    run_dir = run.base / "killed"
-    log = run.base / "killed.log"
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(run, how):
+    run_dir = run.base / f"killed-{how.name}"
+    log = run.base / f"killed-{how.name}.log"
     with open(log, "w") as output:
         proc = subprocess.Popen([DISCO, "launch", str(run.config), "--run-dir", str(run_dir)],
                                 cwd=run.base, env=run.env, stdout=output,
@@ -425,11 +426,18 @@ def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(ru
             assert time.monotonic() < deadline, "no checkpoint of generation 1 in time"
             time.sleep(0.005)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if how == signal.SIGKILL:  # the whole group, at once
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # `kill PID`: disco alone, which stops Ray as it exits
+            proc.send_signal(how)
+        proc.wait(timeout=120)
         survivors = _reap_session(proc.pid)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143}[how]
     assert survivors == {}
+    if how == signal.SIGTERM:  # a request to stop: how to go on, and no crash report
+        output = log.read_text()
+        assert f"interrupted; continue with: disco resume {run_dir}" in output, output
+        assert "logging.cc" not in output and "Traceback" not in output, output
     left = sorted(p.name for p in checkpoints.iterdir() if p.suffix == ".msgpack")
     assert f"checkpoint-{GENERATIONS - 1:08d}.msgpack" not in left, \
         "the kill came after the last generation: nothing left to resume"

@@ -5,6 +5,8 @@ counts its results and names each batch once by what it is, and the Python API's
 import io
 import sys
 
+import pytest
+
 from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.evaluator import BaselineItem, ProgramsItem
 from disco_rules.discovery.plan import TaskPlan
@@ -58,6 +60,18 @@ def test_off_a_terminal_a_long_phase_is_plain_lines_with_counts_and_time_left():
         "generation 0: training on 2 tasks: 2/4 [##########----------] 15s, ~15s left",
         "generation 0: training on 2 tasks: 4/4 [####################] 36s",
         "generation 0: training on 2 tasks: done, 4/4 in 36s"]
+
+
+def test_a_phase_that_an_exception_ends_says_stopped_not_done():
+    progress, stream, clock = make(live=False)
+    with pytest.raises(KeyboardInterrupt):
+        with progress.phase("generation 0: training on 2 tasks", 4) as phase:
+            clock.now += 15.0
+            phase.advance()
+            clock.now += 4.0
+            raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1] == \
+        "generation 0: training on 2 tasks: stopped, 1/4 after 19s"
 
 
 def test_on_a_terminal_a_phase_is_one_line_redrawn_and_erased():

@@ -108,8 +108,9 @@ def _started_pool(config: Config, address: str | None, progress: Any) -> Iterato
 def _drive(store: RunStore, config: Config, args: argparse.Namespace, pool: Any,
            progress: Any) -> None:
     """The run to its last generation (`api.drive`, shown in `progress`), serving metrics
-    with --metrics-port, then its summary; Ctrl-C says how to continue."""
+    with --metrics-port, then its summary; Ctrl-C or SIGTERM says how to continue."""
     from disco_rules import api
+    from disco_rules.cluster.stop import Terminated
 
     server = None
     started = time.perf_counter()
@@ -121,7 +122,7 @@ def _drive(store: RunStore, config: Config, args: argparse.Namespace, pool: Any,
                 metrics.observe(report, pool)
 
         api.drive(store, config, pool, observe, progress)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         print(f"interrupted; continue with: disco resume {store.run_dir}", file=sys.stderr)
         raise
     finally:
