@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import numpy as np
 
 from disco_rules.discovery.config import Config, ConfigError, scheduler_config
 from disco_rules.discovery.inner.train import CURVE_POINTS
-from disco_rules.discovery.plan import TaskPlan
+from disco_rules.cluster.deadlines import DeadlineExceeded, call_within
+from disco_rules.discovery.plan import TaskPlan, driver_deadline_s
 from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
@@ -92,6 +94,18 @@ def work_items(config: Config, plan: TaskPlan) -> list[WorkItem]:
             for item in task_kind(task.kind).work_items(task, config, task.key in heldout)]
 
 
+def _built(task: Task, config: Config) -> Any:
+    """`task.build()`, abandoned after the driver's deadline (a user's build that blocks for
+    these parameters): a ConfigError then."""
+    seconds = driver_deadline_s(config)
+    try:
+        return call_within(seconds, task.build)
+    except DeadlineExceeded:
+        raise ConfigError(f"{task.key}: building it to estimate the run's memory did not "
+                          f"finish within {seconds:g} s ([cluster] deadline_s sets the "
+                          "deadline)") from None
+
+
 def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[WorkItem]:
     """The candidates' and the baseline's work item on an optimizer task, sized as the module
     docstring says."""
@@ -101,7 +115,7 @@ def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[Wor
     baseline_seeds = tasks.seeds_of_baseline
     registers = config.population.max_statements + REGISTER_SLACK
     key = jax.random.PRNGKey(0)
-    problem = task.build()
+    problem = _built(task, config)
     params, _ = _tree_size(jax.eval_shape(problem.init, key))
     _, data = _tree_size(jax.eval_shape(problem.data, key))
     seeds = (config.validation.seeds or tasks.seeds) if held_out else tasks.seeds

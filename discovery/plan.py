@@ -16,6 +16,12 @@ from disco_rules.dsl.program import Program, ProgramError
 from disco_rules.dsl.slots import Slot
 
 
+def driver_deadline_s(config: Config) -> float:
+    """How long the driver waits for a user's task code ([cluster] deadline_s, or the floor
+    of a first work item): checking a family, building a task for the memory estimate."""
+    return config.cluster.deadline_s or DeadlineRule().first_s
+
+
 def tasks_from(tables: Sequence[dict], key: str, check_within: float | None = None
                ) -> list[Task]:
     """Tasks of a config list; a bad family or parameter is a ConfigError naming the key. A
@@ -44,7 +50,7 @@ class TaskPlan:
         """Tasks built from the config; ConfigError names a bad family, parameter or overlap,
         or a user's family whose check outlives the deadline ([cluster] deadline_s, or that
         of a first work item)."""
-        check_within = config.cluster.deadline_s or DeadlineRule().first_s
+        check_within = driver_deadline_s(config)
         train = tasks_from(config.tasks.train, "tasks.train", check_within)
         heldout = tasks_from(config.tasks.heldout, "tasks.heldout", check_within)
         overlap = {t.key for t in train} & {t.key for t in heldout}

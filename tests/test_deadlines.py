@@ -136,7 +136,8 @@ def test_the_measured_deadline_spares_an_actors_first_item_and_cuts_a_later_one(
 
 BLOCKING_MODULE = '''
 """A user's task family (least squares) that blocks in {where}: while it is traced (as the
-driver checks it) or only while it runs (a host callback; build: inside a Ray worker)."""
+driver checks it), only while it runs (a host callback; build: inside a Ray worker) or, for
+build, only for other parameters than its defaults (params)."""
 import os
 import threading
 
@@ -171,7 +172,8 @@ def blocking(where, value):
 
 
 def build(task):
-    if WHERE == "build" and (WHEN == "trace" or ray.is_initialized()):
+    if WHERE == "build" and (WHEN == "trace" or ray.is_initialized()
+                             or WHEN == "params" and task.get("dim") != 4):
         _never_returns()
     dim, n = task.get("dim"), 16
 
@@ -256,6 +258,17 @@ def test_a_family_that_blocks_while_the_driver_checks_it_is_one_error_line(tmp_p
         f"disco: error: tasks.train[0]: task family 'blocky_{where}_trace:family': building "
         "and tracing its default task did not finish within 2 s ([cluster] deadline_s sets "
         "the deadline)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_family_whose_build_blocks_for_the_memory_estimate_is_one_error_line(tmp_path):
+    # its default task builds (the check passes); the training task's, dim 3, never does
+    config = write_plugin(tmp_path, "build", "params", deadline_s=2)
+    result = launch_in_a_process(config, tmp_path / "run")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "disco: error: blocky_build_params:family(dim=3,horizon=10): building it to estimate "
+        "the run's memory did not finish within 2 s ([cluster] deadline_s sets the deadline)"]
     assert not (tmp_path / "run").exists()
 
 
