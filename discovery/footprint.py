@@ -42,9 +42,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from disco_rules.cluster.deadlines import DeadlineExceeded, call_within
 from disco_rules.discovery.config import Config, ConfigError, scheduler_config
 from disco_rules.discovery.inner.train import CURVE_POINTS
-from disco_rules.cluster.deadlines import DeadlineExceeded, call_within
 from disco_rules.discovery.plan import TaskPlan, driver_deadline_s
 from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.tasks import Task

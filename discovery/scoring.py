@@ -194,8 +194,7 @@ def split_evenly(n: int, most: int) -> list[tuple[int, int]]:
 
 def score_rules(pool: Pool, config: Config, kind: str, shape: RuleShape, agent: AgentConfig,
                 rules: Any, tasks: Sequence[Task], baselines: dict[str, BaselineRecord],
-                run_seed: int
-                ) -> list[list[TaskScore]]:
+                run_seed: int) -> list[list[TaskScore]]:
     """Per rule, per task: (normalised return, failure reason or None, its archive row), via
     work items on `pool`. Rules of population kind `kind` and `shape`: flat weights [N, D] of
     a network, or encoded objective-slot programs with a leading axis N (`shape` their

@@ -82,8 +82,10 @@ def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | N
         return [], None
     rl = _is_rl([store.baseline(task) for task in scores[winner]])
     reference = 1.0 if rl else 0.0
-    kind = population_kind(parse_config(store.config_text).population.kind)
-    baseline = f"tuned {kind.agent_baseline}" if rl else "tuned AdamW"
+    baseline = "tuned AdamW"
+    if rl:  # the agent's own algorithm, as the run's population kind names it
+        kind = population_kind(parse_config(store.config_text).population.kind)
+        baseline = f"tuned {kind.agent_baseline}"
     verdicts = {cid: judge(by_family(values), reference) for cid, values in scores.items()}
     beating = sorted(((f"#{cid}", v) for cid, v in verdicts.items()
                       if v.kind == "beats" and cid != winner), key=lambda item: -item[1].mean)
