@@ -237,7 +237,7 @@ def test_a_read_only_run_is_refused_for_writing_and_read_as_it_is(run, tmp_path)
                       cache=cache, before=read_only),
                f"{copy / 'new'}: cannot create the run directory (Read-only file system)")
     status = _disco("status", copy, cwd=tmp_path, cache=cache, before=read_only)
-    assert status.returncode == 0 and f"run {copy}: 1 of 30 generations" in status.stdout
+    assert status.returncode == 0 and f"run {copy}: 1 of 15 generations" in status.stdout
 
 
 FULL_DISK = """
@@ -258,7 +258,7 @@ def test_a_full_disk_is_one_line_and_the_run_goes_on_once_there_is_space(run, tm
     after = subprocess.run(_own_mounts(FULL_DISK, disk, run, logs, DISCO), capture_output=True,
                            text=True, env=_environment(run.parent / "jax-cache"), timeout=300)
     assert after.returncode == 0, after.stderr  # status, once space was freed: all is there
-    assert f"run {disk}/run: 1 of 30 generations" in after.stdout
+    assert f"run {disk}/run: 1 of 15 generations" in after.stdout
 
     def ran(name: str) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess(name, int((logs / f"{name}.rc").read_text()), "",
