@@ -91,6 +91,10 @@ class TasksConfig:
     warmup: float = 0.05
     final_lr: float = 0.0
     baseline_schedules: tuple[str, ...] = ("constant", "cosine")
+    # the most one training task's score adds to a candidate's fitness (scores are capped at
+    # 5 in any case): lower, a rule cannot win by driving a few easy tasks' loss to near zero
+    # while it loses elsewhere; fitness then rewards being ahead on many tasks
+    fitness_cap: float = 5.0  # FITNESS_CAP
 
     @property
     def seeds_of_baseline(self) -> int:
@@ -223,6 +227,7 @@ _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", 
 # rather than as an allocation (or an overflow) once the run is under way. Any other integer
 # is at most _MAX_INT: JAX computes in 32 bits.
 _MAX_INT = 2 ** 31 - 1
+FITNESS_CAP = 5.0  # the most any task's score can be (scoring.py), and tasks.fitness_cap's bound
 _MAXIMA = {
     "seed": 2 ** 32 - 1,  # JAX's PRNGKey keeps 32 bits: seed and seed + 2**32 would be one run
     "generations": 1_000_000,
@@ -369,6 +374,9 @@ def _check_meaning(config: Config) -> None:
     if not 0.0 <= config.tasks.warmup < 1.0:
         raise ConfigError(f"tasks.warmup: a fraction of the horizon in [0, 1), "
                           f"got {config.tasks.warmup}")
+    if not 0.0 < config.tasks.fitness_cap <= FITNESS_CAP:
+        raise ConfigError(f"tasks.fitness_cap: a score in (0, {FITNESS_CAP:g}], "
+                          f"got {config.tasks.fitness_cap}")
     if not 0.0 <= config.tasks.final_lr <= 1.0:
         raise ConfigError(f"tasks.final_lr: a fraction of the peak lr in [0, 1], "
                           f"got {config.tasks.final_lr}")

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from disco_rules.cluster.results import Failed, TimedOut
-from disco_rules.discovery.config import Config
+from disco_rules.discovery.config import FITNESS_CAP, Config
 from disco_rules.discovery.evaluator import ProgramsItem, RulesItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, RLScores, RuleShape, first_finite,
                                                   normalised_return)
@@ -30,7 +30,6 @@ from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program
 
 WORST = float("-inf")
-FITNESS_CAP = 5.0
 
 
 class TaskScore(NamedTuple):
@@ -112,13 +111,21 @@ class Outcome(NamedTuple):
     reason: str | None
 
 
-def outcome(per_task: Sequence[TaskScore]) -> Outcome:
-    """The mean score over tasks with status ok; or, if a task failed, WORST with the status
-    and reason of the first failure. Both populations archive their candidates by it."""
+def fitness_of(scores: Sequence[float], cap: float) -> float:
+    """A candidate's fitness from its scores on the training tasks: their mean, each counted
+    at most `cap` ([tasks] fitness_cap)."""
+    return float(np.mean(np.minimum(np.asarray(scores, np.float64), cap)))
+
+
+def outcome(per_task: Sequence[TaskScore], cap: float) -> Outcome:
+    """The fitness (`fitness_of`) over tasks with status ok; or, if a task failed, WORST with
+    the status and reason of the first failure. Both populations archive their candidates by
+    it."""
     failures = [score.reason for score in per_task if score.reason]
     if failures:
         return Outcome(WORST, status_of(failures[0]), failures[0])
-    return Outcome(float(np.mean([score.value for score in per_task])), CandidateStatus.OK, None)
+    return Outcome(fitness_of([score.value for score in per_task], cap), CandidateStatus.OK,
+                   None)
 
 
 def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float], ...]:

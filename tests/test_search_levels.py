@@ -32,9 +32,11 @@ def levels_of(store, generation):
     return [row for row in store.sampled_levels() if row.generation == generation]
 
 
-def test_each_generation_ranks_every_member_on_the_fixed_tasks_and_its_levels(tmp_path):
+@pytest.mark.parametrize("cap", [FITNESS_CAP, 0.1])
+def test_each_generation_ranks_every_member_on_the_fixed_tasks_and_its_levels(tmp_path, cap):
     search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"),
-                                   config_text=SCHEDULED)
+                                   config_text=config_variant(SCHEDULED,
+                                                              {"tasks.fitness_cap": cap}))
     heldout = {task.key for task in search.tasks.heldout}
     sampled = set()
     for g in range(3):
@@ -53,7 +55,8 @@ def test_each_generation_ranks_every_member_on_the_fixed_tasks_and_its_levels(tm
             trained.append(member)
             scores = {s.task: s.score for s in store.scores_of(source)}
             values = [scores[key] for key in train]  # re-scored on new levels if need be
-            expected = np.mean(values) if all(map(math.isfinite, values)) else -math.inf
+            expected = np.mean(np.minimum(values, cap)) if all(map(math.isfinite, values)) \
+                else -math.inf  # each task counts at most tasks.fitness_cap
             assert member.fitness == pytest.approx(expected)
         for row in rows:  # regret: baseline (0) minus the best scored member's clipped score
             best = max(min(max({s.task: s.score for s in store.scores_of(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.config import FITNESS_CAP, parse_config
 from disco_rules.discovery.scoring import WORST, TaskScore, outcome, status_of
 from disco_rules.discovery.search.networks import NetworkPopulation
 from disco_rules.discovery.status import CandidateStatus
@@ -27,7 +27,16 @@ def failed(reason: str) -> TaskScore:
 
 
 def test_every_task_ok_gives_the_mean_score_and_ok():
-    assert outcome([ok(1.0), ok(2.0), ok(-0.5)]) == (2.5 / 3, CandidateStatus.OK, None)
+    assert outcome([ok(1.0), ok(2.0), ok(-0.5)], FITNESS_CAP) == (2.5 / 3, CandidateStatus.OK,
+                                                                 None)
+
+
+def test_the_fitness_cap_bounds_what_one_task_adds_and_leaves_losses_whole():
+    # one near-zero loss (+5) cannot buy fitness over a rule ahead on every other task
+    lopsided, broad = [ok(5.0), ok(-0.2), ok(-0.2)], [ok(0.3), ok(0.3), ok(0.3)]
+    assert outcome(lopsided, FITNESS_CAP).fitness > outcome(broad, FITNESS_CAP).fitness
+    assert outcome(lopsided, 0.5).fitness == pytest.approx((0.5 - 0.4) / 3)
+    assert outcome(lopsided, 0.5).fitness < outcome(broad, 0.5).fitness == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("reason, status", [
@@ -39,14 +48,14 @@ def test_every_task_ok_gives_the_mean_score_and_ok():
 ])
 def test_one_failed_task_makes_the_candidate_worst_with_its_status(reason, status):
     assert status_of(reason) is status
-    fitness, got, why = outcome([ok(1.0), failed(reason), ok(2.0)])
+    fitness, got, why = outcome([ok(1.0), failed(reason), ok(2.0)], FITNESS_CAP)
     assert fitness == -math.inf and got is status and why == reason
 
 
 def test_the_first_failed_task_names_the_status():
-    assert outcome([ok(1.0), failed("timeout: 3 s"), failed("diverged")]).status \
+    assert outcome([ok(1.0), failed("timeout: 3 s"), failed("diverged")], FITNESS_CAP).status \
         is CandidateStatus.TIMEOUT
-    assert outcome([failed("diverged"), failed("nan")]) == \
+    assert outcome([failed("diverged"), failed("nan")], FITNESS_CAP) == \
         (WORST, CandidateStatus.DIVERGED, "diverged")
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, outcome, score_groups,
-                                           score_programs, status_of, with_seeds)
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, fitness_of, outcome,
+                                           score_groups, score_programs, status_of, with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
@@ -223,7 +223,8 @@ class ProgramPopulation:
             passing = [passing[k] for k in kept]
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
-            outcomes[i] = Scored(*outcome(per_task), tuple(score.row for score in per_task))
+            outcomes[i] = Scored(*outcome(per_task, self.config.tasks.fitness_cap),
+                                 tuple(score.row for score in per_task))
         return [o for o in outcomes if o is not None]
 
     def _source(self, member: Member) -> int:
@@ -260,7 +261,8 @@ class ProgramPopulation:
         fitness = {s: WORST for s in sources}
         for s, scores in known.items():
             values = [scores[task.key] for task in train]
-            fitness[s] = float(np.mean(values)) if all(map(math.isfinite, values)) else WORST
+            fitness[s] = fitness_of(values, self.config.tasks.fitness_cap) \
+                if all(map(math.isfinite, values)) else WORST
         return fitness, known, rows
 
     # -- tell ----------------------------------------------------------------------------
