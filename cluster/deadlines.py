@@ -58,9 +58,11 @@ class Deadlines:
                          f"like it ({self.slowest[kind]:.1f} s), at least {rule.min_s:g} s")
 
 
-def call_within(seconds: float, function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)`, run in a daemon thread; DeadlineExceeded if it has not returned
-    after `seconds` (the thread is then abandoned: Python cannot stop it)."""
+def call_within(seconds: float, function: Callable[..., T], *args: Any,
+                what: str = "the call") -> T:
+    """`function(*args)`, run in a daemon thread; DeadlineExceeded, a sentence about `what`,
+    if it has not returned after `seconds` (the thread is then abandoned: Python cannot stop
+    it)."""
     outcome: list[Any] = []
 
     def run() -> None:
@@ -73,7 +75,8 @@ def call_within(seconds: float, function: Callable[..., T], *args: Any) -> T:
     thread.start()
     thread.join(seconds)
     if not outcome:
-        raise DeadlineExceeded(f"no result within {seconds:g} s")
+        raise DeadlineExceeded(f"{what} did not finish within {seconds:g} s ([cluster] "
+                               "deadline_s sets the deadline)")
     returned, value = outcome[0]
     if not returned:
         raise value

@@ -97,13 +97,11 @@ def work_items(config: Config, plan: TaskPlan) -> list[WorkItem]:
 def _built(task: Task, config: Config) -> Any:
     """`task.build()`, abandoned after the driver's deadline (a user's build that blocks for
     these parameters): a ConfigError then."""
-    seconds = driver_deadline_s(config)
     try:
-        return call_within(seconds, task.build)
-    except DeadlineExceeded:
-        raise ConfigError(f"{task.key}: building it to estimate the run's memory did not "
-                          f"finish within {seconds:g} s ([cluster] deadline_s sets the "
-                          "deadline)") from None
+        return call_within(driver_deadline_s(config), task.build,
+                           what="building it to estimate the run's memory")
+    except DeadlineExceeded as error:
+        raise ConfigError(f"{task.key}: {error}") from None
 
 
 def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[WorkItem]:

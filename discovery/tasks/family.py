@@ -202,12 +202,11 @@ def family(name: str, check_within: float | None = None) -> Family:
             if check_within is None:
                 plugins.check(loaded)
             else:
-                call_within(check_within, plugins.check, loaded)
-        except DeadlineExceeded:
+                call_within(check_within, plugins.check, loaded,
+                            what="building and tracing its default task")
+        except DeadlineExceeded as error:
             FAMILIES.remove(name)
-            raise ValueError(f"task family {name!r}: building and tracing its default task "
-                             f"did not finish within {check_within:g} s ([cluster] deadline_s "
-                             "sets the deadline)") from None
+            raise ValueError(f"task family {name!r}: {error}") from None
         except ValueError:
             FAMILIES.remove(name)
             raise
