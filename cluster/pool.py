@@ -354,7 +354,8 @@ class EvaluatorPool:
         `on_result(index, result)` is called once per item as its result arrives.
         """
         try:
-            return _Dispatch(self, items, on_result).run()
+            with stop.through_ray():  # SIGTERM while it waits: Terminated, not Ray's exit(1)
+                return _Dispatch(self, items, on_result).run()
         finally:  # calls abandoned by an exception (e.g. KeyboardInterrupt) are not waited for
             for slot in self._slots:
                 slot.clear()

@@ -4,7 +4,10 @@ shuts down at exit. Imports nothing heavy: the API and the CLI catch `Terminated
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
+
+_received: list[int] = []  # the signals `terminate` has handled in this process
 
 
 class Terminated(SystemExit):
@@ -13,4 +16,17 @@ class Terminated(SystemExit):
 
 def terminate(signum: int, frame: Any) -> None:
     """A signal handler: raise Terminated in the main thread."""
+    _received.append(signum)
     raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def through_ray() -> Iterator[None]:
+    """Ray's blocking calls (ray.wait, ray.get) turn an exception that a signal handler raises
+    while they wait into SystemExit(1); inside this block it is Terminated again."""
+    try:
+        yield
+    except SystemExit as error:
+        if _received and not isinstance(error, Terminated):
+            raise Terminated(128 + _received[-1]) from None
+        raise

@@ -4,10 +4,12 @@ baseline or the check of a user's task family is what hangs."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -287,6 +289,31 @@ def test_a_family_that_blocks_on_the_actors_fails_its_baseline_in_one_line(tmp_p
     assert "an item ran past its deadline (3 s, the configured deadline); replacing its " \
         "actor" in before
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_driver_waits_on_ray_stops_the_run_so_that_it_resumes(tmp_path):
+    # the baseline's loss blocks on the actor (no deadline within the test), so the driver
+    # sits in ray.wait, where Ray turns a signal handler's exception into exit(1)
+    from tests.test_cli_runs import _reap_session
+
+    config = write_plugin(tmp_path, "loss", "run", deadline_s=600)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([str(DISCO), "launch", str(config), "--run-dir", str(run_dir)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        while not proc.stdout.readline().startswith("run directory:"):  # Ray is up: it waits
+            assert proc.poll() is None, proc.stderr.read()
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        _reap_session(proc.pid)
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == f"interrupted; continue with: disco resume {run_dir}"
+    assert "Traceback" not in err and "logging.cc" not in err
+    assert (run_dir / "archive.sqlite").is_file()  # kept for resume, not discarded
 
 
 class PluginEvaluator:
