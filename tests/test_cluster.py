@@ -115,6 +115,20 @@ def test_map_returns_results_in_input_order_from_one_actor_per_cpu(make_pool):
     assert pool.map([]) == []
 
 
+def test_items_longer_than_the_stall_warning_on_started_actors_warn_nothing(make_pool,
+                                                                           monkeypatch):
+    import disco_rules.cluster.pool as pool_module
+
+    warnings = []
+    monkeypatch.setattr(pool_module, "STALL_WARNING_S", 0.5)
+    monkeypatch.setattr(pool_module.logger, "warning", lambda *args: warnings.append(args))
+    pool = make_pool(lambda: Square(delay=2.0), num_actors=2)
+    pool.map([0, 1])  # the actors start, so that only the items' time is measured next
+    warnings.clear()
+    assert [value for value, _, _ in pool.map([2, 3])] == [4, 9]
+    assert warnings == []
+
+
 def test_each_actor_builds_its_evaluator_once(make_pool, tmp_path):
     log = tmp_path / "factory.log"
     pool = make_pool(CountedSquare(log), num_actors=2)
