@@ -68,20 +68,24 @@ class Battery:
 
 
 def standard_battery() -> Battery:
-    """The fixed battery: the signed magnitudes in four gradient patterns, for each learning
+    """The fixed battery: the signed magnitudes in five gradient patterns, for each learning
     rate. (1) An all-zero first step (zero state, zero gradient: 0/0), then every magnitude of
     both signs at every step; (2) each entry walks through every magnitude, positive, then
     all-zero steps, so that states decay from each; (3) each entry walks through every
     magnitude, negative first and flipping sign at each step, with one all-zero step; (4) as
     (3) a thousand times smaller, positive first: a tensor whose largest entry is 1, so that
-    reductions are not dominated by 1e3. The weights start all negative, of both signs, all
-    positive, and small, so that reductions of them take every sign too."""
+    reductions are not dominated by 1e3; (5) every magnitude of both signs and no exact zero,
+    flipping sign at each step, so that a zero state first meets a gradient without zeros
+    (`norm(where(g, v, c))` is then exactly 0). The weights start all negative, of both
+    signs, all positive, small, and of both signs again, so that reductions of them take
+    every sign too."""
     magnitudes = np.array(MAGNITUDES[1:])
     values = np.concatenate([[0.0], magnitudes, -magnitudes])
     size = np.abs(values)
     zeros = np.zeros_like(values)
     calls = len(STEPS)
     scale = 1.0 / size.max()
+    nonzero = np.where(size == 0, 1.0, values)  # no exact zero: a zero state meets g alone
     patterns = [
         ([zeros] + [values] * (calls - 1), -size[::-1]),
         ([np.roll(size, t) if t < calls // 2 else zeros for t in range(calls)],
@@ -90,6 +94,7 @@ def standard_battery() -> Battery:
          size),
         ([zeros if t == 5 else (-1.0) ** t * np.roll(size, -t) * scale for t in range(calls)],
          values * scale),
+        ([(-1.0) ** t * nonzero for t in range(calls)], -values),
     ]
     gradients = np.stack([np.stack(g) for _ in LEARNING_RATES for g, _ in patterns], axis=1)
     weights = np.stack([w for _ in LEARNING_RATES for _, w in patterns])
