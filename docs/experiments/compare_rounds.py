@@ -7,39 +7,31 @@ fully trained candidates descend from.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections import Counter
 
 import numpy as np
 
-
-def _root(db: sqlite3.Connection, cid: int) -> int:
-    while (parent := db.execute("SELECT parent_id FROM candidates WHERE id = ?",
-                                (cid,)).fetchone()[0]) is not None:
-        cid = parent
-    return cid
+from disco_rules.discovery.store import RunStore
 
 
 def rounds(run_dir: str) -> list[tuple[int, int, float, float, Counter]]:
     """Per validation round: (generation, best id, its held-out mean, best so far, warm-start
     roots of the fully trained candidates born since the previous round)."""
-    db = sqlite3.connect(f"file:{run_dir}/archive.sqlite?mode=ro", uri=True)
-    names = {cid: text.split("(")[0].removeprefix("def ") for cid, text in db.execute(
-        "SELECT id, text FROM candidates WHERE generation = 0 AND parent_id IS NULL")}
     rows, previous, best = [], -1, -np.inf
-    for (generation,) in db.execute("SELECT DISTINCT generation FROM validation ORDER BY 1"):
-        means = {cid: mean for cid, mean in db.execute(
-            "SELECT candidate_id, AVG(score) FROM validation WHERE generation = ? "
-            "GROUP BY candidate_id", (generation,))}
-        top = max(means, key=means.get)
-        best = max(best, means[top])
-        born = [cid for (cid,) in db.execute(
-            "SELECT id FROM candidates WHERE generation > ? AND generation <= ? AND status = "
-            "'ok'", (previous, generation))]
-        roots = Counter(names.get(_root(db, cid), "?") for cid in born)
-        rows.append((generation, top, means[top], best, roots))
-        previous = generation
+    with RunStore.open(run_dir) as store:
+        for (generation,) in store.query("SELECT DISTINCT generation FROM validation ORDER BY 1"):
+            means = dict(store.query(
+                "SELECT candidate_id, AVG(score) FROM validation WHERE generation = ? "
+                "GROUP BY candidate_id", (generation,)))
+            top = max(means, key=means.get)
+            best = max(best, means[top])
+            born = store.query("SELECT id FROM candidates WHERE generation > ? AND generation "
+                               "<= ? AND status = 'ok'", (previous, generation))
+            roots = Counter(store.lineage(cid)[-1].text.split("(")[0].removeprefix("def ")
+                            for (cid,) in born)
+            rows.append((generation, top, means[top], best, roots))
+            previous = generation
     return rows
 
 

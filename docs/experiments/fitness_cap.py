@@ -9,24 +9,27 @@ each task's score counted at most `cap`, for all of them and for those within 0.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections import defaultdict
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from disco_rules.discovery.store import RunStore
+
 CAPS = (5.0, 2.0, 1.0, 0.5, 0.25, 0.1)
 
 
 def main(run_dir: str) -> None:
-    db = sqlite3.connect(f"file:{run_dir}/archive.sqlite?mode=ro", uri=True)
+    with RunStore.open(run_dir) as store:
+        validation_rows = store.query("SELECT candidate_id, task, score FROM validation")
+        scores = store.query("SELECT candidate_id, task, score FROM scores")
     held: dict[int, list[float]] = defaultdict(list)
-    for cid, score in db.execute("SELECT candidate_id, score FROM validation"):
+    for cid, _, score in validation_rows:
         held[cid].append(score)
-    heldout_tasks = {task for (task,) in db.execute("SELECT DISTINCT task FROM validation")}
+    heldout_tasks = {task for _, task, _ in validation_rows}
     train: dict[int, list[float]] = defaultdict(list)
-    for cid, task, score in db.execute("SELECT candidate_id, task, score FROM scores"):
+    for cid, task, score in scores:
         if task not in heldout_tasks and score is not None:
             train[cid].append(score)
     most = max(map(len, held.values()))
