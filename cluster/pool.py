@@ -406,13 +406,13 @@ class _Dispatch:
                 else:
                     self.collect(ready[0])
             elif time.monotonic() - quiet_since >= STALL_WARNING_S:
-                waiting = sorted({str(s.kind) for s in slots if not s.started})
-                if waiting:  # long items on started actors are work, not a stall
+                unstarted = [s for s in slots if not s.started]
+                if unstarted:  # long items on started actors are work, not a stall
                     logger.warning(
                         "no result for %d s with %d calls outstanding and %d actors not "
                         "started; check the cluster has room for each (%s)", STALL_WARNING_S,
-                        len(self.outstanding), sum(not s.started for s in slots),
-                        "; ".join(waiting))
+                        len(self.outstanding), len(unstarted),
+                        "; ".join(sorted({str(s.kind) for s in unstarted})))
                 quiet_since = time.monotonic()
             self.expire()
         return self.results

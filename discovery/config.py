@@ -73,6 +73,9 @@ class PPOConfig:
         return self.total_timesteps // (self.num_envs * self.num_steps)
 
 
+FITNESS_CAP = 5.0  # the most any task's score can be (scoring.py), and tasks.fitness_cap's bound
+
+
 @dataclass(frozen=True)
 class TasksConfig:
     train: tuple[dict, ...] = ({"family": "mlp_regression"},)
@@ -94,7 +97,7 @@ class TasksConfig:
     # the most one training task's score adds to a candidate's fitness (scores are capped at
     # 5 in any case): lower, a rule cannot win by driving a few easy tasks' loss to near zero
     # while it loses elsewhere; fitness then rewards being ahead on many tasks
-    fitness_cap: float = 5.0  # FITNESS_CAP
+    fitness_cap: float = FITNESS_CAP
 
     @property
     def seeds_of_baseline(self) -> int:
@@ -227,7 +230,6 @@ _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", 
 # rather than as an allocation (or an overflow) once the run is under way. Any other integer
 # is at most _MAX_INT: JAX computes in 32 bits.
 _MAX_INT = 2 ** 31 - 1
-FITNESS_CAP = 5.0  # the most any task's score can be (scoring.py), and tasks.fitness_cap's bound
 _MAXIMA = {
     "seed": 2 ** 32 - 1,  # JAX's PRNGKey keeps 32 bits: seed and seed + 2**32 would be one run
     "generations": 1_000_000,
