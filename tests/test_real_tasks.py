@@ -25,6 +25,8 @@ SMALL = {
                                batch_size=8, horizon=120),
     "char_lm": Task.make("char_lm", heads=2, head_dim=4, context=8, batch_size=8,
                          horizon=120),
+    "mlp_autoencoder": Task.make("mlp_autoencoder", dataset="breast_cancer", width=12,
+                                 depth=1, code=3, batch_size=8, horizon=120),
 }
 
 
@@ -99,6 +101,13 @@ def test_network_shapes_follow_the_parameters():
     # the symbols come first, then the delimiter, then blanks
     np.testing.assert_array_equal(np.argmax(inputs[:, :2], -1), symbols)
     assert np.all(np.argmax(inputs[:, 2], -1) == 3) and np.all(np.argmax(inputs[:, 3:], -1) == 4)
+
+    data, params, (x, y) = drawer("mlp_autoencoder")(KEY)
+    # 30 features -> 12 -> a 3-wide code -> 12 -> 30, and the target is the input itself
+    assert [layer["w"].shape for layer in params] == [(30, 12), (12, 3), (3, 12), (12, 30)]
+    np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(*data["validation"])
+    assert sorted_rows(*data["train"]).shape == (569 - round(real.VALIDATION_FRACTION * 569), 60)
 
     _, params, batch = drawer("char_lm")(KEY)
     assert batch.shape == (8, 8 + 1)

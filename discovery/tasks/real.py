@@ -107,6 +107,20 @@ def _tabular(task: Task) -> Problem:
                           task.get("batch_size"), task.get("horizon"))
 
 
+def _mlp_autoencoder(task: Task) -> Problem:
+    """An MLP autoencoder (ReLU; inputs -> width x depth -> a `code`-wide bottleneck -> width x
+    depth -> inputs) reconstructing a dataset's inputs (the digits' pixels or a tabular set's
+    standardised features), mean squared error on each seed's held-out examples."""
+    source = datasets.digits() if task.get("dataset") == "digits" \
+        else datasets.tabular(task.get("dataset"))
+    n_in, hidden = source.x.shape[1], [task.get("width")] * task.get("depth")
+    sizes = [n_in] + hidden + [task.get("code")] + hidden + [n_in]
+    return _split_problem(datasets.Dataset(source.x, source.x, 0),
+                          lambda key: lecun_mlp_init(key, sizes),
+                          lambda params, x: mlp(params, x, jax.nn.relu),
+                          task.get("batch_size"), task.get("horizon"))
+
+
 # -- sequence models -------------------------------------------------------------------------
 
 
@@ -275,6 +289,15 @@ for _family in (
            defaults={"dataset": "diabetes", "width": 32, "depth": 1, "batch_size": 32,
                      "horizon": 500},
            build=_tabular),
+    Family("mlp_autoencoder",
+           ranges={"dataset": Choice(("digits",) + datasets.TABULAR),
+                   "width": Range(4, 256, integer=True, log=True),
+                   "depth": Range(0, 3, integer=True),
+                   "code": Range(1, 64, integer=True, log=True), "batch_size": _BATCH_SIZE,
+                   "horizon": _HORIZON},
+           defaults={"dataset": "digits", "width": 32, "depth": 1, "code": 8,
+                     "batch_size": 32, "horizon": 500},
+           build=_mlp_autoencoder),
     Family("sequence_copy",
            ranges={"cell": Choice(("gru", "lstm")), "seq_len": Range(1, 20, integer=True),
                    "vocab": Range(2, 32, integer=True),
