@@ -170,11 +170,12 @@ def _finish(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_two_writers_on_one_run_and_a_killed_writer_lose_nothing(tmp_path):
     """A (launch) holds its run while `disco resume A` is refused, naming A's pid; K is
-    killed with SIGKILL right after taking its lock; L runs alone. A ends with L's archive,
-    and K, resumed, too."""
+    killed with SIGKILL right after taking its lock, then resumed. A and K end with the same
+    archive: the refused writer took nothing from A, and K lost nothing (either would make
+    the two differ; a third run, left alone, would add nothing to check against)."""
     (tmp_path / "run.toml").write_text(RUN_CONFIG)
     env = _environment(tmp_path / "jax-cache")
-    lone, first, killed = (_launch(tmp_path, name, env) for name in ("lone", "first", "killed"))
+    first, killed = (_launch(tmp_path, name, env) for name in ("first", "killed"))
     try:
         assert _wait_for_lock(tmp_path / "killed", killed).startswith(f"pid {killed.pid} on ")
         os.killpg(killed.pid, signal.SIGKILL)
@@ -194,9 +195,8 @@ def test_two_writers_on_one_run_and_a_killed_writer_lose_nothing(tmp_path):
             "stop it first)"]
         assert status.returncode == 0 and f"running (pid {first.pid} on " in status.stdout
         _finish(first)
-        _finish(lone)
     finally:
-        for proc in (lone, first, killed):
+        for proc in (first, killed):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -204,7 +204,6 @@ def test_two_writers_on_one_run_and_a_killed_writer_lose_nothing(tmp_path):
     resumed = _run_in_session([DISCO, "resume", str(tmp_path / "killed")], cwd=tmp_path,
                               env=env, timeout=RUN_TIMEOUT_S)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    expected = _rows(tmp_path / "lone")
+    expected = _rows(tmp_path / "first")
     assert expected["candidates"] and expected["scores"]
-    assert _rows(tmp_path / "first") == expected
     assert _rows(tmp_path / "killed") == expected
