@@ -245,40 +245,74 @@ def write_plugin(folder: Path, where: str, when: str, marker: Path | None = None
     return config
 
 
-def launch_in_a_process(config: Path, run_dir: Path) -> subprocess.CompletedProcess:
-    # the timeout only guards against a hang: without deadlines this would never return
-    return subprocess.run([str(DISCO), "launch", str(config), "--run-dir", str(run_dir)],
-                          cwd=config.parent, capture_output=True, text=True, timeout=600)
+def launch_in_processes(configs: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
+    """`disco launch` of each config (into the run directory `run` beside it), all at once:
+    the launches are independent, and each mostly waits (on its deadline, on Ray)."""
+    procs = {name: subprocess.Popen([str(DISCO), "launch", str(config), "--run-dir",
+                                     str(config.parent / "run")], cwd=config.parent,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, config in configs.items()}
+    results = {}
+    try:
+        for name, proc in procs.items():
+            # the timeout only guards against a hang: without deadlines this would never return
+            out, err = proc.communicate(timeout=600)
+            results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+@pytest.fixture(scope="module")
+def blocked_while_checked(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Launches of families that block as the driver checks them: while traced (build, loss,
+    data), and building for the memory estimate (params)."""
+    configs = {where: write_plugin(tmp_path_factory.mktemp(f"trace-{where}"), where, "trace",
+                                   deadline_s=2) for where in ("build", "loss", "data")}
+    configs["params"] = write_plugin(tmp_path_factory.mktemp("params"), "build", "params",
+                                     deadline_s=2)
+    return launch_in_processes(configs)
 
 
 @pytest.mark.parametrize("where", ["build", "loss", "data"])
-def test_a_family_that_blocks_while_the_driver_checks_it_is_one_error_line(tmp_path, where):
-    config = write_plugin(tmp_path, where, "trace", deadline_s=2)
-    result = launch_in_a_process(config, tmp_path / "run")
+def test_a_family_that_blocks_while_the_driver_checks_it_is_one_error_line(
+        blocked_while_checked, where):
+    result = blocked_while_checked[where]
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         f"disco: error: tasks.train[0]: task family 'blocky_{where}_trace:family': building "
         "and tracing its default task did not finish within 2 s ([cluster] deadline_s sets "
         "the deadline)"]
-    assert not (tmp_path / "run").exists()
+    assert not Path(result.args[4]).exists()  # the run directory
 
 
-def test_a_family_whose_build_blocks_for_the_memory_estimate_is_one_error_line(tmp_path):
+def test_a_family_whose_build_blocks_for_the_memory_estimate_is_one_error_line(
+        blocked_while_checked):
     # its default task builds (the check passes); the training task's, dim 3, never does
-    config = write_plugin(tmp_path, "build", "params", deadline_s=2)
-    result = launch_in_a_process(config, tmp_path / "run")
+    result = blocked_while_checked["params"]
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
         "disco: error: blocky_build_params:family(dim=3,horizon=10): building it to estimate "
         "the run's memory did not finish within 2 s ([cluster] deadline_s sets the deadline)"]
-    assert not (tmp_path / "run").exists()
+    assert not Path(result.args[4]).exists()  # the run directory
+
+
+@pytest.fixture(scope="module")
+def blocked_on_the_actors(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Launches (each on a Ray of its own) of families that block only as they run."""
+    return launch_in_processes({
+        where: write_plugin(tmp_path_factory.mktemp(f"run-{where}"), where, "run",
+                            deadline_s=3) for where in ("build", "loss", "data")})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["build", "loss", "data"])
-def test_a_family_that_blocks_on_the_actors_fails_its_baseline_in_one_line(tmp_path, where):
-    config = write_plugin(tmp_path, where, "run", deadline_s=3)
-    result = launch_in_a_process(config, tmp_path / "run")
+def test_a_family_that_blocks_on_the_actors_fails_its_baseline_in_one_line(
+        blocked_on_the_actors, where):
+    result = blocked_on_the_actors[where]
     assert result.returncode == 2, result.stderr
     # before it, a warning for each item abandoned (and what Ray itself prints)
     *before, last = result.stderr.splitlines()
