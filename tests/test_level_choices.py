@@ -209,14 +209,16 @@ def test_the_flagship_bounds_its_shapes_and_spans_the_previous_flagships_horizon
     flagship, _ = load_config(EXAMPLES.parent / "docs" / "experiments" / "optimizer_search_v1.toml")
     assert config.scheduler.kind in ("uniform", "regret")
     families = config.scheduler.families
-    assert set(families) == {"digits_mlp", "tabular", "sequence_copy"}
+    assert set(families) == {"digits_mlp", "tabular", "mlp_autoencoder", "sequence_copy"}
     shapes = SchedulerConfig(families=families).shapes()
     assert shapes is not None and len(shapes) <= 200
     for name, params in families.items():
         horizons, batches = params["horizon"], params["batch_size"]
         assert max(batches) / min(batches) >= 4 and len(params["width"]) >= 2
         trained = [t["horizon"] for t in flagship.tasks.train if t["family"] == name]
-        assert any(min(horizons) <= h / 4 and max(horizons) >= 4 * h for h in trained), name
+        assert max(horizons) >= 16 * min(horizons), name  # 0.25x..4x of a middle horizon
+        if name != "mlp_autoencoder":  # the one family the previous flagship did not train
+            assert any(min(horizons) <= h / 4 and max(horizons) >= 4 * h for h in trained), name
     assert sorted(families["tabular"]["dataset"]) == sorted(["breast_cancer", "diabetes", "wine"])
     assert families["sequence_copy"]["cell"] == "gru"
 
