@@ -77,11 +77,14 @@ def head(tmp_path_factory):
                 time.sleep(1)
         yield address
     finally:
+        # Ray's own graceful stop takes over 30 s (its GCS and an idle worker linger): what
+        # has not ended within a few seconds of SIGTERM is killed, by pid, with every other
+        # process of the head's session (workers have process groups of their own)
+        from tests.test_cli_runs import _reap_session
+
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        _reap_session(process.pid, grace_s=5)
+        process.wait(timeout=30)
 
 
 @pytest.mark.slow
