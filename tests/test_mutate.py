@@ -59,7 +59,7 @@ def reads(body: tuple[Stmt, ...], outputs: tuple[str, ...]) -> list[str]:
 # --- every mutant is a valid program with the parent's signature ---------------------------
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)  # 5,000 mutants, each printed and parsed back
 @given(name=example_names, seed=seeds)
 def test_long_chains_stay_valid_same_signature_and_round_trip(name: str, seed: int) -> None:
     parent = EXAMPLES[name]
