@@ -13,8 +13,10 @@ import re
 import shutil
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import pytest
 
@@ -149,18 +151,40 @@ def _with_line(text: str, key: str, value: str) -> str:
     return text[:match.start()] + f"{key} = {value}" + rest[end:]
 
 
+@dataclass
+class Case:
+    folder: Path  # the command's working folder, with its inputs
+    before: list[str]  # what the folder held before the command ran
+    result: Future  # of the command's subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def cases(run, tmp_path_factory) -> Iterator[dict[str, Case]]:
+    """Every case of CASES, each in a folder of its own, their commands run at once (on as
+    many processes as this machine has cores): each runs a fresh interpreter, and the test
+    process would only wait for them one by one."""
+    prepared = {}
+    for case, (arguments, _) in CASES.items():
+        folder = tmp_path_factory.mktemp("case")
+        _write_inputs(folder)
+        places = {"tmp": folder, "run": run}
+        for how in ("truncated", "garbled header", "garbled pages", "corrupt checkpoints",
+                    "binary config", "garbled text"):
+            if "{" + how + "}" in " ".join(arguments):
+                places[how] = _damaged_copy(run, folder, how)
+        prepared[case] = (folder, [arg.format(**places) for arg in arguments],
+                          sorted(p.name for p in folder.iterdir()))
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        yield {case: Case(folder, before, pool.submit(
+            subprocess.run, [DISCO, *args], cwd=folder, capture_output=True, text=True,
+            env=_environment(run.parent / "jax-cache"), timeout=120))
+            for case, (folder, args, before) in prepared.items()}
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_error_line_with_exit_code_2(case, run, tmp_path):
-    _write_inputs(tmp_path)
-    places = {"tmp": tmp_path, "run": run}
-    for how in ("truncated", "garbled header", "garbled pages", "corrupt checkpoints",
-                "binary config", "garbled text"):
-        if "{" + how + "}" in " ".join(CASES[case][0]):
-            places[how] = _damaged_copy(run, tmp_path, how)
-    args = [arg.format(**places) for arg in CASES[case][0]]
-    before = sorted(p.name for p in tmp_path.iterdir())
-    result = subprocess.run([DISCO, *args], cwd=tmp_path, capture_output=True, text=True,
-                            env=_environment(run.parent / "jax-cache"), timeout=120)
+def test_bad_input_is_one_error_line_with_exit_code_2(case, cases):
+    tmp_path, before = cases[case].folder, cases[case].before
+    result = cases[case].result.result()
     assert result.returncode == 2, result.stderr
     # stdout may show the progress of a phase that ran first (loading JAX), nothing else
     assert all(line.startswith("loading JAX") for line in result.stdout.splitlines())
