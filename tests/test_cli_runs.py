@@ -3,8 +3,9 @@ Ray in-process in a subprocess, then inspect, simplify, export and plot read the
 a run killed with SIGKILL resumes to the archive of a run left alone; and bad input is one
 error line that leaves no run directory behind.
 
-One uninterrupted run (module fixture) serves every test; a second run is killed and
-resumed. Both share a JAX compilation cache (a tmp dir) so that only the first compiles.
+One uninterrupted run (module fixture) serves every test; two more, launched at once, are
+killed (SIGKILL) or stopped (SIGTERM) and resumed. All share a JAX compilation cache (a tmp
+dir) so that only the first compiles.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import struct
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,41 +411,84 @@ def test_plot_writes_a_png_with_the_fitness_and_held_out_panels(run, tmp_path):
 
 # -- a run killed with SIGKILL, or stopped with SIGTERM, then resumed ----------------------
 
-@pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(run, how):
-    run_dir = run.base / f"killed-{how.name}"
-    log = run.base / f"killed-{how.name}.log"
-    with open(log, "w") as output:
-        proc = subprocess.Popen([DISCO, "launch", str(run.config), "--run-dir", str(run_dir)],
-                                cwd=run.base, env=run.env, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    checkpoints = run_dir / "checkpoints"
+@dataclass
+class Interrupted:
+    run_dir: Path
+    log: Path
+    returncode: int
+    survivors: dict[int, str]
+    checkpoints: list[str]  # what the interrupted run left
+    resumed: Finished
+
+
+@pytest.fixture(scope="module")
+def interrupted(run) -> dict[signal.Signals, Interrupted]:
+    """Two launches of the uninterrupted run's config, at once: one killed with SIGKILL,
+    one stopped with SIGTERM, each right after its checkpoint of generation 1; then both
+    resumed, at once. (Independent runs, each on a Ray of its own: one at a time, the test
+    would mostly wait for Ray to start and stop.)"""
+    hows = (signal.SIGKILL, signal.SIGTERM)
+    procs, logs, signalled = {}, {}, set()
     try:
+        for how in hows:
+            run_dir = run.base / f"killed-{how.name}"
+            logs[how] = run.base / f"killed-{how.name}.log"
+            with open(logs[how], "w") as output:
+                procs[how] = subprocess.Popen(
+                    [DISCO, "launch", str(run.config), "--run-dir", str(run_dir)],
+                    cwd=run.base, env=run.env, stdout=output, stderr=subprocess.STDOUT,
+                    start_new_session=True)
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not (checkpoints / "checkpoint-00000001.msgpack").exists():
-            assert proc.poll() is None, f"the run ended before generation 1:\n{log.read_text()}"
+        while len(signalled) < len(hows):
+            for how in set(hows) - signalled:
+                checkpoint = run.base / f"killed-{how.name}" / "checkpoints" / \
+                    "checkpoint-00000001.msgpack"
+                if checkpoint.exists():
+                    if how == signal.SIGKILL:  # the whole group, at once
+                        os.killpg(procs[how].pid, signal.SIGKILL)
+                    else:  # `kill PID`: disco alone, which stops Ray as it exits
+                        procs[how].send_signal(how)
+                    signalled.add(how)
+                else:
+                    assert procs[how].poll() is None, \
+                        f"the run ended before generation 1:\n{logs[how].read_text()}"
             assert time.monotonic() < deadline, "no checkpoint of generation 1 in time"
             time.sleep(0.005)
     finally:
-        if how == signal.SIGKILL:  # the whole group, at once
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # `kill PID`: disco alone, which stops Ray as it exits
-            proc.send_signal(how)
-        proc.wait(timeout=120)
-        survivors = _reap_session(proc.pid)
-    assert proc.returncode == {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143}[how]
-    assert survivors == {}
+        for how, proc in procs.items():
+            if how not in signalled:
+                os.killpg(proc.pid, signal.SIGKILL)
+        survivors = {}
+        for how, proc in procs.items():
+            proc.wait(timeout=120)
+            survivors[how] = _reap_session(proc.pid)
+    left = {how: sorted(p.name for p in (run.base / f"killed-{how.name}" / "checkpoints")
+                        .iterdir() if p.suffix == ".msgpack") for how in hows}
+    with ThreadPoolExecutor(max_workers=len(hows)) as pool:
+        resumed = dict(zip(hows, pool.map(lambda how: _run_in_session(
+            [DISCO, "resume", str(run.base / f"killed-{how.name}")], cwd=run.base,
+            env=run.env), hows)))
+    return {how: Interrupted(
+        run.base / f"killed-{how.name}", logs[how], procs[how].returncode, survivors[how],
+        left[how], resumed[how]) for how in hows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_killed_after_generation_1_resumes_to_the_uninterrupted_archive(
+        run, interrupted, how):
+    this = interrupted[how]
+    run_dir, left, resumed = this.run_dir, this.checkpoints, this.resumed
+    assert this.returncode == {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143}[how]
+    assert this.survivors == {}
     if how == signal.SIGTERM:  # a request to stop: how to go on, and no crash report
-        output = log.read_text()
+        output = this.log.read_text()
         assert f"interrupted; continue with: disco resume {run_dir}" in output, output
         assert "logging.cc" not in output and "Traceback" not in output, output
-    left = sorted(p.name for p in checkpoints.iterdir() if p.suffix == ".msgpack")
     assert f"checkpoint-{GENERATIONS - 1:08d}.msgpack" not in left, \
         "the kill came after the last generation: nothing left to resume"
     done = int(re.fullmatch(r"checkpoint-(\d+)\.msgpack", left[-1])[1])
 
-    resumed = _run_in_session([DISCO, "resume", str(run_dir)], cwd=run.base, env=run.env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert resumed.survivors == {}
     assert resumed.stdout.splitlines()[0] == f"resuming {run_dir} after generation {done}"
