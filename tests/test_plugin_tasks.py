@@ -99,20 +99,26 @@ def candidate_rows(run_dir: Path) -> list[tuple]:
 @pytest.mark.slow
 def test_a_family_from_a_user_module_runs_in_process_and_on_ray_actors(tmp_path):
     config = write_plugin(tmp_path, "my_least_squares", MODULE, "my_least_squares:least_squares")
-    local = disco_rules.launch(config, run_dir=tmp_path / "local",
-                               pool=LocalPool(lambda: Evaluator(12)))
+    # the same search from the command line, run from another folder, with the evaluators
+    # in Ray actors (other processes, which get the module through Ray's runtime
+    # environment), writes the same archive; it runs while this process runs the search
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    on_ray = subprocess.Popen([str(DISCO), "launch", str(config), "--run-dir",
+                               str(tmp_path / "ray")], cwd=elsewhere, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        local = disco_rules.launch(config, run_dir=tmp_path / "local",
+                                   pool=LocalPool(lambda: Evaluator(12)))
+        _, stderr = on_ray.communicate(timeout=600)
+    finally:
+        if on_ray.poll() is None:
+            on_ray.kill()
+            on_ray.communicate()
     keys = set(local.top(1)[0].scores)
     assert keys == {"my_least_squares:least_squares(dim=3,horizon=10)"}
     assert local.top(1)[0].validation_score is not None
-    # the same search from the command line, run from another folder, with the evaluators
-    # in Ray actors (other processes, which get the module through Ray's runtime
-    # environment), writes the same archive
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    result = subprocess.run([str(DISCO), "launch", str(config), "--run-dir",
-                             str(tmp_path / "ray")], cwd=elsewhere, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    assert on_ray.returncode == 0, stderr
     assert candidate_rows(tmp_path / "ray") == candidate_rows(tmp_path / "local")
     assert any(status == "ok" for *_, status in candidate_rows(tmp_path / "ray"))
 
