@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -184,9 +185,9 @@ def test_a_run_remembers_where_its_task_modules_are_so_it_resumes_from_any_folde
               "from disco_rules.discovery.plan import TaskPlan\n"
               f"store = RunStore.open({str(tmp_path / 'run')!r}, write=False)\n"
               "{find}print(TaskPlan.from_config(parse_config(store.config_text)).train[0].key)")
-    found = subprocess.run([sys.executable, "-c", script.format(find=find)], cwd=elsewhere,
-                           capture_output=True, text=True, timeout=120)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # with and without it, at once
+        found, lost = pool.map(lambda text: subprocess.run(
+            [sys.executable, "-c", text], cwd=elsewhere, capture_output=True, text=True,
+            timeout=120), (script.format(find=find), script.format(find="")))
     assert found.stdout.strip() == "where_tasks:least_squares(dim=3,horizon=10)", found.stderr
-    lost = subprocess.run([sys.executable, "-c", script.format(find="")], cwd=elsewhere,
-                          capture_output=True, text=True, timeout=120)
     assert "no module named 'where_tasks'" in lost.stderr  # what resume did before

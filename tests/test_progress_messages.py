@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -141,11 +142,11 @@ def _launch(config: Path, debug: bool) -> subprocess.CompletedProcess:
 def test_a_shape_error_caught_by_the_config_check_names_the_users_line(tmp_path):
     config = _plugin(tmp_path, "my_task", 'return jnp.mean((x @ params["w"][:2] - y) ** 2)')
     line = _line_of(tmp_path / "my_task.py", 'params["w"][:2]')
-    quiet = _launch(config, debug=False)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two fresh processes: at once
+        quiet, loud = pool.map(lambda debug: _launch(config, debug=debug), (False, True))
     assert quiet.returncode == 2 and quiet.stderr.count("\n") == 1, quiet.stderr
     assert (f"failed: in loss() at my_task.py:{line}: TypeError: dot_general requires "
             "contracting dimensions") in quiet.stderr
-    loud = _launch(config, debug=True)
     assert loud.returncode == 2
     assert f'my_task.py", line {line}, in loss' in loud.stderr  # the traceback
     assert loud.stderr.splitlines()[-1] == quiet.stderr.strip()
