@@ -259,8 +259,32 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
     with RunStore.open(run_dir) as store:
         winner, _ = store.top(1, by="validation")[0]
     ref = f"{run_dir}:{winner.id}"
-    exported = subprocess.run([disco, "export", ref, "--format", "numpy"], capture_output=True,
-                              text=True, env=env, timeout=120)
+    examples = Path(__file__).parent.parent / "dsl" / "programs"
+    # what reads the run (export, plot, score) runs while `disco resume` writes it on: each
+    # a fresh process, readers see the run as of when they opened it, and the winner's ref
+    # stays valid
+    procs = {name: subprocess.Popen([disco, *args], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, env=env)
+             for name, args in {
+                 "resumed": ["resume", str(run_dir), "--generations", "2"],
+                 "scored": ["score", ref, str(examples / "ppo_clip.py"), "--run", str(run_dir)],
+                 "exported": ["export", ref, "--format", "numpy"],
+                 "plotted": ["plot", ref, "--drift", "-o", str(tmp_path / "drift.png")],
+                 "wrong": ["export", ref, "--format", "optax"]}.items()}
+    try:
+        distilled = tmp_path / "distilled.py"
+        assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
+        done = {}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=600)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    OBJECTIVE.check(parse(distilled.read_text()))
+    exported = done["exported"]
     assert exported.returncode == 0, exported.stderr
     namespace: dict = {}
     exec(exported.stdout, namespace)
@@ -270,31 +294,22 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
                                network.apply(winner.weights, ratio, advantage, 0.3),
                                rtol=1e-5, atol=1e-6)
     png = tmp_path / "drift.png"
-    plotted = subprocess.run([disco, "plot", ref, "--drift", "-o", str(png)],
-                             capture_output=True, text=True, env=env, timeout=120)
+    plotted = done["plotted"]
     assert plotted.returncode == 0 and png.read_bytes()[:4] == b"\x89PNG"
-    examples = Path(__file__).parent.parent / "dsl" / "programs"
-    scored = subprocess.run([disco, "score", ref, str(examples / "ppo_clip.py"), "--run",
-                             str(run_dir)], capture_output=True, text=True, env=env,
-                            timeout=300)
+    scored = done["scored"]
     assert scored.returncode == 0, scored.stderr
     clip_row = scored.stdout.strip().splitlines()[-1]
     assert clip_row.split()[0].endswith("ppo_clip.py")
     means = [float(v) for v in re.findall(r"[+-]\d+\.\d+", clip_row)]  # signed: not the SEs
     assert means == [1.0, 1.0]  # PPO's clip program is PPO
-    distilled = tmp_path / "distilled.py"
-    assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
-    OBJECTIVE.check(parse(distilled.read_text()))
-    resumed = subprocess.run([disco, "resume", str(run_dir), "--generations", "2"],
-                             capture_output=True, text=True, env=env, timeout=600)
+    resumed = done["resumed"]
     assert resumed.returncode == 0, resumed.stderr
     assert "gen   1 |   5 candidates" in resumed.stdout
     capsys.readouterr()
     assert main(["status", str(run_dir), "--json"]) == 0  # the new target is the run's
     status = json.loads(capsys.readouterr().out)
     assert status["generations"] == 2 and status["target_generations"] == 2
-    wrong = subprocess.run([disco, "export", ref, "--format", "optax"], capture_output=True,
-                           text=True, env=env, timeout=120)
+    wrong = done["wrong"]
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
         f"disco: error: {ref}: a network exports as jax or numpy, not 'optax'"]
