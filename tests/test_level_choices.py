@@ -219,7 +219,10 @@ def test_the_flagship_bounds_its_shapes_and_spans_the_previous_flagships_horizon
         assert max(horizons) >= 16 * min(horizons), name  # 0.25x..4x of a middle horizon
         if name != "mlp_autoencoder":  # the one family the previous flagship did not train
             assert any(min(horizons) <= h / 4 and max(horizons) >= 4 * h for h in trained), name
-    assert sorted(families["tabular"]["dataset"]) == sorted(["breast_cancer", "diabetes", "wine"])
+    # `wine`, whose loss a rule drives to near zero, is no tabular level and not the screen
+    assert sorted(families["tabular"]["dataset"]) == ["breast_cancer", "diabetes"]
+    assert len(families["mlp_autoencoder"]["dataset"]) >= 2
+    assert config.screen.task["family"] == "mlp_autoencoder"
     assert families["sequence_copy"]["cell"] == "gru"
 
 
