@@ -255,12 +255,15 @@ def test_a_read_only_run_is_refused_for_writing_and_read_as_it_is(run, tmp_path)
     read_only = _own_mounts('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
                             'shift && exec "$@"', copy)
     cache = run.parent / "jax-cache"
-    _one_error(_disco("resume", copy, cwd=tmp_path, cache=cache, before=read_only),
+    with ThreadPoolExecutor(max_workers=3) as pool:  # each in namespaces of its own, at once
+        resumed, launched, status = pool.map(
+            lambda args: _disco(*args, cwd=tmp_path, cache=cache, before=read_only),
+            [("resume", copy), ("launch", "ok.toml", "--run-dir", copy / "new"),
+             ("status", copy)])
+    _one_error(resumed,
                f"{copy}: cannot write the run directory (Read-only file system): make it")
-    _one_error(_disco("launch", "ok.toml", "--run-dir", copy / "new", cwd=tmp_path,
-                      cache=cache, before=read_only),
+    _one_error(launched,
                f"{copy / 'new'}: cannot create the run directory (Read-only file system)")
-    status = _disco("status", copy, cwd=tmp_path, cache=cache, before=read_only)
     assert status.returncode == 0 and f"run {copy}: 1 of 15 generations" in status.stdout
 
 
