@@ -159,12 +159,17 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def cases(run, tmp_path_factory) -> Iterator[dict[str, Case]]:
-    """Every case of CASES, each in a folder of its own, their commands run at once (on as
-    many processes as this machine has cores): each runs a fresh interpreter, and the test
-    process would only wait for them one by one."""
+def cases(run, tmp_path_factory, request) -> Iterator[dict[str, Case]]:
+    """The cases of CASES that this session runs, each in a folder of its own, their commands
+    run at once (on as many processes as this machine has cores): each runs a fresh
+    interpreter, and the test process would only wait for them one by one."""
+    selected = {item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_bad_input_is_one_error_line_"
+                "with_exit_code_2" and item.module is request.module}
     prepared = {}
     for case, (arguments, _) in CASES.items():
+        if case not in selected:
+            continue
         folder = tmp_path_factory.mktemp("case")
         _write_inputs(folder)
         places = {"tmp": folder, "run": run}
