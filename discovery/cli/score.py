@@ -21,12 +21,12 @@ from disco_rules.dsl.program import Program, ProgramError
 
 def score(args: argparse.Namespace) -> None:
     """`disco score`: files and stored rules on a run's held-out (or training) tasks."""
-    from disco_rules.discovery.scoring import with_seeds
-
     try:
         seeds = None if args.seeds is None else check_count("tasks.seeds", args.seeds)
     except ConfigError as error:
         raise CliError(f"--seeds: {str(error).split(': ', 1)[1]}") from None
+    from disco_rules.discovery.scoring import with_seeds  # imports JAX: after the checks
+
     config, tasks, baselines = run_tasks(args.run, args.tasks)
     if seeds is not None:
         config = with_seeds(config, seeds)
