@@ -19,7 +19,7 @@ def rounds(run_dir: str) -> list[tuple[int, int, float, float, Counter]]:
     """Per validation round: (generation, best id, its held-out mean, best so far, warm-start
     roots of the fully trained candidates born since the previous round)."""
     rows, previous, best = [], -1, -np.inf
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, write=False) as store:
         for (generation,) in store.query("SELECT DISTINCT generation FROM validation ORDER BY 1"):
             means = dict(store.query(
                 "SELECT candidate_id, AVG(score) FROM validation WHERE generation = ? "

@@ -61,7 +61,7 @@ NEAR = -0.25  # held-out mean above which a candidate counts as near AdamW
 
 
 def main(run_dir: str, *families: str) -> None:
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, write=False) as store:
         config = parse_config(store.config_text)
         rows = store.query("SELECT candidate_id, AVG(score), COUNT(*) FROM validation "
                            "GROUP BY candidate_id")

@@ -21,7 +21,7 @@ CAPS = (5.0, 2.0, 1.0, 0.5, 0.25, 0.1)
 
 
 def main(run_dir: str) -> None:
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, write=False) as store:
         validation_rows = store.query("SELECT candidate_id, task, score FROM validation")
         scores = store.query("SELECT candidate_id, task, score FROM scores")
     held: dict[int, list[float]] = defaultdict(list)
