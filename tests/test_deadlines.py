@@ -25,6 +25,7 @@ from disco_rules.discovery.evaluator import Evaluator, item_kind  # noqa: E402
 from disco_rules.discovery.scoring import status_of  # noqa: E402
 from disco_rules.discovery.tasks import plugins  # noqa: E402
 from tests.configs import config_variant  # noqa: E402
+from tests.processes import finish_all  # noqa: E402
 
 # Actors cannot import this test module by name, so its evaluators travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -252,18 +253,8 @@ def launch_in_processes(configs: dict[str, Path]) -> dict[str, subprocess.Comple
                                      str(config.parent / "run")], cwd=config.parent,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, config in configs.items()}
-    results = {}
-    try:
-        for name, proc in procs.items():
-            # the timeout only guards against a hang: without deadlines this would never return
-            out, err = proc.communicate(timeout=600)
-            results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
+    # the timeout only guards against a hang: without deadlines these would never return
+    return finish_all(procs, timeout=600)
 
 
 @pytest.fixture(scope="module")

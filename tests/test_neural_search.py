@@ -32,6 +32,7 @@ from disco_rules.dsl.slots import OBJECTIVE
 from disco_rules.populations.drift_network import DriftNetwork
 from disco_rules.populations.strategy import Strategy
 from tests.configs import config_variant
+from tests.processes import finish_all
 
 CONFIG = """\
 seed = 4
@@ -271,18 +272,11 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
                  "exported": ["export", ref, "--format", "numpy"],
                  "plotted": ["plot", ref, "--drift", "-o", str(tmp_path / "drift.png")],
                  "wrong": ["export", ref, "--format", "optax"]}.items()}
+    distilled = tmp_path / "distilled.py"
     try:
-        distilled = tmp_path / "distilled.py"
         assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
-        done = {}
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=600)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        done = finish_all(procs, timeout=600)
     OBJECTIVE.check(parse(distilled.read_text()))
     exported = done["exported"]
     assert exported.returncode == 0, exported.stderr
