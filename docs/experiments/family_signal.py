@@ -16,15 +16,15 @@ With FAMILY names (keys of LEVELS), only those.
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from disco_rules.cluster.local import LocalPool
+from disco_rules.discovery.baselines import adamw_item, loss_record
 from disco_rules.discovery.config import parse_config
-from disco_rules.discovery.evaluator import task_keys
-from disco_rules.discovery.inner.train import evaluate_population, fitness, tuned_adamw
-from disco_rules.discovery.inner.train import TrainResult
+from disco_rules.discovery.evaluator import Evaluator
+from disco_rules.discovery.scoring import fitness_of, score_programs
 from disco_rules.discovery.store import RunStore
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl.interpreter import Encoding
@@ -69,9 +69,9 @@ def main(run_dir: str, *families: str) -> None:
         held = {cid: mean for cid, mean, n in rows if n == most}
         ids = sorted(held)
         programs = [parse(store.candidate(cid).text) for cid in ids]
-    tasks = config.tasks
-    encoding = Encoding(max_statements=max(len(p.body) for p in programs))
-    encoded = encoding.encode_population(programs)
+    size = max(len(p.body) for p in programs)
+    encoding = Encoding(max_statements=size)
+    pool = LocalPool(lambda: Evaluator(size))
     validation = np.array([held[cid] for cid in ids])
     near = validation > NEAR
     print(f"{run_dir}: {len(ids)} candidates meta-validated on all {most} "
@@ -80,19 +80,13 @@ def main(run_dir: str, *families: str) -> None:
     for family, levels in LEVELS.items():
         if families and family not in families:
             continue
-        scores = defaultdict(list)
-        for level in levels:
-            base = tuned_adamw(level, tasks.lr_grid, tasks.wd_grid,
-                               task_keys(level, tasks.seeds_of_baseline, config.seed),
-                               tasks.seeds, tasks.baseline_schedule_grid)
-            result = evaluate_population(level, encoding, encoded, tasks.lr_grid,
-                                         task_keys(level, tasks.seeds, config.seed),
-                                         tasks.candidate_schedules)
-            result = TrainResult(*(np.asarray(x) for x in result))
-            for p in range(len(ids)):
-                value, _ = fitness(TrainResult(*(x[p] for x in result)), base.loss)
-                scores[p].append(min(value, tasks.fitness_cap))
-        mean = np.array([np.mean(scores[p]) for p in range(len(ids))])
+        # the search's own path: its baseline items and rows, its scoring, its fitness
+        baselines = {level.key: loss_record(level, result, config) for level, result in
+                     zip(levels, pool.map([adamw_item(level, config, None)
+                                           for level in levels]))}
+        table = score_programs(pool, config, encoding, programs, levels, baselines)
+        mean = np.array([fitness_of([score.value for score in row], config.tasks.fitness_cap)
+                         for row in table])
         rho_all = spearmanr(mean, validation).statistic
         rho_near = spearmanr(mean[near], validation[near]).statistic
         print(f"{family:16s} {len(levels):6d} {rho_all:+10.2f} {rho_near:+11.2f}", flush=True)
