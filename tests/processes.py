@@ -1,8 +1,13 @@
-"""Running a test's independent commands at once."""
+"""A test's processes: its independent commands run at once, and the sessions its commands
+leave behind."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
+from pathlib import Path
 from typing import Mapping
 
 
@@ -21,3 +26,35 @@ def finish_all(procs: Mapping[str, subprocess.Popen], timeout: float
                 proc.kill()
                 proc.communicate()
     return done
+
+
+def session_processes(sid: int) -> dict[int, str]:
+    """Live (not zombie) processes of session `sid`: pid -> command name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
+        if int(session) == sid and state not in ("Z", "X"):
+            found[int(entry.name)] = name
+    return found
+
+
+def reap_session(sid: int, grace_s: float = 30.0) -> dict[int, str]:
+    """Wait for every process of session `sid` to end; SIGKILL (by pid) and return those
+    still alive after `grace_s`. Ray workers have process groups of their own, so a killpg
+    of the session leader's group does not reach them directly."""
+    deadline = time.monotonic() + grace_s
+    while (left := session_processes(sid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left

@@ -32,6 +32,7 @@ from disco_rules.dsl.identity import fingerprint
 from disco_rules.dsl.parser import parse
 from disco_rules.discovery.store import RunStore
 from tests.configs import config_variant
+from tests.processes import reap_session
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                 reason="process checks read /proc (Linux)")
@@ -82,38 +83,6 @@ def _environment(cache_dir: Path) -> dict[str, str]:
     return env
 
 
-def _session_processes(sid: int) -> dict[int, str]:
-    """Live (not zombie) processes of session `sid`: pid -> command name."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
-        if int(session) == sid and state not in ("Z", "X"):
-            found[int(entry.name)] = name
-    return found
-
-
-def _reap_session(sid: int, grace_s: float = 30.0) -> dict[int, str]:
-    """Wait for every process of session `sid` to end; SIGKILL (by pid) and return those
-    still alive after `grace_s`. Ray workers have process groups of their own, so a killpg
-    of the session leader's group does not reach them directly."""
-    deadline = time.monotonic() + grace_s
-    while (left := _session_processes(sid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
-
-
 @dataclass
 class Finished:
     returncode: int
@@ -132,9 +101,9 @@ def _run_in_session(args: list[str], cwd: Path, env: dict[str, str],
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        _reap_session(proc.pid, grace_s=10)
+        reap_session(proc.pid, grace_s=10)
         pytest.fail(f"{' '.join(args)} ran over {timeout} s\n{out}\n{err}")
-    return Finished(proc.returncode, out, err, _reap_session(proc.pid))
+    return Finished(proc.returncode, out, err, reap_session(proc.pid))
 
 
 def _disco(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -461,7 +430,7 @@ def interrupted(run) -> dict[signal.Signals, Interrupted]:
         survivors = {}
         for how, proc in procs.items():
             proc.wait(timeout=120)
-            survivors[how] = _reap_session(proc.pid)
+            survivors[how] = reap_session(proc.pid)
     left = {how: sorted(p.name for p in (run.base / f"killed-{how.name}" / "checkpoints")
                         .iterdir() if p.suffix == ".msgpack") for how in hows}
     with ThreadPoolExecutor(max_workers=len(hows)) as pool:

@@ -320,7 +320,7 @@ def test_a_family_that_blocks_on_the_actors_fails_its_baseline_in_one_line(
 def test_sigterm_while_the_driver_waits_on_ray_stops_the_run_so_that_it_resumes(tmp_path):
     # the baseline's loss blocks on the actor (no deadline within the test), so the driver
     # sits in ray.wait, where Ray turns a signal handler's exception into exit(1)
-    from tests.test_cli_runs import _reap_session
+    from tests.processes import reap_session
 
     config = write_plugin(tmp_path, "loss", "run", deadline_s=600)
     run_dir = tmp_path / "run"
@@ -334,7 +334,7 @@ def test_sigterm_while_the_driver_waits_on_ray_stops_the_run_so_that_it_resumes(
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
-        _reap_session(proc.pid)
+        reap_session(proc.pid)
     assert proc.returncode == 143, err
     assert err.splitlines()[-1] == f"interrupted; continue with: disco resume {run_dir}"
     assert "Traceback" not in err and "logging.cc" not in err

@@ -21,8 +21,8 @@ import pytest
 
 from disco_rules.discovery.store import (EventRecord, RunLock, RunLockedError, RunStore,
                                          StoreError)
-from tests.test_cli_runs import (DISCO, _environment, _reap_session, _rows, _run_in_session,
-                                  _session_processes)
+from tests.processes import reap_session, session_processes
+from tests.test_cli_runs import DISCO, _environment, _rows, _run_in_session
 
 CONFIG = "seed = 1\n"
 OWNER = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -94,11 +94,11 @@ def test_the_lock_dies_with_a_writer_killed_by_sigkill_even_if_its_child_lives(t
             RunStore.open(tmp_path / "run")
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
-        assert list(_session_processes(holder.pid).values()) == ["sleep"]  # the child lives
+        assert list(session_processes(holder.pid).values()) == ["sleep"]  # the child lives
         with RunStore.open(tmp_path / "run") as store:
             assert store.writable
     finally:
-        _reap_session(holder.pid, grace_s=0)
+        reap_session(holder.pid, grace_s=0)
         if holder.poll() is None:
             holder.kill()
             holder.wait()
@@ -164,7 +164,7 @@ def _finish(proc: subprocess.Popen) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        assert _reap_session(proc.pid) == {}
+        assert reap_session(proc.pid) == {}
 
 
 @pytest.mark.slow
@@ -200,7 +200,7 @@ def test_two_writers_on_one_run_and_a_killed_writer_lose_nothing(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    _reap_session(killed.pid)
+    reap_session(killed.pid)
     resumed = _run_in_session([DISCO, "resume", str(tmp_path / "killed")], cwd=tmp_path,
                               env=env, timeout=RUN_TIMEOUT_S)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

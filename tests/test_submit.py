@@ -80,10 +80,10 @@ def head(tmp_path_factory):
         # Ray's own graceful stop takes over 30 s (its GCS and an idle worker linger): what
         # has not ended within a few seconds of SIGTERM is killed, by pid, with every other
         # process of the head's session (workers have process groups of their own)
-        from tests.test_cli_runs import _reap_session
+        from tests.processes import reap_session
 
         os.killpg(process.pid, signal.SIGTERM)
-        _reap_session(process.pid, grace_s=5)
+        reap_session(process.pid, grace_s=5)
         process.wait(timeout=30)
 
 
