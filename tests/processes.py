@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 
 def finish_all(procs: Mapping[str, subprocess.Popen], timeout: float
@@ -28,9 +28,9 @@ def finish_all(procs: Mapping[str, subprocess.Popen], timeout: float
     return done
 
 
-def session_processes(sid: int) -> dict[int, str]:
-    """Live (not zombie) processes of session `sid`: pid -> command name."""
-    found = {}
+def process_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the fields after the name in /proc/PID/stat: state, parent pid,
+    process group, session, ...) of every process that still exists."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -38,11 +38,14 @@ def session_processes(sid: int) -> dict[int, str]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
-        if int(session) == sid and state not in ("Z", "X"):
-            found[int(entry.name)] = name
-    return found
+        yield (int(entry.name), stat[stat.index("(") + 1:stat.rindex(")")],
+               stat[stat.rindex(")") + 2:].split())
+
+
+def session_processes(sid: int) -> dict[int, str]:
+    """Live (not zombie) processes of session `sid`: pid -> command name."""
+    return {pid: name for pid, name, fields in process_stats()
+            if int(fields[3]) == sid and fields[0] not in ("Z", "X")}
 
 
 def reap_session(sid: int, grace_s: float = 30.0) -> dict[int, str]:

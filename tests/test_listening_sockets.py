@@ -16,6 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray  # noqa: E402
+from tests.processes import process_stats  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(),
                                 reason="reads listening sockets from /proc (Linux)")
@@ -26,15 +27,8 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def _descendants(root: int) -> set[int]:
     """`root` and every process under it, by parent pid."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+    for pid, _, fields in process_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     found, todo = set(), [root]
     while todo:
         pid = todo.pop()
