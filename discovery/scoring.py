@@ -143,20 +143,23 @@ class Pool(Protocol):
 
 
 def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
-                   tasks: Sequence[Task], baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
-    """Per program, per task: its score against the baseline, via work items on `pool`."""
+                   tasks: Sequence[Task], baselines: dict[str, BaselineRecord],
+                   size: int | None = None) -> list[list[TaskScore]]:
+    """Per program, per task: its score against the baseline, via work items on `pool` of
+    `size` programs each (default `cluster.batch_size`)."""
     by_task = score_groups(pool, config, encoding, [(task, programs) for task in tasks],
-                           baselines)
+                           baselines, size)
     return [list(per_program) for per_program in zip(*by_task)] if tasks \
         else [[] for _ in programs]
 
 
 def score_groups(pool: Pool, config: Config, encoding: Encoding,
-                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, BaselineRecord]
-                 ) -> list[list[TaskScore]]:
+                 groups: Sequence[tuple[Task, Sequence[Program]]], baselines: dict[str, BaselineRecord],
+                 size: int | None = None) -> list[list[TaskScore]]:
     """Per group (a task and the programs to score on it), per program: its score against the
-    baseline; every group's work items go to `pool` in one call."""
-    size = config.cluster.batch_size
+    baseline; every group's work items (`size` programs each, padded: one compiled shape;
+    default `cluster.batch_size`) go to `pool` in one call."""
+    size = size or config.cluster.batch_size
     items, spans = [], []
     for task, programs in groups:
         for i in range(0, len(programs), size):
@@ -228,6 +231,14 @@ def score_rules(pool: Pool, config: Config, kind: str, shape: RuleShape, agent: 
                 table[start + j].append(task_score(result, j, task, baselines[task.key],
                                                    config.tasks.lr_grid))
     return table
+
+
+def chosen_size(config: Config) -> int:
+    """Programs per work item when scoring chosen programs (meta-validation, `disco score`):
+    a validation round's `top`, at most `cluster.batch_size`. A round's programs then train
+    without the padding a training batch would add (a program's result does not depend on
+    it), in one compiled shape per held-out task."""
+    return min(config.validation.top, config.cluster.batch_size)
 
 
 def with_seeds(config: Config, seeds: int) -> Config:

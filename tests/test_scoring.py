@@ -1,19 +1,28 @@
-"""A task score's standard error over seeds, against closed forms."""
+"""A task score and its standard error over seeds, against closed forms; how chosen programs
+are batched for scoring."""
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.results import Failed
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.inner.rl_train import RLScores
 from disco_rules.discovery.inner.train import CURVE_POINTS, TrainResult
-from disco_rules.discovery.scoring import task_score
+from disco_rules.discovery.scoring import chosen_size, score_programs, task_score
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord
+from disco_rules.discovery.tasks import Task
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
 
 OPTIMIZER_TASK = SimpleNamespace(key="opt", kind="optimizer")
 RL_TASK = SimpleNamespace(key="rl", kind="rl")
+PROGRAMS = Path(__file__).parent.parent / "dsl" / "programs"
 
 
 def optimizer_result(final_loss: list[list[float]]) -> TrainResult:
@@ -57,3 +66,32 @@ def test_no_standard_error_from_fewer_than_three_seeds_or_a_failure():
                         BaselineRecord(task="opt", score=0.0, loss=1.0), [0.1])
     assert failed.value == -math.inf and math.isnan(failed.se)
     assert math.isnan(standard_error(np.array([3.0])))
+
+
+class CountingPool(LocalPool):
+    """An in-process pool that records how many programs each work item carries."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: Evaluator(16))
+        self.sizes: list[int] = []
+
+    def map(self, items, on_result=None):
+        self.sizes += [int(item.programs.ops.shape[0]) for item in items]
+        return super().map(items, on_result)
+
+
+def test_chosen_programs_train_without_a_batchs_padding_and_score_the_same():
+    config = parse_config("[tasks]\nlr_grid = [0.01, 0.1]\n"
+                          "[validation]\ntop = 3\n[cluster]\nbatch_size = 8\n")
+    task = Task.make("quadratic", dim=4, horizon=20)
+    programs = [parse((PROGRAMS / f"{name}.py").read_text())
+                for name in ("sgd", "momentum", "adam")]
+    baselines = {task.key: BaselineRecord(task=task.key, score=0.0, loss=1.0)}
+    pool = CountingPool()
+    encoding = Encoding(max_statements=16)
+    chosen = score_programs(pool, config, encoding, programs, [task], baselines,
+                            chosen_size(config))
+    batched = score_programs(pool, config, encoding, programs, [task], baselines)
+    assert pool.sizes == [3, 8]  # a validation round's top, then a training batch
+    assert [row[0].value for row in chosen] == [row[0].value for row in batched]
+    assert len({row[0].value for row in chosen}) == 3  # three different rules, three scores

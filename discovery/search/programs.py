@@ -20,8 +20,9 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, fitness_of, outcome,
-                                           score_groups, score_programs, status_of, with_seeds)
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, fitness_of,
+                                           outcome, score_groups, score_programs, status_of,
+                                           with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
@@ -357,4 +358,4 @@ class ProgramPopulation:
     def score_rules(self, rules: Sequence[Program], tasks: Sequence[Task],
                     baselines: dict[str, BaselineRecord], seeds: int) -> list[list[TaskScore]]:
         return score_programs(self.pool, with_seeds(self.config, seeds), self.encoding,
-                              list(rules), tasks, baselines)
+                              list(rules), tasks, baselines, chosen_size(self.config))
