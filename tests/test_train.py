@@ -152,6 +152,25 @@ def test_default_baseline_is_tuned_adamw():
     assert curve[-1] < curve[0]
 
 
+def test_the_cpu_compiler_options_change_results_only_by_float_rounding(monkeypatch):
+    """train.CPU_COMPILER_OPTIONS only speed compilation: at stable learning rates the
+    trainers agree with XLA's default options to float32 rounding (chaotic runs at lr 1
+    amplify rounding), and a NaN program is still diverged everywhere."""
+    assert jax.default_backend() == "cpu" and train_module.CPU_COMPILER_OPTIONS
+    ours = population_result("mlp_regression")
+    monkeypatch.setattr(train_module, "CPU_COMPILER_OPTIONS", None)
+    monkeypatch.setattr(train_module, "_COMPILED", {})
+    default = TrainResult(*(np.asarray(x) for x in evaluate_population(
+        TASKS["mlp_regression"], ENCODING, POPULATION, LRS, KEYS)))
+    stable = slice(0, 2)  # lrs 1e-3 and 1e-2
+    assert np.array_equal(ours.diverged[:, stable], default.diverged[:, stable])
+    for p, name in enumerate(NAMES):
+        if name not in ("nan", "blowup"):
+            np.testing.assert_allclose(ours.curve[p, stable], default.curve[p, stable],
+                                       rtol=1e-4, err_msg=name)
+    assert ours.diverged[NAMES.index("nan")].all()
+
+
 def test_compiled_population_is_cached_and_reused(monkeypatch):
     traces = []
     tree_step = train_module.apply_optimizer_tree
