@@ -28,13 +28,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, standard_error
 
-KINDS = ("beats", "within noise", "worse")
+
+
+class Kind(StrEnum):
+    """What a verdict says; its value is the word printed and written to JSON."""
+
+    BEATS = "beats"
+    WITHIN_NOISE = "within noise"
+    WORSE = "worse"
+
 NEGLIGIBLE = 1e-3  # a margin this small is no margin (log loss ratio: a 0.1% lower loss)
 
 
@@ -42,14 +51,13 @@ NEGLIGIBLE = 1e-3  # a margin this small is no margin (log loss ratio: a 0.1% lo
 class Verdict:
     """A candidate against the baseline: the mean margin over all results (-inf if one
     failed) and its standard error (NaN below two results or with a failure), how many
-    families it is ahead on, and the kind ("beats", "within noise", "worse"); `count` results,
-    `failed` of them not finite."""
+    families it is ahead on, and its kind; `count` results, `failed` of them not finite."""
 
     mean: float
     se: float
     families_ahead: int
     families: int
-    kind: str
+    kind: Kind
     count: int = 0
     failed: int = 0
 
@@ -73,10 +81,10 @@ class Verdict:
         """One line, e.g. "#960 beats tuned AdamW by +0.210 ± 0.060 (ahead on 2 of 3 held-out
         families)" / "#960 is within noise of tuned AdamW (+0.010 ± 0.050; ahead on ...)" /
         "#960 is worse than tuned AdamW (-0.300 ± 0.050; ...)"."""
-        if self.kind == "beats":
+        if self.kind is Kind.BEATS:
             return (f"{name} beats {baseline} by {with_error(self.mean, self.se, self.count)} "
                     f"(ahead on {self.families_ahead} of {self.families} held-out families)")
-        if self.kind == "worse":
+        if self.kind is Kind.WORSE:
             return f"{name} is worse than {baseline} ({self.numbers()})"
         if self.too_few:
             return f"too few results to tell whether {name} beats {baseline} ({self.numbers()})"
@@ -103,17 +111,18 @@ def judge(scores: Mapping[str, Sequence[float] | np.ndarray], reference: float =
     ahead = sum(bool(v.size) and bool(np.all(np.isfinite(v))) and float(v.mean()) > negligible
                 for v in margins.values())
     if failed:
-        return Verdict(-math.inf, math.nan, ahead, len(margins), "worse", pooled.size, failed)
+        return Verdict(-math.inf, math.nan, ahead, len(margins), Kind.WORSE, pooled.size,
+                       failed)
     mean = float(pooled.mean()) if pooled.size else math.nan
     se = standard_error(pooled)
     if math.isnan(se):
-        kind = "within noise"
+        kind = Kind.WITHIN_NOISE
     elif mean - 2 * se > negligible:
-        kind = "beats"
+        kind = Kind.BEATS
     elif mean + 2 * se < -negligible:
-        kind = "worse"
+        kind = Kind.WORSE
     else:
-        kind = "within noise"
+        kind = Kind.WITHIN_NOISE
     return Verdict(mean, se, ahead, len(margins), kind, pooled.size, 0)
 
 
@@ -146,7 +155,7 @@ def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
     baseline; otherwise, plainly, that no candidate does and the baseline stays the one to use
     (or, when `beating` lists other candidates that do, that the chosen one does not, and the
     best of those)."""
-    if verdict.kind == "beats":
+    if verdict.kind is Kind.BEATS:
         return verdict.text(name, baseline)
     how = ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
         + verdict.numbers()

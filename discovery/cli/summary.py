@@ -74,7 +74,7 @@ def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | N
     return normalised so that 1 = the tuned baseline (PPO; A2C for LPG), so margins are over 1.
     No lines (None) if the winner was never validated."""
     from disco_rules.discovery.search.kinds import population_kind
-    from disco_rules.discovery.verdict import by_family, judge, winner_text
+    from disco_rules.discovery.verdict import Kind, by_family, judge, winner_text
 
     scores = {record.id: {v.task: v.score for v in records}
               for record, records in store.validated()}
@@ -88,7 +88,7 @@ def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | N
         baseline = f"tuned {kind.agent_baseline}"
     verdicts = {cid: judge(by_family(values), reference) for cid, values in scores.items()}
     beating = sorted(((f"#{cid}", v) for cid, v in verdicts.items()
-                      if v.kind == "beats" and cid != winner), key=lambda item: -item[1].mean)
+                      if v.kind is Kind.BEATS and cid != winner), key=lambda item: -item[1].mean)
     lines = [f"verdict: {winner_text(f'#{winner}', verdicts[winner], baseline, beating)}"]
     lines += _against_warm_start(store, winner, scores)
     if not rl:
