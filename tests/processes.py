@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 
 def finish_all(procs: Mapping[str, subprocess.Popen], timeout: float
@@ -21,11 +21,16 @@ def finish_all(procs: Mapping[str, subprocess.Popen], timeout: float
             out, err = proc.communicate(timeout=timeout)
             done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        kill_all(procs.values())
     return done
+
+
+def kill_all(procs: Iterable[subprocess.Popen]) -> None:
+    """Kill and reap every process still running: a test that failed waits for none."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def process_stats() -> Iterator[tuple[int, str, list[str]]]:

@@ -32,7 +32,7 @@ from disco_rules.dsl.slots import OBJECTIVE
 from disco_rules.populations.drift_network import DriftNetwork
 from disco_rules.populations.strategy import Strategy
 from tests.configs import config_variant
-from tests.processes import finish_all
+from tests.processes import finish_all, kill_all
 
 CONFIG = """\
 seed = 4
@@ -275,8 +275,10 @@ def test_disco_launches_a_network_run_and_exports_and_plots_its_winner(tmp_path,
     distilled = tmp_path / "distilled.py"
     try:
         assert main(["distill", ref, "--evaluations", "50", "-o", str(distilled)]) == 0
-    finally:
-        done = finish_all(procs, timeout=600)
+    except BaseException:
+        kill_all(procs.values())
+        raise
+    done = finish_all(procs, timeout=600)
     OBJECTIVE.check(parse(distilled.read_text()))
     exported = done["exported"]
     assert exported.returncode == 0, exported.stderr

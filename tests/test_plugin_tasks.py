@@ -17,7 +17,7 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.config import ConfigError
 from disco_rules.discovery.evaluator import Evaluator
 from tests.configs import config_variant
-from tests.processes import finish_all
+from tests.processes import finish_all, kill_all
 
 DISCO = Path(sys.executable).parent / "disco"
 
@@ -112,8 +112,10 @@ def test_a_family_from_a_user_module_runs_in_process_and_on_ray_actors(tmp_path)
     try:
         local = disco_rules.launch(config, run_dir=tmp_path / "local",
                                    pool=LocalPool(lambda: Evaluator(12)))
-    finally:
-        ray_run = finish_all({"ray": on_ray}, timeout=600)["ray"]
+    except BaseException:
+        kill_all([on_ray])
+        raise
+    ray_run = finish_all({"ray": on_ray}, timeout=600)["ray"]
     keys = set(local.top(1)[0].scores)
     assert keys == {"my_least_squares:least_squares(dim=3,horizon=10)"}
     assert local.top(1)[0].validation_score is not None
