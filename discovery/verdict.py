@@ -35,6 +35,7 @@ import numpy as np
 
 from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, standard_error
 
+NEGLIGIBLE = 1e-3  # a margin this small is no margin (log loss ratio: a 0.1% lower loss)
 
 
 class Kind(StrEnum):
@@ -43,8 +44,6 @@ class Kind(StrEnum):
     BEATS = "beats"
     WITHIN_NOISE = "within noise"
     WORSE = "worse"
-
-NEGLIGIBLE = 1e-3  # a margin this small is no margin (log loss ratio: a 0.1% lower loss)
 
 
 @dataclass(frozen=True)
