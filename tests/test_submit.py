@@ -112,13 +112,23 @@ def test_a_submitted_search_runs_to_the_end_on_the_cluster(head, tmp_path):
         assert parse_config(store.config_text).seed == 5  # the override reached the cluster
 
 
-def test_submit_to_nowhere_is_one_line(tmp_path):
+@pytest.mark.parametrize("mode, says", [("", "Failed to connect"),
+                                        ("token", "RAY_AUTH_MODE=token is set but no token")])
+def test_submit_to_nowhere_is_one_line(tmp_path, monkeypatch, mode, says):
+    """Nothing listens: one line, whether or not token authentication is asked for without a
+    token (a Ray that checks the token before connecting says so first)."""
     (tmp_path / "tiny.toml").write_text(CONFIG)
-    result = disco("submit", str(tmp_path / "tiny.toml"), "--address",
-                   f"http://127.0.0.1:{free_port()}", "--run-dir", str(tmp_path / "run"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": mode}
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run([str(VENV_BIN / "disco"), "submit", str(tmp_path / "tiny.toml"),
+                             "--address", f"http://127.0.0.1:{free_port()}", "--run-dir",
+                             str(tmp_path / "run")], capture_output=True, text=True, env=env)
     assert result.returncode == 2
-    assert result.stderr.startswith("disco: error: could not submit")
-    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("disco: error: could not submit"), result.stderr
+    assert says in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_a_bad_seed_is_one_line_before_anything_is_submitted(tmp_path):

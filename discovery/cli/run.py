@@ -183,7 +183,11 @@ def submit(args: argparse.Namespace) -> None:
                 if "try again later" not in str(error) or attempt == SUBMIT_ATTEMPTS - 1:
                     raise
                 time.sleep(2)
-    except AuthenticationError:
+    except AuthenticationError as error:
+        if "find an authentication token" in str(error):  # Ray 2.60 checks before connecting
+            raise CliError(f"could not submit to {args.address}: RAY_AUTH_MODE=token is set but "
+                           "no token was found: put it in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                           ) from None
         raise CliError(f"{args.address} wants the cluster's auth token: set RAY_AUTH_MODE=token "
                        "and put the token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
     except (ConnectionError, RuntimeError, ValueError) as error:
