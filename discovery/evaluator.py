@@ -22,8 +22,8 @@ from disco_rules.discovery.inner.rl_train import (AgentConfig, RLBaseline, RLSco
                                                   evaluate_rules, rl_baseline)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.inner.schedules import CONSTANT, Schedule
-from disco_rules.discovery.inner.train import (TrainResult, TunedBaseline, evaluate_population,
-                                               tuned_adamw)
+from disco_rules.discovery.inner.train import (PAST_EDGE, TrainResult, TunedBaseline,
+                                               evaluate_population, tuned_adamw)
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding
 
 
@@ -123,7 +123,7 @@ class Evaluator:
         lrs = np.asarray(item.lrs, np.float32)
         if isinstance(item, BaselineItem):
             tuned = tuned_adamw(item.task, lrs, item.weight_decays, keys, item.scored_seeds,
-                                item.schedules)
+                                item.schedules, PAST_EDGE)
             return tuned._replace(curve=np.asarray(tuned.curve))
         result = evaluate_population(item.task, self.encoding, item.programs, lrs, keys,
                                      item.schedules)

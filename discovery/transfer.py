@@ -6,7 +6,9 @@ One protocol for every optimizer: each trains on the same tuning seeds (keys
 `evaluator.task_keys(task, S, run_seed)`, so the same data splits and initialisations) at every
 point of its grid (programs: the grid's lrs x schedules, a constant lr and a cosine decay;
 AdamW: those x weight decays, 0 = Adam), is taken at the point with the lowest mean over those
-seeds of log final validation loss (`lr_scores`, as the run tunes its baselines), and is then
+seeds of log final validation loss (`lr_scores`, as the run tunes its baselines; where that
+point sits on an edge of the lrs, tuning goes on one grid step past it while that is better,
+as a user would, so no optimizer is cut short by the grid), and is then
 trained at that point on as many fresh scoring seeds (keys `task_keys(task, S, test_seed)`). A
 score is log(tuned AdamW loss / optimizer loss) per task and scoring seed, paired by seed: 0 =
 as good as tuned AdamW, +0.1 = about 10% lower loss. Scoring on seeds no tuning saw keeps the
@@ -33,8 +35,9 @@ import numpy as np
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, schedule_of
 from disco_rules.discovery.inner.schedules import grid as schedule_grid
-from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, TrainResult, adamw_grid,
-                                               evaluate_population, lr_scores)
+from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, PAST_EDGE,
+                                               TrainResult, adamw_grid, evaluate_population,
+                                               lr_scores, step_past_edge)
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.tasks import Task
@@ -69,11 +72,13 @@ VARIANTS: tuple[tuple[str, dict[str, float]], ...] = (
 @dataclass(frozen=True)
 class Grid:
     """What every optimizer is tuned over: programs over `lrs` x `schedules`, AdamW over
-    `lrs` x `schedules` x `weight_decays` (0 = Adam)."""
+    `lrs` x `schedules` x `weight_decays` (0 = Adam); and up to `past_edge` more lrs, one
+    grid step at a time, past an edge of `lrs` that the chosen lr sits on."""
 
     lrs: tuple[float, ...] = LR_GRID
     weight_decays: tuple[float, ...] = WEIGHT_DECAYS
     schedules: tuple[Schedule, ...] = SCHEDULES
+    past_edge: int = PAST_EDGE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
@@ -84,7 +89,9 @@ class Grid:
         return (f"programs over the lrs {', '.join(f'{lr:.2g}' for lr in self.lrs)} x the "
                 f"schedules {', '.join(_schedule_text(s) for s in self.schedules)}; AdamW "
                 f"over those x weight decays "
-                f"({', '.join(f'{d:g}' for d in self.weight_decays)}; 0 = Adam)")
+                f"({', '.join(f'{d:g}' for d in self.weight_decays)}; 0 = Adam); "
+                f"where the chosen lr is the grid's largest or smallest, up to "
+                f"{self.past_edge} more lrs one grid step at a time past it, while better")
 
 
 def _schedule_text(schedule: Schedule) -> str:
@@ -107,6 +114,14 @@ class Tuned:
     losses: np.ndarray  # [S] final validation loss per seed; +inf where no point worked
     curve: np.ndarray  # [CURVE_POINTS] mean validation curve over the seeds
     schedule: Schedule = CONSTANT
+
+    @property
+    def score(self) -> float:
+        """What tuning minimises (`train.lr_scores`): mean log loss over the seeds, floored at
+        LOSS_FLOOR; +inf if no point worked."""
+        if not np.all(np.isfinite(self.losses)):
+            return math.inf
+        return float(np.mean(np.log(np.maximum(self.losses, LOSS_FLOOR))))
 
     def point(self) -> Grid:
         """The one-point grid of the chosen point (to train it on other seeds)."""
@@ -148,6 +163,24 @@ def tune_programs(task: Task, encoding: Encoding, programs: Sequence[Program], g
     return [_choose(TrainResult(*(x[p] for x in result)), points,
                     np.full(len(points.lr), np.nan), schedules)
             for p in range(len(programs))]
+
+
+def tune_past_edges(tune: Callable[[tuple[float, ...]], Tuned], grid: Grid) -> Tuned:
+    """The best of `tune(grid.lrs)`, then, while it sits on an edge of the lrs tried, of
+    `tune((one step past it,))`, up to `grid.past_edge` steps, stopping at the first that is
+    not better."""
+    tried = list(grid.lrs)
+    chosen = tune(tuple(tried))
+    for _ in range(grid.past_edge):
+        beyond = step_past_edge(tried, chosen.lr)
+        if beyond is None:
+            break
+        tried.append(beyond)
+        further = tune((beyond,))
+        if not further.score < chosen.score:
+            break
+        chosen = further
+    return chosen
 
 
 # -- one task -------------------------------------------------------------------------------
@@ -211,17 +244,26 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
     cache = {} if cache is None else cache
     names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
     names.update({name: to_text(program) for name, program in programs.items()})
-    tunings = {name: _entry(task, seeds, run_seed, grid, text)
-               for name, text in names.items()}
-    if tunings["AdamW"] not in cache:
-        cache[tunings["AdamW"]] = _stored(tune_adamw(task, grid, keys))
-    missing = [name for name in programs if tunings[name] not in cache]
-    if missing:
+    missing = [name for name in programs
+               if _entry(task, seeds, run_seed, grid, names[name]) not in cache]
+    if missing:  # the programs' tunings over the grid itself, in one call
         tuned = tune_programs(task, encoding, [programs[name] for name in missing], grid, keys)
-        cache.update({tunings[name]: _stored(t) for name, t in zip(missing, tuned)})
+        cache.update({_entry(task, seeds, run_seed, grid, names[name]): _stored(t)
+                      for name, t in zip(missing, tuned)})
+
+    def tuning(name: str, lrs: tuple[float, ...]) -> Tuned:
+        """Optimizer `name` tuned over `lrs` x the grid's schedules (and weight decays)."""
+        over = replace(grid, lrs=lrs)
+        entry = _entry(task, seeds, run_seed, over, names[name])
+        if entry not in cache:
+            cache[entry] = _stored(
+                tune_adamw(task, over, keys) if name == "AdamW"
+                else tune_programs(task, encoding, [programs[name]], over, keys)[0])
+        return _loaded(cache[entry])
+
     scored = {}
     for name, text in names.items():
-        chosen = _loaded(cache[tunings[name]])
+        chosen = tune_past_edges(lambda lrs, name=name: tuning(name, lrs), grid)
         entry = json.dumps([task.key, seeds, test_seed, "scored at", chosen.lr,
                             chosen.weight_decay, text, list(chosen.schedule)])
         if entry not in cache:

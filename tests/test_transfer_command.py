@@ -10,6 +10,7 @@ import json
 import math
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 
 from disco_rules.discovery import transfer, verdict
 from disco_rules.discovery.cli import main
+from disco_rules.discovery.inner.train import step_past_edge
 from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
@@ -413,7 +415,7 @@ def test_scores_are_the_log_ratios_of_the_trainers_outputs_on_the_scoring_seeds(
     sgd, momentum = library.program("sgd"), library.program("momentum")
     result = transfer.evaluate_task(TASK, {"sgd": sgd, "momentum": momentum}, encoding, seeds,
                                     run_seed, test_seed,
-                                    transfer.Grid(lrs, decays, (transfer.CONSTANT,)))
+                                    transfer.Grid(lrs, decays, (transfer.CONSTANT,), past_edge=0))
     final = {}  # keys' seed -> [lr, seed] final losses of sgd
     adamw = {}  # keys' seed -> {(lr, decay): [seed]} final losses of optax's own AdamW
     for seed in (run_seed, test_seed):
@@ -485,6 +487,68 @@ def test_programs_are_tuned_over_schedules_and_scored_under_the_chosen_one():
     assert adamw.schedule in (CONSTANT, cosine)
     np.testing.assert_allclose(transfer.tune_adamw(task, adamw.point(), keys).losses,
                                adamw.losses, rtol=1e-5)
+
+
+def _quadratic_in_log_lr(best: float, calls: list[tuple[float, ...]]):
+    """A tuning whose loss is exp((log10 lr - log10 best)^2) on two seeds: the closed form
+    lets a test name the point it must choose; `calls` records every lrs it was asked for."""
+    def tune(lrs: tuple[float, ...]) -> transfer.Tuned:
+        calls.append(lrs)
+        lr = min(lrs, key=lambda x: (math.log10(x) - math.log10(best)) ** 2)
+        loss = math.exp((math.log10(lr) - math.log10(best)) ** 2)
+        return transfer.Tuned(lr, math.nan, np.full(2, loss), np.zeros(20))
+    return tune
+
+
+@pytest.mark.parametrize("best, past_edge, chosen, steps", [
+    (0.5, 2, 1.0, 2),  # 1 beats 0.1, 10 does not beat 1: stops there
+    (30.0, 2, 10.0, 2),  # both steps better: the limit stops it
+    (30.0, 1, 1.0, 1),
+    (0.02, 2, 0.01, 0),  # inside the grid: no step
+    (2e-5, 2, 1e-5, 2),  # the bottom edge: 1e-5 beats 1e-4, 1e-6 does not beat 1e-5
+    (0.5, 0, 0.1, 0),
+])
+def test_tuning_goes_past_an_edge_of_the_grid_one_step_at_a_time_while_better(
+        best, past_edge, chosen, steps):
+    calls: list[tuple[float, ...]] = []
+    grid = transfer.Grid((1e-4, 1e-3, 1e-2, 1e-1), past_edge=past_edge)
+    tuned = transfer.tune_past_edges(_quadratic_in_log_lr(best, calls), grid)
+    assert tuned.lr == pytest.approx(chosen)
+    assert calls[0] == grid.lrs and len(calls) == 1 + steps
+    assert all(len(lrs) == 1 for lrs in calls[1:])
+
+
+def test_one_step_past_an_edge_is_one_step_of_the_geometric_grid():
+    assert step_past_edge((1e-3, 1e-2, 1e-1), 0.01) is None
+    assert step_past_edge((1e-3, 1e-2, 1e-1), 0.1) == pytest.approx(1.0)
+    assert step_past_edge((1e-3, 3e-3), 1e-3) == pytest.approx(1e-3 / 3)
+    assert step_past_edge((1e-3,), 1e-3) is None
+    assert step_past_edge((1e-3, 1e-2), math.nan) is None
+
+
+@pytest.mark.slow  # tunes AdamW over two grids on a small quadratic
+def test_an_adamw_cut_short_by_the_grid_is_tuned_on_past_its_edge():
+    """On a quadratic AdamW needs an lr far above a grid of 1e-5, 1e-4: tuning goes past the
+    top edge and chooses the same point as tuning over the grid that holds those lrs."""
+    from disco_rules.discovery.evaluator import task_keys
+    from disco_rules.dsl.interpreter import Encoding
+
+    task = Task.make("quadratic", dim=6, condition_number=10.0, horizon=20)
+    narrow = transfer.Grid((1e-5, 1e-4), (0.0,), (transfer.CONSTANT,), past_edge=2)
+    cache: dict[str, dict] = {}
+    result = transfer.evaluate_task(task, {}, Encoding(max_statements=8), 2, 3, 4, narrow, cache)
+    wide = transfer.tune_adamw(task, transfer.Grid((1e-5, 1e-4, 1e-3, 1e-2), (0.0,),
+                                                   (transfer.CONSTANT,)), task_keys(task, 2, 3))
+    assert wide.lr == pytest.approx(1e-2)  # the wide grid's own top: the quadratic wants more
+    assert result.baseline.lr == pytest.approx(wide.lr)
+    tunings = sorted(json.loads(key)[3] for key in cache if json.loads(key)[2] == 3)
+    assert len(tunings) == 3  # the grid, then 1e-3 and 1e-2, each better; 2 steps at most
+    assert tunings[0] == [1e-5, 1e-4]
+    np.testing.assert_allclose([lrs[0] for lrs in tunings[1:]], [1e-3, 1e-2], rtol=1e-6)
+    unextended = transfer.evaluate_task(task, {}, Encoding(max_statements=8), 2, 3, 4,
+                                        replace(narrow, past_edge=0))
+    assert unextended.baseline.lr == pytest.approx(1e-4)
+    assert np.all(unextended.baseline.losses > result.baseline.losses)
 
 
 @pytest.mark.parametrize("x, y", [([1, 2, 3, 4], [10, 20, 30, 40]),

@@ -61,6 +61,24 @@ def test_the_tuned_baseline_is_the_best_point_of_the_grid_by_optax_itself():
         math.exp(np.mean(per_seed[best_lr, best_wd][:2])), rel=1e-3)
 
 
+@pytest.mark.slow  # tunes AdamW on a quadratic over three grids
+def test_a_baseline_cut_short_by_the_grid_is_tuned_on_past_its_edge():
+    """AdamW needs an lr far above a grid of 1e-5, 1e-4 on a quadratic: going up to two steps
+    past the top edge finds the point (and loss, on the scored seeds) that tuning over the
+    grid holding those lrs finds; a best point inside the grid is left alone."""
+    task = Task.make("quadratic", dim=6, condition_number=10.0, horizon=20)
+    narrow = tuned_adamw(task, (1e-5, 1e-4), DECAYS, KEYS, 2, past_edge=0)
+    past = tuned_adamw(task, (1e-5, 1e-4), DECAYS, KEYS, 2, past_edge=2)
+    wide = tuned_adamw(task, (1e-5, 1e-4, 1e-3, 1e-2), DECAYS, KEYS, 2)
+    assert narrow.lr == pytest.approx(1e-4) and wide.lr == pytest.approx(1e-2)
+    assert (past.lr, past.weight_decay) == pytest.approx((wide.lr, wide.weight_decay))
+    assert past.loss == pytest.approx(wide.loss, rel=1e-5) and past.loss < narrow.loss
+    inside = tuned_adamw(task, (0.3, 1.0, 3.0), DECAYS, KEYS, 2, past_edge=2)
+    assert inside.lr == pytest.approx(1.0)
+    assert inside.loss == pytest.approx(tuned_adamw(task, (0.3, 1.0, 3.0), DECAYS, KEYS,
+                                                    2).loss)
+
+
 @pytest.mark.slow  # trains a candidate and tunes two baseline grids
 def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
     encoding = Encoding(max_statements=16)
