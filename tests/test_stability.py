@@ -38,7 +38,9 @@ from test_search import CONFIG, make_search
 
 EXPERIMENTS = Path(__file__).parents[1] / "docs" / "experiments" / "programs"
 SHIPPED = [name for name in library.names() if slot_of(library.program(name)) is OPTIMIZER]
-TRAINED_FINE = ["960_plain", "adam_no_correction", "adam_linear_decay"]
+# rules trained on every transfer task without diverging (docs/experiments/transfer_*.md)
+TRAINED_FINE = ["960_plain", "adam_no_correction", "adam_linear_decay", "flagship_24",
+                "cautious_adamw", "cautious_24", "decay_24"]
 
 
 def experiment(name: str) -> Program:
