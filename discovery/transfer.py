@@ -416,24 +416,42 @@ def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _point_text(tuned: Tuned) -> str:
-    """A chosen point's lr, and its schedule where it is not constant: "lr 0.01 cosine"."""
+def at_reach(grid: Grid, lr: float) -> bool:
+    """Whether `lr` is the farthest lr tuning over `grid` can reach, past either edge: an
+    optimizer chosen there might do better still beyond it."""
+    lrs = sorted(grid.lrs)
+    if len(lrs) < 2:
+        return math.isclose(lr, lrs[0], rel_tol=1e-5)
+    top = lrs[-1] * (lrs[-1] / lrs[-2]) ** grid.past_edge
+    bottom = lrs[0] / (lrs[1] / lrs[0]) ** grid.past_edge
+    return any(math.isclose(lr, end, rel_tol=1e-5) for end in (top, bottom))
+
+
+def _point_text(tuned: Tuned, grid: Grid) -> str:
+    """A chosen point's lr, its schedule where it is not constant, and a † where the lr is as
+    far as tuning could reach (`at_reach`): "lr 0.01 cosine", "lr 1†"."""
     schedule = "" if tuned.schedule.name == "constant" else f" {tuned.schedule.name}"
-    return f"lr {tuned.lr:.2g}{schedule}"
+    reach = "†" if at_reach(grid, tuned.lr) else ""
+    return f"lr {tuned.lr:.2g}{reach}{schedule}"
 
 
 def task_table(outcome: Transfer, names: Sequence[str]) -> str:
     """Markdown: per task, tuned AdamW's point and loss and each optimizer's mean ± SE over the
-    scoring seeds with its chosen lr (and schedule, unless constant)."""
+    scoring seeds with its chosen lr (and schedule, unless constant; † where the lr is as far
+    as tuning could reach), and a footnote where any is."""
     lines = ["| task | variant | tuned AdamW | " + " | ".join(names) + " |",
              "|---" * (len(names) + 3) + "|"]
     for result, row in zip(outcome.results, outcome.evaluated):
         b = result.baseline
         loss = math.exp(np.mean(np.log(np.maximum(b.losses, LOSS_FLOOR))))
-        cells = [f"{_cell(result.scores(n))} @ {_point_text(result.optimizers[n])}"
-                 for n in names]
-        lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} ({_point_text(b)}, "
-                     f"wd {b.weight_decay:g}) | " + " | ".join(cells) + " |")
+        cells = [f"{_cell(result.scores(n))} @ "
+                 f"{_point_text(result.optimizers[n], outcome.grid)}" for n in names]
+        lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} "
+                     f"({_point_text(b, outcome.grid)}, wd {b.weight_decay:g}) | "
+                     + " | ".join(cells) + " |")
+    if any("†" in line for line in lines[2:]):
+        lines += ["", "† the farthest lr tuning reaches past the grid's edge: the optimizer "
+                      "might do better still beyond it."]
     return "\n".join(lines)
 
 

@@ -518,6 +518,25 @@ def test_tuning_goes_past_an_edge_of_the_grid_one_step_at_a_time_while_better(
     assert all(len(lrs) == 1 for lrs in calls[1:])
 
 
+def test_the_task_table_marks_an_lr_as_far_as_tuning_reaches():
+    """With the protocol's grid (1e-4 to 0.1 in half decades, 2 steps past an edge) tuning
+    reaches lr 1 and 1e-5: a point chosen there is marked and footnoted, 0.32 is not."""
+    grid = transfer.GRID
+    assert transfer.at_reach(grid, 1.0) and transfer.at_reach(grid, 1e-5)
+    assert not any(transfer.at_reach(grid, lr) for lr in (0.1, 10 ** -0.5, 1e-4, math.nan))
+    assert transfer.at_reach(replace(grid, past_edge=0), 0.1)
+
+    def table(lr: float) -> str:
+        result = transfer.TaskResult(TASK, _tuned([1.0, 1.0]), {
+            "x": transfer.Tuned(lr, math.nan, np.ones(2), np.ones(20))})
+        outcome = transfer.Transfer((transfer.SuiteTask("f", "held-out", TASK),), (),
+                                    (result,), 2, 1, 2, grid)
+        return transfer.task_table(outcome, ["x"])
+
+    assert "@ lr 1† |" in table(1.0) and table(1.0).endswith("might do better still beyond it.")
+    assert "†" not in table(10 ** -0.5) and "@ lr 0.32 |" in table(10 ** -0.5)
+
+
 def test_one_step_past_an_edge_is_one_step_of_the_geometric_grid():
     assert step_past_edge((1e-3, 1e-2, 1e-1), 0.01) is None
     assert step_past_edge((1e-3, 1e-2, 1e-1), 0.1) == pytest.approx(1.0)
