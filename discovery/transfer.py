@@ -37,7 +37,7 @@ from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, sch
 from disco_rules.discovery.inner.schedules import grid as schedule_grid
 from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, PAST_EDGE,
                                                TrainResult, adamw_grid, evaluate_population,
-                                               lr_scores, step_past_edge)
+                                               lr_scores, tune_past_edges)
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.tasks import Task
@@ -165,24 +165,6 @@ def tune_programs(task: Task, encoding: Encoding, programs: Sequence[Program], g
             for p in range(len(programs))]
 
 
-def tune_past_edges(tune: Callable[[tuple[float, ...]], Tuned], grid: Grid) -> Tuned:
-    """The best of `tune(grid.lrs)`, then, while it sits on an edge of the lrs tried, of
-    `tune((one step past it,))`, up to `grid.past_edge` steps, stopping at the first that is
-    not better."""
-    tried = list(grid.lrs)
-    chosen = tune(tuple(tried))
-    for _ in range(grid.past_edge):
-        beyond = step_past_edge(tried, chosen.lr)
-        if beyond is None:
-            break
-        tried.append(beyond)
-        further = tune((beyond,))
-        if not further.score < chosen.score:
-            break
-        chosen = further
-    return chosen
-
-
 # -- one task -------------------------------------------------------------------------------
 
 
@@ -263,7 +245,8 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
 
     scored = {}
     for name, text in names.items():
-        chosen = tune_past_edges(lambda lrs, name=name: tuning(name, lrs), grid)
+        chosen = tune_past_edges(lambda lrs, name=name: tuning(name, lrs), grid.lrs,
+                                 grid.past_edge, lambda t: t.lr, lambda t: t.score)
         entry = json.dumps([task.key, seeds, test_seed, "scored at", chosen.lr,
                             chosen.weight_decay, text, list(chosen.schedule)])
         if entry not in cache:
@@ -443,7 +426,7 @@ def task_table(outcome: Transfer, names: Sequence[str]) -> str:
              "|---" * (len(names) + 3) + "|"]
     for result, row in zip(outcome.results, outcome.evaluated):
         b = result.baseline
-        loss = math.exp(np.mean(np.log(np.maximum(b.losses, LOSS_FLOOR))))
+        loss = math.exp(b.score)
         cells = [f"{_cell(result.scores(n))} @ "
                  f"{_point_text(result.optimizers[n], outcome.grid)}" for n in names]
         lines.append(f"| `{result.task.key}` | {row.label} | {loss:.4g} "

@@ -18,7 +18,7 @@ import pytest
 
 from disco_rules.discovery import transfer, verdict
 from disco_rules.discovery.cli import main
-from disco_rules.discovery.inner.train import step_past_edge
+from disco_rules.discovery.inner.train import step_past_edge, tune_past_edges
 from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
@@ -512,7 +512,8 @@ def test_tuning_goes_past_an_edge_of_the_grid_one_step_at_a_time_while_better(
         best, past_edge, chosen, steps):
     calls: list[tuple[float, ...]] = []
     grid = transfer.Grid((1e-4, 1e-3, 1e-2, 1e-1), past_edge=past_edge)
-    tuned = transfer.tune_past_edges(_quadratic_in_log_lr(best, calls), grid)
+    tuned = tune_past_edges(_quadratic_in_log_lr(best, calls), grid.lrs, grid.past_edge,
+                            lambda t: t.lr, lambda t: t.score)
     assert tuned.lr == pytest.approx(chosen)
     assert calls[0] == grid.lrs and len(calls) == 1 + steps
     assert all(len(lrs) == 1 for lrs in calls[1:])

@@ -10,7 +10,7 @@ so a program and the baseline given the same key see the same data.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -320,6 +320,49 @@ def step_past_edge(lrs: Sequence[float], lr: float) -> float | None:
     return None
 
 
+Tuning = TypeVar("Tuning")
+
+
+def tune_past_edges(tune: Callable[[tuple[float, ...]], Tuning], lrs: Sequence[float],
+                    steps: int, lr_of: Callable[[Tuning], float],
+                    score_of: Callable[[Tuning], float]) -> Tuning:
+    """`tune(lrs)`, then, while its chosen lr (`lr_of`; NaN: none worked) sits on an edge of
+    the lrs tried, `tune((one step past it,))`, up to `steps` steps, stopping at the first
+    whose `score_of` (lower is better) is not better."""
+    tried = [float(lr) for lr in lrs]
+    chosen = tune(tuple(tried))
+    for _ in range(steps):
+        beyond = step_past_edge(tried, lr_of(chosen))
+        if beyond is None:
+            break
+        tried.append(beyond)
+        further = tune((beyond,))
+        if not score_of(further) < score_of(chosen):
+            break
+        chosen = further
+    return chosen
+
+
+class _GridTuning(NamedTuple):
+    """AdamW over one grid (`adamw_grid`'s outputs), its points' scores and the best one."""
+
+    result: TrainResult
+    points: Point
+    decays: np.ndarray
+    index: np.ndarray
+    scores: np.ndarray
+    best: int
+
+    @property
+    def lr(self) -> float:
+        """The best point's lr; NaN if no point worked."""
+        return float(self.points.lr[self.best]) if self.score < math.inf else math.nan
+
+    @property
+    def score(self) -> float:
+        return float(self.scores[self.best])
+
+
 def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.Array,
                 scored: int | None = None, schedules: tuple[Schedule, ...] = (CONSTANT,),
                 past_edge: int = 0) -> TunedBaseline:
@@ -327,33 +370,27 @@ def tuned_adamw(task: Task, lrs: ArrayLike, weight_decays: ArrayLike, keys: jax.
     (decay 0: Adam), each trained on every seed key, in one compiled call: the point with the
     lowest mean log final validation loss (`lr_scores`) over all the keys; while its lr sits
     on an edge of the lrs tried, up to `past_edge` times, the best point one grid step past
-    it if that is better. Its loss and curve are over the first `scored` keys (default all):
-    the seeds a candidate is trained on, so a score compares the same data splits and
-    initialisations. NaNs if no point worked."""
-    result, points, grid_decay, index = adamw_grid(task, lrs, weight_decays, keys, schedules)
-    scores = lr_scores(result)
-    if not np.isfinite(scores).any():
+    it if that is better (`tune_past_edges`). Its loss and curve are over the first `scored`
+    keys (default all): the seeds a candidate is trained on, so a score compares the same
+    data splits and initialisations. NaNs if no point worked."""
+    def over(grid_lrs: tuple[float, ...]) -> _GridTuning:
+        result, points, decays, index = adamw_grid(task, grid_lrs, weight_decays, keys,
+                                                   schedules)
+        scores = lr_scores(result)
+        return _GridTuning(result, points, decays, index, scores, int(np.argmin(scores)))
+
+    tuning = tune_past_edges(over, np.asarray(lrs).ravel(), past_edge,
+                             lambda t: t.lr, lambda t: t.score)
+    if not tuning.score < math.inf:
         return TunedBaseline("adamw", math.nan, math.nan, math.nan,
                              np.full(CURVE_POINTS, np.nan))
-    best = int(np.argmin(scores))
-    tried = [float(lr) for lr in np.asarray(lrs).ravel()]
-    for _ in range(past_edge):
-        beyond = step_past_edge(tried, float(points.lr[best]))
-        if beyond is None:
-            break
-        tried.append(beyond)
-        further = adamw_grid(task, [beyond], weight_decays, keys, schedules)
-        further_scores = lr_scores(further[0])
-        k = int(np.argmin(further_scores))
-        if not further_scores[k] < scores[best]:
-            break
-        (result, points, grid_decay, index), scores, best = further, further_scores, k
-    decay = float(grid_decay[best])
-    paired = TrainResult(*(x[best:best + 1, :scored] for x in result))
-    return TunedBaseline("adam" if decay == 0 else "adamw", float(points.lr[best]),
+    best = tuning.best
+    decay = float(tuning.decays[best])
+    paired = TrainResult(*(x[best:best + 1, :scored] for x in tuning.result))
+    return TunedBaseline("adam" if decay == 0 else "adamw", tuning.lr,
                          decay, float(np.exp(lr_scores(paired)[0])),
                          np.mean(paired.curve[0], axis=0),
-                         schedule_of(int(index[best]), schedules).name)
+                         schedule_of(int(tuning.index[best]), schedules).name)
 
 
 def fitness(candidate: TrainResult, baseline_loss: float) -> tuple[float, str | None]:
