@@ -87,10 +87,11 @@ class TasksConfig:
     wd_grid: tuple[float, ...] = (1e-4,)
     baseline_seeds: int | None = None
     # the learning-rate schedule every candidate trains under (the `lr` a program reads is
-    # the scheduled value; discovery/inner/schedules.py), its warm-up (warmup_cosine: a
-    # fraction of the horizon) and its final lr (cosine, warmup_cosine: a fraction of the
-    # peak); the baseline is tuned over baseline_schedules and this one
-    schedule: str = "constant"
+    # the scheduled value; discovery/inner/schedules.py), or a list of them that every
+    # candidate is tuned over with lr_grid, as the baseline is; their warm-up (warmup_cosine:
+    # a fraction of the horizon) and final lr (cosine, warmup_cosine: a fraction of the
+    # peak); the baseline is tuned over baseline_schedules and these
+    schedule: str | tuple[str, ...] = "constant"
     warmup: float = 0.05
     final_lr: float = 0.0
     baseline_schedules: tuple[str, ...] = ("constant", "cosine")
@@ -105,15 +106,21 @@ class TasksConfig:
         return self.seeds if self.baseline_seeds is None else self.baseline_seeds
 
     @property
+    def schedule_names(self) -> tuple[str, ...]:
+        """The names of the schedules every candidate is tuned over (one: it trains under it)."""
+        return (self.schedule,) if isinstance(self.schedule, str) else self.schedule
+
+    @property
     def candidate_schedules(self) -> tuple[Schedule, ...]:
-        """The one schedule every candidate trains under, as a grid of schedules."""
-        return (schedules.named(self.schedule, self.warmup, self.final_lr),)
+        """The schedules every candidate is tuned over with lr_grid."""
+        return tuple(schedules.named(name, self.warmup, self.final_lr)
+                     for name in self.schedule_names)
 
     @property
     def baseline_schedule_grid(self) -> tuple[Schedule, ...]:
         """The schedules the baseline is tuned over: baseline_schedules and the candidates'
         (so the baseline is never scheduled worse than they are), without repeats."""
-        names = dict.fromkeys((*self.baseline_schedules, self.schedule))
+        names = dict.fromkeys((*self.baseline_schedules, *self.schedule_names))
         return tuple(schedules.named(name, self.warmup, self.final_lr) for name in names)
 
 
@@ -296,6 +303,14 @@ def _expect(key: str, value: Any, kind: str) -> Any:
         if not isinstance(value, (bool, str)):
             raise ConfigError(f"{key}: expected true, false or a path, got {value!r}")
         return value
+    if kind == "str | tuple[str, ...]":
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not value or \
+                not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{key}: expected a name or a non-empty list of names, "
+                              f"got {value!r}")
+        return tuple(value)
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -367,7 +382,11 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("tasks.lr_grid: learning rates must be positive")
     if any(wd < 0 for wd in config.tasks.wd_grid):
         raise ConfigError("tasks.wd_grid: weight decays must be zero (Adam) or positive")
-    for key, name in [("tasks.schedule", config.tasks.schedule),
+    named = config.tasks.schedule_names
+    if len(set(named)) < len(named):
+        raise ConfigError(f"tasks.schedule: each schedule at most once, got {list(named)}")
+    for key, name in [*(("tasks.schedule" if isinstance(config.tasks.schedule, str)
+                         else f"tasks.schedule[{i}]", n) for i, n in enumerate(named)),
                       *((f"tasks.baseline_schedules[{i}]", n)
                         for i, n in enumerate(config.tasks.baseline_schedules))]:
         if name not in schedules.NAMES:

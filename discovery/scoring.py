@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from disco_rules.cluster.results import Failed, TimedOut
-from disco_rules.discovery.config import FITNESS_CAP, Config
+from disco_rules.discovery.config import FITNESS_CAP, Config, TasksConfig
 from disco_rules.discovery.evaluator import ProgramsItem, RulesItem
 from disco_rules.discovery.inner.rl_train import (AgentConfig, RLScores, RuleShape, first_finite,
                                                   normalised_return)
@@ -25,6 +25,7 @@ from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
+from disco_rules.discovery.inner.schedules import schedule_of
 from disco_rules.discovery.inner.train import LOSS_FLOOR, TrainResult, fitness, lr_scores
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program
@@ -44,19 +45,20 @@ class TaskScore(NamedTuple):
 
 
 def task_score(result: Any, j: int, task: Task, baseline: BaselineRecord,
-               lr_grid: Sequence[float]) -> TaskScore:
+               tasks: TasksConfig) -> TaskScore:
     """Candidate `j` of a work result on `task`, against the task's baseline, as the task's
     kind scores it."""
     if isinstance(result, Failed):
         what = CandidateStatus.TIMEOUT if isinstance(result, TimedOut) else CandidateStatus.FAILED
         return TaskScore(WORST, f"{what}: {result.reason}",
                          ScoreRecord(candidate_id=-1, task=task.key, score=WORST))
-    return task_kind(task.kind).score(result, j, task, baseline, lr_grid)
+    return task_kind(task.kind).score(result, j, task, baseline, tasks)
 
 
 def optimizer_score(result: TrainResult, j: int, task: Task, baseline: BaselineRecord,
-                    lr_grid: Sequence[float]) -> TaskScore:
-    """An optimizer task's score: log(baseline loss / the candidate's loss at its best lr)."""
+                    tasks: TasksConfig) -> TaskScore:
+    """An optimizer task's score: log(baseline loss / the candidate's loss at its best point
+    of tasks.lr_grid x tasks.candidate_schedules)."""
     mine = TrainResult(*(np.asarray(value[j]) for value in result))
     with np.errstate(all="ignore"):  # NaN and Inf are expected here and scored as failures
         value, reason = fitness(mine, baseline.loss)
@@ -65,13 +67,16 @@ def optimizer_score(result: TrainResult, j: int, task: Task, baseline: BaselineR
         best = int(np.argmin(per_lr))
         curve = np.mean(mine.curve[best], axis=0)
         per_seed = -np.log(np.maximum(np.asarray(mine.final_loss[best], np.float64), LOSS_FLOOR))
+    chosen = schedule_of(best, tasks.candidate_schedules)
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
-                      loss=float(np.exp(per_lr[best])), lr=lr_grid[best], curve=curve)
+                      loss=float(np.exp(per_lr[best])),
+                      lr=tasks.lr_grid[best // len(tasks.candidate_schedules)],
+                      schedule=chosen.name, curve=curve)
     return TaskScore(value, reason, row, math.nan if reason else _seed_error(per_seed))
 
 
 def rl_score(result: RLScores, j: int, task: Task, baseline: BaselineRecord,
-             lr_grid: Sequence[float]) -> TaskScore:
+             tasks: TasksConfig) -> TaskScore:
     """An RL task's score: normalised return (mean over seeds) less the rule's regulariser
     (LPG's); a non-finite return (NaN agent weights) is a failure."""
     final = np.asarray(result.final_return[j], np.float64)
@@ -174,7 +179,7 @@ def score_groups(pool: Pool, config: Config, encoding: Encoding,
         row: list[TaskScore] = []
         while len(row) < len(programs):
             result, span = next(results)
-            row += [task_score(result, j, task, baselines[task.key], config.tasks.lr_grid)
+            row += [task_score(result, j, task, baselines[task.key], config.tasks)
                     for j in range(span)]
         table.append(row)
     return table
@@ -229,7 +234,7 @@ def score_rules(pool: Pool, config: Config, kind: str, shape: RuleShape, agent: 
             result = next(results)
             for j in range(stop - start):
                 table[start + j].append(task_score(result, j, task, baselines[task.key],
-                                                   config.tasks.lr_grid))
+                                                   config.tasks))
     return table
 
 

@@ -17,7 +17,7 @@ import pytest
 from disco_rules import api
 from disco_rules.discovery import footprint
 from disco_rules.discovery.baselines import ensure_baselines
-from disco_rules.discovery.config import ConfigError, parse_config
+from disco_rules.discovery.config import ConfigError, TasksConfig, parse_config
 from disco_rules.discovery.footprint import WorkItem
 from disco_rules.discovery.levels import Levels
 from disco_rules.discovery.plan import TaskPlan, program_slot
@@ -63,7 +63,7 @@ class ToyPool:
 
 
 def _toy_score(result: dict, j: int, task: Task, baseline: BaselineRecord,
-               lr_grid: Sequence[float]) -> TaskScore:
+               tasks: TasksConfig) -> TaskScore:
     value = result["scores"][j]
     return TaskScore(value, None, ScoreRecord(candidate_id=-1, task=task.key, score=value))
 
@@ -290,7 +290,7 @@ def test_the_task_kind_decides_slot_scores_baselines_and_memory(toys: None) -> N
     assert [item.bytes for item in footprint.work_items(config, plan)] == [5, 7, 5]
     result = {"scores": [0.0, 3.0], "loss": 1.0}
     baseline = BaselineRecord(task=task.key, score=TOY_BASELINE_SCORE)
-    assert task_score(result, 1, task, baseline, [0.1]).value == 3.0
+    assert task_score(result, 1, task, baseline, config.tasks).value == 3.0
 
     class Store:
         rows: dict[str, BaselineRecord] = {}

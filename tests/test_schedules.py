@@ -18,7 +18,8 @@ from disco_rules.discovery.inner import schedules
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, grid
 from disco_rules.discovery.inner.train import (TrainResult, evaluate_population, lr_scores,
                                                make_optax_train, tuned_adamw)
-from disco_rules.discovery.store import ARCHIVE_NAME, BaselineRecord, RunStore
+from disco_rules.discovery.store import (ARCHIVE_NAME, SCHEMA_VERSION, BaselineRecord,
+                                         CandidateRecord, RunStore, ScoreRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
@@ -104,10 +105,16 @@ def test_schedule_config_keys():
     assert tasks.candidate_schedules == (Schedule("warmup_cosine", 0.1, 0.05),)
     assert tasks.baseline_schedule_grid == (CONSTANT, Schedule("cosine", 0.0, 0.05),
                                             Schedule("warmup_cosine", 0.1, 0.05))
+    both = parse_config('[tasks]\nschedule = ["cosine", "constant"]\n').tasks
+    assert both.candidate_schedules == (Schedule("cosine", 0.0, 0.0), CONSTANT)
+    assert [s.name for s in both.baseline_schedule_grid] == ["constant", "cosine"]
     defaults = parse_config("").tasks
     assert defaults.candidate_schedules == (CONSTANT,)
     assert [s.name for s in defaults.baseline_schedule_grid] == ["constant", "cosine"]
     for text, key in [('[tasks]\nschedule = "linear"\n', "tasks.schedule"),
+                      ('[tasks]\nschedule = ["cosine", "linear"]\n', r"tasks.schedule\[1\]"),
+                      ('[tasks]\nschedule = ["cosine", "cosine"]\n', "at most once"),
+                      ("[tasks]\nschedule = []\n", "tasks.schedule"),
                       ('[tasks]\nbaseline_schedules = ["cosine", "step"]\n',
                        r"tasks.baseline_schedules\[1\]"),
                       ("[tasks]\nwarmup = 1.0\n", "tasks.warmup"),
@@ -125,6 +132,22 @@ def test_the_archive_records_the_baselines_schedule(tmp_path):
     with RunStore.open(tmp_path / "run", write=False) as reader:
         assert reader.baseline("t").schedule == "cosine"
         assert reader.baseline("t").name == "adamw(lr=0.1, wd=0.01, cosine)"
+
+
+def test_scores_record_their_schedule_and_schema_6_archives_gain_the_column(tmp_path):
+    with RunStore.create(tmp_path / "run", "seed = 0\n") as store:
+        store.add_generation(0, [CandidateRecord(id=1, generation=0, parent_id=None,
+                                                 kind="programs", text="x", hash="h",
+                                                 fitness=0.1, status="ok")],
+                             [ScoreRecord(candidate_id=1, task="t", score=0.1, lr=0.01,
+                                          schedule="cosine")])
+    with RunStore.open(tmp_path / "run", write=False) as reader:
+        assert [(s.lr, s.schedule) for s in reader.scores_of(1)] == [(0.01, "cosine")]
+    with closing(sqlite3.connect(tmp_path / "run" / ARCHIVE_NAME)) as db:  # as schema 6 wrote it
+        db.executescript("ALTER TABLE scores DROP COLUMN schedule; PRAGMA user_version = 6;")
+    with RunStore.open(tmp_path / "run", write=False) as reader:
+        assert [(s.lr, s.schedule) for s in reader.scores_of(1)] == [(0.01, None)]
+        assert reader.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def test_an_archive_of_schema_4_gains_the_schedule_column(tmp_path):

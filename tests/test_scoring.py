@@ -9,7 +9,7 @@ import numpy as np
 
 from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.results import Failed
-from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.config import TasksConfig, parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.inner.rl_train import RLScores
 from disco_rules.discovery.inner.train import CURVE_POINTS, TrainResult
@@ -37,11 +37,24 @@ def test_optimizer_score_and_its_standard_error_at_the_best_lr():
     # lr 0 is best (mean log loss log 2); per seed, log(2 / loss) = log 2, 0, -log 2
     result = optimizer_result([[1.0, 2.0, 4.0], [10.0, 10.0, 10.0]])
     score = task_score(result, 0, OPTIMIZER_TASK, BaselineRecord(task="opt", score=0.0,
-                                                                 loss=2.0), [0.1, 1.0])
+                                                                 loss=2.0),
+                       TasksConfig(lr_grid=(0.1, 1.0)))
     assert score.reason is None and score.row.lr == 0.1
     assert abs(score.value) < 1e-6
     # sample variance of (log 2, 0, -log 2) is log(2)^2, so the SE is log 2 / sqrt(3)
     assert math.isclose(score.se, math.log(2) / math.sqrt(3), rel_tol=1e-5)
+
+
+def test_a_candidate_tuned_over_schedules_records_its_best_lr_and_schedule():
+    # grid points are lr-major: (0.01, constant), (0.01, cosine), (0.1, constant), (0.1, cosine)
+    tasks = TasksConfig(lr_grid=(0.01, 0.1), schedule=("constant", "cosine"))
+    for best, lr, schedule in [(1, 0.01, "cosine"), (2, 0.1, "constant"), (3, 0.1, "cosine")]:
+        final = [[4.0, 4.0]] * 4
+        final[best] = [1.0, 1.0]
+        score = task_score(optimizer_result(final), 0, OPTIMIZER_TASK,
+                           BaselineRecord(task="opt", score=0.0, loss=2.0), tasks)
+        assert (score.row.lr, score.row.schedule) == (lr, schedule)
+        assert math.isclose(score.value, math.log(2.0), rel_tol=1e-6)
 
 
 def test_rl_score_standard_error_is_over_normalised_returns():
@@ -49,7 +62,7 @@ def test_rl_score_standard_error_is_over_normalised_returns():
     result = RLScores(curve=np.full((1, 4, 5), 50.0), final_return=final[None],
                       penalty=np.zeros((1, 4)))
     baseline = BaselineRecord(task="rl", score=250.0, curve=np.array([50.0, 150.0, 250.0]))
-    score = task_score(result, 0, RL_TASK, baseline, [2.5e-3])
+    score = task_score(result, 0, RL_TASK, baseline, TasksConfig(lr_grid=(2.5e-3,)))
     per_seed = (final - 50.0) / 200.0  # 0 where the agent ends as it began, 1 at the baseline
     assert math.isclose(score.value, per_seed.mean())
     assert math.isclose(score.se, per_seed.std(ddof=1) / 2.0)
@@ -57,13 +70,13 @@ def test_rl_score_standard_error_is_over_normalised_returns():
 
 def test_no_standard_error_from_fewer_than_three_seeds_or_a_failure():
     one_seed = task_score(optimizer_result([[1.0]]), 0, OPTIMIZER_TASK,
-                          BaselineRecord(task="opt", score=0.0, loss=1.0), [0.1])
+                          BaselineRecord(task="opt", score=0.0, loss=1.0), TasksConfig(lr_grid=(0.1,)))
     assert one_seed.value == 0.0 and math.isnan(one_seed.se)
     two_seeds = task_score(optimizer_result([[1.0, 4.0]]), 0, OPTIMIZER_TASK,
-                           BaselineRecord(task="opt", score=0.0, loss=2.0), [0.1])
+                           BaselineRecord(task="opt", score=0.0, loss=2.0), TasksConfig(lr_grid=(0.1,)))
     assert abs(two_seeds.value) < 1e-6 and math.isnan(two_seeds.se)  # 2 results: no ± shown
     failed = task_score(Failed("boom"), 0, OPTIMIZER_TASK,
-                        BaselineRecord(task="opt", score=0.0, loss=1.0), [0.1])
+                        BaselineRecord(task="opt", score=0.0, loss=1.0), TasksConfig(lr_grid=(0.1,)))
     assert failed.value == -math.inf and math.isnan(failed.se)
     assert math.isnan(standard_error(np.array([3.0])))
 

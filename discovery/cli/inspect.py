@@ -207,7 +207,8 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
                 "reason": record.reason, "fitness": record.fitness, "hash": record.hash,
                 "fingerprint": record.fingerprint, "program": record.text,
                 "lineage": [r.id for r in lineage],
-                "scores": {s.task: {"score": s.score, "loss": s.loss, "lr": s.lr}
+                "scores": {s.task: {"score": s.score, "loss": s.loss, "lr": s.lr,
+                                    "schedule": s.schedule}
                            for s in scores}, "validation": validation,
             }, indent=2, default=json_float))
             return
@@ -224,6 +225,7 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
             f"#{r.id} ({format_fitness(r.fitness)})" for r in lineage))
         for s in scores:
             kind = "held-out" if s.task in validation else "training"
-            detail = f"  loss {s.loss:.4g}  lr {s.lr:g}" if record.weights is None else \
+            scheduled = f" {s.schedule}" if s.schedule not in (None, "constant") else ""
+            detail = f"  loss {s.loss:.4g}  lr {s.lr:g}{scheduled}" if record.weights is None else \
                 f"  final return {s.curve[-1]:.4g}" if s.curve else ""
             print(f"  {kind:8s} {s.task}: score {format_fitness(s.score)}{detail}")

@@ -1,6 +1,7 @@
 """Older archives brought to this schema when opened, under the run's lock: schema 2 gains
 an empty levels table, schema 3 the baseline's optimizer, weight decay and seeds, schema 4
-its schedule, and schema 5's program candidates take their population kind's name."""
+its schedule, schema 5's program candidates take their population kind's name, and schema 6's
+scores gain the schedule of their lr (unrecorded: NULL)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ _BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "I
 
 
 def _migration(db: sqlite3.Connection, version: int) -> str:
-    """The SQL that turns an archive of schema `version` (2 to 5) into the next schema."""
+    """The SQL that turns an archive of schema `version` (2 to 6) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
+    if version == 6:
+        scored = {row[1] for row in db.execute("PRAGMA table_info(scores)")}
+        return "" if "schedule" in scored else "ALTER TABLE scores ADD COLUMN schedule TEXT;"
     if version == 5:
         return "UPDATE candidates SET kind = 'programs' WHERE kind = 'program';"
     present = {row[1] for row in db.execute("PRAGMA table_info(baselines)")}

@@ -59,13 +59,15 @@ class ArchiveReader:
     def scores_of(self, candidate_id: int) -> list[ScoreRecord]:
         """A candidate's evaluations, by task name."""
         rows = self._db.execute(
-            "SELECT task, score, loss, lr, curve FROM scores WHERE candidate_id = ? ORDER BY task",
+            "SELECT task, score, loss, lr, schedule, curve FROM scores WHERE candidate_id = ?"
+            " ORDER BY task",
             (candidate_id,),
         )
         return [
             ScoreRecord(candidate_id=candidate_id, task=task, score=from_sql(score),
-                        loss=from_sql(loss), lr=from_sql(lr), curve=decode_curve(curve))
-            for task, score, loss, lr, curve in rows
+                        loss=from_sql(loss), lr=from_sql(lr), schedule=schedule,
+                        curve=decode_curve(curve))
+            for task, score, loss, lr, schedule, curve in rows
         ]
 
     def validation_of(self, candidate_id: int) -> list[ValidationRecord]:

@@ -50,13 +50,15 @@ class CandidateRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class ScoreRecord:
-    """One evaluation: a candidate trained on a task (score, final loss, tuned lr, curve)."""
+    """One evaluation: a candidate trained on a task (score, final loss, tuned lr and
+    schedule, curve)."""
 
     candidate_id: int
     task: str
     score: float
     loss: float = math.nan
     lr: float = math.nan
+    schedule: str | None = None  # the lr's schedule (None: unrecorded, schema 6 and older)
     curve: Curve | None = None
 
     def __post_init__(self) -> None:

@@ -1,9 +1,10 @@
 """The archive's SQL schema: candidates, scores, validation, baselines, events and levels."""
 
-SCHEMA_VERSION = 6  # 2: candidates.weights (network candidates); 3: the levels table;
+SCHEMA_VERSION = 7  # 2: candidates.weights (network candidates); 3: the levels table;
 # 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
 # 5: baselines.schedule (the baseline's tuned learning-rate schedule);
-# 6: candidates.kind is the population kind's name ("programs", not "program")
+# 6: candidates.kind is the population kind's name ("programs", not "program");
+# 7: scores.schedule (the schedule of a candidate's tuned lr)
 
 SCHEMA = """
 CREATE TABLE candidates (
@@ -32,6 +33,7 @@ CREATE TABLE scores (
     loss        REAL,
     lr          REAL,
     curve       BLOB,
+    schedule    TEXT,
     PRIMARY KEY (candidate_id, task)
 );
 CREATE INDEX scores_generation ON scores(generation);

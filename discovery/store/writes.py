@@ -105,10 +105,10 @@ class ArchiveWriter(ArchiveReader):
                 self._require_candidate(db, s.candidate_id, what)
                 self._insert(
                     db,
-                    "INSERT INTO scores (candidate_id, task, generation, score, loss, lr, curve)"
-                    " VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO scores (candidate_id, task, generation, score, loss, lr,"
+                    " schedule, curve) VALUES (?,?,?,?,?,?,?,?)",
                     (s.candidate_id, s.task, generation, to_sql(s.score), to_sql(s.loss),
-                     to_sql(s.lr), encode_curve(s.curve)),
+                     to_sql(s.lr), s.schedule, encode_curve(s.curve)),
                     what=what,
                 )
             for v in validation:

@@ -12,14 +12,14 @@ live in scoring.py, baselines.py and footprint.py, which import JAX and the eval
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from disco_rules.discovery.registry import Registry, later
 from disco_rules.discovery.tasks.family import Environment, Problem, Task
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER, Slot
 
 if TYPE_CHECKING:
-    from disco_rules.discovery.config import Config
+    from disco_rules.discovery.config import Config, TasksConfig
     from disco_rules.discovery.footprint import WorkItem
     from disco_rules.discovery.inner.rl_train import AgentConfig
     from disco_rules.discovery.scoring import TaskScore
@@ -35,8 +35,8 @@ class TaskKind:
     `slot`: the slot programs fill on its tasks; `baseline_score`: the tuned baseline's own
     score, in the units of candidates' scores; `trains_agents`: rule networks can be scored
     on its tasks. Functions: `programs_item(task, encoding, encoded programs, config)` the
-    work item of a chunk of programs; `score(result, j, task, baseline, lr_grid)` member j's
-    TaskScore; `baseline_item(task, config, agent)` the baseline's work item;
+    work item of a chunk of programs; `score(result, j, task, baseline, tasks)` member j's
+    TaskScore (`tasks`: the run's TasksConfig, its lr x schedule grid); `baseline_item(task, config, agent)` the baseline's work item;
     `baseline_record(task, result, config)` its archive row, None if it is not finite;
     `work_items(task, config, held_out)` the memory estimate's items (footprint.py).
     """
@@ -47,7 +47,7 @@ class TaskKind:
     baseline_score: float
     trains_agents: bool
     programs_item: Callable[[Task, "Encoding", Any, "Config"], Any]
-    score: Callable[[Any, int, Task, "BaselineRecord", Sequence[float]], "TaskScore"]
+    score: Callable[[Any, int, Task, "BaselineRecord", "TasksConfig"], "TaskScore"]
     baseline_item: Callable[[Task, "Config", "AgentConfig"], Any]
     baseline_record: Callable[[Task, Any, "Config"], "BaselineRecord | None"]
     work_items: Callable[[Task, "Config", bool], list["WorkItem"]]
