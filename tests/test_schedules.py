@@ -2,6 +2,7 @@
 scheduled lr against optax's own scheduled optimizer, AdamW tuned over schedules, the config
 keys and the archive's record of the baseline's schedule."""
 
+import json
 import math
 import sqlite3
 from contextlib import closing
@@ -12,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from disco_rules.discovery.cli import main
 from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner import schedules
@@ -23,6 +25,7 @@ from disco_rules.discovery.store import (ARCHIVE_NAME, SCHEMA_VERSION, BaselineR
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl import library
 from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.printer import to_text
 
 HORIZON = 40
 COUNTS = np.arange(0, HORIZON + 5)
@@ -148,6 +151,24 @@ def test_scores_record_their_schedule_and_schema_6_archives_gain_the_column(tmp_
     with RunStore.open(tmp_path / "run", write=False) as reader:
         assert [(s.lr, s.schedule) for s in reader.scores_of(1)] == [(0.01, None)]
         assert reader.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_inspect_shows_a_candidates_lr_with_its_schedule(tmp_path, capsys):
+    with RunStore.create(tmp_path / "run", "seed = 0\n") as store:
+        store.add_generation(0, [CandidateRecord(id=0, generation=0, kind="programs",
+                                                 text=to_text(library.program("sgd")),
+                                                 hash="h", fitness=0.1, status="ok")],
+                             [ScoreRecord(candidate_id=0, task="a", score=0.1, loss=0.5,
+                                          lr=0.01, schedule="cosine"),
+                              ScoreRecord(candidate_id=0, task="b", score=0.2, loss=0.4,
+                                          lr=0.1, schedule="constant")])
+    assert main(["inspect", f"{tmp_path / 'run'}:0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[-1] for line in lines if ": score " in line] == \
+        ["lr 0.01 cosine", "lr 0.1"]  # constant is the default, unsaid
+    assert main(["inspect", f"{tmp_path / 'run'}:0", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["scores"]
+    assert (scores["a"]["schedule"], scores["b"]["schedule"]) == ("cosine", "constant")
 
 
 def test_an_archive_of_schema_4_gains_the_schedule_column(tmp_path):
