@@ -25,7 +25,7 @@ from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import BaselineRecord, ScoreRecord, ValidationRecord
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
-from disco_rules.discovery.inner.schedules import schedule_of
+from disco_rules.discovery.inner.schedules import lr_of, schedule_of
 from disco_rules.discovery.inner.train import LOSS_FLOOR, TrainResult, fitness, lr_scores
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.program import Program
@@ -67,11 +67,10 @@ def optimizer_score(result: TrainResult, j: int, task: Task, baseline: BaselineR
         best = int(np.argmin(per_lr))
         curve = np.mean(mine.curve[best], axis=0)
         per_seed = -np.log(np.maximum(np.asarray(mine.final_loss[best], np.float64), LOSS_FLOOR))
-    chosen = schedule_of(best, tasks.candidate_schedules)
+    grid = tasks.candidate_schedules
     row = ScoreRecord(candidate_id=-1, task=task.key, score=value,
-                      loss=float(np.exp(per_lr[best])),
-                      lr=tasks.lr_grid[best // len(tasks.candidate_schedules)],
-                      schedule=chosen.name, curve=curve)
+                      loss=float(np.exp(per_lr[best])), lr=lr_of(best, tasks.lr_grid, grid),
+                      schedule=schedule_of(best, grid).name, curve=curve)
     return TaskScore(value, reason, row, math.nan if reason else _seed_error(per_seed))
 
 

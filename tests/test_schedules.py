@@ -60,6 +60,8 @@ def test_the_grid_is_lr_major_and_one_schedule_keeps_the_lr_order():
     assert points.lr.tolist() == pytest.approx([0.1, 0.1, 0.01, 0.01])
     assert points.final.tolist() == [1.0, 0.0, 1.0, 0.0]
     assert schedules.schedule_of(3, (CONSTANT, cosine)) == cosine
+    assert [schedules.lr_of(k, [0.1, 0.01], (CONSTANT, cosine)) for k in range(4)] == \
+        pytest.approx(points.lr.tolist())
     assert grid([0.1, 0.01, 0.001]).lr.tolist() == pytest.approx([0.1, 0.01, 0.001])
 
 

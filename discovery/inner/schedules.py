@@ -85,3 +85,8 @@ def grid(lrs: Sequence[float], schedules: Sequence[Schedule] = (CONSTANT,)) -> P
 def schedule_of(k: int, schedules: Sequence[Schedule]) -> Schedule:
     """The schedule of point k of `grid(lrs, schedules)`."""
     return schedules[k % len(schedules)]
+
+
+def lr_of(k: int, lrs: Sequence[float], schedules: Sequence[Schedule]) -> float:
+    """The lr of point k of `grid(lrs, schedules)`, as given (not rounded to float32)."""
+    return lrs[k // len(schedules)]

@@ -36,7 +36,8 @@ class TaskKind:
     score, in the units of candidates' scores; `trains_agents`: rule networks can be scored
     on its tasks. Functions: `programs_item(task, encoding, encoded programs, config)` the
     work item of a chunk of programs; `score(result, j, task, baseline, tasks)` member j's
-    TaskScore (`tasks`: the run's TasksConfig, its lr x schedule grid); `baseline_item(task, config, agent)` the baseline's work item;
+    TaskScore (`tasks`: the run's TasksConfig, its lr x schedule grid);
+    `baseline_item(task, config, agent)` the baseline's work item;
     `baseline_record(task, result, config)` its archive row, None if it is not finite;
     `work_items(task, config, held_out)` the memory estimate's items (footprint.py).
     """
