@@ -1,6 +1,7 @@
 """`disco submit` hands a search to a real Ray cluster's job server, which runs it."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -47,44 +48,66 @@ def disco(*args, **kwargs):
                           env=env, **kwargs)
 
 
+def refresh_ray_auth() -> None:
+    """Make this process's Ray read RAY_AUTH_MODE and its token again: Ray caches both when
+    first asked, so a Ray used by an earlier test of this worker would keep what it saw then
+    (the mode unset, or no token file yet)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """A Ray head with its job server on loopback, stopped with its whole session (also when
-    it does not come up). Its dashboard agent listens on a free port: on Ray's default (52365)
-    the agent of any other Ray on this machine would keep it from starting, and every
-    submission would be refused with "No available agent to submit job"."""
+    """A Ray head with its job server on loopback, token authentication on with a token of its
+    own (this process, the head and `disco submit` read it through RAY_AUTH_TOKEN_PATH, so
+    ~/.ray and what earlier tests left there do not matter), stopped with its whole session
+    (also when it does not come up). Its dashboard agent listens on a free port: on Ray's
+    default (52365) the agent of any other Ray on this machine would keep it from starting,
+    and every submission would be refused with "No available agent to submit job"."""
+    token = tmp_path_factory.mktemp("auth") / "token"
+    token.write_text(secrets.token_hex(32))
     port, dashboard, agent = free_port(), free_port(), free_port()
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    env.pop("RAY_ADDRESS", None)
-    process = subprocess.Popen(
-        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
-         f"--dashboard-agent-listen-port={agent}", "--include-dashboard=true"], env=env,
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"http://127.0.0.1:{dashboard}"
-    os.environ.setdefault("RAY_AUTH_MODE", "token")  # this process's client sends the token
-    from ray.job_submission import JobSubmissionClient
-
     try:
-        deadline = time.monotonic() + 180  # a loaded 2-core machine
-        while True:  # until the job server answers
-            try:
-                JobSubmissionClient(address).list_jobs()
-                break
-            except Exception:  # noqa: BLE001 - not up yet, whatever the error
-                if time.monotonic() > deadline:
-                    pytest.fail("the Ray head's job server did not come up")
-                time.sleep(1)
-        yield address
-    finally:
-        # Ray's own graceful stop takes over 30 s (its GCS and an idle worker linger): what
-        # has not ended within a few seconds of SIGTERM is killed, by pid, with every other
-        # process of the head's session (workers have process groups of their own)
-        from tests.processes import reap_session
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("RAY_AUTH_MODE", "token")
+            patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+            patch.delenv("RAY_AUTH_TOKEN", raising=False)
+            patch.delenv("RAY_ADDRESS", raising=False)
+            refresh_ray_auth()
+            env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+            process = subprocess.Popen(
+                [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}",
+                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
+                 f"--dashboard-agent-listen-port={agent}", "--include-dashboard=true"], env=env,
+                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            address = f"http://127.0.0.1:{dashboard}"
+            from ray.job_submission import JobSubmissionClient
 
-        os.killpg(process.pid, signal.SIGTERM)
-        reap_session(process.pid, grace_s=5)
-        process.wait(timeout=30)
+            try:
+                deadline = time.monotonic() + 180  # a loaded 2-core machine
+                while True:  # until the job server answers
+                    try:
+                        JobSubmissionClient(address).list_jobs()
+                        break
+                    except Exception as error:  # noqa: BLE001 - not up yet, whatever the error
+                        if time.monotonic() > deadline:
+                            pytest.fail(f"the Ray head's job server did not come up: {error}")
+                        time.sleep(1)
+                yield address
+            finally:
+                # Ray's own graceful stop takes over 30 s (its GCS and an idle worker
+                # linger): what has not ended within a few seconds of SIGTERM is killed, by
+                # pid, with every other process of the head's session (workers have process
+                # groups of their own)
+                from tests.processes import reap_session
+
+                os.killpg(process.pid, signal.SIGTERM)
+                reap_session(process.pid, grace_s=5)
+                process.wait(timeout=30)
+    finally:
+        refresh_ray_auth()  # back to this worker's own settings
 
 
 @pytest.mark.slow
