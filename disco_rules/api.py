@@ -206,8 +206,9 @@ def _join_cluster(address: str, py_modules: Sequence[str]) -> None:
 def drive(store: RunStore, config: Config, pool: Any,
           on_generation: Callable[["GenerationReport"], None] | None = None,
           progress: Progress | None = None) -> "Engine":
-    """Continue the run in `store` from its newest checkpoint up to `config.generations`;
-    with `progress`, each generation's work and lines are shown there."""
+    """Continue the run in `store` from its newest checkpoint up to `config.generations`, then
+    confirm its chosen winner on fresh seeds (`Engine.confirm`); with `progress`, each
+    generation's work and lines are shown there."""
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.search.engine import make_engine
 
@@ -219,6 +220,9 @@ def drive(store: RunStore, config: Config, pool: Any,
     if progress is not None:
         pool.context = f"generation {engine.generation}"
     engine.run(config.generations)
+    if progress is not None:
+        pool.context = "confirming the chosen winner on fresh seeds"
+    engine.confirm()
     return engine
 
 

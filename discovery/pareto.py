@@ -1,9 +1,10 @@
 """The complexity-fitness hall of fame of a run (`disco inspect RUN --pareto`): its
-meta-validated programs as `selection.Validated` rows, sized by their simplified program."""
+meta-validated programs as `selection.Validated` rows, sized by their simplified program, and
+the run's chosen winner among them."""
 
 from __future__ import annotations
 
-from disco_rules.discovery.selection import Validated
+from disco_rules.discovery.selection import Validated, simplest_within_noise
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.simplify import simplify
@@ -15,3 +16,9 @@ def validated_programs(store: RunStore) -> list[Validated]:
     return [Validated(record.id, len(simplify(parse(record.text)).body),
                       tuple(v.score for v in records))
             for record, records in store.validated() if record.weights is None]
+
+
+def simplest_validated(store: RunStore) -> Validated | None:
+    """The run's winner among its meta-validated programs (`selection.simplest_within_noise`);
+    None for a network run or before any validation."""
+    return simplest_within_noise(validated_programs(store))

@@ -148,6 +148,18 @@ def against(name: str, scores: Mapping[str, float], other: str,
     return judge(by_family(gaps)).text(name, other)
 
 
+def confirmed_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW") -> str:
+    """What to say of a run's chosen winner `name` from its `verdict` on fresh seeds
+    (discovery/confirmation.py): its verdict line when it beats the baseline there; otherwise,
+    plainly, that it does not and the baseline stays the one to use."""
+    if verdict.kind is Kind.BEATS:
+        return verdict.text(name, baseline) + " on fresh seeds"
+    how = ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
+        + verdict.numbers()
+    return (f"on fresh seeds the chosen {name} does not beat {baseline} beyond noise ({how}): "
+            f"{baseline} stays the one to use")
+
+
 def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
                 beating: Sequence[tuple[str, Verdict]] = ()) -> str:
     """What to say of a run's chosen winner `name`: its verdict line when it beats the

@@ -124,6 +124,7 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
         chosen = simplest_within_noise(validated)
         verdict_lines, verdict = ([], None) if chosen is None else \
             winner_verdict(store, chosen.id)
+        confirmed = chosen is not None and bool(store.confirmation_of(chosen.id))
     if not validated:
         raise CliError(f"{run_dir}: no meta-validated program yet (a network run, or no "
                        "validation has run)")
@@ -139,6 +140,7 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
                               "kind": verdict.kind, "mean": verdict.mean, "se": verdict.se,
                               "families_ahead": verdict.families_ahead,
                               "families": verdict.families,
+                              "fresh_seeds": bool(confirmed),
                               "text": verdict_lines[0].removeprefix("verdict: ")},
                           "sizes": rows}, indent=2, default=json_float))
         return

@@ -13,9 +13,9 @@ import numpy as np
 
 from disco_rules.discovery.cli.errors import CliError
 from disco_rules.discovery.cli.refs import load_program, load_rule, open_run, split_ref
-from disco_rules.discovery.cli.summary import simplest_validated
 from disco_rules.discovery.cli.tables import baseline_note, score_cells, score_header
 from disco_rules.discovery.config import Config, ConfigError, check_count, parse_config
+from disco_rules.discovery.pareto import simplest_validated
 from disco_rules.dsl.program import Program, ProgramError
 
 

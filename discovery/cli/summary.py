@@ -28,6 +28,8 @@ def print_summary(store: RunStore, elapsed: float) -> None:
         for record, value in winners:
             print(f"  #{record.id:<5d} validation {format_fitness(value)}  "
                   f"training fitness {format_fitness(record.fitness)}")
+        from disco_rules.discovery.pareto import simplest_validated
+
         chosen = simplest_validated(store)
         if chosen is not None:
             print(f"chosen: #{chosen.id}, the simplest program within one standard error of "
@@ -56,25 +58,19 @@ def print_summary(store: RunStore, elapsed: float) -> None:
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
 
 
-def simplest_validated(store: RunStore) -> Any:
-    """The run's winner among meta-validated programs (`selection.simplest_within_noise`);
-    None for a network run or before any validation."""
-    from disco_rules.discovery.pareto import validated_programs
-    from disco_rules.discovery.selection import simplest_within_noise
-
-    return simplest_within_noise(validated_programs(store))
-
-
 def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | None]:
-    """(lines, Verdict) on the run's winner against its tuned baseline from its own
-    meta-validation scores (one per held-out task, the mean over the validation seeds, so the
-    standard error is over tasks), grouped by family (discovery/verdict.py): its verdict line
-    if it beats the baseline beyond noise, else plainly that no candidate does (or that the
-    winner does not and which validated candidate does). On RL tasks a score is the final
-    return normalised so that 1 = the tuned baseline (PPO; A2C for LPG), so margins are over 1.
-    No lines (None) if the winner was never validated."""
+    """(lines, Verdict) on the run's winner against its tuned baseline, grouped by family
+    (discovery/verdict.py), one score per held-out task (so the standard error is over
+    tasks). Where the run confirmed the winner (discovery/confirmation.py) the verdict is
+    judged on those fresh seeds, beside its numbers on the seeds that chose it; otherwise on
+    its meta-validation scores: its verdict line if it beats the baseline beyond noise, else
+    plainly that no candidate does (or that the winner does not and which validated candidate
+    does). On RL tasks a score is the final return normalised so that 1 = the tuned baseline
+    (PPO; A2C for LPG), so margins are over 1. No lines (None) if the winner was never
+    validated."""
     from disco_rules.discovery.search.kinds import population_kind
-    from disco_rules.discovery.verdict import Kind, by_family, judge, winner_text
+    from disco_rules.discovery.verdict import (Kind, by_family, confirmed_text, judge,
+                                               winner_text)
 
     scores = {record.id: {v.task: v.score for v in records}
               for record, records in store.validated()}
@@ -87,6 +83,17 @@ def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | N
         kind = population_kind(parse_config(store.config_text).population.kind)
         baseline = f"tuned {kind.agent_baseline}"
     verdicts = {cid: judge(by_family(values), reference) for cid, values in scores.items()}
+    confirmation = store.confirmation_of(winner)
+    if confirmation:
+        fresh = judge(by_family({row.task: row.score for row in confirmation}), reference)
+        seeds = confirmation[0].seeds
+        lines = [f"verdict: {confirmed_text(f'#{winner}', fresh, baseline)}",
+                 f"  on {seeds} fresh seed{'' if seeds == 1 else 's'} per held-out task, each "
+                 f"at its tuned lr; on the seeds that chose it: {verdicts[winner].numbers()}"]
+        lines += _against_warm_start(store, winner, scores)
+        lines.append(f"  (`disco transfer {store.run_dir}` retests it on variants of the "
+                     "held-out tasks)")
+        return lines, fresh
     beating = sorted(((f"#{cid}", v) for cid, v in verdicts.items()
                       if v.kind is Kind.BEATS and cid != winner), key=lambda item: -item[1].mean)
     lines = [f"verdict: {winner_text(f'#{winner}', verdicts[winner], baseline, beating)}"]

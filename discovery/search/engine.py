@@ -271,6 +271,26 @@ class Engine:
         while self.generation < generations:
             self.step()
 
+    def confirm(self) -> int | None:
+        """Score the run's chosen winner again on fresh seeds (discovery/confirmation.py) and
+        archive it at the last generation, unless it is already (so a resume redoes one cut
+        off); its id, or None where there is nothing to confirm: no generation yet, no
+        validated program (a network run), or a task kind that does not confirm."""
+        from disco_rules.discovery.confirmation import confirm
+        from disco_rules.discovery.pareto import simplest_validated
+
+        heldout = list(self.tasks.heldout)
+        if self.generation == 0 or not heldout or not self.population.task_kind.confirms:
+            return None
+        chosen = simplest_validated(self.store)
+        if chosen is None:
+            return None
+        if not self.store.confirmation_of(chosen.id):
+            rows = confirm(self.pool, self.config, self.store, chosen.id, heldout,
+                           self.population.agent)
+            self.store.add_confirmation(rows, self.generation - 1)
+        return chosen.id
+
 
 def make_engine(config: Config, store: RunStore, pool: Pool,
                 on_generation: Callable[[GenerationReport], None] | None = None) -> Engine:

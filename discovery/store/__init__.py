@@ -32,8 +32,9 @@ from disco_rules.discovery.store.errors import (ArchiveDamagedError, CheckpointE
                                                 storage_error)
 from disco_rules.discovery.store.files import write_atomically
 from disco_rules.discovery.store.lock import LOCK_NAME, RunLock
-from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord, Curve,
-                                                 EventRecord, SampledLevelRecord, ScoreRecord,
+from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord,
+                                                 ConfirmationRecord, Curve, EventRecord,
+                                                 SampledLevelRecord, ScoreRecord,
                                                  ValidationRecord)
 from disco_rules.discovery.store.run import (ARCHIVE_NAME, CHECKPOINT_DIR, CONFIG_NAME,
                                              TASK_MODULES_NAME, WARM_START_DIR, RunStore)
@@ -43,7 +44,7 @@ __all__ = [
     "ARCHIVE_NAME", "CHECKPOINT_DIR", "CHECKPOINT_FORMAT", "CONFIG_NAME", "LOCK_NAME",
     "SCHEMA_VERSION", "TASK_MODULES_NAME", "WARM_START_DIR",
     "ArchiveDamagedError", "BaselineRecord", "CandidateRecord", "CheckpointError",
-    "CheckpointWarning", "Curve", "DuplicateRecordError", "EventRecord", "RunLock",
+    "CheckpointWarning", "ConfirmationRecord", "Curve", "DuplicateRecordError", "EventRecord", "RunLock",
     "RunLockedError", "RunStore", "SampledLevelRecord", "ScoreRecord", "StorageError",
     "StoreError", "ValidationRecord", "decode_checkpoint", "encode_checkpoint",
     "storage_error", "write_atomically",

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store.errors import StoreError
-from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord, EventRecord,
+from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord,
+                                                 ConfirmationRecord, EventRecord,
                                                  SampledLevelRecord, ScoreRecord,
                                                  ValidationRecord)
 from disco_rules.discovery.store.rows import (BASELINE_COLUMNS, CANDIDATE_COLUMNS, baseline_of,
@@ -80,6 +81,16 @@ class ArchiveReader:
             ValidationRecord(candidate_id=candidate_id, task=task, score=from_sql(score))
             for task, score in rows
         ]
+
+    def confirmation_of(self, candidate_id: int) -> list[ConfirmationRecord]:
+        """A candidate's confirmation on fresh seeds, by task name (none if never confirmed)."""
+        rows = self._db.execute(
+            "SELECT task, score, loss, baseline_loss, seed, seeds FROM confirmation"
+            " WHERE candidate_id = ? ORDER BY task", (candidate_id,))
+        return [ConfirmationRecord(candidate_id=candidate_id, task=task, score=from_sql(score),
+                                   loss=from_sql(loss), baseline_loss=from_sql(baseline_loss),
+                                   seed=seed, seeds=seeds)
+                for task, score, loss, baseline_loss, seed, seeds in rows]
 
     def validated(self) -> list[tuple[CandidateRecord, list[ValidationRecord]]]:
         """Every meta-validated candidate with its validation scores by task, by id."""

@@ -75,6 +75,21 @@ class ValidationRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConfirmationRecord:
+    """The chosen winner on a held-out task on fresh seeds, and the tuned baseline beside it,
+    each at the point it was tuned to (discovery/confirmation.py): log(baseline loss / its
+    loss), both losses, and the keys' run seed and count."""
+
+    candidate_id: int
+    task: str
+    score: float
+    loss: float
+    baseline_loss: float
+    seed: int
+    seeds: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class BaselineRecord:
     """The hand-designed baseline on a task: what regret is measured against."""
 

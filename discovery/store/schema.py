@@ -1,10 +1,12 @@
-"""The archive's SQL schema: candidates, scores, validation, baselines, events and levels."""
+"""The archive's SQL schema: candidates, scores, validation, the confirmation, baselines,
+events and levels."""
 
-SCHEMA_VERSION = 7  # 2: candidates.weights (network candidates); 3: the levels table;
+SCHEMA_VERSION = 8  # 2: candidates.weights (network candidates); 3: the levels table;
 # 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
 # 5: baselines.schedule (the baseline's tuned learning-rate schedule);
 # 6: candidates.kind is the population kind's name ("programs", not "program");
-# 7: scores.schedule (the schedule of a candidate's tuned lr)
+# 7: scores.schedule (the schedule of a candidate's tuned lr);
+# 8: the confirmation table (the chosen winner and the baseline on fresh seeds)
 
 SCHEMA = """
 CREATE TABLE candidates (
@@ -46,6 +48,18 @@ CREATE TABLE validation (
     PRIMARY KEY (candidate_id, task)
 );
 CREATE INDEX validation_generation ON validation(generation);
+CREATE TABLE confirmation (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    baseline_loss REAL,
+    seed        INTEGER NOT NULL,
+    seeds       INTEGER NOT NULL,
+    PRIMARY KEY (candidate_id, task)
+);
 CREATE TABLE baselines (
     task        TEXT PRIMARY KEY,
     generation  INTEGER NOT NULL,
@@ -76,4 +90,5 @@ CREATE TABLE levels (
 );
 """
 
-TABLES = frozenset({"candidates", "scores", "validation", "baselines", "events", "levels"})
+TABLES = frozenset({"candidates", "scores", "validation", "confirmation", "baselines", "events",
+                    "levels"})

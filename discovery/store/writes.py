@@ -13,8 +13,8 @@ from disco_rules.discovery.store.errors import DuplicateRecordError, StoreError
 from disco_rules.discovery.store.lock import RunLock
 from disco_rules.discovery.store.queries import ArchiveReader
 from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord,
-                                                 SampledLevelRecord, ScoreRecord,
-                                                 ValidationRecord)
+                                                 ConfirmationRecord, SampledLevelRecord,
+                                                 ScoreRecord, ValidationRecord)
 from disco_rules.discovery.store.rows import CANDIDATE_COLUMNS, encode_curve, to_sql
 
 
@@ -156,6 +156,23 @@ class ArchiveWriter(ArchiveReader):
                 what=f"the baseline of task {baseline.task!r}",
             )
 
+    def add_confirmation(self, rows: Sequence[ConfirmationRecord], generation: int) -> None:
+        """Archive a candidate's confirmation, one row per held-out task, in one transaction,
+        at `generation` (the run's last, so rolling it back drops them); a (candidate, task)
+        already confirmed raises DuplicateRecordError and nothing is written."""
+        with self._transaction() as db:
+            for row in rows:
+                what = f"the confirmation of candidate {row.candidate_id} on task {row.task!r}"
+                self._require_candidate(db, row.candidate_id, what)
+                self._insert(
+                    db,
+                    "INSERT INTO confirmation (candidate_id, task, generation, score, loss,"
+                    " baseline_loss, seed, seeds) VALUES (?,?,?,?,?,?,?,?)",
+                    (row.candidate_id, row.task, generation, to_sql(row.score),
+                     to_sql(row.loss), to_sql(row.baseline_loss), row.seed, row.seeds),
+                    what=what,
+                )
+
     def rollback_after(self, generation: int) -> int:
         """Delete every row of generations after `generation`, so a resumed run rewrites them.
 
@@ -165,6 +182,7 @@ class ArchiveWriter(ArchiveReader):
             deleted = db.execute(
                 "DELETE FROM candidates WHERE generation > ?", (generation,)
             ).rowcount
-            for table in ("scores", "validation", "baselines", "events", "levels"):
+            for table in ("scores", "validation", "confirmation", "baselines", "events",
+                          "levels"):
                 db.execute(f"DELETE FROM {table} WHERE generation > ?", (generation,))
         return deleted

@@ -39,7 +39,9 @@ class TaskKind:
     TaskScore (`tasks`: the run's TasksConfig, its lr x schedule grid);
     `baseline_item(task, config, agent)` the baseline's work item;
     `baseline_record(task, result, config)` its archive row, None if it is not finite;
-    `work_items(task, config, held_out)` the memory estimate's items (footprint.py).
+    `work_items(task, config, held_out)` the memory estimate's items (footprint.py);
+    `confirms`: a run's chosen winner is scored again at its tuned point on fresh seeds
+    (discovery/confirmation.py; needs scores at a tuned lr, as optimizer tasks have).
     """
 
     name: str
@@ -52,6 +54,7 @@ class TaskKind:
     baseline_item: Callable[[Task, "Config", "AgentConfig"], Any]
     baseline_record: Callable[[Task, Any, "Config"], "BaselineRecord | None"]
     work_items: Callable[[Task, "Config", bool], list["WorkItem"]]
+    confirms: bool = False
 
 
 TASK_KINDS: Registry[TaskKind] = Registry("task kind")
@@ -80,7 +83,7 @@ register(TaskKind(
     score=later("discovery.scoring", "optimizer_score"),
     baseline_item=later("discovery.baselines", "adamw_item"),
     baseline_record=later("discovery.baselines", "loss_record"),
-    work_items=later("discovery.footprint", "optimizer_work_items")))
+    work_items=later("discovery.footprint", "optimizer_work_items"), confirms=True))
 register(TaskKind(
     "rl", builds=Environment, slot=OBJECTIVE, baseline_score=1.0, trains_agents=True,
     programs_item=later("discovery.scoring", "drift_programs_item"),

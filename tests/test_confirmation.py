@@ -1,0 +1,175 @@
+"""A run's chosen winner is scored again on fresh seeds at its tuned point, beside tuned AdamW
+at its own, and the run's verdict is judged there: the scores against an independent
+computation (the `disco transfer` protocol's trainers at the same one-point grids and keys),
+resume redoing a confirmation a kill cut off, the schema-7 migration, and the verdict's words."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+
+from disco_rules import api
+from disco_rules.cluster.local import LocalPool
+from disco_rules.discovery.cli import main
+from disco_rules.discovery.cli.summary import print_summary
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.evaluator import Evaluator, task_keys
+from disco_rules.discovery.inner.schedules import named
+from disco_rules.discovery.pareto import simplest_validated
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.store import (ARCHIVE_NAME, SCHEMA_VERSION, ConfirmationRecord,
+                                         RunStore)
+from disco_rules.discovery.transfer import Grid, tune_adamw, tune_programs
+from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.parser import parse
+from disco_rules.dsl.simplify import simplify
+from tests.test_search import programs
+from tests.test_transfer_command import _closed_form, _validated_run
+
+CONFIG = """
+seed = 5
+generations = 2
+[population]
+size = 6
+tournament = 3
+children = 4
+max_statements = 16
+[tasks]
+seeds = 1
+lr_grid = [0.01, 0.1]
+wd_grid = [0.0, 0.01]
+schedule = ["constant", "cosine"]
+train = [{ family = "quadratic", dim = 4, horizon = 12 }]
+heldout = [{ family = "quadratic", dim = 6, horizon = 12, condition_number = 10.0 },
+           { family = "quadratic", dim = 3, horizon = 16 }]
+[validation]
+every = 1
+top = 2
+seeds = 2
+[cluster]
+batch_size = 8
+"""
+
+
+def _pool(config):
+    return LocalPool(lambda: Evaluator(config.population.max_statements))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A run launched to its end in-process (warm starts sgd and adam), and its config."""
+    config = parse_config(CONFIG)
+    run_dir = tmp_path_factory.mktemp("confirmation") / "run"
+    with api.create_run(run_dir, "test", CONFIG, programs("sgd", "adam")):
+        pass
+    api.resume(run_dir, pool=_pool(config), progress=False)
+    return run_dir, config
+
+
+def test_the_winner_and_tuned_adamw_are_scored_at_their_points_on_fresh_seeds(finished):
+    run_dir, config = finished
+    with RunStore.open(run_dir, write=False) as store:
+        chosen = simplest_validated(store)
+        rows = store.confirmation_of(chosen.id)
+        tuned = {row.task: row for row in store.scores_of(chosen.id)}
+        baselines = {task.key: store.baseline(task.key)
+                     for task in TaskPlan.from_config(config).heldout}
+        program = simplify(parse(store.candidate(chosen.id).text))
+        validation = {v.task: v.score for v in store.validation_of(chosen.id)}
+    assert [row.task for row in rows] == sorted(baselines)
+    assert all(row.seed == config.seed + 1 and row.seeds == 2 for row in rows)
+    encoding = Encoding(max_statements=len(program.body))
+    for row, task in zip(rows, sorted(TaskPlan.from_config(config).heldout,
+                                      key=lambda t: t.key)):
+        keys = task_keys(task, 2, config.seed + 1)  # fresh: validation trained on seed 5's
+        mine, theirs = tuned[task.key], baselines[task.key]
+        mine_at = named(mine.schedule, config.tasks.warmup, config.tasks.final_lr)
+        theirs_at = named(theirs.schedule, config.tasks.warmup, config.tasks.final_lr)
+        losses = tune_programs(task, encoding, [program],
+                               Grid((mine.lr,), (), (mine_at,), past_edge=0), keys)[0].losses
+        adamw = tune_adamw(task, Grid((theirs.lr,), (theirs.weight_decay,), (theirs_at,),
+                                      past_edge=0), keys)
+        expected = float(np.mean(np.log(adamw.losses)) - np.mean(np.log(losses)))
+        assert row.score == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        assert row.loss == pytest.approx(math.exp(np.mean(np.log(losses))), rel=1e-4)
+        assert row.baseline_loss == pytest.approx(math.exp(np.mean(np.log(adamw.losses))),
+                                                  rel=1e-4)
+    # the seeds differ from the validation's, so (almost surely) do the scores
+    assert any(abs(row.score - validation[row.task]) > 1e-6 for row in rows)
+
+
+def test_resume_redoes_a_confirmation_that_a_kill_cut_off_and_keeps_a_finished_one(
+        finished, tmp_path):
+    run_dir, config = finished
+    with RunStore.open(run_dir, write=False) as store:
+        chosen = simplest_validated(store).id
+        before = store.confirmation_of(chosen)
+        last = store.last_generation()
+    api.resume(run_dir, pool=_pool(config), progress=False)  # finished: nothing to redo
+    with RunStore.open(run_dir, write=False) as store:
+        assert store.confirmation_of(chosen) == before
+    with sqlite3.connect(run_dir / ARCHIVE_NAME) as db:  # killed before the rows landed
+        db.execute("DELETE FROM confirmation")
+    api.resume(run_dir, pool=_pool(config), progress=False)
+    with RunStore.open(run_dir, write=False) as store:
+        assert store.confirmation_of(chosen) == before  # the same fresh seeds, the same rows
+        assert store.last_generation() == last
+        generations = store.query("SELECT DISTINCT generation FROM confirmation")
+    assert generations == [(last,)]  # rolled back with the last generation
+
+
+def test_a_schema_7_archive_gains_an_empty_confirmation_table(tmp_path):
+    with RunStore.create(tmp_path / "run", CONFIG):
+        pass
+    with sqlite3.connect(tmp_path / "run" / ARCHIVE_NAME) as db:
+        db.executescript("DROP TABLE confirmation; PRAGMA user_version = 7;")
+    with RunStore.open(tmp_path / "run", write=False) as reader:
+        assert reader.query("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert reader.confirmation_of(0) == []
+
+
+def _confirmed(run_dir, scores):
+    """Add candidate #1's confirmation (task -> score) to a `_validated_run`."""
+    with RunStore.open(run_dir) as store:
+        store.add_confirmation([ConfirmationRecord(
+            candidate_id=1, task=task, score=score, loss=math.exp(-score), baseline_loss=1.0,
+            seed=8, seeds=2) for task, score in scores.items()], generation=0)
+
+
+VALIDATION = {"quadratic(dim=4)": 0.20, "rnn(width=8)": 0.22, "quadratic(dim=8)": 0.18}
+
+
+def test_the_verdict_is_judged_on_the_fresh_seeds_where_the_winner_still_beats(tmp_path,
+                                                                                capsys):
+    run_dir = _validated_run(tmp_path / "run", {1: VALIDATION})
+    fresh = {"quadratic(dim=4)": 0.12, "rnn(width=8)": 0.15, "quadratic(dim=8)": 0.10}
+    _confirmed(run_dir, fresh)
+    mean, se = _closed_form(list(fresh.values()))
+    chose, chose_se = _closed_form(list(VALIDATION.values()))
+    with RunStore.open(run_dir) as store:
+        print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert (f"verdict: #1 beats tuned AdamW by {mean:+.3f} ± {se:.3f} (ahead on 2 of 2 "
+            "held-out families) on fresh seeds") in out
+    assert (f"on 2 fresh seeds per held-out task, each at its tuned lr; on the seeds that "
+            f"chose it: {chose:+.3f} ± {chose_se:.3f}") in out
+
+
+def test_a_winner_that_does_not_hold_on_fresh_seeds_is_not_called_a_winner(tmp_path, capsys):
+    run_dir = _validated_run(tmp_path / "run", {1: VALIDATION})
+    _confirmed(run_dir, {"quadratic(dim=4)": 0.05, "rnn(width=8)": -0.04,
+                         "quadratic(dim=8)": 0.02})
+    with RunStore.open(run_dir) as store:
+        print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert "#1 beats tuned AdamW" not in out  # the seeds that chose it say it does
+    assert ("verdict: on fresh seeds the chosen #1 does not beat tuned AdamW beyond noise "
+            "(within noise: ") in out and "tuned AdamW stays the one to use" in out
+    assert main(["inspect", str(run_dir), "--pareto", "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)["verdict"]
+    assert verdict["kind"] == "within noise" and verdict["fresh_seeds"] is True
+    assert verdict["mean"] == pytest.approx(np.mean([0.05, -0.04, 0.02]))
