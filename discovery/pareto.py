@@ -4,7 +4,7 @@ the run's chosen winner among them."""
 
 from __future__ import annotations
 
-from disco_rules.discovery.selection import Validated, simplest_within_noise
+from disco_rules.discovery.selection import Validated, surest
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.simplify import simplify
@@ -18,7 +18,7 @@ def validated_programs(store: RunStore) -> list[Validated]:
             for record, records in store.validated() if record.weights is None]
 
 
-def simplest_validated(store: RunStore) -> Validated | None:
-    """The run's winner among its meta-validated programs (`selection.simplest_within_noise`);
-    None for a network run or before any validation."""
-    return simplest_within_noise(validated_programs(store))
+def chosen_winner(store: RunStore) -> Validated | None:
+    """The run's winner among its meta-validated programs (`selection.surest`); None for a
+    network run or before any validation."""
+    return surest(validated_programs(store))

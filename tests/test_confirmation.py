@@ -19,7 +19,7 @@ from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, task_keys
 from disco_rules.discovery.inner.schedules import named
-from disco_rules.discovery.pareto import simplest_validated
+from disco_rules.discovery.pareto import chosen_winner
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import (ARCHIVE_NAME, SCHEMA_VERSION, ConfirmationRecord,
                                          RunStore)
@@ -73,7 +73,7 @@ def finished(tmp_path_factory):
 def test_the_winner_and_tuned_adamw_are_scored_at_their_points_on_fresh_seeds(finished):
     run_dir, config = finished
     with RunStore.open(run_dir, write=False) as store:
-        chosen = simplest_validated(store)
+        chosen = chosen_winner(store)
         rows = store.confirmation_of(chosen.id)
         tuned = {row.task: row for row in store.scores_of(chosen.id)}
         baselines = {task.key: store.baseline(task.key)
@@ -106,7 +106,7 @@ def test_resume_redoes_a_confirmation_that_a_kill_cut_off_and_keeps_a_finished_o
         finished, tmp_path):
     run_dir, config = finished
     with RunStore.open(run_dir, write=False) as store:
-        chosen = simplest_validated(store).id
+        chosen = chosen_winner(store).id
         before = store.confirmation_of(chosen)
         last = store.last_generation()
     api.resume(run_dir, pool=_pool(config), progress=False)  # finished: nothing to redo

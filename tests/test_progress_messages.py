@@ -212,4 +212,4 @@ def test_the_summary_and_pareto_show_a_standard_error_only_from_enough_tasks(
     assert ("±" in verdict) == shown and (f"from {n} result" in verdict) != shown, verdict
     assert main(["inspect", str(run_dir), "--pareto"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(">"))
-    assert len(row.split()) == (5 if shown else 4), row  # mark, size, id, valid. (, +-)
+    assert len(row.split()) == (6 if shown else 4), row  # mark, size, id, valid. (, +-, -2SE)

@@ -111,17 +111,19 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool, by: str = "validation")
 
 def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
     """The complexity-fitness hall of fame: per program size the best meta-validated program,
-    marking the Pareto front and the chosen winner (simplest within one standard error)."""
+    marking the Pareto front, and the chosen winner (`selection.surest`), listed in its
+    size's place where it is not that size's best."""
     from disco_rules.discovery.pareto import validated_programs
     from disco_rules.discovery.selection import (MIN_SAMPLES_FOR_SE, best_per_size,
-                                                 pareto_front, simplest_within_noise)
+                                                 pareto_front, surest)
     from disco_rules.dsl.simplify import simplify
 
     with open_run(run_dir) as store:
         validated = validated_programs(store)
-        texts = {c.id: str(simplify(parse(store.candidate(c.id).text)))
-                 for c in best_per_size(validated)}
-        chosen = simplest_within_noise(validated)
+        chosen = surest(validated)
+        listed = sorted({*best_per_size(validated), *([] if chosen is None else [chosen])},
+                        key=lambda c: (c.size, -c.mean, c.id))
+        texts = {c.id: str(simplify(parse(store.candidate(c.id).text))) for c in listed}
         verdict_lines, verdict = ([], None) if chosen is None else \
             winner_verdict(store, chosen.id)
         confirmed = chosen is not None and bool(store.confirmation_of(chosen.id))
@@ -130,9 +132,10 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
                        "validation has run)")
     front = {c.id for c in pareto_front(validated)}
     rows = [{"size": c.size, "id": c.id, "validation": c.mean,
-             "standard_error": c.standard_error, "samples": len(c.scores),
-             "pareto": c.id in front, "chosen": chosen is not None and c.id == chosen.id,
-             "program": texts[c.id]} for c in best_per_size(validated)]
+             "standard_error": c.standard_error, "lower_bound": c.lower_bound,
+             "samples": len(c.scores), "pareto": c.id in front,
+             "chosen": chosen is not None and c.id == chosen.id, "program": texts[c.id]}
+            for c in listed]
     if as_json:
         print(json.dumps({"run": str(run_dir), "validated": len(validated),
                           "chosen": None if chosen is None else chosen.id,
@@ -146,15 +149,17 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
         return
     print(f"run {run_dir}: the best of {len(validated)} meta-validated programs per size "
           "(statements of the simplified program)")
-    print(f"valid. = mean score over the held-out tasks, +- its standard error (from "
-          f"{MIN_SAMPLES_FOR_SE} results or more); * on the Pareto front; > chosen: the "
-          "simplest within one standard error of the best")
-    print(f"{'':2}{'size':>4} {'id':>6} {'valid.':>8} {'+-':>6}")
+    print(f"valid. = mean score over the held-out tasks, +- its standard error and mean - 2 SE "
+          f"(from {MIN_SAMPLES_FOR_SE} results or more); * on the Pareto front; > chosen: the "
+          "highest mean - 2 SE, the program most surely ahead of the baseline")
+    print(f"{'':2}{'size':>4} {'id':>6} {'valid.':>8} {'+-':>6} {'-2SE':>8}")
     for row in rows:
         mark = (">" if row["chosen"] else " ") + ("*" if row["pareto"] else " ")
-        error = f"{row['standard_error']:.3f}" if row["samples"] >= MIN_SAMPLES_FOR_SE else ""
+        enough = row["samples"] >= MIN_SAMPLES_FOR_SE
+        error = f"{row['standard_error']:.3f}" if enough else ""
+        lower = format_fitness(row["lower_bound"]) if enough else ""
         print(f"{mark}{row['size']:>4} {row['id']:>6} {format_fitness(row['validation']):>8} "
-              f"{error:>6}")
+              f"{error:>6} {lower:>8}")
     if chosen is not None:
         print(f"\nchosen #{chosen.id}:\n{texts[chosen.id]}", end="")
         print("\n".join(["", *verdict_lines]))

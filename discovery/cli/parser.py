@@ -126,9 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "transfer", help="a run's winner (or RUN:ID) and program files against AdamW tuned per "
                          "task on the run's held-out tasks and variants of them, on fresh seeds")
     command.add_argument("run", metavar="RUN[:ID]",
-                          help="run directory (scores its chosen winner: the simplest "
-                               "meta-validated program within one standard error of the best) "
-                               "or RUN:ID")
+                          help="run directory (scores its chosen winner: the meta-validated "
+                               "program with the highest mean - 2 SE) or RUN:ID")
     command.add_argument("programs", nargs="*", metavar="PROGRAM",
                           help="program files (or RUN:ID) to score beside it and the "
                                "references (adam, lion, momentum)")

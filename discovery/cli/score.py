@@ -15,7 +15,7 @@ from disco_rules.discovery.cli.errors import CliError
 from disco_rules.discovery.cli.refs import load_program, load_rule, open_run, split_ref
 from disco_rules.discovery.cli.tables import baseline_note, score_cells, score_header
 from disco_rules.discovery.config import Config, ConfigError, check_count, parse_config
-from disco_rules.discovery.pareto import simplest_validated
+from disco_rules.discovery.pareto import chosen_winner
 from disco_rules.dsl.program import Program, ProgramError
 
 
@@ -117,7 +117,7 @@ def transfer(args: argparse.Namespace) -> None:
         if args.top is not None:
             ids = [record.id for record, _ in store.top(args.top, by="validation")]
         elif cid is None:
-            chosen = simplest_validated(store)
+            chosen = chosen_winner(store)
             ids = [] if chosen is None else [chosen.id]
         else:
             ids = [cid]

@@ -28,12 +28,12 @@ def print_summary(store: RunStore, elapsed: float) -> None:
         for record, value in winners:
             print(f"  #{record.id:<5d} validation {format_fitness(value)}  "
                   f"training fitness {format_fitness(record.fitness)}")
-        from disco_rules.discovery.pareto import simplest_validated
+        from disco_rules.discovery.pareto import chosen_winner
 
-        chosen = simplest_validated(store)
+        chosen = chosen_winner(store)
         if chosen is not None:
-            print(f"chosen: #{chosen.id}, the simplest program within one standard error of "
-                  f"the best ({chosen.size} statements, validation "
+            print(f"chosen: #{chosen.id}, the program most surely ahead of the baseline "
+                  f"(highest validation mean - 2 SE; {chosen.size} statements, validation "
                   f"{with_error(chosen.mean, chosen.standard_error, len(chosen.scores))})")
         best = winners[0][0] if chosen is None else store.candidate(chosen.id)
         held_out = {v.task: v.score for v in store.validation_of(best.id)}

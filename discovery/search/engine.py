@@ -277,12 +277,12 @@ class Engine:
         off); its id, or None where there is nothing to confirm: no generation yet, no
         validated program (a network run), or a task kind that does not confirm."""
         from disco_rules.discovery.confirmation import confirm
-        from disco_rules.discovery.pareto import simplest_validated
+        from disco_rules.discovery.pareto import chosen_winner
 
         heldout = list(self.tasks.heldout)
         if self.generation == 0 or not heldout or not self.population.task_kind.confirms:
             return None
-        chosen = simplest_validated(self.store)
+        chosen = chosen_winner(self.store)
         if chosen is None:
             return None
         if not self.store.confirmation_of(chosen.id):
