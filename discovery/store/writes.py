@@ -63,6 +63,13 @@ class ArchiveWriter(ArchiveReader):
         if db.execute("SELECT 1 FROM candidates WHERE id = ?", (candidate_id,)).fetchone() is None:
             raise StoreError(f"{what} refers to candidate {candidate_id}, which is not archived")
 
+    @classmethod
+    def _insert_for(cls, db: sqlite3.Connection, candidate_id: int, what: str, sql: str,
+                    values: tuple) -> None:
+        """Insert `what`, a row of candidate `candidate_id` (`_require_candidate`, `_insert`)."""
+        cls._require_candidate(db, candidate_id, what)
+        cls._insert(db, sql, values, what=what)
+
     def add_generation(
         self,
         generation: int,
@@ -101,26 +108,20 @@ class ArchiveWriter(ArchiveReader):
                 if c.parent_id is not None:
                     self._require_candidate(db, c.parent_id, f"the parent of candidate {c.id}")
             for s in scores:
-                what = f"the score of candidate {s.candidate_id} on task {s.task!r}"
-                self._require_candidate(db, s.candidate_id, what)
-                self._insert(
-                    db,
+                self._insert_for(
+                    db, s.candidate_id, f"the score of candidate {s.candidate_id} on task "
+                                        f"{s.task!r}",
                     "INSERT INTO scores (candidate_id, task, generation, score, loss, lr,"
                     " schedule, curve) VALUES (?,?,?,?,?,?,?,?)",
                     (s.candidate_id, s.task, generation, to_sql(s.score), to_sql(s.loss),
-                     to_sql(s.lr), s.schedule, encode_curve(s.curve)),
-                    what=what,
-                )
+                     to_sql(s.lr), s.schedule, encode_curve(s.curve)))
             for v in validation:
-                what = f"the validation score of candidate {v.candidate_id} on task {v.task!r}"
-                self._require_candidate(db, v.candidate_id, what)
-                self._insert(
-                    db,
+                self._insert_for(
+                    db, v.candidate_id, f"the validation score of candidate {v.candidate_id} "
+                                        f"on task {v.task!r}",
                     "INSERT INTO validation (candidate_id, task, generation, score)"
                     " VALUES (?,?,?,?)",
-                    (v.candidate_id, v.task, generation, to_sql(v.score)),
-                    what=what,
-                )
+                    (v.candidate_id, v.task, generation, to_sql(v.score)))
             for name, value in (events or {}).items():
                 db.execute(
                     "INSERT INTO events (generation, name, value) VALUES (?,?,?)",
@@ -162,16 +163,13 @@ class ArchiveWriter(ArchiveReader):
         already confirmed raises DuplicateRecordError and nothing is written."""
         with self._transaction() as db:
             for row in rows:
-                what = f"the confirmation of candidate {row.candidate_id} on task {row.task!r}"
-                self._require_candidate(db, row.candidate_id, what)
-                self._insert(
-                    db,
+                self._insert_for(
+                    db, row.candidate_id, f"the confirmation of candidate {row.candidate_id} "
+                                          f"on task {row.task!r}",
                     "INSERT INTO confirmation (candidate_id, task, generation, score, loss,"
                     " baseline_loss, seed, seeds) VALUES (?,?,?,?,?,?,?,?)",
                     (row.candidate_id, row.task, generation, to_sql(row.score),
-                     to_sql(row.loss), to_sql(row.baseline_loss), row.seed, row.seeds),
-                    what=what,
-                )
+                     to_sql(row.loss), to_sql(row.baseline_loss), row.seed, row.seeds))
 
     def rollback_after(self, generation: int) -> int:
         """Delete every row of generations after `generation`, so a resumed run rewrites them.
