@@ -173,3 +173,26 @@ def test_a_winner_that_does_not_hold_on_fresh_seeds_is_not_called_a_winner(tmp_p
     verdict = json.loads(capsys.readouterr().out)["verdict"]
     assert verdict["kind"] == "within noise" and verdict["fresh_seeds"] is True
     assert verdict["mean"] == pytest.approx(np.mean([0.05, -0.04, 0.02]))
+
+
+def test_a_winner_whose_tuned_lr_is_not_archived_is_left_unconfirmed(finished, tmp_path,
+                                                                     capsys):
+    """An archive whose held-out score rows lack the lr has nothing to confirm: resume adds
+    no rows, and the verdict stays on the seeds that chose it, saying so."""
+    import shutil
+
+    run_dir, config = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    with RunStore.open(copy, write=False) as store:
+        chosen = chosen_winner(store).id
+    with sqlite3.connect(copy / ARCHIVE_NAME) as db:
+        db.execute("DELETE FROM confirmation")
+        db.execute("UPDATE scores SET lr = NULL WHERE candidate_id = ?", (chosen,))
+    api.resume(copy, pool=_pool(config), progress=False)
+    with RunStore.open(copy) as store:
+        assert store.confirmation_of(chosen) == []
+        print_summary(store, 1.0)
+    out = capsys.readouterr().out
+    assert "fresh seeds per held-out task" not in out
+    assert "(on the held-out tasks that chose it;" in out

@@ -275,7 +275,8 @@ class Engine:
         """Score the run's chosen winner again on fresh seeds (discovery/confirmation.py) and
         archive it at the last generation, unless it is already (so a resume redoes one cut
         off); its id, or None where there is nothing to confirm: no generation yet, no
-        validated program (a network run), or a task kind that does not confirm."""
+        validated program (a network run), a task kind that does not confirm, or a winner
+        whose tuned lr on a held-out task is not archived."""
         from disco_rules.discovery.confirmation import confirm
         from disco_rules.discovery.pareto import chosen_winner
 
@@ -288,6 +289,8 @@ class Engine:
         if not self.store.confirmation_of(chosen.id):
             rows = confirm(self.pool, self.config, self.store, chosen.id, heldout,
                            self.population.agent)
+            if not rows:
+                return None
             self.store.add_confirmation(rows, self.generation - 1)
         return chosen.id
 
