@@ -50,14 +50,12 @@ def at_point(config: Config, lr: float, schedule: str, weight_decay: float | Non
 def confirm(pool: Pool, config: Config, store: RunStore, candidate_id: int,
             tasks: Sequence[Task], agent: Any) -> list[ConfirmationRecord]:
     """Candidate `candidate_id` (a validated program) and each task's tuned baseline, each at
-    its tuned point, on fresh seeds: one row per task of `tasks` (the held-out tasks); none
-    if the archive lacks its tuned lr on one of them (nothing to confirm). A task where the
-    baseline has no finite loss there scores NaN, which a verdict counts against the
-    candidate (it never claims a margin it could not measure)."""
+    its tuned point (archived: `pareto.awaiting_confirmation`), on fresh seeds: one row per
+    task of `tasks` (the held-out tasks). A task where the baseline has no finite loss there
+    scores NaN, which a verdict counts against the candidate (it never claims a margin it
+    could not measure)."""
     program = simplify(parse(store.candidate(candidate_id).text))
     tuned = {row.task: row for row in store.scores_of(candidate_id)}
-    if not all(task.key in tuned and math.isfinite(tuned[task.key].lr) for task in tasks):
-        return []
     encoding = Encoding(slot=task_kind(tasks[0].kind).slot,
                         max_statements=config.population.max_statements) if tasks else None
     items, settings = [], []

@@ -196,3 +196,33 @@ def test_a_winner_whose_tuned_lr_is_not_archived_is_left_unconfirmed(finished, t
     out = capsys.readouterr().out
     assert "fresh seeds per held-out task" not in out
     assert "(on the held-out tasks that chose it;" in out
+
+
+@pytest.mark.slow
+def test_disco_resume_confirms_a_finished_run_that_lacks_its_confirmation(finished, tmp_path):
+    """A run finished by a disco without confirmation (or killed before it landed):
+    `disco resume` confirms it instead of calling it finished, and calls it finished after."""
+    import shutil
+    import subprocess
+
+    from tests.test_cli_runs import DISCO, _environment
+
+    run_dir, _ = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    with RunStore.open(copy, write=False) as store:
+        chosen = chosen_winner(store).id
+        before = store.confirmation_of(chosen)
+    with sqlite3.connect(copy / ARCHIVE_NAME) as db:
+        db.execute("DELETE FROM confirmation")
+    env = _environment(tmp_path / "jax-cache")
+    result = subprocess.run([DISCO, "resume", str(copy)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"confirming the chosen winner of {copy} on fresh seeds" in result.stdout
+    assert "fresh seeds per held-out task" in result.stdout  # the summary's verdict
+    with RunStore.open(copy, write=False) as store:
+        assert store.confirmation_of(chosen) == before
+    again = subprocess.run([DISCO, "resume", str(copy)], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert again.returncode == 2 and "is finished (2 of 2 generations)" in again.stderr

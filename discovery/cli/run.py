@@ -16,6 +16,7 @@ from disco_rules.discovery.cli.refs import newest_checkpoint, open_run
 from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.cli.tables import format_fitness, json_float
 from disco_rules.discovery.config import Config, ConfigError, load_config, parse_config
+from disco_rules.discovery.pareto import awaiting_confirmation
 from disco_rules.discovery.store import RunStore
 
 SUBMIT_ATTEMPTS = 60  # 2 s apart: a fresh head on a busy machine can take a minute to take jobs
@@ -55,11 +56,13 @@ def resume(args: argparse.Namespace) -> None:
             store.set_config_text(text)
         checkpoint = newest_checkpoint(store)
         done = -1 if checkpoint is None else checkpoint[0]
-        if done + 1 >= config.generations:  # said before Ray and JAX start
+        finished = done + 1 >= config.generations
+        if finished and awaiting_confirmation(store) is None:  # before Ray and JAX start
             raise CliError(f"{store.run_dir} is finished ({done + 1} of {config.generations} "
                            f"generations); run more with `disco resume {store.run_dir} "
                            f"--generations {done + 11}`")
-        print(f"resuming {store.run_dir} after generation {done}", flush=True)
+        print(f"confirming the chosen winner of {store.run_dir} on fresh seeds" if finished
+              else f"resuming {store.run_dir} after generation {done}", flush=True)
         api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
         with _phase("loading JAX to estimate memory"):
             from disco_rules.discovery import footprint  # imports JAX

@@ -271,28 +271,22 @@ class Engine:
         while self.generation < generations:
             self.step()
 
-    def confirm(self) -> int | None:
+    def confirm(self) -> None:
         """Score the run's chosen winner again on fresh seeds (discovery/confirmation.py) and
-        archive it at the last generation, unless it is already (so a resume redoes one cut
-        off); its id, or None where there is nothing to confirm: no generation yet, no
-        validated program (a network run), a task kind that does not confirm, or a winner
-        whose tuned lr on a held-out task is not archived."""
+        archive it at the last generation, where it awaits that
+        (`pareto.awaiting_confirmation`: not yet confirmed, so a resume redoes one a kill cut
+        off, and its tuned points archived) and its task kind confirms."""
         from disco_rules.discovery.confirmation import confirm
-        from disco_rules.discovery.pareto import chosen_winner
+        from disco_rules.discovery.pareto import awaiting_confirmation
 
         heldout = list(self.tasks.heldout)
         if self.generation == 0 or not heldout or not self.population.task_kind.confirms:
-            return None
-        chosen = chosen_winner(self.store)
-        if chosen is None:
-            return None
-        if not self.store.confirmation_of(chosen.id):
+            return
+        chosen = awaiting_confirmation(self.store)
+        if chosen is not None:
             rows = confirm(self.pool, self.config, self.store, chosen.id, heldout,
                            self.population.agent)
-            if not rows:
-                return None
             self.store.add_confirmation(rows, self.generation - 1)
-        return chosen.id
 
 
 def make_engine(config: Config, store: RunStore, pool: Pool,
