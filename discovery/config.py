@@ -140,6 +140,10 @@ class ValidationConfig:
     top: int = 4  # how many of the best candidates are re-scored on the held-out tasks
     seeds: int | None = None  # seeds of a meta-validation (None: tasks.seeds); more seeds
     # separate winners whose held-out scores are close
+    # fresh seeds per held-out task on which the chosen winner and the baseline are trained
+    # again at their tuned points after the last generation (discovery/confirmation.py), as
+    # many as `disco transfer` scores on by default: one unlucky seed of two can halve a score
+    confirmation_seeds: int = 8
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,7 @@ _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": Scr
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
              "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
              "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
-             "levels", "baseline_seeds"}
+             "levels", "baseline_seeds", "confirmation_seeds"}
 
 # Upper bounds, far above any sensible run, so that a typo fails when the config is read
 # rather than as an allocation (or an overflow) once the run is under way. Any other integer
@@ -246,6 +250,7 @@ _MAXIMA = {
     "population.hidden": 4_096,
     "tasks.seeds": 1_000,
     "validation.seeds": 1_000,
+    "validation.confirmation_seeds": 1_000,
     "validation.top": 100_000,
     "cluster.num_actors": 10_000,
     "cluster.num_cpus_per_actor": 1_024,

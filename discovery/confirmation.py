@@ -4,9 +4,9 @@ A run chooses its winner on the held-out tasks' validation seeds, where it and t
 baseline were also tuned: the best of many candidates on those seeds looks better there than
 it is. So after the last generation the winner is trained again on each held-out task at the
 point it was tuned to (its lr and schedule), and tuned AdamW at its own (lr, schedule, weight
-decay), both on the same fresh keys (`task_keys(task, S, seed + CONFIRMATION_SEED)`, S the
-validation's seeds). A task's score is log(AdamW loss / the winner's loss), each the
-geometric mean over the fresh seeds, as a validation score is; the run's verdict
+decay), both on the same fresh keys (`task_keys(task, S, seed + CONFIRMATION_SEED)`, S =
+`validation.confirmation_seeds`). A task's score is log(AdamW loss / the winner's loss), each
+the geometric mean over the fresh seeds, as a validation score is; the run's verdict
 (cli/summary.py) is judged on these. The work goes through the run's pool as two one-point
 work items per task (the task kind's own items, at that point and seed).
 """
@@ -30,16 +30,11 @@ from disco_rules.dsl.simplify import simplify
 CONFIRMATION_SEED = 1  # fresh keys: the run's seed + this (`disco transfer` tunes on them)
 
 
-def confirmation_seeds(config: Config) -> int:
-    """How many fresh seeds each held-out task's confirmation trains on: the validation's."""
-    return config.validation.seeds or config.tasks.seeds
-
-
 def at_point(config: Config, lr: float, schedule: str, weight_decay: float | None = None
              ) -> Config:
     """`config` whose grids hold one point (`lr`, `schedule` and, for the baseline,
     `weight_decay`), trained on the confirmation's fresh seeds (as many for the baseline)."""
-    seeds = confirmation_seeds(config)
+    seeds = config.validation.confirmation_seeds
     tasks = dataclasses.replace(
         config.tasks, lr_grid=(lr,), schedule=schedule, baseline_schedules=(schedule,),
         seeds=seeds, baseline_seeds=seeds,

@@ -50,6 +50,7 @@ heldout = [{ family = "quadratic", dim = 6, horizon = 12, condition_number = 10.
 every = 1
 top = 2
 seeds = 2
+confirmation_seeds = 3
 [cluster]
 batch_size = 8
 """
@@ -81,11 +82,11 @@ def test_the_winner_and_tuned_adamw_are_scored_at_their_points_on_fresh_seeds(fi
         program = simplify(parse(store.candidate(chosen.id).text))
         validation = {v.task: v.score for v in store.validation_of(chosen.id)}
     assert [row.task for row in rows] == sorted(baselines)
-    assert all(row.seed == config.seed + 1 and row.seeds == 2 for row in rows)
+    assert all(row.seed == config.seed + 1 and row.seeds == 3 for row in rows)
     encoding = Encoding(max_statements=len(program.body))
     for row, task in zip(rows, sorted(TaskPlan.from_config(config).heldout,
                                       key=lambda t: t.key)):
-        keys = task_keys(task, 2, config.seed + 1)  # fresh: validation trained on seed 5's
+        keys = task_keys(task, 3, config.seed + 1)  # fresh: validation trained on seed 5's
         mine, theirs = tuned[task.key], baselines[task.key]
         mine_at = named(mine.schedule, config.tasks.warmup, config.tasks.final_lr)
         theirs_at = named(theirs.schedule, config.tasks.warmup, config.tasks.final_lr)
