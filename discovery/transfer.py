@@ -33,7 +33,8 @@ import jax
 import numpy as np
 
 from disco_rules.discovery.evaluator import task_keys
-from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, schedule_of
+from disco_rules.discovery.inner.schedules import (CONSTANT, Point, Schedule, schedule_of,
+                                                   suffix)
 from disco_rules.discovery.inner.schedules import grid as schedule_grid
 from disco_rules.discovery.inner.train import (CURVE_POINTS, LOSS_FLOOR, PAST_EDGE,
                                                TrainResult, adamw_grid, evaluate_population,
@@ -413,9 +414,8 @@ def at_reach(grid: Grid, lr: float) -> bool:
 def _point_text(tuned: Tuned, grid: Grid) -> str:
     """A chosen point's lr, its schedule where it is not constant, and a † where the lr is as
     far as tuning could reach (`at_reach`): "lr 0.01 cosine", "lr 1†"."""
-    schedule = "" if tuned.schedule.name == "constant" else f" {tuned.schedule.name}"
     reach = "†" if at_reach(grid, tuned.lr) else ""
-    return f"lr {tuned.lr:.2g}{reach}{schedule}"
+    return f"lr {tuned.lr:.2g}{reach}{suffix(tuned.schedule.name)}"
 
 
 def task_table(outcome: Transfer, names: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ from disco_rules.discovery.cli.refs import load_program, newest_checkpoint, open
 from disco_rules.discovery.cli.summary import winner_verdict
 from disco_rules.discovery.cli.tables import format_fitness, json_float
 from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.inner.schedules import suffix
 from disco_rules.discovery.store import CandidateRecord, RunStore
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
@@ -232,7 +233,7 @@ def _inspect_candidate(run_dir: Path, cid: int, as_json: bool) -> None:
             f"#{r.id} ({format_fitness(r.fitness)})" for r in lineage))
         for s in scores:
             kind = "held-out" if s.task in validation else "training"
-            scheduled = f" {s.schedule}" if s.schedule not in (None, "constant") else ""
-            detail = f"  loss {s.loss:.4g}  lr {s.lr:g}{scheduled}" if record.weights is None else \
+            detail = f"  loss {s.loss:.4g}  lr {s.lr:g}{suffix(s.schedule)}" \
+                if record.weights is None else \
                 f"  final return {s.curve[-1]:.4g}" if s.curve else ""
             print(f"  {kind:8s} {s.task}: score {format_fitness(s.score)}{detail}")

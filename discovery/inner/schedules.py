@@ -32,6 +32,12 @@ class Schedule(NamedTuple):
 CONSTANT = Schedule("constant")
 
 
+def suffix(name: str | None, separator: str = " ") -> str:
+    """How an lr's schedule is written after it: `separator` and its name, or nothing for a
+    constant lr (the default) or an unrecorded schedule (None)."""
+    return "" if name in (None, CONSTANT.name) else f"{separator}{name}"
+
+
 def named(name: str, warmup: float, final: float) -> Schedule:
     """The schedule `name` of NAMES with a config's warm-up and final fractions (constant
     ignores both, cosine the warm-up); ValueError for another name."""

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from disco_rules.discovery.inner.schedules import suffix
 from disco_rules.discovery.status import CandidateStatus
 
 Curve = tuple[float, ...]
@@ -113,8 +114,7 @@ class BaselineRecord:
         if self.optimizer is None:
             return ""
         decay = "" if self.optimizer == "adam" else f", wd={self.weight_decay:g}"
-        schedule = "" if self.schedule in (None, "constant") else f", {self.schedule}"
-        return f"{self.optimizer}(lr={self.lr:g}{decay}{schedule})"
+        return f"{self.optimizer}(lr={self.lr:g}{decay}{suffix(self.schedule, ', ')})"
 
 
 @dataclass(frozen=True, kw_only=True)
