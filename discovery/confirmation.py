@@ -46,13 +46,14 @@ def confirm(pool: Pool, config: Config, store: RunStore, candidate_id: int,
             tasks: Sequence[Task], agent: Any) -> list[ConfirmationRecord]:
     """Candidate `candidate_id` (a validated program) and each task's tuned baseline, each at
     its tuned point (archived: `pareto.awaiting_confirmation`), on fresh seeds: one row per
-    task of `tasks` (the held-out tasks). A task where the baseline has no finite loss there
+    task of `tasks` (the held-out tasks, at least one). A task where the baseline has no finite loss there
     scores NaN, which a verdict counts against the candidate (it never claims a margin it
     could not measure)."""
     program = simplify(parse(store.candidate(candidate_id).text))
     tuned = {row.task: row for row in store.scores_of(candidate_id)}
     encoding = Encoding(slot=task_kind(tasks[0].kind).slot,
-                        max_statements=config.population.max_statements) if tasks else None
+                        max_statements=config.population.max_statements)
+    encoded = encoding.encode_population([program])  # the same for every task
     items, settings = [], []
     for task in tasks:
         kind = task_kind(task.kind)
@@ -60,7 +61,6 @@ def confirm(pool: Pool, config: Config, store: RunStore, candidate_id: int,
         mine = at_point(config, point.lr, point.schedule or config.tasks.schedule_names[0])
         theirs = at_point(config, baseline.lr, baseline.schedule or "constant",
                           baseline.weight_decay)
-        encoded = encoding.encode_population([program])
         items += [kind.programs_item(task, encoding, encoded, mine),
                   kind.baseline_item(task, theirs, agent)]
         settings.append((mine, theirs))

@@ -4,6 +4,8 @@ the run's chosen winner among them, and whether it awaits its confirmation."""
 
 from __future__ import annotations
 
+import math
+
 from disco_rules.discovery.selection import Validated, surest
 from disco_rules.discovery.store import RunStore
 from disco_rules.dsl.parser import parse
@@ -29,8 +31,6 @@ def awaiting_confirmation(store: RunStore) -> Validated | None:
     (discovery/confirmation.py): not confirmed, and its tuned lr and the baseline's loss
     archived on every held-out task it was validated on (an optimizer run's; an RL run's
     baselines have no loss, a network run no validated program). None otherwise."""
-    import math
-
     chosen = chosen_winner(store)
     if chosen is None or store.confirmation_of(chosen.id):
         return None

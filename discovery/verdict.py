@@ -154,10 +154,15 @@ def confirmed_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW") -
     plainly, that it does not and the baseline stays the one to use."""
     if verdict.kind is Kind.BEATS:
         return verdict.text(name, baseline) + " on fresh seeds"
-    how = ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
+    return (f"on fresh seeds the chosen {name} does not beat {baseline} beyond noise "
+            f"({_how(verdict)}): {baseline} stays the one to use")
+
+
+def _how(verdict: Verdict) -> str:
+    """A verdict that is not "beats" in words with its numbers, e.g. "within noise: +0.010 ±
+    0.050; ahead on 1 of 3 held-out families"."""
+    return ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
         + verdict.numbers()
-    return (f"on fresh seeds the chosen {name} does not beat {baseline} beyond noise ({how}): "
-            f"{baseline} stays the one to use")
 
 
 def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
@@ -168,8 +173,7 @@ def winner_text(name: str, verdict: Verdict, baseline: str = "tuned AdamW",
     best of those)."""
     if verdict.kind is Kind.BEATS:
         return verdict.text(name, baseline)
-    how = ("too few results to tell" if verdict.too_few else verdict.kind) + ": " \
-        + verdict.numbers()
+    how = _how(verdict)
     if not beating:
         return (f"no candidate beats {baseline} beyond noise on the held-out tasks: "
                 f"{baseline} stays the one to use; the closest is {name} ({how})")

@@ -44,8 +44,8 @@ __all__ = [
     "ARCHIVE_NAME", "CHECKPOINT_DIR", "CHECKPOINT_FORMAT", "CONFIG_NAME", "LOCK_NAME",
     "SCHEMA_VERSION", "TASK_MODULES_NAME", "WARM_START_DIR",
     "ArchiveDamagedError", "BaselineRecord", "CandidateRecord", "CheckpointError",
-    "CheckpointWarning", "ConfirmationRecord", "Curve", "DuplicateRecordError", "EventRecord", "RunLock",
-    "RunLockedError", "RunStore", "SampledLevelRecord", "ScoreRecord", "StorageError",
+    "CheckpointWarning", "ConfirmationRecord", "Curve", "DuplicateRecordError", "EventRecord",
+    "RunLock", "RunLockedError", "RunStore", "SampledLevelRecord", "ScoreRecord", "StorageError",
     "StoreError", "ValidationRecord", "decode_checkpoint", "encode_checkpoint",
     "storage_error", "write_atomically",
 ]
