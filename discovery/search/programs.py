@@ -6,8 +6,9 @@ scored on the training tasks, and told to the population.
 
 On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
 the optimizer slot. With a level scheduler, every surviving member is also scored on the
-generation's levels it has not seen, so that members born in different generations are
-ranked on the same tasks.
+generation's levels it has not seen, and its fitness is what every task it has been scored on
+predicts for this generation's (`scoring.running_fitness`): members born in different
+generations are ranked on the same tasks, and the longer a member lives the surer its rank.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, fitness_of,
-                                           outcome, score_groups, score_programs, status_of,
-                                           with_seeds)
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, outcome,
+                                           running_fitness, score_groups, score_programs,
+                                           status_of, with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
@@ -88,7 +89,7 @@ class _Proposal:
 class _Evaluated:
     outcomes: list[Scored]  # per unique program
     sources: dict[int, int]  # surviving member id -> its source (with levels only)
-    current: dict[int, float]  # source -> fitness on `train` (with levels only)
+    current: dict[int, float]  # source -> its running fitness on `train` (with levels only)
     level_scores: dict[int, dict[str, float]]  # source -> task key -> score
     rescored: list[ScoreRecord]  # rows of earlier candidates on this generation's levels
 
@@ -101,6 +102,7 @@ class ProgramPopulation:
         self.pool = pool
         plan = TaskPlan.from_config(config)
         self.screen = plan.screen
+        self.heldout = {task.key for task in plan.heldout}  # their rows are validation's
         self.task_kind = plan.kind()
         self.slot = self.task_kind.slot
         self.agent = config.ppo  # the RL baseline of drift programs is PPO
@@ -241,9 +243,9 @@ class ProgramPopulation:
                  baselines: dict[str, BaselineRecord]
                  ) -> tuple[dict[int, float], dict[int, dict[str, float]], list[ScoreRecord]]:
         """Earlier candidates on this generation's tasks, so that every member is compared on
-        the same tasks: (fitness and per-task scores of each source, new score rows). Only
-        tasks a source was never scored on are trained; screened and timed-out sources (which
-        would likely hang again) stay the worst."""
+        the same tasks: (running fitness and per-task scores of each source, new score rows).
+        Only tasks a source was never scored on are trained; screened and timed-out sources
+        (which would likely hang again) stay the worst."""
         skipped = (CandidateStatus.SCREENED, CandidateStatus.TIMEOUT)
         known = {s: {row.task: row.score for row in self.store.scores_of(s)}
                  for s in sorted(sources) if self._fitness[s][1] not in skipped}
@@ -260,10 +262,10 @@ class ProgramPopulation:
                 known[s][task.key] = score.value
                 rows.append(replace(score.row, candidate_id=s))
         fitness = {s: WORST for s in sources}
-        for s, scores in known.items():
-            values = [scores[task.key] for task in train]
-            fitness[s] = fitness_of(values, self.config.tasks.fitness_cap) \
-                if all(map(math.isfinite, values)) else WORST
+        fitness.update(running_fitness(
+            {s: {task: score for task, score in scores.items() if task not in self.heldout}
+             for s, scores in known.items()},
+            [task.key for task in train], self.config.tasks.fitness_cap))
         return fitness, known, rows
 
     # -- tell ----------------------------------------------------------------------------
@@ -297,7 +299,7 @@ class ProgramPopulation:
                 if source is None:
                     source = firsts[row["same_as"]]
                 fit, source_status = self._fitness[source]
-                fit = evaluated.current.get(source, fit)  # with levels: on these tasks
+                fit = evaluated.current.get(source, fit)  # with levels: its running fitness
                 status = CandidateStatus.CACHED
                 reason = f"same function as candidate {source} ({source_status})"
                 sources[row["id"]] = source
@@ -310,8 +312,8 @@ class ProgramPopulation:
             self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
         table: list[list[float]] = []
         if levels:
-            # every member takes its fitness on this generation's tasks; the leaders are the
-            # population's best on them
+            # every member takes its running fitness on this generation's tasks; the leaders
+            # are the population's best by it
             members = tuple(replace(m, fitness=evaluated.current[sources[m.id]])
                             if sources[m.id] in evaluated.current else m
                             for m in self.state.members)
