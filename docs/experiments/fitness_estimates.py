@@ -1,0 +1,95 @@
+"""How well does a member's training fitness predict its held-out (meta-validation) score?
+
+Reads a finished run's archive and prints Spearman's rank correlation, over the meta-validated
+candidates, of their mean validation score with estimates of their training fitness:
+
+- at birth: the archived fitness (the mean over the generation's fixed task and levels);
+- a member `age` generations old: its mean over that generation's tasks alone (the fitness
+  the search used before `scoring.running_fitness`) against its mean over every training task
+  it had been scored on by then (the running mean);
+- at its validation: the running mean and `scoring.running_fitness` (member + task effects)
+  over the scores archived by then, and over its whole life.
+
+    tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
+    python docs/experiments/fitness_estimates.py runs/flagship4
+
+What it does not establish: the candidates are the search's leaders (selected on the
+fitness being tested), a few dozen of them, and one run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.plan import TaskPlan
+from disco_rules.discovery.scoring import running_fitness
+from disco_rules.discovery.store import RunStore
+
+
+def main(run_dir: str) -> None:
+    store = RunStore.open(run_dir, write=False)
+    config = parse_config(store.config_text)
+    plan = TaskPlan.from_config(config)
+    heldout = {task.key for task in plan.heldout}
+    fixed = [task.key for task in plan.train]
+    cap = config.tasks.fitness_cap
+    validation = {c.id: float(np.mean([r.score for r in rows])) for c, rows in store.validated()}
+    validated_at = dict(store.query(
+        "SELECT candidate_id, MIN(generation) FROM validation GROUP BY candidate_id"))
+    levels: dict[int, list[str]] = {}
+    for level in store.sampled_levels():
+        levels.setdefault(level.generation, []).append(level.task)
+    scored: dict[int, list[tuple[str, int, float]]] = {}  # candidate -> (task, generation, score)
+    for c, t, g, s in store.query("SELECT candidate_id, task, generation, score FROM scores"):
+        if t not in heldout:
+            scored.setdefault(c, []).append((t, g, np.nan if s is None else s))
+
+    def training(cid: int, until: int | None = None) -> dict[str, float]:
+        """A candidate's capped training scores archived by generation `until`."""
+        return {t: min(s, cap) for t, g, s in scored[cid] if until is None or g <= until}
+
+    def rank(estimates: dict[int, float]) -> str:
+        ids = sorted(estimates)
+        rho = spearmanr([validation[i] for i in ids], [estimates[i] for i in ids]).correlation
+        return f"{rho:+.2f} over {len(ids)}"
+
+    print(f"run {run_dir}: {len(validation)} meta-validated candidates")
+    print(f"at birth (archived fitness): {rank({i: store.candidate(i).fitness for i in validation})}")
+    for age in (1, 2, 3, 5):
+        window, running = {}, {}
+        for cid in validation:
+            g = store.candidate(cid).generation + age
+            scores = training(cid, until=g)
+            current = fixed + levels.get(g, [])
+            if g not in levels or not set(current) <= scores.keys() \
+                    or not all(map(np.isfinite, scores.values())):
+                continue  # not alive (not re-scored) at that age
+            born = store.candidate(cid).generation
+            window[cid] = float(np.mean([scores[t] for t in current]))
+            running[cid] = float(np.mean([s for t, s in scores.items()
+                                          if t in fixed or any(t in levels.get(h, ())
+                                                               for h in range(born, g + 1))]))
+        if len(window) > 4:
+            print(f"{age} generations old: this generation's tasks {rank(window)}; "
+                  f"running mean {rank(running)}")
+    for label, until in (("at its validation", validated_at), ("over its whole life", {})):
+        by_generation: dict[int | None, list[int]] = {}
+        for cid in validation:
+            by_generation.setdefault(until.get(cid), []).append(cid)
+        mean, fitted = {}, {}
+        for g, ids in by_generation.items():
+            table = {c: training(c, g) for c in scored}
+            table = {c: scores for c, scores in table.items() if set(fixed) <= scores.keys()}
+            fit = running_fitness(table, fixed, cap)
+            for cid in ids:
+                mean[cid] = float(np.mean(list(table[cid].values())))
+                fitted[cid] = fit[cid]
+        print(f"{label}: running mean {rank(mean)}; running_fitness {rank(fitted)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/flagship4")
