@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.scoring import Pool, task_score
-from disco_rules.discovery.store import ConfirmationRecord, RunStore
+from disco_rules.discovery.store import (BaselineRecord, ConfirmationRecord, RunStore,
+                                         ScoreRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.parser import parse
+from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 
 CONFIRMATION_SEED = 1  # fresh keys: the run's seed + this (`disco transfer` tunes on them)
@@ -46,18 +48,28 @@ def confirm(pool: Pool, config: Config, store: RunStore, candidate_id: int,
             tasks: Sequence[Task], agent: Any) -> list[ConfirmationRecord]:
     """Candidate `candidate_id` (a validated program) and each task's tuned baseline, each at
     its tuned point (archived: `pareto.awaiting_confirmation`), on fresh seeds: one row per
-    task of `tasks` (the held-out tasks, at least one). A task where the baseline has no finite loss there
-    scores NaN, which a verdict counts against the candidate (it never claims a margin it
-    could not measure)."""
+    task of `tasks` (the held-out tasks, at least one), by `confirm_at`."""
     program = simplify(parse(store.candidate(candidate_id).text))
     tuned = {row.task: row for row in store.scores_of(candidate_id)}
+    return confirm_at(pool, config, program, {task.key: tuned[task.key] for task in tasks},
+                      {task.key: store.baseline(task.key) for task in tasks}, tasks, agent,
+                      candidate_id)
+
+
+def confirm_at(pool: Pool, config: Config, program: Program, points: Mapping[str, ScoreRecord],
+               baselines: Mapping[str, BaselineRecord], tasks: Sequence[Task], agent: Any,
+               candidate_id: int = -1) -> list[ConfirmationRecord]:
+    """`program` at its tuned point on each task (`points`: its lr and schedule) and the
+    task's tuned baseline at its own (`baselines`), on fresh seeds: one row per task. A task
+    where the baseline has no finite loss there scores NaN, which a verdict counts against
+    the candidate (it never claims a margin it could not measure)."""
     encoding = Encoding(slot=task_kind(tasks[0].kind).slot,
                         max_statements=config.population.max_statements)
     encoded = encoding.encode_population([program])  # the same for every task
     items, settings = [], []
     for task in tasks:
         kind = task_kind(task.kind)
-        point, baseline = tuned[task.key], store.baseline(task.key)
+        point, baseline = points[task.key], baselines[task.key]
         mine = at_point(config, point.lr, point.schedule or config.tasks.schedule_names[0])
         theirs = at_point(config, baseline.lr, baseline.schedule or "constant",
                           baseline.weight_decay)
