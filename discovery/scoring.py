@@ -10,7 +10,7 @@ reason and never raises.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -119,37 +119,6 @@ def fitness_of(scores: Sequence[float], cap: float) -> float:
     """A candidate's fitness from its scores on the training tasks: their mean, each counted
     at most `cap` ([tasks] fitness_cap)."""
     return float(np.mean(np.minimum(np.asarray(scores, np.float64), cap)))
-
-
-def running_fitness(scores: Mapping[int, Mapping[str, float]], current: Sequence[str],
-                    cap: float) -> dict[int, float]:
-    """Each member's fitness on the `current` tasks, estimated from every task it has been
-    scored on (member -> task -> score). Scores, each at most `cap`, are fitted by least
-    squares as member + task effects, the task effects averaging 0 over `current`: a member
-    scored on the current tasks alone gets its mean there (`fitness_of`), an older one what
-    its whole record predicts, levels that were harder for everyone counting against no one.
-    A member with a non-finite score anywhere is WORST; every member has a score on every
-    current task (ValueError otherwise: its offset would be unknown)."""
-    fitness = {m: WORST for m in scores}
-    finite = [m for m in scores if all(map(math.isfinite, scores[m].values()))]
-    for m in finite:
-        missing = sorted(set(current) - scores[m].keys())
-        if missing:
-            raise ValueError(f"member {m} has no score on the current task {missing[0]}")
-    tasks = sorted({t for m in finite for t in scores[m]} | set(current))
-    column = {t: len(finite) + k for k, t in enumerate(tasks)}
-    rows = [(i, column[t], min(x, cap)) for i, m in enumerate(finite)
-            for t, x in sorted(scores[m].items())]
-    if not rows:
-        return fitness
-    design = np.zeros((len(rows), len(finite) + len(tasks)))
-    for r, (i, j, _) in enumerate(rows):
-        design[r, i] = design[r, j] = 1.0
-    effects = np.linalg.lstsq(design, np.array([x for *_, x in rows]), rcond=None)[0]
-    # members and tasks share one free offset: fix it by the current tasks' mean effect
-    offset = float(np.mean([effects[column[t]] for t in current]))
-    fitness.update({m: float(effects[i] + offset) for i, m in enumerate(finite)})
-    return fitness
 
 
 def outcome(per_task: Sequence[TaskScore], cap: float) -> Outcome:

@@ -1,6 +1,5 @@
-"""A task score and its standard error over seeds, against closed forms; a member's running
-fitness against closed forms and an additive model it must recover; how chosen programs are
-batched for scoring."""
+"""A task score and its standard error over seeds, against closed forms; how chosen programs
+are batched for scoring."""
 
 import math
 from pathlib import Path
@@ -14,10 +13,7 @@ from disco_rules.discovery.config import TasksConfig, parse_config
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.inner.rl_train import RLScores
 from disco_rules.discovery.inner.train import CURVE_POINTS, TrainResult
-import pytest
-
-from disco_rules.discovery.scoring import (WORST, chosen_size, fitness_of, running_fitness,
-                                           score_programs, task_score)
+from disco_rules.discovery.scoring import chosen_size, score_programs, task_score
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.store import BaselineRecord
 from disco_rules.discovery.tasks import Task
@@ -112,44 +108,3 @@ def test_chosen_programs_train_without_a_batchs_padding_and_score_the_same():
     assert pool.sizes == [3, 8]  # a validation round's top, then a training batch
     assert [row[0].value for row in chosen] == [row[0].value for row in batched]
     assert len({row[0].value for row in chosen}) == 3  # three different rules, three scores
-
-
-def test_running_fitness_of_a_complete_table_is_the_row_mean_moved_to_the_current_tasks():
-    # every member on every task: member effect = row mean + c, task effect = column mean -
-    # grand mean - c, c fixed by the current tasks' effects averaging 0 (closed form)
-    rng = np.random.default_rng(0)
-    table = rng.normal(0.0, 0.3, (5, 7))
-    current = [4, 5, 6]
-    fit = running_fitness({m: {f"t{t}": table[m, t] for t in range(7)} for m in range(5)},
-                          [f"t{t}" for t in current], cap=5.0)
-    expected = table.mean(1) - table.mean() + table[:, current].mean(0).mean()
-    assert [fit[m] for m in range(5)] == pytest.approx(expected)
-    # with only the current tasks it is `fitness_of`, the plain capped mean
-    only = running_fitness({0: {"a": 0.4, "b": -0.1}, 1: {"a": 0.1, "b": 0.0}}, ["a", "b"],
-                           cap=0.25)
-    assert only == pytest.approx({0: fitness_of([0.4, -0.1], 0.25), 1: 0.05})
-
-
-def test_running_fitness_recovers_members_of_an_additive_model_whatever_levels_they_saw():
-    # a curriculum: old members saw easy early levels, the young only the hard current ones;
-    # their plain means would favour the old, the fit ranks them by their own effect
-    rng = np.random.default_rng(1)
-    ability = {m: rng.normal(0, 0.1) for m in range(6)}
-    difficulty = {f"l{t}": 0.3 - 0.1 * t for t in range(8)}  # later levels are harder
-    current = ["l6", "l7"]
-    seen = {m: [f"l{t}" for t in range(m, 8)] for m in range(6)}  # member m born at level m
-    scores = {m: {t: ability[m] + difficulty[t] for t in seen[m]} for m in range(6)}
-    fit = running_fitness(scores, current, cap=5.0)
-    on_current = np.mean([difficulty[t] for t in current])
-    assert fit == pytest.approx({m: ability[m] + on_current for m in range(6)})
-    plain = {m: np.mean(list(scores[m].values())) for m in range(6)}
-    assert plain != pytest.approx(fit)  # what a plain running mean would have said
-
-
-def test_running_fitness_caps_scores_and_makes_a_member_with_a_failure_the_worst():
-    scores = {0: {"a": 3.0, "b": 0.0}, 1: {"a": 0.1, "b": 0.1, "old": math.nan},
-              2: {"a": 0.2, "b": 0.0}}
-    fit = running_fitness(scores, ["a", "b"], cap=0.25)
-    assert fit == pytest.approx({0: 0.125, 1: WORST, 2: 0.1})
-    with pytest.raises(ValueError, match="member 0 has no score on the current task b"):
-        running_fitness({0: {"a": 0.1}}, ["a", "b"], cap=1.0)

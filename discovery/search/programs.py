@@ -6,9 +6,9 @@ scored on the training tasks, and told to the population.
 
 On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
 the optimizer slot. With a level scheduler, every surviving member is also scored on the
-generation's levels it has not seen, and its fitness is what every task it has been scored on
-predicts for this generation's (`scoring.running_fitness`): members born in different
-generations are ranked on the same tasks, and the longer a member lives the surer its rank.
+generation's levels it has not seen, and its fitness is its running fitness: the mean over
+every training task and level it has been scored on, so that the longer a member lives the
+surer its rank (docs/architecture.md, "How the scheduler drives the search").
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 
 from disco_rules.discovery.config import Config
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
-from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, outcome,
-                                           running_fitness, score_groups, score_programs,
-                                           status_of, with_seeds)
+from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, fitness_of,
+                                           outcome, score_groups, score_programs, status_of,
+                                           with_seeds)
 from disco_rules.discovery.search.engine import Told
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
@@ -262,10 +262,10 @@ class ProgramPopulation:
                 known[s][task.key] = score.value
                 rows.append(replace(score.row, candidate_id=s))
         fitness = {s: WORST for s in sources}
-        fitness.update(running_fitness(
-            {s: {task: score for task, score in scores.items() if task not in self.heldout}
-             for s, scores in known.items()},
-            [task.key for task in train], self.config.tasks.fitness_cap))
+        for s, scores in known.items():  # every training score it has, none of validation's
+            values = [score for task, score in scores.items() if task not in self.heldout]
+            fitness[s] = fitness_of(values, self.config.tasks.fitness_cap) \
+                if all(map(math.isfinite, values)) else WORST
         return fitness, known, rows
 
     # -- tell ----------------------------------------------------------------------------
