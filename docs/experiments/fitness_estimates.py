@@ -5,10 +5,11 @@ candidates, of their mean validation score with estimates of their training fitn
 
 - at birth: the archived fitness (the mean over the generation's fixed task and levels);
 - a member `age` generations old: its mean over that generation's tasks alone (the fitness
-  the search used before `scoring.running_fitness`) against its mean over every training task
-  it had been scored on by then (the running mean);
-- at its validation: the running mean and `scoring.running_fitness` (member + task effects)
-  over the scores archived by then, and over its whole life.
+  the search used before `993e6d5`) against its mean over every training task it had been
+  scored on by then (the running mean, the search's fitness since);
+- at its validation and over its whole life: the running mean, and a fit of member + task
+  effects to every candidate's scores archived by then (levels that were hard for everyone
+  counting against no one), the alternative the running mean was chosen over.
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/fitness_estimates.py runs/flagship4
@@ -26,8 +27,20 @@ from scipy.stats import spearmanr
 
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.plan import TaskPlan
-from disco_rules.discovery.scoring import running_fitness
 from disco_rules.discovery.store import RunStore
+
+
+def task_effects_fit(table: dict[int, dict[str, float]]) -> dict[int, float]:
+    """Member effects of a least-squares fit of member + task effects to the scores (member
+    -> task -> score); comparable with one another, not with a mean."""
+    members, tasks = sorted(table), sorted({t for scores in table.values() for t in scores})
+    column = {t: len(members) + k for k, t in enumerate(tasks)}
+    cells = [(i, column[t], x) for i, m in enumerate(members) for t, x in table[m].items()]
+    design = np.zeros((len(cells), len(members) + len(tasks)))
+    for r, (i, j, _) in enumerate(cells):
+        design[r, i] = design[r, j] = 1.0
+    effects = np.linalg.lstsq(design, np.array([x for *_, x in cells]), rcond=None)[0]
+    return {m: float(effects[i]) for i, m in enumerate(members)}
 
 
 def main(run_dir: str) -> None:
@@ -83,12 +96,13 @@ def main(run_dir: str) -> None:
         mean, fitted = {}, {}
         for g, ids in by_generation.items():
             table = {c: training(c, g) for c in scored}
-            table = {c: scores for c, scores in table.items() if set(fixed) <= scores.keys()}
-            fit = running_fitness(table, fixed, cap)
+            table = {c: scores for c, scores in table.items()
+                     if scores and all(map(np.isfinite, scores.values()))}
+            fit = task_effects_fit(table)
             for cid in ids:
                 mean[cid] = float(np.mean(list(table[cid].values())))
                 fitted[cid] = fit[cid]
-        print(f"{label}: running mean {rank(mean)}; running_fitness {rank(fitted)}")
+        print(f"{label}: running mean {rank(mean)}; task effects fit {rank(fitted)}")
 
 
 if __name__ == "__main__":
