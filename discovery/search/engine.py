@@ -61,7 +61,7 @@ class Told:
     cache_hits: int  # candidates that reused an earlier candidate's scores
     fitness: list[float]  # the fitness of each population member, for best and median
     leaders: list[tuple[float, int]]  # (fitness, id) of candidates that may be validated
-    replace_leaders: bool = False  # leaders are the population's best on these tasks only
+    replace_leaders: bool = False  # leaders are the population's best members now
     level_scores: list[list[float]] = field(default_factory=list)  # member x level score
     events: dict[str, float] = field(default_factory=dict)  # extra figures for the archive
 
