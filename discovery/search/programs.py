@@ -89,7 +89,7 @@ class _Proposal:
 class _Evaluated:
     outcomes: list[Scored]  # per unique program
     sources: dict[int, int]  # surviving member id -> its source (with levels only)
-    current: dict[int, float]  # source -> its running fitness on `train` (with levels only)
+    running: dict[int, float]  # source -> its running fitness (with levels only)
     level_scores: dict[int, dict[str, float]]  # source -> task key -> score
     rescored: list[ScoreRecord]  # rows of earlier candidates on this generation's levels
 
@@ -184,10 +184,10 @@ class ProgramPopulation:
             return _Evaluated(outcomes, {}, {}, {}, [])
         # every member, as the children's fitness on these tasks decides who leaves
         sources = {m.id: self._source(m) for m in self.state.members}
-        current, level_scores, rescored = self._rescore(
+        running, level_scores, rescored = self._rescore(
             set(sources.values()) | {row["source"] for row in proposal.rows if "source" in row},
             train, baselines)
-        return _Evaluated(outcomes, sources, current, level_scores, rescored)
+        return _Evaluated(outcomes, sources, running, level_scores, rescored)
 
     def _score(self, programs: list[Program], tasks: Sequence[Task],
                baselines: dict[str, BaselineRecord]) -> list[list[TaskScore]]:
@@ -299,7 +299,7 @@ class ProgramPopulation:
                 if source is None:
                     source = firsts[row["same_as"]]
                 fit, source_status = self._fitness[source]
-                fit = evaluated.current.get(source, fit)  # with levels: its running fitness
+                fit = evaluated.running.get(source, fit)  # with levels: its running fitness
                 status = CandidateStatus.CACHED
                 reason = f"same function as candidate {source} ({source_status})"
                 sources[row["id"]] = source
@@ -312,10 +312,10 @@ class ProgramPopulation:
             self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
         table: list[list[float]] = []
         if levels:
-            # every member takes its running fitness on this generation's tasks; the leaders
-            # are the population's best by it
-            members = tuple(replace(m, fitness=evaluated.current[sources[m.id]])
-                            if sources[m.id] in evaluated.current else m
+            # every member takes its running fitness; the leaders are the population's best
+            # by it
+            members = tuple(replace(m, fitness=evaluated.running[sources[m.id]])
+                            if sources[m.id] in evaluated.running else m
                             for m in self.state.members)
             self.state = EvolutionState(members)
             best: dict[int, float] = {}

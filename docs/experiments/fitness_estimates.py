@@ -71,7 +71,8 @@ def main(run_dir: str) -> None:
         return f"{rho:+.2f} over {len(ids)}"
 
     print(f"run {run_dir}: {len(validation)} meta-validated candidates")
-    print(f"at birth (archived fitness): {rank({i: store.candidate(i).fitness for i in validation})}")
+    at_birth = {i: store.candidate(i).fitness for i in validation}
+    print(f"at birth (archived fitness): {rank(at_birth)}")
     for age in (1, 2, 3, 5):
         window, running = {}, {}
         for cid in validation:
