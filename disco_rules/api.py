@@ -68,10 +68,9 @@ def check(config: Config, base: Path) -> list[Program]:
     """Everything about a config that can fail before a run directory exists: its tasks,
     the kind they suit, and the warm starts (shipped names, or files relative to `base`).
     Returns the warm-start programs."""
-    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_slot
+    from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_encoding
     from disco_rules.discovery.search.kinds import population_kind
     from disco_rules.discovery.tasks.kinds import task_kind
-    from disco_rules.dsl.interpreter import Encoding
 
     plan = TaskPlan.from_config(config)
     kind = population_kind(config.population.kind)
@@ -82,8 +81,7 @@ def check(config: Config, base: Path) -> list[Program]:
                                   f"{kind.name!r} population needs RL tasks")
         return []
     return load_warm_start(warm_start_paths(config, base),
-                           Encoding(slot=program_slot(plan),
-                                    max_statements=config.population.max_statements),
+                           program_encoding(plan.kind(), config),
                            all_inputs=config.population.all_inputs)
 
 

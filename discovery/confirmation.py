@@ -19,12 +19,12 @@ from typing import Any, Mapping, Sequence
 
 from disco_rules.cluster.results import Failed
 from disco_rules.discovery.config import Config
+from disco_rules.discovery.plan import program_encoding
 from disco_rules.discovery.scoring import Pool, task_score
 from disco_rules.discovery.store import (BaselineRecord, ConfirmationRecord, RunStore,
                                          ScoreRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.tasks.kinds import task_kind
-from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
@@ -63,8 +63,7 @@ def confirm_at(pool: Pool, config: Config, program: Program, points: Mapping[str
     task's tuned baseline at its own (`baselines`), on fresh seeds: one row per task. A task
     where the baseline has no finite loss there scores NaN, which a verdict counts against
     the candidate (it never claims a margin it could not measure)."""
-    encoding = Encoding(slot=task_kind(tasks[0].kind).slot,
-                        max_statements=config.population.max_statements)
+    encoding = program_encoding(task_kind(tasks[0].kind), config)
     encoded = encoding.encode_population([program])  # the same for every task
     items, settings = [], []
     for task in tasks:

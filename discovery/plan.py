@@ -13,7 +13,6 @@ from disco_rules.discovery.tasks.kinds import TaskKind, task_kind
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program, ProgramError
-from disco_rules.dsl.slots import Slot
 
 
 def driver_deadline_s(config: Config) -> float:
@@ -77,10 +76,11 @@ class TaskPlan:
         return task_kind(kinds[0])
 
 
-def program_slot(plan: TaskPlan) -> Slot:
-    """The slot programs fill on the plan's tasks, their kind's: the optimizer slot on
-    optimizer tasks, the objective slot (PPO's drift) on RL tasks."""
-    return plan.kind().slot
+def program_encoding(kind: TaskKind, config: Config) -> Encoding:
+    """How a run's programs are encoded: in the slot of its tasks' kind (the optimizer slot
+    on optimizer tasks, the objective slot, PPO's drift, on RL tasks), up to the population's
+    `max_statements`."""
+    return Encoding(slot=kind.slot, max_statements=config.population.max_statements)
 
 
 def load_warm_start(paths: Sequence[Path], encoding: Encoding, all_inputs: bool = False

@@ -20,7 +20,7 @@ from disco_rules.discovery.baselines import ensure_baselines
 from disco_rules.discovery.config import ConfigError, TasksConfig, parse_config
 from disco_rules.discovery.footprint import WorkItem
 from disco_rules.discovery.levels import Levels
-from disco_rules.discovery.plan import TaskPlan, program_slot
+from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.registry import Registry
 from disco_rules.discovery.scheduler import RegretScheduler
 from disco_rules.discovery.scheduler_kinds import SCHEDULERS, SchedulerKind, scheduler_kind
@@ -283,7 +283,7 @@ families = {{ toy_bowl = {{ dim = 4 }} }}
 def test_the_task_kind_decides_slot_scores_baselines_and_memory(toys: None) -> None:
     config = parse_config(TOY_CONFIG)
     plan = TaskPlan.from_config(config)
-    assert plan.kind() is TOY_KIND and program_slot(plan) is OPTIMIZER
+    assert plan.kind() is TOY_KIND and plan.kind().slot is OPTIMIZER
     task = plan.train[0]
     assert task.kind == "toy" and isinstance(task.build(), Problem)
     # the training task, the held-out one and the largest level the scheduler can draw

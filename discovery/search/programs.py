@@ -20,7 +20,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from disco_rules.discovery.config import Config
-from disco_rules.discovery.plan import TaskPlan, load_warm_start
+from disco_rules.discovery.plan import TaskPlan, load_warm_start, program_encoding
 from disco_rules.discovery.scoring import (WORST, Pool, TaskScore, chosen_size, fitness_of,
                                            outcome, score_groups, score_programs, status_of,
                                            with_seeds)
@@ -30,7 +30,6 @@ from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, Candida
                                          RunStore, ScoreRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.dsl.identity import canonical_hash, fingerprint
-from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
@@ -109,7 +108,7 @@ class ProgramPopulation:
         self.scored_as = ("final return as PPO's drift, normalised by tuned PPO's (1: as good)"
                           if self.slot == OBJECTIVE
                           else "log(tuned baseline loss / program loss), each at its best lr")
-        self.encoding = Encoding(slot=self.slot, max_statements=config.population.max_statements)
+        self.encoding = program_encoding(self.task_kind, config)
         self.evolution = RegularizedEvolution(
             size=config.population.size, tournament=config.population.tournament,
             mutation=MutationConfig(max_statements=config.population.max_statements))
