@@ -78,6 +78,32 @@ def test_each_generation_ranks_every_member_by_its_mean_over_all_its_training_ta
         [np.mean([row.regret for row in levels_of(store, g)]) for g in range(3)])
 
 
+def test_validation_draws_on_members_scored_on_two_generations_by_their_last_fitness(tmp_path):
+    # top 50: the leaders list (4 x top) keeps every candidate, none is cut off
+    text = config_variant(SCHEDULED, {"validation.top": 50})
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"),
+                                   config_text=text)
+    heldout = {task.key for task in search.tasks.heldout}
+    expected: dict[int, float] = {}
+    for g in range(3):
+        search.step()
+        members = {search.population._source(m) for m in search.population.state.members}
+        for source in members:
+            values = [min(s.score, FITNESS_CAP) for s in store.scores_of(source)
+                      if s.task not in heldout]
+            if store.candidate(source).generation < g and values \
+                    and all(map(math.isfinite, values)):
+                expected[source] = float(np.mean(values))  # its mean over all it has so far
+        leaders = {cid: fit for fit, cid in search.counters.leaders}
+        assert leaders.keys() == expected.keys()
+        assert all(leaders[cid] == pytest.approx(fit) for cid, fit in expected.items())
+        assert not any(store.candidate(cid).generation == g for cid in leaders)  # no newborn
+        if g == 0:
+            assert not leaders  # generation 0 validates its warm starts only
+    # members that left the population are still leaders, at the fitness they left with
+    assert expected.keys() - members
+
+
 def test_a_resumed_scheduled_run_ends_with_the_same_levels_and_archive(tmp_path):
     warm = programs("sgd", "momentum")
     search, straight, _ = make_search(tmp_path / "straight", warm, config_text=SCHEDULED)

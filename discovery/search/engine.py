@@ -60,8 +60,9 @@ class Told:
     evaluated: int  # candidates trained this generation
     cache_hits: int  # candidates that reused an earlier candidate's scores
     fitness: list[float]  # the fitness of each population member, for best and median
-    leaders: list[tuple[float, int]]  # (fitness, id) of candidates that may be validated
-    replace_leaders: bool = False  # leaders are the population's best members now
+    # (fitness, id) of candidates that may be validated; an id's entry replaces its earlier
+    # one (with levels a member's fitness changes as it is scored on each generation's)
+    leaders: list[tuple[float, int]]
     level_scores: list[list[float]] = field(default_factory=list)  # member x level score
     events: dict[str, float] = field(default_factory=dict)  # extra figures for the archive
 
@@ -232,12 +233,12 @@ class Engine:
         return report
 
     def _note_leaders(self, told: Told) -> None:
-        """The best candidates so far (or, when fitness depends on this generation's levels,
-        the population's best on them), the pool meta-validation draws from."""
-        entries = [[fit, cid] for fit, cid in told.leaders]
-        if not told.replace_leaders:
-            entries = self.counters.leaders + entries
-        entries.sort(key=lambda entry: (-entry[0], entry[1]))
+        """The best candidates so far by their latest fitness, the pool meta-validation draws
+        from."""
+        latest = {cid: fit for fit, cid in self.counters.leaders}
+        latest.update((cid, fit) for fit, cid in told.leaders)
+        entries = sorted(([fit, cid] for cid, fit in latest.items()),
+                         key=lambda entry: (-entry[0], entry[1]))
         self.counters.leaders = entries[: 4 * self.config.validation.top]
 
     def _validate(self, g: int, baselines: dict[str, BaselineRecord]

@@ -311,23 +311,22 @@ class ProgramPopulation:
             self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
         table: list[list[float]] = []
         if levels:
-            # every member takes its running fitness; the leaders are the population's best
-            # by it
+            # every member takes its running fitness; the leaders are the members scored on
+            # two generations' levels or more, by it (a newborn's mean over one generation's
+            # few levels ranks it poorly: docs/results.md, "Validating members scored on two
+            # generations"), and keep the last one they had when they leave
             members = tuple(replace(m, fitness=evaluated.running[sources[m.id]])
                             if sources[m.id] in evaluated.running else m
                             for m in self.state.members)
             self.state = EvolutionState(members)
-            best: dict[int, float] = {}
-            for m in sorted(members, key=lambda m: (-m.fitness, sources[m.id])):
-                if math.isfinite(m.fitness) and sources[m.id] not in best:
-                    best[sources[m.id]] = m.fitness
-            leaders = [(fit, source) for source, fit in best.items()]
+            leaders = sorted({(m.fitness, sources[m.id]) for m in members
+                              if math.isfinite(m.fitness) and sources[m.id] not in self._fresh})
             table = [[level_scores.get(sources[m.id], {}).get(level.key, math.nan)
                       for level in levels] for m in members]
         return Told(candidates=candidates, scores=scores, evaluated=len(proposal.unique),
                     cache_hits=len(rows) - len(proposal.unique),
                     fitness=[m.fitness for m in self.state.members], leaders=leaders,
-                    replace_leaders=bool(levels), level_scores=table)
+                    level_scores=table)
 
     # -- meta-validation -----------------------------------------------------------------
 

@@ -9,7 +9,9 @@ candidates, of their mean validation score with estimates of their training fitn
   scored on by then (the running mean, the search's fitness since);
 - at its validation and over its whole life: the running mean, and a fit of member + task
   effects to every candidate's scores archived by then (levels that were hard for everyone
-  counting against no one), the alternative the running mean was chosen over.
+  counting against no one), the alternative the running mean was chosen over;
+- and the held-out scores of candidates validated after one generation's levels (newborns)
+  against those validated after two or more (generation 0's round left out).
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/fitness_estimates.py runs/flagship4
@@ -104,6 +106,15 @@ def main(run_dir: str) -> None:
                 mean[cid] = float(np.mean(list(table[cid].values())))
                 fitted[cid] = fit[cid]
         print(f"{label}: running mean {rank(mean)}; task effects fit {rank(fitted)}")
+    by_age: dict[bool, list[float]] = {}  # scored on 2+ generations when validated -> scores
+    for cid, g in validated_at.items():
+        if g > 0 and cid in scored:
+            generations = {h for _, h, _ in scored[cid] if h <= g}
+            by_age.setdefault(len(generations) > 1, []).append(validation[cid])
+    for older, scores in sorted(by_age.items()):
+        print(f"validated after {'two generations or more' if older else 'one generation'} "
+              f"of levels: held-out mean {np.mean(scores):+.3f} over {len(scores)} "
+              f"({', '.join(f'{x:+.3f}' for x in sorted(scores))})")
 
 
 if __name__ == "__main__":
