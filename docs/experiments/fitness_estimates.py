@@ -10,8 +10,13 @@ candidates, of their mean validation score with estimates of their training fitn
 - at its validation and over its whole life: the running mean, and a fit of member + task
   effects to every candidate's scores archived by then (levels that were hard for everyone
   counting against no one), the alternative the running mean was chosen over;
-- and the held-out scores of candidates validated after one generation's levels (newborns)
-  against those validated after two or more (generation 0's round left out).
+- the held-out scores of candidates validated after one generation's levels (newborns)
+  against those validated after two or more (generation 0's round left out);
+- and how much of a training score is the member: over the working candidates (mean training
+  score above -0.3), a fit of member + task effects, its residual variance against the
+  variance of the members' true effects (the fitted effects' variance less their noise). Their
+  ratio is the number of ties with the baseline a shrinkage estimate of a member's effect
+  starts from, `[tasks] fitness_prior`: a mean over n tasks is (n / (n + ratio)) reliable.
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/fitness_estimates.py runs/flagship4
@@ -43,6 +48,23 @@ def task_effects_fit(table: dict[int, dict[str, float]]) -> dict[int, float]:
         design[r, i] = design[r, j] = 1.0
     effects = np.linalg.lstsq(design, np.array([x for *_, x in cells]), rcond=None)[0]
     return {m: float(effects[i]) for i, m in enumerate(members)}
+
+
+def variance_components(table: dict[int, dict[str, float]]) -> tuple[float, float]:
+    """(residual variance of a member + task effects fit, variance of the members' true
+    effects: the fitted effects' variance less the mean of residual / tasks)."""
+    effects = task_effects_fit(table)
+    members, tasks = sorted(table), sorted({t for scores in table.values() for t in scores})
+    task_effect = dict(zip(tasks, np.linalg.lstsq(
+        np.array([[t == u for u in tasks] for m in members for t in table[m]], np.float64),
+        np.array([x - effects[m] for m in members for x in table[m].values()]),
+        rcond=None)[0]))
+    residuals = [x - effects[m] - task_effect[t] for m in members for t, x in table[m].items()]
+    dof = len(residuals) - len(members) - len(tasks) + 1
+    residual = float(np.sum(np.square(residuals)) / dof)
+    spread = float(np.var([effects[m] for m in members])
+                   - np.mean([residual / len(table[m]) for m in members]))
+    return residual, spread
 
 
 def main(run_dir: str) -> None:
@@ -115,6 +137,12 @@ def main(run_dir: str) -> None:
         print(f"validated after {'two generations or more' if older else 'one generation'} "
               f"of levels: held-out mean {np.mean(scores):+.3f} over {len(scores)} "
               f"({', '.join(f'{x:+.3f}' for x in sorted(scores))})")
+    table = {c: training(c) for c in scored}
+    working = {c: t for c, t in table.items() if len(t) > 1
+               and all(map(np.isfinite, t.values())) and np.mean(list(t.values())) > -0.3}
+    residual, spread = variance_components(working)
+    print(f"{len(working)} working candidates: residual variance {residual:.4f}, members' "
+          f"true effects {spread:.4f}: ratio {residual / spread:.1f}")
 
 
 if __name__ == "__main__":
