@@ -99,11 +99,6 @@ class TasksConfig:
     # 5 in any case): lower, a rule cannot win by driving a few easy tasks' loss to near zero
     # while it loses elsewhere; fitness then rewards being ahead on many tasks
     fitness_cap: float = FITNESS_CAP
-    # how many tasks' worth of ties with the baseline (score 0) every fitness mean starts
-    # from: a member's fitness is (sum of its capped scores) / (tasks + fitness_prior), so a
-    # newborn's mean over one generation's few tasks counts for less than the same mean over
-    # many (a shrinkage estimate; 0: the plain mean)
-    fitness_prior: float = 0.0
 
     @property
     def seeds_of_baseline(self) -> int:
@@ -408,9 +403,6 @@ def _check_meaning(config: Config) -> None:
     if not 0.0 < config.tasks.fitness_cap <= FITNESS_CAP:
         raise ConfigError(f"tasks.fitness_cap: a score in (0, {FITNESS_CAP:g}], "
                           f"got {config.tasks.fitness_cap}")
-    if not 0.0 <= config.tasks.fitness_prior < math.inf:
-        raise ConfigError(f"tasks.fitness_prior: a number of tasks, 0 or more, "
-                          f"got {config.tasks.fitness_prior}")
     if not 0.0 <= config.tasks.final_lr <= 1.0:
         raise ConfigError(f"tasks.final_lr: a fraction of the peak lr in [0, 1], "
                           f"got {config.tasks.final_lr}")

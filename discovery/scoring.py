@@ -115,24 +115,21 @@ class Outcome(NamedTuple):
     reason: str | None
 
 
-def fitness_of(scores: Sequence[float], cap: float, prior: float = 0.0) -> float:
+def fitness_of(scores: Sequence[float], cap: float) -> float:
     """A candidate's fitness from its scores on the training tasks: their mean, each counted
-    at most `cap` ([tasks] fitness_cap), after `prior` tasks' worth of ties with the baseline
-    ([tasks] fitness_prior): sum / (len + prior), which ranks the same mean higher the more
-    tasks it holds over."""
-    capped = np.minimum(np.asarray(scores, np.float64), cap)
-    return float(capped.sum() / (len(capped) + prior))
+    at most `cap` ([tasks] fitness_cap)."""
+    return float(np.mean(np.minimum(np.asarray(scores, np.float64), cap)))
 
 
-def outcome(per_task: Sequence[TaskScore], cap: float, prior: float = 0.0) -> Outcome:
+def outcome(per_task: Sequence[TaskScore], cap: float) -> Outcome:
     """The fitness (`fitness_of`) over tasks with status ok; or, if a task failed, WORST with
     the status and reason of the first failure. Both populations archive their candidates by
     it."""
     failures = [score.reason for score in per_task if score.reason]
     if failures:
         return Outcome(WORST, status_of(failures[0]), failures[0])
-    return Outcome(fitness_of([score.value for score in per_task], cap, prior),
-                   CandidateStatus.OK, None)
+    return Outcome(fitness_of([score.value for score in per_task], cap), CandidateStatus.OK,
+                   None)
 
 
 def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float], ...]:

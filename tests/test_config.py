@@ -40,7 +40,6 @@ def test_defaults_fill_what_the_text_leaves_out():
     ("[tasks]\nlr_grid = [0.1, -1]", "tasks.lr_grid: learning rates must be positive"),
     ("[tasks]\nfitness_cap = 0", "tasks.fitness_cap: a score in (0, 5], got 0"),
     ("[tasks]\nfitness_cap = 6", "tasks.fitness_cap: a score in (0, 5], got 6"),
-    ("[tasks]\nfitness_prior = -1", "tasks.fitness_prior: a number of tasks, 0 or more, got -1"),
     ("[cluster]\nnum_actors = 2.5", "cluster.num_actors: expected an integer, got 2.5"),
     ("[cluster]\nnum_gpus_per_actor = 2", "cluster.num_gpus_per_actor: expected 0 or 1"),
     ("[population]\nsize = 3\ntournament = 5", "population.tournament: must not exceed"),

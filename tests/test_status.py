@@ -39,18 +39,6 @@ def test_the_fitness_cap_bounds_what_one_task_adds_and_leaves_losses_whole():
     assert outcome(lopsided, 0.5).fitness < outcome(broad, 0.5).fitness == pytest.approx(0.3)
 
 
-def test_a_fitness_prior_counts_ties_with_the_baseline_so_more_evidence_ranks_higher():
-    newborn, mature = [ok(0.2)] * 4, [ok(0.2)] * 12  # the same mean over 4 and over 12 tasks
-    assert outcome(newborn, FITNESS_CAP).fitness == pytest.approx(
-        outcome(mature, FITNESS_CAP).fitness)
-    # (sum of capped scores) / (tasks + prior): 0.8 / 8 and 2.4 / 16
-    assert outcome(newborn, FITNESS_CAP, 4.0).fitness == pytest.approx(0.1)
-    assert outcome(mature, FITNESS_CAP, 4.0).fitness == pytest.approx(0.15)
-    # a loss is shrunk toward a tie too, and the cap applies before the prior
-    assert outcome([ok(-0.4), ok(-0.4)], FITNESS_CAP, 2.0).fitness == pytest.approx(-0.2)
-    assert outcome([ok(5.0), ok(0.0)], 0.5, 3.0).fitness == pytest.approx(0.1)
-
-
 @pytest.mark.parametrize("reason, status", [
     ("nan", CandidateStatus.NAN),
     ("diverged", CandidateStatus.DIVERGED),

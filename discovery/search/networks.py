@@ -126,8 +126,7 @@ class NetworkPopulation:
         candidates, scores, fitness, leaders = [], [], [], []
         ids = proposal.ids
         for i, (cid, weights, per_task) in enumerate(zip(ids, proposal.weights, table)):
-            fit, status, reason = outcome(per_task, self.config.tasks.fitness_cap,
-                                           self.config.tasks.fitness_prior)
+            fit, status, reason = outcome(per_task, self.config.tasks.fitness_cap)
             fitness.append(fit)
             candidates.append(CandidateRecord(
                 id=cid, generation=generation, kind=self.network.kind,

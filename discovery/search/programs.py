@@ -225,8 +225,7 @@ class ProgramPopulation:
             passing = [passing[k] for k in kept]
         full = self._score([programs[i] for i in passing], train, baselines)
         for i, per_task in zip(passing, full):
-            outcomes[i] = Scored(*outcome(per_task, self.config.tasks.fitness_cap,
-                                         self.config.tasks.fitness_prior),
+            outcomes[i] = Scored(*outcome(per_task, self.config.tasks.fitness_cap),
                                  tuple(score.row for score in per_task))
         return [o for o in outcomes if o is not None]
 
@@ -264,8 +263,7 @@ class ProgramPopulation:
         fitness = {s: WORST for s in sources}
         for s, scores in known.items():  # every training score it has, none of validation's
             values = [score for task, score in scores.items() if task not in self.heldout]
-            fitness[s] = fitness_of(values, self.config.tasks.fitness_cap,
-                                    self.config.tasks.fitness_prior) \
+            fitness[s] = fitness_of(values, self.config.tasks.fitness_cap) \
                 if all(map(math.isfinite, values)) else WORST
         return fitness, known, rows
 

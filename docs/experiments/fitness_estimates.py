@@ -16,7 +16,8 @@ candidates, of their mean validation score with estimates of their training fitn
   score above -0.3), a fit of member + task effects, its residual variance against the
   variance of the members' true effects (the fitted effects' variance less their noise). Their
   ratio is the number of ties with the baseline a shrinkage estimate of a member's effect
-  starts from, `[tasks] fitness_prior`: a mean over n tasks is (n / (n + ratio)) reliable.
+  starts from, and a mean over n tasks is n / (n + ratio) reliable (docs/results.md, "How
+  much of a training score is the member").
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/fitness_estimates.py runs/flagship4
