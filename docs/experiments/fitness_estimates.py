@@ -17,7 +17,9 @@ candidates, of their mean validation score with estimates of their training fitn
   variance of the members' true effects (the fitted effects' variance less their noise). Their
   ratio is the number of ties with the baseline a shrinkage estimate of a member's effect
   starts from, and a mean over n tasks is n / (n + ratio) reliable (docs/results.md, "How
-  much of a training score is the member").
+  much of a training score is the member"); and whether pairing helps: the SD of a working
+  child's score less its working parent's on the training tasks both were scored on (a
+  paired, child-against-parent fitness would be that much surer than the residual's).
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/fitness_estimates.py runs/flagship4
@@ -144,6 +146,17 @@ def main(run_dir: str) -> None:
     residual, spread = variance_components(working)
     print(f"{len(working)} working candidates: residual variance {residual:.4f}, members' "
           f"true effects {spread:.4f}: ratio {residual / spread:.1f}")
+    differences = []  # per pair: the child's score less its parent's on each shared task
+    for child, parent in store.query("SELECT id, parent_id FROM candidates "
+                                     "WHERE parent_id IS NOT NULL"):
+        if child in working and parent in working:
+            shared = working[child].keys() & working[parent].keys()
+            if len(shared) > 2:
+                differences.append([working[child][t] - working[parent][t] for t in shared])
+    within = sum(np.var(d) * len(d) for d in differences) / sum(len(d) - 1 for d in differences)
+    print(f"{len(differences)} working child-parent pairs: a child's score less its parent's "
+          f"on a shared task strays by SD {np.sqrt(within):.3f} (residual SD "
+          f"{np.sqrt(residual):.3f})")
 
 
 if __name__ == "__main__":
