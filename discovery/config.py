@@ -138,8 +138,10 @@ class ScreenConfig:
 class ValidationConfig:
     every: int = 5  # generations between meta-validations (and at the end)
     top: int = 4  # how many of the best candidates are re-scored on the held-out tasks
-    seeds: int | None = None  # seeds of a meta-validation (None: tasks.seeds); more seeds
+    # seeds of a meta-validation (None: as many as the baseline's, tasks.baseline_seeds, so
+    # each candidate is tuned on the seeds tuned AdamW was, seed for seed); more seeds
     # separate winners whose held-out scores are close
+    seeds: int | None = None
     # fresh seeds per held-out task on which the chosen winner and the baseline are trained
     # again at their tuned points after the last generation (discovery/confirmation.py), as
     # many as `disco transfer` scores on by default: one unlucky seed of two can halve a score
@@ -227,6 +229,11 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     lpg: LPGTrainConfig = field(default_factory=LPGTrainConfig)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+
+    @property
+    def validation_seeds(self) -> int:
+        """How many seeds each meta-validated candidate is tuned and scored on."""
+        return self.validation.seeds or self.tasks.seeds_of_baseline
 
 
 _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": ScreenConfig,

@@ -15,8 +15,8 @@ where the tasks t are the fixed training, held-out and screen tasks and, with a 
 the largest levels each of its families can draw (`SchedulerConfig.largest_levels`: every int
 parameter at its fixed, largest listed or range's largest value); actors =
 min(cluster.num_actors, CPUs // num_cpus_per_actor) (the actors that run at once; the driver
-is the +1); K = len(tasks.lr_grid) x the candidates' schedules; S(t) = validation.seeds on a
-held-out task (meta-validation's seeds, tasks.seeds if unset) and tasks.seeds elsewhere;
+is the +1); K = len(tasks.lr_grid) x the candidates' schedules; S(t) = `Config.validation_seeds` on a
+held-out task (validation.seeds, else the baseline's) and tasks.seeds elsewhere;
 G = len(tasks.lr_grid) x the baseline's schedules (tasks.baseline_schedules and the
 candidates') x len(tasks.wd_grid), the points AdamW is tuned over, and B =
 tasks.baseline_seeds; n(t) the task's parameter count and data(t) the bytes of one seed's
@@ -116,7 +116,7 @@ def optimizer_work_items(task: Task, config: Config, held_out: bool) -> list[Wor
     problem = _built(task, config)
     params, _ = _tree_size(jax.eval_shape(problem.init, key))
     _, data = _tree_size(jax.eval_shape(problem.data, key))
-    seeds = (config.validation.seeds or tasks.seeds) if held_out else tasks.seeds
+    seeds = config.validation_seeds if held_out else tasks.seeds
     runs = points * seeds
     baseline_runs = baseline_points * baseline_seeds
     return [

@@ -234,8 +234,11 @@ def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_pat
     assert store.candidate(2).reason.startswith("unstable: ")
 
 
-def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
-    text = config_variant(CONFIG, {"validation.seeds": 3})
+@pytest.mark.parametrize("setting, seeds", [({"validation.seeds": 3}, 3),
+                                            ({"tasks.baseline_seeds": 2}, 2)])
+def test_meta_validation_trains_with_its_own_seed_count_else_the_baselines(tmp_path, setting,
+                                                                           seeds):
+    text = config_variant(CONFIG, setting)
     seen = []
 
     class Recording(LocalPool):
@@ -247,6 +250,6 @@ def test_meta_validation_trains_with_its_own_seed_count(tmp_path):
                                    Recording(lambda: Evaluator(12)))
     search.run(1)
     heldout, = {key for key, _ in seen if "dim=6" in key}
-    assert {seeds for key, seeds in seen if key == heldout} == {3}
-    assert {seeds for key, seeds in seen if key != heldout} == {1}
+    assert {n for key, n in seen if key == heldout} == {seeds}
+    assert {n for key, n in seen if key != heldout} == {1}  # tasks.seeds
     assert store.validation_of(0)  # the warm start was validated

@@ -174,7 +174,7 @@ def transfer(args: argparse.Namespace) -> None:
         population = scoring_population(config, rules, "scoring")
         _check_rules(population, others, rules)
         table = population.score_rules(rules, plan.heldout, baselines,
-                                       config.validation.seeds or config.tasks.seeds)
+                                       config.validation_seeds)
         in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
                                      for name, row in zip(others, table)}}
     read = (f"archive through generation {status.generations - 1}" if status.generations

@@ -256,8 +256,8 @@ class Engine:
                    if cid not in chosen and cid not in validated]
         if not chosen:
             return [], []
-        seeds = self.config.validation.seeds or self.config.tasks.seeds
-        table = self.population.score(chosen, self.tasks.heldout, baselines, seeds)
+        table = self.population.score(chosen, self.tasks.heldout, baselines,
+                                      self.config.validation_seeds)
         records, rows = [], []
         for cid, per_task in zip(chosen, table):
             self.counters.validated.append(cid)
