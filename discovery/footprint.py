@@ -15,8 +15,9 @@ where the tasks t are the fixed training, held-out and screen tasks and, with a 
 the largest levels each of its families can draw (`SchedulerConfig.largest_levels`: every int
 parameter at its fixed, largest listed or range's largest value); actors =
 min(cluster.num_actors, CPUs // num_cpus_per_actor) (the actors that run at once; the driver
-is the +1); K = len(tasks.lr_grid) x the candidates' schedules; S(t) = `Config.validation_seeds` on a
-held-out task (validation.seeds, else the baseline's) and tasks.seeds elsewhere;
+is the +1); K = len(tasks.lr_grid) x the candidates' schedules; S(t) =
+`Config.validation_seeds` on a held-out task (validation.seeds, else the baseline's) and
+tasks.seeds elsewhere;
 G = len(tasks.lr_grid) x the baseline's schedules (tasks.baseline_schedules and the
 candidates') x len(tasks.wd_grid), the points AdamW is tuned over, and B =
 tasks.baseline_seeds; n(t) the task's parameter count and data(t) the bytes of one seed's
