@@ -40,9 +40,10 @@ from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import RunStore
 
 
-def task_effects_fit(table: dict[int, dict[str, float]]) -> dict[int, float]:
-    """Member effects of a least-squares fit of member + task effects to the scores (member
-    -> task -> score); comparable with one another, not with a mean."""
+def task_effects_fit(table: dict[int, dict[str, float]]
+                     ) -> tuple[dict[int, float], dict[str, float]]:
+    """(member effects, task effects) of a least-squares fit of member + task effects to the
+    scores (member -> task -> score); members comparable with one another, not with a mean."""
     members, tasks = sorted(table), sorted({t for scores in table.values() for t in scores})
     column = {t: len(members) + k for k, t in enumerate(tasks)}
     cells = [(i, column[t], x) for i, m in enumerate(members) for t, x in table[m].items()]
@@ -50,22 +51,18 @@ def task_effects_fit(table: dict[int, dict[str, float]]) -> dict[int, float]:
     for r, (i, j, _) in enumerate(cells):
         design[r, i] = design[r, j] = 1.0
     effects = np.linalg.lstsq(design, np.array([x for *_, x in cells]), rcond=None)[0]
-    return {m: float(effects[i]) for i, m in enumerate(members)}
+    return ({m: float(effects[i]) for i, m in enumerate(members)},
+            {t: float(effects[column[t]]) for t in tasks})
 
 
 def variance_components(table: dict[int, dict[str, float]]) -> tuple[float, float]:
     """(residual variance of a member + task effects fit, variance of the members' true
     effects: the fitted effects' variance less the mean of residual / tasks)."""
-    effects = task_effects_fit(table)
-    members, tasks = sorted(table), sorted({t for scores in table.values() for t in scores})
-    task_effect = dict(zip(tasks, np.linalg.lstsq(
-        np.array([[t == u for u in tasks] for m in members for t in table[m]], np.float64),
-        np.array([x - effects[m] for m in members for x in table[m].values()]),
-        rcond=None)[0]))
-    residuals = [x - effects[m] - task_effect[t] for m in members for t, x in table[m].items()]
+    members, tasks = task_effects_fit(table)
+    residuals = [x - members[m] - tasks[t] for m in table for t, x in table[m].items()]
     dof = len(residuals) - len(members) - len(tasks) + 1
     residual = float(np.sum(np.square(residuals)) / dof)
-    spread = float(np.var([effects[m] for m in members])
+    spread = float(np.var(list(members.values()))
                    - np.mean([residual / len(table[m]) for m in members]))
     return residual, spread
 
@@ -126,7 +123,7 @@ def main(run_dir: str) -> None:
             table = {c: training(c, g) for c in scored}
             table = {c: scores for c, scores in table.items()
                      if scores and all(map(np.isfinite, scores.values()))}
-            fit = task_effects_fit(table)
+            fit, _ = task_effects_fit(table)
             for cid in ids:
                 mean[cid] = float(np.mean(list(table[cid].values())))
                 fitted[cid] = fit[cid]
