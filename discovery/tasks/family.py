@@ -76,6 +76,11 @@ class Range:
         return type(value)(min(max(value, self.low), self.high))
 
 
+# the ranges most supervised families share: training steps and examples per batch
+HORIZON = Range(10, 10000, integer=True, log=True)
+BATCH_SIZE = Range(4, 256, integer=True, log=True)
+
+
 @dataclass(frozen=True)
 class Choice:
     """A categorical parameter: one of `options`."""

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from disco_rules.discovery.tasks import datasets
-from disco_rules.discovery.tasks.family import Family, Problem, Range, Task, register
+from disco_rules.discovery.tasks.family import (BATCH_SIZE, HORIZON, Family, Problem, Range,
+                                                Task, register)
 from disco_rules.discovery.tasks.real import language_model
 from disco_rules.populations.layers import lecun_dense_init
 
@@ -241,20 +242,17 @@ def _matrix_completion(task: Task) -> Problem:
                    horizon=task.get("horizon"))
 
 
-_HORIZON = Range(10, 10000, integer=True, log=True)
-_BATCH_SIZE = Range(4, 256, integer=True, log=True)
-
 for _family in (
     Family("conv_autoencoder",
            ranges={"channels": Range(2, 32, integer=True, log=True),
-                   "shapes": Range(1, 6, integer=True), "batch_size": _BATCH_SIZE,
-                   "horizon": _HORIZON},
+                   "shapes": Range(1, 6, integer=True), "batch_size": BATCH_SIZE,
+                   "horizon": HORIZON},
            defaults={"channels": 8, "shapes": 3, "batch_size": 32, "horizon": 600},
            build=_conv_autoencoder),
     Family("code_lm",
            ranges={"heads": Range(1, 8, integer=True), "head_dim": Range(4, 64, integer=True),
                    "context": Range(4, 128, integer=True, log=True),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": HORIZON},
            defaults={"heads": 2, "head_dim": 16, "context": 32, "batch_size": 16,
                      "horizon": 600},
            build=_code_lm),

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from disco_rules.discovery.tasks import datasets
-from disco_rules.discovery.tasks.family import Choice, Family, Problem, Range, Task, register
+from disco_rules.discovery.tasks.family import (BATCH_SIZE, HORIZON, Choice, Family, Problem,
+                                                Range, Task, register)
 from disco_rules.discovery.tasks.supervised import cross_entropy, mean_squared_error
 from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
 
@@ -266,26 +267,23 @@ def language_model(text: np.ndarray, init: Any, logits: Any, task: Task) -> Prob
         horizon=task.get("horizon"))
 
 
-_HORIZON = Range(10, 10000, integer=True, log=True)
-_BATCH_SIZE = Range(4, 256, integer=True, log=True)
-
 for _family in (
     Family("digits_mlp",
            ranges={"width": Range(4, 256, integer=True, log=True),
-                   "depth": Range(1, 3, integer=True), "batch_size": _BATCH_SIZE,
-                   "horizon": _HORIZON},
+                   "depth": Range(1, 3, integer=True), "batch_size": BATCH_SIZE,
+                   "horizon": HORIZON},
            defaults={"width": 64, "depth": 1, "batch_size": 32, "horizon": 1000},
            build=_digits_mlp),
     Family("digits_cnn",
            ranges={"channels": Range(2, 32, integer=True, log=True),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": HORIZON},
            defaults={"channels": 8, "batch_size": 32, "horizon": 500},
            build=_digits_cnn),
     Family("tabular",
            ranges={"dataset": Choice(datasets.TABULAR),
                    "width": Range(4, 256, integer=True, log=True),
-                   "depth": Range(0, 3, integer=True), "batch_size": _BATCH_SIZE,
-                   "horizon": _HORIZON},
+                   "depth": Range(0, 3, integer=True), "batch_size": BATCH_SIZE,
+                   "horizon": HORIZON},
            defaults={"dataset": "diabetes", "width": 32, "depth": 1, "batch_size": 32,
                      "horizon": 500},
            build=_tabular),
@@ -293,8 +291,8 @@ for _family in (
            ranges={"dataset": Choice(("digits",) + datasets.TABULAR),
                    "width": Range(4, 256, integer=True, log=True),
                    "depth": Range(0, 3, integer=True),
-                   "code": Range(1, 64, integer=True, log=True), "batch_size": _BATCH_SIZE,
-                   "horizon": _HORIZON},
+                   "code": Range(1, 64, integer=True, log=True), "batch_size": BATCH_SIZE,
+                   "horizon": HORIZON},
            defaults={"dataset": "digits", "width": 32, "depth": 1, "code": 8,
                      "batch_size": 32, "horizon": 500},
            build=_mlp_autoencoder),
@@ -302,14 +300,14 @@ for _family in (
            ranges={"cell": Choice(("gru", "lstm")), "seq_len": Range(1, 20, integer=True),
                    "vocab": Range(2, 32, integer=True),
                    "width": Range(4, 128, integer=True, log=True),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": HORIZON},
            defaults={"cell": "gru", "seq_len": 5, "vocab": 8, "width": 32, "batch_size": 32,
                      "horizon": 1000},
            build=_sequence_copy),
     Family("char_lm",
            ranges={"heads": Range(1, 8, integer=True), "head_dim": Range(4, 64, integer=True),
                    "context": Range(4, 128, integer=True, log=True),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": HORIZON},
            defaults={"heads": 2, "head_dim": 16, "context": 32, "batch_size": 16,
                      "horizon": 1000},
            build=_char_lm),

@@ -8,7 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from disco_rules.discovery.tasks.family import Choice, Family, Problem, Range, Task, register
+from disco_rules.discovery.tasks.family import (BATCH_SIZE, Choice, Family, Problem, Range,
+                                                Task, register)
 from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
 
 N_VALIDATION = 256  # held-out examples of every dataset-based family
@@ -218,14 +219,13 @@ def _quadratic(task: Task) -> Problem:
 
 
 _HORIZON = Range(10, 2000, integer=True, log=True)
-_BATCH_SIZE = Range(4, 256, integer=True, log=True)
 _WIDTH = Range(2, 128, integer=True, log=True)
 
 for _family in (
     Family("mlp_regression",
            ranges={"in_dim": Range(1, 64, integer=True, log=True), "width": _WIDTH,
                    "depth": Range(1, 4, integer=True), "noise": Range(0.0, 1.0),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": _HORIZON},
            defaults={"in_dim": 8, "width": 16, "depth": 1, "noise": 0.1, "batch_size": 32,
                      "horizon": 200},
            build=_mlp_regression),
@@ -233,13 +233,13 @@ for _family in (
            ranges={"dataset": Choice(("spirals", "gaussians")),
                    "n_classes": Range(2, 8, integer=True), "width": _WIDTH,
                    "depth": Range(1, 4, integer=True), "noise": Range(0.0, 0.5),
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": _HORIZON},
            defaults={"dataset": "spirals", "n_classes": 3, "width": 32, "depth": 2,
                      "noise": 0.05, "batch_size": 32, "horizon": 200},
            build=_classification),
     Family("rnn",
            ranges={"seq_len": Range(2, 50, integer=True), "width": _WIDTH,
-                   "batch_size": _BATCH_SIZE, "horizon": _HORIZON},
+                   "batch_size": BATCH_SIZE, "horizon": _HORIZON},
            defaults={"seq_len": 10, "width": 16, "batch_size": 32, "horizon": 200},
            build=_rnn),
     Family("rosenbrock",
