@@ -47,7 +47,7 @@ from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.interpreter import Encoding
 
-from search import CONFIG, Run, TimedPool, archive, warmup_items
+from search import CONFIG, Run, TimedPool, archive, run_in_turn, warmup_items
 
 
 def config_text(seed: int, generations: int, keep: float, horizon: int, batch: int) -> str:
@@ -98,14 +98,7 @@ def main() -> None:
             started = time.perf_counter()
             pool.map(warmup_items(config, encoding, warm))  # every task shape, compiled once
             warm_seconds = time.perf_counter() - started
-            for run in runs:
-                run.step(timed=False)
-                run.timed.reset()
-            for g in range(1, args.generations):
-                for run in (runs if g % 2 else runs[::-1]):
-                    run.step(timed=True)
-                print(f"gen {g:3d} done: plain {plain.seconds:6.1f} s, "
-                      f"halving {halving.seconds:6.1f} s so far", flush=True)
+            run_in_turn(runs, args.generations)
             records = {run.name: archive(run.store) for run in runs}
         finally:
             for run in runs:

@@ -148,6 +148,20 @@ class Run:
         return self.seconds - self.timed.seconds
 
 
+def run_in_turn(runs: Sequence[Run], generations: int) -> None:
+    """Generation 0 of each run untimed (baselines, first archive writes), then the timed
+    generations in turn, the first to go alternating so neither always runs on a warmer
+    machine."""
+    for run in runs:
+        run.step(timed=False)
+        run.timed.reset()
+    for g in range(1, generations):
+        for run in (runs if g % 2 else runs[::-1]):
+            run.step(timed=True)
+        so_far = ", ".join(f"{run.name} {run.seconds:6.1f} s" for run in runs)
+        print(f"gen {g:3d} done: {so_far} so far", flush=True)
+
+
 def warmup_items(config: Config, encoding: Encoding, warm: Sequence) -> list[ProgramsItem]:
     """One work item of the search's compiled shape for every task it can run."""
     population = encoding.encode_population(
@@ -244,16 +258,7 @@ def main() -> None:
             started = time.perf_counter()
             local_pool.map(items)
             local_warm = time.perf_counter() - started
-            # ... then generation 0 (baselines, first archive writes), untimed.
-            for run in runs:
-                run.step(timed=False)
-                run.timed.reset()
-            # Timed generations, in turn, the first to go alternating.
-            for g in range(1, args.generations):
-                for run in (runs if g % 2 else runs[::-1]):
-                    run.step(timed=True)
-                print(f"gen {g:3d} done: ray {ray_run.seconds:6.1f} s, "
-                      f"local {local_run.seconds:6.1f} s so far", flush=True)
+            run_in_turn(runs, args.generations)
             records = [archive(run.store) for run in runs]
         finally:
             ray_pool.shutdown()
