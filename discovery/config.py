@@ -37,6 +37,10 @@ class PopulationConfig:
     max_statements: int = 20
     all_inputs: bool = False  # programs: warm starts also read the slot inputs they do not
     # declare (an optimizer's step and progress), so mutations can build schedules
+    # optimizer programs: a child whose updates over a short run of a fixed quadratic
+    # (dsl.identity.rollout) are within this fraction of a step of a working candidate's is
+    # a cached copy of it, not a new candidate (0: only exact and functional duplicates)
+    near_duplicate: float = 0.0
     hidden: int = 32  # networks: width of the hidden layer
 
 
@@ -407,6 +411,9 @@ def _check_meaning(config: Config) -> None:
     if not 0.0 <= config.tasks.warmup < 1.0:
         raise ConfigError(f"tasks.warmup: a fraction of the horizon in [0, 1), "
                           f"got {config.tasks.warmup}")
+    if not 0.0 <= config.population.near_duplicate < 1.0:
+        raise ConfigError(f"population.near_duplicate: a fraction of a step in [0, 1), got "
+                          f"{config.population.near_duplicate}")
     if not 0.0 < config.tasks.fitness_cap <= FITNESS_CAP:
         raise ConfigError(f"tasks.fitness_cap: a score in (0, {FITNESS_CAP:g}], "
                           f"got {config.tasks.fitness_cap}")

@@ -3,7 +3,9 @@ fingerprint for programs that compute the same thing however they are written.
 
 The canonical hash catches renamings, reorderings and anything `simplify` removes; the
 fingerprint also catches algebraic equivalences it does not know (`interp(g, m, 0.9)` versus
-`0.1 * g + 0.9 * m`), by evaluating on fixed inputs.
+`0.1 * g + 0.9 * m`), by evaluating on fixed inputs. An optimizer's `rollout` (its updates
+over a short training run of a fixed noisy quadratic) and `rollout_distance` tell programs
+that differ by a constant no training could feel from those that differ.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ FINGERPRINT_SIZE = 8  # length of every input vector
 SIGNIFICANT_DIGITS = 6
 ZERO_TOLERANCE = 1e-12  # smaller magnitudes are rounding noise and print as 0
 # Fixed per-set values of known scalar inputs (one per input set); other scalars are drawn.
+ROLLOUT_STEPS = 200  # decay constants show over many steps, not in one
+ROLLOUT_SIZE = 16
+ROLLOUT_LR = 0.01
 SCALAR_VALUES: dict[str, tuple[float, ...]] = {
     "lr": (0.013, 0.1, 0.37),
     "step": (1.0, 7.0, 120.0),
@@ -63,6 +68,43 @@ def fingerprint(program: Program, slot: Slot = OPTIMIZER) -> str:
             outputs = evaluate(program, inputs, np)
             tokens.append("|".join(",".join(_value_tokens(o)) for o in outputs))
     return hashlib.sha256(";".join(tokens).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def rollout_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rollout's quadratic: loss sum(curvature * w**2) / 2, gradients curvature * w +
+    noise[t]; (curvature, from 0.1 to 10; the first weights; the noise of each step)."""
+    rng = np.random.default_rng((FINGERPRINT_SEED, 0))
+    curvature = np.exp(rng.uniform(np.log(0.1), np.log(10.0), ROLLOUT_SIZE))
+    return (curvature, rng.standard_normal(ROLLOUT_SIZE),
+            rng.standard_normal((ROLLOUT_STEPS, ROLLOUT_SIZE)))
+
+
+def rollout(program: Program) -> np.ndarray | None:
+    """An optimizer program's updates (ROLLOUT_STEPS x ROLLOUT_SIZE) training a fixed noisy
+    quadratic from fixed weights, state from zeros, at lr ROLLOUT_LR (the `step` and
+    `progress` of a run of that length); None where a value turns non-finite."""
+    curvature, w, noise = rollout_problem()
+    state = [np.zeros(ROLLOUT_SIZE) for _ in OPTIMIZER.state_names(program)]
+    updates = np.empty((ROLLOUT_STEPS, ROLLOUT_SIZE))
+    with np.errstate(all="ignore"):
+        for t in range(ROLLOUT_STEPS):
+            given = {"w": w, "g": curvature * w + noise[t], "lr": np.float64(ROLLOUT_LR),
+                     "step": np.float64(t + 1), "progress": np.float64(t / ROLLOUT_STEPS)}
+            inputs = {p: given[p] for p in program.params if p in given}
+            inputs.update(zip(OPTIMIZER.state_names(program), state))
+            update, *state = evaluate(program, inputs, np)
+            updates[t] = np.broadcast_to(update, (ROLLOUT_SIZE,))
+            w = w - updates[t]
+            if not np.all(np.isfinite(w)):
+                return None
+    return updates
+
+
+def rollout_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """How far apart two rollouts are: the largest difference of one update, relative to the
+    largest update of either (0: the same updates; 0.01: at most 1% of a step apart)."""
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    return float(np.abs(a - b).max()) / scale if scale > 0 else 0.0
 
 
 def _rename(program: Program, names: dict[str, str]) -> Program:

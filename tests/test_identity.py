@@ -4,6 +4,8 @@ functional fingerprints for programs computing the same thing."""
 from __future__ import annotations
 
 import warnings
+
+import numpy as np
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,54 @@ def test_nan_and_infinities_are_told_apart() -> None:
     plus_inf = fingerprint(program("def f(g); return reciprocal(g - g)"))
     minus_inf = fingerprint(program("def f(g); return -reciprocal(g - g)"))
     assert len({nan, plus_inf, minus_inf}) == 3
+
+
+def test_an_optimizers_rollout_is_its_updates_on_the_quadratic_as_optax_makes_them():
+    import optax
+
+    from disco_rules.dsl.identity import ROLLOUT_LR, rollout, rollout_problem
+
+    curvature, w, noise = rollout_problem()
+    optimizer = optax.adam(ROLLOUT_LR, eps=1e-8)
+    state = optimizer.init(w)
+    expected = []
+    for t in range(len(noise)):
+        updates, state = optimizer.update(curvature * w + noise[t], state)
+        expected.append(-np.asarray(updates))  # optax adds its updates, a program's subtract
+        w = w + np.asarray(updates)
+    # optax computes in float32: updates of about 0.01 agree to 1e-6
+    np.testing.assert_allclose(rollout(EXAMPLES["adam"]), np.stack(expected), rtol=1e-4,
+                               atol=1e-6)
+
+
+def _adam_with(beta1: str = "0.9", beta2: str = "0.999") -> Program:
+    return parse(f"""def adam(w, g, m, v, lr, step):
+    m = interp(g, m, {beta1})
+    v = interp(square(g), v, {beta2})
+    m_hat = m / (1.0 - {beta1} ** step)
+    v_hat = v / (1.0 - {beta2} ** step)
+    update = lr * m_hat / (sqrt(v_hat) + 1e-08)
+    return update, m, v
+""")
+
+
+def test_rollouts_are_near_for_a_constant_no_training_feels_and_far_for_a_decay_rate():
+    from disco_rules.dsl.identity import rollout, rollout_distance
+
+    adam = rollout(_adam_with())
+    assert rollout_distance(adam, rollout(EXAMPLES["adam"])) < 1e-9
+    nudged = _adam_with(beta1="0.9001")
+    assert fingerprint(nudged) != fingerprint(EXAMPLES["adam"])  # not the same function
+    assert rollout_distance(adam, rollout(nudged)) < 0.01
+    # beta2 0.99 against 0.999: the same first step (bias correction), another optimizer
+    # over a run, which one step cannot show
+    fast = rollout(_adam_with(beta2="0.99"))
+    assert rollout_distance(adam[:1], fast[:1]) < 1e-12 and rollout_distance(adam, fast) > 0.05
+    assert rollout_distance(adam, rollout(EXAMPLES["lion"])) > 0.1
+
+
+def test_a_rollout_that_turns_non_finite_is_none():
+    from disco_rules.dsl.identity import rollout
+
+    exploding = parse("def grow(w, g, lr):\n    update = -1000.0 * w\n    return update\n")
+    assert rollout(exploding) is None

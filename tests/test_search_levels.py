@@ -17,7 +17,9 @@ from disco_rules.discovery.levels import buffer_rows
 from disco_rules.discovery.scoring import FITNESS_CAP
 from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.store import ARCHIVE_NAME, RunStore, SampledLevelRecord
-from test_search import CONFIG, CountingPool, archive_rows, make_search, programs
+from disco_rules.dsl.parser import parse
+from disco_rules.populations.evolution import Child, RegularizedEvolution
+from test_search import CONFIG, EXAMPLES, CountingPool, archive_rows, make_search, programs
 from tests.configs import config_variant
 
 SCHEDULED = config_variant(CONFIG, {"generations": 3}) + """
@@ -170,3 +172,49 @@ def test_levels_must_be_of_the_kind_of_the_runs_tasks(tmp_path):
     with pytest.raises(ConfigError, match="scheduler.families.cartpole: not an optimizer "
                                           "family"):
         make_engine(config, RunStore.create(tmp_path / "run", text), None)
+
+
+NUDGED = (EXAMPLES / "adam.py").read_text().replace("0.9)", "0.9001)").replace("0.9 **",
+                                                                                "0.9001 **")
+OTHER = (EXAMPLES / "adam.py").read_text().replace("0.999", "0.99")
+
+
+@pytest.mark.parametrize("near", [0.0, 0.01])
+def test_a_near_duplicate_child_is_a_cached_copy_of_its_source_and_resumes_so(tmp_path,
+                                                                              monkeypatch, near):
+    """Children of generation 1 on: Adam with m's decay 0.9001 (a rollout within 0.1% of
+    Adam's: a copy when population.near_duplicate is 0.01) and with v's decay 0.99 (another
+    optimizer); the copy takes Adam's scores as a member, also after a resume."""
+    assert NUDGED.count("0.9001") == 2
+    monkeypatch.setattr(RegularizedEvolution, "ask", lambda self, state, rng, n: [
+        Child(parse(NUDGED), 0), Child(parse(OTHER), 0)])
+    text = config_variant(SCHEDULED, {"population.near_duplicate": near,
+                                      "population.max_statements": 16})
+    search, store, _ = make_search(tmp_path / "run", programs("adam"), config_text=text)
+    search.step()
+    first = search.counters.next_id  # generation 1's first id; Adam is candidate 0
+    search.step()
+    nudged, other = store.candidate(first), store.candidate(first + 1)
+    assert other.status != "cached"
+    if near:
+        members = {m.id: m for m in search.population.state.members}
+        assert nudged.status == "cached" and nudged.reason.startswith(
+            "nearly the same function as candidate 0")
+        # Adam's running fitness, over generation 0's and 1's tasks
+        assert nudged.fitness == members[first].fitness == members[0].fitness
+    else:
+        assert nudged.status != "cached"
+    search.step()
+    resumed, resumed_store, _ = make_search(tmp_path / "run2", programs("adam"), config_text=text)
+    resumed.run(2)
+    resumed_store.close()
+    resumed, resumed_store, _ = make_search(tmp_path / "run2", programs("adam"), config_text=text)
+    resumed.run(3)
+    assert archive_rows(resumed_store) == archive_rows(store)
+
+
+@pytest.mark.parametrize("value", [-0.01, 1.0, "nan"])
+def test_near_duplicate_is_a_fraction_of_a_step_below_one(value):
+    assert parse_config("[population]\nnear_duplicate = 0.01\n").population.near_duplicate == 0.01
+    with pytest.raises(ConfigError, match="population.near_duplicate"):
+        parse_config(f"[population]\nnear_duplicate = {value}\n")

@@ -2,7 +2,10 @@
 (canonical hash, then functional fingerprint) against the archive and each other, screened
 (optimizer programs first for numerical stability, without training; then on a cheap task,
 where `screen.keep` < 1 lets only the best few by screen fitness go on: successive halving),
-scored on the training tasks, and told to the population.
+scored on the training tasks, and told to the population. With `population.near_duplicate`
+an optimizer child whose rollout (dsl.identity.rollout) is that close to a working
+candidate's is a cached copy of it too: the search neither trains nor validates clones that
+differ by a constant no training could feel.
 
 On RL tasks programs fill the objective slot and are scored as PPO's drift; on optimizer tasks
 the optimizer slot. With a level scheduler, every surviving member is also scored on the
@@ -29,7 +32,7 @@ from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
                                          RunStore, ScoreRecord)
 from disco_rules.discovery.tasks import Task
-from disco_rules.dsl.identity import canonical_hash, fingerprint
+from disco_rules.dsl.identity import canonical_hash, fingerprint, rollout, rollout_distance
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
@@ -120,6 +123,11 @@ class ProgramPopulation:
         # evaluated id -> (fitness, status)
         self._fitness: dict[int, tuple[float, CandidateStatus]] = {}
         self._fresh: dict[int, Program] = {}  # this generation's simplified programs by id
+        # near duplicates (optimizer programs only): working source -> its rollout, and member
+        # -> the source it is a near copy of (checkpointed: the archive keeps no such link)
+        self._near = config.population.near_duplicate if self.slot == OPTIMIZER else 0.0
+        self._rollouts: dict[int, np.ndarray] = {}
+        self._near_sources: dict[int, int] = {}
 
     # -- state ---------------------------------------------------------------------------
 
@@ -131,15 +139,24 @@ class ProgramPopulation:
             sorted((store.run_dir / WARM_START_DIR).glob("*.py")), self.encoding)
         if data is not None:
             self.state = state_from_data(data["population"])
+            self._near_sources = {child: source for child, source in data.get("near", [])}
         self._hashes = store.known_hashes(exclude_status=CandidateStatus.CACHED)
         self._fingerprints = store.known_fingerprints(exclude_status=CandidateStatus.CACHED)
         self._fitness = {}
         for source in set(self._hashes.values()) | set(self._fingerprints.values()):
             record = store.candidate(source)
             self._fitness[source] = (record.fitness, record.status)
+        self._rollouts = {}
+        if self._near:
+            for source, (_, status) in sorted(self._fitness.items()):
+                trace = rollout(simplify(parse(store.candidate(source).text))) \
+                    if status == CandidateStatus.OK else None
+                if trace is not None:
+                    self._rollouts[source] = trace
 
     def to_data(self) -> dict[str, Any]:
-        return {"population": state_to_data(self.state)}
+        return {"population": state_to_data(self.state),
+                "near": [[child, source] for child, source in sorted(self._near_sources.items())]}
 
     # -- ask -----------------------------------------------------------------------------
 
@@ -162,6 +179,13 @@ class ProgramPopulation:
             row = {"id": cid, "parent": child.parent_id, "program": child.program,
                    "hash": h, "fingerprint": fp}
             source = self._hashes.get(h, self._fingerprints.get(fp))
+            simplified = None
+            if source is None and h not in new and fp not in new and self._near:
+                simplified = simplify(child.program)
+                row["rollout"] = rollout(simplified)
+                source, distance = self._nearest(row["rollout"])
+                if source is not None:
+                    row["near"] = distance
             if source is not None:
                 row["source"] = source
             elif h in new or fp in new:
@@ -169,9 +193,20 @@ class ProgramPopulation:
             else:
                 new[h] = new[fp] = len(unique)
                 row["unique"] = len(unique)
-                unique.append(simplify(child.program))
+                unique.append(simplify(child.program) if simplified is None else simplified)
             rows.append(row)
         return _Proposal(rows, unique, sum("unique" in row for row in rows[:warm_starts]))
+
+    def _nearest(self, trace: np.ndarray | None) -> tuple[int | None, float]:
+        """The working source whose rollout is nearest `trace`, if within `near_duplicate`
+        (ties: the earliest), and the distance; (None, NaN) if none is."""
+        best, distance = None, math.nan
+        if trace is not None:
+            for source, other in self._rollouts.items():
+                d = rollout_distance(trace, other)
+                if d < self._near and (best is None or (d, source) < (distance, best)):
+                    best, distance = source, d
+        return best, distance
 
     # -- evaluate ------------------------------------------------------------------------
 
@@ -234,6 +269,8 @@ class ProgramPopulation:
         cached copy of."""
         if member.id in self._fitness:
             return member.id
+        if member.id in self._near_sources:
+            return self._near_sources[member.id]
         program = member.program
         return self._hashes.get(canonical_hash(program, self.slot),
                                 self._fingerprints.get(fingerprint(program, self.slot)))
@@ -291,6 +328,8 @@ class ProgramPopulation:
                 self._fitness[row["id"]] = (fit, status)
                 self._fresh[row["id"]] = proposal.unique[row["unique"]]
                 sources[row["id"]] = row["id"]
+                if status == CandidateStatus.OK and row.get("rollout") is not None:
+                    self._rollouts[row["id"]] = row["rollout"]
                 if status == CandidateStatus.OK and not levels:
                     leaders.append((fit, row["id"]))
             else:
@@ -301,6 +340,10 @@ class ProgramPopulation:
                 fit = evaluated.running.get(source, fit)  # with levels: its running fitness
                 status = CandidateStatus.CACHED
                 reason = f"same function as candidate {source} ({source_status})"
+                if "near" in row:
+                    reason = (f"nearly the same function as candidate {source}: updates "
+                              f"within {row['near']:.2g} of a step ({source_status})")
+                    self._near_sources[row["id"]] = source
                 sources[row["id"]] = source
             row["fitness"] = fit
             candidates.append(CandidateRecord(
@@ -309,6 +352,8 @@ class ProgramPopulation:
                 fitness=fit, status=status, reason=reason))
         self.state = self.evolution.tell(
             self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
+        living = {m.id for m in self.state.members}
+        self._near_sources = {c: s for c, s in self._near_sources.items() if c in living}
         table: list[list[float]] = []
         if levels:
             # every member takes its running fitness; the leaders are the members scored on

@@ -1,21 +1,25 @@
 """Does a candidate tuned on as many seeds as the baseline hold up better on fresh seeds?
 
 A run tunes each validated candidate's lr and schedule on `validation.seeds` seeds (the
-flagship: 2) and tuned AdamW on `tasks.baseline_seeds` (3). For candidates of a finished run,
-this tunes each again on the held-out tasks over the run's grids on SEEDS seeds, then trains
-it at that point and tuned AdamW at its archived point on the run's confirmation seeds (the
-run's seed + 1, `validation.confirmation_seeds` of them), and prints, per candidate, the
-per-task scores and the verdict (mean ± SE over tasks, grouped by family) on the seeds that
-tuned it and on the fresh ones. Nothing is written to the run.
+flagship before `8886669`: 2, since then the baseline's 3) and tuned AdamW on
+`tasks.baseline_seeds` (3). For candidates of a finished run, this tunes each again on the
+held-out tasks over the run's grids on SEEDS seeds, then trains it at that point and tuned
+AdamW at its archived point on fresh seeds (`validation.confirmation_seeds` of them from the
+run's seed + 1, its confirmation's; `--fresh K`: from the run's seed + K, another set), and
+prints, per candidate, the per-task scores and the verdict (mean ± SE over tasks, grouped by
+family) on the seeds that tuned it and on the fresh ones. Nothing is written to the run.
 
     tar xzf docs/experiments/flagship4_gen20.tar.gz -C runs
     python docs/experiments/validation_seeds.py runs/flagship4 3 3 64   # SEEDS, then ids
+    python docs/experiments/validation_seeds.py runs/flagship9 3 17 112 --fresh 3
 
 What it does not establish: one run's candidates, the run's 6 held-out tasks, 8 fresh seeds.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
 
 from disco_rules.cluster.local import LocalPool
@@ -30,7 +34,7 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.simplify import simplify
 
 
-def main(run_dir: str, seeds: int, ids: list[int]) -> None:
+def main(run_dir: str, seeds: int, ids: list[int], fresh_offset: int = 1) -> None:
     store = RunStore.open(run_dir, write=False)
     config = parse_config(store.config_text)
     heldout = list(TaskPlan.from_config(config).heldout)
@@ -38,14 +42,16 @@ def main(run_dir: str, seeds: int, ids: list[int]) -> None:
     pool = LocalPool(lambda: Evaluator(config.population.max_statements))
     population = ProgramPopulation(config, pool)
     print(f"run {run_dir}: candidates tuned on {seeds} seeds (the run: "
-          f"{config.validation.seeds or config.tasks.seeds}), tuned AdamW on "
+          f"{config.validation_seeds}), tuned AdamW on "
           f"{config.tasks.seeds_of_baseline}; fresh: {config.validation.confirmation_seeds} "
-          f"seeds from {config.seed + 1}")
+          f"seeds from {config.seed + fresh_offset}")
+    # confirm_at trains on the keys of its config's seed + 1
+    fresh_config = dataclasses.replace(config, seed=config.seed + fresh_offset - 1)
     for cid in ids:
         program = simplify(parse(store.candidate(cid).text))
         tuned = population.score_rules([program], heldout, baselines, seeds)[0]
         points = {score.row.task: score.row for score in tuned}
-        fresh = confirm_at(pool, config, program, points, baselines, heldout, population.agent,
+        fresh = confirm_at(pool, fresh_config, program, points, baselines, heldout, population.agent,
                            cid)
         print(f"#{cid}")
         for score, row in zip(tuned, fresh):
@@ -58,4 +64,11 @@ def main(run_dir: str, seeds: int, ids: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), [int(a) for a in sys.argv[3:]])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("seeds", type=int, help="seeds each candidate is tuned on")
+    parser.add_argument("ids", type=int, nargs="+")
+    parser.add_argument("--fresh", type=int, default=1,
+                        help="fresh seeds from the run's seed + this (1: its confirmation's)")
+    args = parser.parse_args()
+    main(args.run, args.seeds, args.ids, args.fresh)
