@@ -29,10 +29,10 @@ FINGERPRINT_SETS = 3  # input sets evaluated per fingerprint
 FINGERPRINT_SIZE = 8  # length of every input vector
 SIGNIFICANT_DIGITS = 6
 ZERO_TOLERANCE = 1e-12  # smaller magnitudes are rounding noise and print as 0
-# Fixed per-set values of known scalar inputs (one per input set); other scalars are drawn.
 ROLLOUT_STEPS = 200  # decay constants show over many steps, not in one
 ROLLOUT_SIZE = 16
 ROLLOUT_LR = 0.01
+# Fixed per-set values of known scalar inputs (one per input set); other scalars are drawn.
 SCALAR_VALUES: dict[str, tuple[float, ...]] = {
     "lr": (0.013, 0.1, 0.37),
     "step": (1.0, 7.0, 120.0),
