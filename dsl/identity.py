@@ -11,7 +11,8 @@ that differ by a constant no training could feel from those that differ.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+import math
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -105,6 +106,19 @@ def rollout_distance(a: np.ndarray, b: np.ndarray) -> float:
     largest update of either (0: the same updates; 0.01: at most 1% of a step apart)."""
     scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
     return float(np.abs(a - b).max()) / scale if scale > 0 else 0.0
+
+
+def nearest_rollout(trace: np.ndarray | None, rollouts: Mapping[int, np.ndarray],
+                    within: float) -> tuple[int | None, float]:
+    """The key of the rollout nearest `trace` if it is closer than `within` (ties: the
+    smallest key), and its distance; (None, NaN) if none is or `trace` is None."""
+    best, distance = None, math.nan
+    if trace is not None:
+        for key, other in rollouts.items():
+            d = rollout_distance(trace, other)
+            if d < within and (best is None or (d, key) < (distance, best)):
+                best, distance = key, d
+    return best, distance
 
 
 def _rename(program: Program, names: dict[str, str]) -> Program:

@@ -246,7 +246,7 @@ def _adam_with(beta1: str = "0.9", beta2: str = "0.999") -> Program:
 
 
 def test_rollouts_are_near_for_a_constant_no_training_feels_and_far_for_a_decay_rate():
-    from disco_rules.dsl.identity import rollout, rollout_distance
+    from disco_rules.dsl.identity import nearest_rollout, rollout, rollout_distance
 
     adam = rollout(_adam_with())
     assert rollout_distance(adam, rollout(EXAMPLES["adam"])) < 1e-9
@@ -258,6 +258,10 @@ def test_rollouts_are_near_for_a_constant_no_training_feels_and_far_for_a_decay_
     fast = rollout(_adam_with(beta2="0.99"))
     assert rollout_distance(adam[:1], fast[:1]) < 1e-12 and rollout_distance(adam, fast) > 0.05
     assert rollout_distance(adam, rollout(EXAMPLES["lion"])) > 0.1
+    rollouts = {3: fast, 5: rollout(nudged), 7: rollout(EXAMPLES["lion"])}
+    assert nearest_rollout(adam, rollouts, 0.01) == (5, rollout_distance(adam, rollouts[5]))
+    assert nearest_rollout(adam, {3: fast, 7: rollouts[7]}, 0.01)[0] is None
+    assert nearest_rollout(None, rollouts, 0.01)[0] is None
 
 
 def test_a_rollout_that_turns_non_finite_is_none():

@@ -32,7 +32,7 @@ from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import (WARM_START_DIR, BaselineRecord, CandidateRecord,
                                          RunStore, ScoreRecord)
 from disco_rules.discovery.tasks import Task
-from disco_rules.dsl.identity import canonical_hash, fingerprint, rollout, rollout_distance
+from disco_rules.dsl.identity import canonical_hash, fingerprint, nearest_rollout, rollout
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
@@ -183,7 +183,7 @@ class ProgramPopulation:
             if source is None and h not in new and fp not in new and self._near:
                 simplified = simplify(child.program)
                 row["rollout"] = rollout(simplified)
-                source, distance = self._nearest(row["rollout"])
+                source, distance = nearest_rollout(row["rollout"], self._rollouts, self._near)
                 if source is not None:
                     row["near"] = distance
             if source is not None:
@@ -196,17 +196,6 @@ class ProgramPopulation:
                 unique.append(simplify(child.program) if simplified is None else simplified)
             rows.append(row)
         return _Proposal(rows, unique, sum("unique" in row for row in rows[:warm_starts]))
-
-    def _nearest(self, trace: np.ndarray | None) -> tuple[int | None, float]:
-        """The working source whose rollout is nearest `trace`, if within `near_duplicate`
-        (ties: the earliest), and the distance; (None, NaN) if none is."""
-        best, distance = None, math.nan
-        if trace is not None:
-            for source, other in self._rollouts.items():
-                d = rollout_distance(trace, other)
-                if d < self._near and (best is None or (d, source) < (distance, best)):
-                    best, distance = source, d
-        return best, distance
 
     # -- evaluate ------------------------------------------------------------------------
 

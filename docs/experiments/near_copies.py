@@ -20,7 +20,7 @@ import numpy as np
 
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store import RunStore
-from disco_rules.dsl.identity import rollout, rollout_distance
+from disco_rules.dsl.identity import nearest_rollout, rollout
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.simplify import simplify
 
@@ -34,17 +34,13 @@ def main(run_dir: str, tol: float) -> None:
     copies, trained, validated_copies = [], 0, []
     for cid, generation, text, status in rows:
         trace = rollout(simplify(parse(text)))
-        near = None
-        if trace is not None:
-            near = min(((rollout_distance(trace, other), source)
-                        for source, (born, other) in working.items() if born < generation),
-                       default=None)
-            near = near if near is not None and near[0] < tol else None
+        source, distance = nearest_rollout(
+            trace, {s: other for s, (born, other) in working.items() if born < generation}, tol)
         if generation > 0 and status != CandidateStatus.SCREENED.value:
             trained += 1
-            copies += [(cid, near[1], near[0])] if near else []
-        if near and cid in validated:
-            validated_copies.append((cid, near[1], near[0]))
+            copies += [(cid, source, distance)] if source is not None else []
+        if source is not None and cid in validated:
+            validated_copies.append((cid, source, distance))
         if status == CandidateStatus.OK.value and trace is not None:
             working[cid] = (generation, trace)
     print(f"{run_dir}: {len(copies)} of {trained} children trained on every task (generation "
