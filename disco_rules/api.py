@@ -205,7 +205,7 @@ def drive(store: RunStore, config: Config, pool: Any,
           on_generation: Callable[["GenerationReport"], None] | None = None,
           progress: Progress | None = None) -> "Engine":
     """Continue the run in `store` from its newest checkpoint up to `config.generations`, then
-    confirm its chosen winner on fresh seeds (`Engine.confirm`); with `progress`, each
+    choose and confirm its winner on fresh seeds (`Engine.confirm`); with `progress`, each
     generation's work and lines are shown there."""
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.search.engine import make_engine
@@ -219,7 +219,7 @@ def drive(store: RunStore, config: Config, pool: Any,
         pool.context = f"generation {engine.generation}"
     engine.run(config.generations)
     if progress is not None:
-        pool.context = "confirming the chosen winner on fresh seeds"
+        pool.context = "choosing and confirming the winner on fresh seeds"
     engine.confirm()
     return engine
 

@@ -150,6 +150,11 @@ class ValidationConfig:
     # again at their tuned points after the last generation (discovery/confirmation.py), as
     # many as `disco transfer` scores on by default: one unlucky seed of two can halve a score
     confirmation_seeds: int = 8
+    # the validated programs most surely ahead (highest validation mean - 2 SE) that are
+    # trained again at their tuned points on `confirmation_seeds` other fresh seeds after the
+    # last generation; the winner is the surest there (discovery/confirmation.py), so no
+    # candidate wins by the luck of the seeds that validated it. 1: the surest validated wins
+    shortlist: int = 3
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ _SECTIONS = {"population": PopulationConfig, "tasks": TasksConfig, "screen": Scr
 _POSITIVE = {"generations", "size", "tournament", "children", "max_statements", "seeds",
              "every", "top", "num_actors", "num_cpus_per_actor", "batch_size", "hidden",
              "num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
-             "levels", "baseline_seeds", "confirmation_seeds"}
+             "levels", "baseline_seeds", "confirmation_seeds", "shortlist"}
 
 # Upper bounds, far above any sensible run, so that a typo fails when the config is read
 # rather than as an allocation (or an overflow) once the run is under way. Any other integer
@@ -263,6 +268,7 @@ _MAXIMA = {
     "validation.seeds": 1_000,
     "validation.confirmation_seeds": 1_000,
     "validation.top": 100_000,
+    "validation.shortlist": 1_000,
     "cluster.num_actors": 10_000,
     "cluster.num_cpus_per_actor": 1_024,
     "cluster.batch_size": 100_000,

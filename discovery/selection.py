@@ -74,10 +74,14 @@ def surest(candidates: Sequence[Validated]) -> Validated | None:
     errors over its held-out samples (the verdict's own test, discovery/verdict.py), so a
     gain held on every task outranks a larger mean that swings from task to task; ties go to
     the smaller rule, then the lower id. None if no candidate has a finite mean."""
+    ranked = ranked_by_surety(candidates)
+    return ranked[0] if ranked else None
+
+
+def ranked_by_surety(candidates: Sequence[Validated]) -> list[Validated]:
+    """The candidates with a finite mean, surest first (`surest`'s order)."""
     finite = [c for c in candidates if math.isfinite(c.mean)]
-    if not finite:
-        return None
-    return min(finite, key=lambda c: (-c.lower_bound, c.size, c.id))
+    return sorted(finite, key=lambda c: (-c.lower_bound, c.size, c.id))
 
 
 def best_per_size(candidates: Sequence[Validated]) -> list[Validated]:

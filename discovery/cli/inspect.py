@@ -9,7 +9,7 @@ from pathlib import Path
 
 from disco_rules.discovery.cli.errors import CliError
 from disco_rules.discovery.cli.refs import load_program, newest_checkpoint, open_run, split_ref
-from disco_rules.discovery.cli.summary import winner_verdict
+from disco_rules.discovery.cli.summary import shortlist_lines, winner_verdict
 from disco_rules.discovery.cli.tables import format_fitness, json_float
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.inner.schedules import suffix
@@ -112,22 +112,23 @@ def _inspect_run(run_dir: Path, top: int, as_json: bool, by: str = "validation")
 
 def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
     """The complexity-fitness hall of fame: per program size the best meta-validated program,
-    marking the Pareto front, and the chosen winner (`selection.surest`), listed in its
-    size's place where it is not that size's best."""
-    from disco_rules.discovery.pareto import validated_programs
-    from disco_rules.discovery.selection import (MIN_SAMPLES_FOR_SE, best_per_size,
-                                                 pareto_front, surest)
+    marking the Pareto front, the scored shortlist, and the chosen winner
+    (`pareto.chosen_winner`), listed in its size's place where it is not that size's best."""
+    from disco_rules.discovery.pareto import chosen_winner, shortlisted, validated_programs
+    from disco_rules.discovery.selection import MIN_SAMPLES_FOR_SE, best_per_size, pareto_front
     from disco_rules.dsl.simplify import simplify
 
     with open_run(run_dir) as store:
         validated = validated_programs(store)
-        chosen = surest(validated)
+        chosen = chosen_winner(store)
+        fresh = shortlisted(store)
         listed = sorted({*best_per_size(validated), *([] if chosen is None else [chosen])},
                         key=lambda c: (c.size, -c.mean, c.id))
         texts = {c.id: str(simplify(parse(store.candidate(c.id).text))) for c in listed}
         verdict_lines, verdict = ([], None) if chosen is None else \
             winner_verdict(store, chosen.id)
         confirmed = chosen is not None and bool(store.confirmation_of(chosen.id))
+        shortlist_text = shortlist_lines(store)
     if not validated:
         raise CliError(f"{run_dir}: no meta-validated program yet (a network run, or no "
                        "validation has run)")
@@ -140,6 +141,9 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"run": str(run_dir), "validated": len(validated),
                           "chosen": None if chosen is None else chosen.id,
+                          "shortlist": [{"id": c.id, "mean": c.mean,
+                                         "standard_error": c.standard_error,
+                                         "lower_bound": c.lower_bound} for c in fresh],
                           "verdict": None if verdict is None else {
                               "kind": verdict.kind, "mean": verdict.mean, "se": verdict.se,
                               "families_ahead": verdict.families_ahead,
@@ -152,7 +156,8 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
           "(statements of the simplified program)")
     print(f"valid. = mean score over the held-out tasks, +- its standard error and mean - 2 SE "
           f"(from {MIN_SAMPLES_FOR_SE} results or more); * on the Pareto front; > chosen: the "
-          "highest mean - 2 SE, the program most surely ahead of the baseline")
+          "highest mean - 2 SE (on the shortlist's fresh seeds once they are scored), the "
+          "program most surely ahead of the baseline")
     print(f"{'':2}{'size':>4} {'id':>6} {'valid.':>8} {'+-':>6} {'-2SE':>8}")
     for row in rows:
         mark = (">" if row["chosen"] else " ") + ("*" if row["pareto"] else " ")
@@ -161,6 +166,8 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
         lower = format_fitness(row["lower_bound"]) if enough else ""
         print(f"{mark}{row['size']:>4} {row['id']:>6} {format_fitness(row['validation']):>8} "
               f"{error:>6} {lower:>8}")
+    for line in shortlist_text:
+        print(line)
     if chosen is not None:
         print(f"\nchosen #{chosen.id}:\n{texts[chosen.id]}", end="")
         print("\n".join(["", *verdict_lines]))

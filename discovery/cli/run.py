@@ -16,7 +16,7 @@ from disco_rules.discovery.cli.refs import newest_checkpoint, open_run
 from disco_rules.discovery.cli.summary import print_summary
 from disco_rules.discovery.cli.tables import format_fitness, json_float
 from disco_rules.discovery.config import Config, ConfigError, load_config, parse_config
-from disco_rules.discovery.pareto import awaiting_confirmation
+from disco_rules.discovery.pareto import unfinished
 from disco_rules.discovery.store import RunStore
 
 SUBMIT_ATTEMPTS = 60  # 2 s apart: a fresh head on a busy machine can take a minute to take jobs
@@ -57,11 +57,12 @@ def resume(args: argparse.Namespace) -> None:
         checkpoint = newest_checkpoint(store)
         done = -1 if checkpoint is None else checkpoint[0]
         finished = done + 1 >= config.generations
-        if finished and awaiting_confirmation(store) is None:  # before Ray and JAX start
+        if finished and not unfinished(store):  # before Ray and JAX start
             raise CliError(f"{store.run_dir} is finished ({done + 1} of {config.generations} "
                            f"generations); run more with `disco resume {store.run_dir} "
                            f"--generations {done + 11}`")
-        print(f"confirming the chosen winner of {store.run_dir} on fresh seeds" if finished
+        print(f"choosing and confirming the winner of {store.run_dir} on fresh seeds"
+              if finished
               else f"resuming {store.run_dir} after generation {done}", flush=True)
         api.compilation_cache(config)  # before JAX loads, so that it caches all it compiles
         with _phase("loading JAX to estimate memory"):

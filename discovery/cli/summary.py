@@ -31,9 +31,13 @@ def print_summary(store: RunStore, elapsed: float) -> None:
         from disco_rules.discovery.pareto import chosen_winner
 
         chosen = chosen_winner(store)
+        listed = shortlist_lines(store)
+        for line in listed:
+            print(line)
         if chosen is not None:
+            where = "on the shortlist's fresh seeds" if listed else "validation"
             print(f"chosen: #{chosen.id}, the program most surely ahead of the baseline "
-                  f"(highest validation mean - 2 SE; {chosen.size} statements, validation "
+                  f"(highest {where} mean - 2 SE; {chosen.size} statements, validation "
                   f"{with_error(chosen.mean, chosen.standard_error, len(chosen.scores))})")
         best = winners[0][0] if chosen is None else store.candidate(chosen.id)
         held_out = {v.task: v.score for v in store.validation_of(best.id)}
@@ -56,6 +60,27 @@ def print_summary(store: RunStore, elapsed: float) -> None:
             print(f"\n{'best' if chosen is None else 'chosen'} program (#{best.id}, "
                   f"simplified):\n{simplify(parse(best.text))}")
             print(f"next: disco inspect {store.run_dir}  |  disco export {ref} --format optax")
+
+
+def shortlist_lines(store: RunStore) -> list[str]:
+    """The scored shortlist (`pareto.shortlisted`), each program's validation and shortlist
+    scores; none before it is scored or without one."""
+    from disco_rules.discovery.pareto import shortlisted, validated_programs
+    from disco_rules.discovery.verdict import with_error
+
+    listed = shortlisted(store)
+    if not listed:
+        return []
+    validated = {c.id: c for c in validated_programs(store)}
+    seeds = store.shortlist_of(listed[0].id)[0].seeds
+    lines = [f"shortlist: the {len(listed)} validated programs most surely ahead, trained "
+             f"again at their tuned points on {seeds} fresh seed{'' if seeds == 1 else 's'} "
+             "per held-out task:"]
+    for c in listed:
+        v = validated[c.id]
+        lines.append(f"  #{c.id:<5d} validation {with_error(v.mean, v.standard_error, len(v.scores))}"
+                     f"  shortlist {with_error(c.mean, c.standard_error, len(c.scores))}")
+    return lines
 
 
 def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | None]:
@@ -87,9 +112,14 @@ def winner_verdict(store: RunStore, winner: int) -> tuple[list[str], Verdict | N
     if confirmation:
         fresh = judge(by_family({row.task: row.score for row in confirmation}), reference)
         seeds = confirmation[0].seeds
+        listed = store.shortlist_of(winner)
+        chose = f"on the seeds that chose it: {verdicts[winner].numbers()}" if not listed else (
+            "on the shortlist's seeds that chose it: "
+            f"{judge(by_family({r.task: r.score for r in listed}), reference).numbers()}; on "
+            f"its validation's: {verdicts[winner].numbers()}")
         lines = [f"verdict: {confirmed_text(f'#{winner}', fresh, baseline)}",
                  f"  on {seeds} fresh seed{'' if seeds == 1 else 's'} per held-out task, each "
-                 f"at its tuned lr; on the seeds that chose it: {verdicts[winner].numbers()}"]
+                 f"at its tuned lr; {chose}"]
         lines += _against_warm_start(store, winner, scores)
         lines.append(f"  (`disco transfer {store.run_dir}` retests it on variants of the "
                      "held-out tasks)")

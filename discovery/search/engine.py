@@ -273,20 +273,27 @@ class Engine:
             self.step()
 
     def confirm(self) -> None:
-        """Score the run's chosen winner again on fresh seeds (discovery/confirmation.py) and
-        archive it at the last generation, where it awaits that
-        (`pareto.awaiting_confirmation`: not yet confirmed, so a resume redoes one a kill cut
-        off, and its tuned points archived) and its task kind confirms."""
-        from disco_rules.discovery.confirmation import confirm
-        from disco_rules.discovery.pareto import awaiting_confirmation
+        """Score the run's shortlist, then its chosen winner, again on fresh seeds
+        (discovery/confirmation.py) and archive each at the last generation, where it awaits
+        that (`pareto.awaiting_shortlist`, `pareto.awaiting_confirmation`: not yet scored, so
+        a resume redoes what a kill cut off, and the tuned points archived) and its task kind
+        confirms."""
+        from disco_rules.discovery import confirmation
+        from disco_rules.discovery.pareto import awaiting_confirmation, awaiting_shortlist
 
         heldout = list(self.tasks.heldout)
         if self.generation == 0 or not heldout or not self.population.task_kind.confirms:
             return
+        pending = awaiting_shortlist(self.store)
+        if pending:
+            rows = confirmation.shortlist(self.pool, self.config, self.store,
+                                          [c.id for c in pending], heldout,
+                                          self.population.agent)
+            self.store.add_shortlist(rows, self.generation - 1)
         chosen = awaiting_confirmation(self.store)
         if chosen is not None:
-            rows = confirm(self.pool, self.config, self.store, chosen.id, heldout,
-                           self.population.agent)
+            rows = confirmation.confirm(self.pool, self.config, self.store, chosen.id, heldout,
+                                        self.population.agent)
             self.store.add_confirmation(rows, self.generation - 1)
 
 

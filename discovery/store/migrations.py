@@ -1,8 +1,8 @@
 """Older archives brought to this schema when opened, under the run's lock: schema 2 gains
 an empty levels table, schema 3 the baseline's optimizer, weight decay and seeds, schema 4
 its schedule, schema 5's program candidates take their population kind's name, schema 6's
-scores gain the schedule of their lr (unrecorded: NULL), and schema 7 an empty confirmation
-table (`disco resume` of a finished run fills it)."""
+scores gain the schedule of their lr (unrecorded: NULL), schema 7 an empty confirmation table
+and schema 8 an empty shortlist table (`disco resume` of a finished run fills them)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,20 @@ from disco_rules.discovery.store.schema import SCHEMA, SCHEMA_VERSION, TABLES
 _LEVELS_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE levels"):]  # what schema 2 -> 3 adds
 _CONFIRMATION_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE confirmation"):
                               SCHEMA.index("CREATE TABLE baselines")]  # what 7 -> 8 adds
+_SHORTLIST_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE shortlist"):
+                           SCHEMA.index("CREATE TABLE confirmation")]  # what 8 -> 9 adds
 _BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "INTEGER"))
 
 
 def _migration(db: sqlite3.Connection, version: int) -> str:
-    """The SQL that turns an archive of schema `version` (2 to 7) into the next schema."""
+    """The SQL that turns an archive of schema `version` (2 to 8) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
-    if version == 7:
+    if version in (7, 8):
+        table, sql = (("confirmation", _CONFIRMATION_SCHEMA) if version == 7
+                      else ("shortlist", _SHORTLIST_SCHEMA))
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        return "" if "confirmation" in tables else _CONFIRMATION_SCHEMA
+        return "" if table in tables else sql
     if version == 6:
         scored = {row[1] for row in db.execute("PRAGMA table_info(scores)")}
         return "" if "schedule" in scored else "ALTER TABLE scores ADD COLUMN schedule TEXT;"

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.store.errors import StoreError
+from disco_rules.discovery.store.schema import FRESH_TABLES
 from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord,
                                                  ConfirmationRecord, EventRecord,
                                                  SampledLevelRecord, ScoreRecord,
@@ -84,8 +85,18 @@ class ArchiveReader:
 
     def confirmation_of(self, candidate_id: int) -> list[ConfirmationRecord]:
         """A candidate's confirmation on fresh seeds, by task name (none if never confirmed)."""
+        return self._fresh("confirmation", candidate_id)
+
+    def shortlist_of(self, candidate_id: int) -> list[ConfirmationRecord]:
+        """A shortlisted candidate's scores on the shortlist's fresh seeds, by task name (none
+        if never shortlisted)."""
+        return self._fresh("shortlist", candidate_id)
+
+    def _fresh(self, table: str, candidate_id: int) -> list[ConfirmationRecord]:
+        """A candidate's rows of `table` (one of FRESH_TABLES), by task name."""
+        assert table in FRESH_TABLES
         rows = self._db.execute(
-            "SELECT task, score, loss, baseline_loss, seed, seeds FROM confirmation"
+            f"SELECT task, score, loss, baseline_loss, seed, seeds FROM {table}"
             " WHERE candidate_id = ? ORDER BY task", (candidate_id,))
         return [ConfirmationRecord(candidate_id=candidate_id, task=task, score=from_sql(score),
                                    loss=from_sql(loss), baseline_loss=from_sql(baseline_loss),

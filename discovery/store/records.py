@@ -77,9 +77,10 @@ class ValidationRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class ConfirmationRecord:
-    """The chosen winner on a held-out task on fresh seeds, and the tuned baseline beside it,
-    each at the point it was tuned to (discovery/confirmation.py): log(baseline loss / its
-    loss), both losses, and the keys' run seed and count."""
+    """A candidate on a held-out task on fresh seeds (the chosen winner's confirmation, or a
+    shortlisted program's), and the tuned baseline beside it, each at the point it was tuned to
+    (discovery/confirmation.py): log(baseline loss / its loss), both losses, and the keys' run
+    seed and count."""
 
     candidate_id: int
     task: str

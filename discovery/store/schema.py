@@ -1,12 +1,13 @@
-"""The archive's SQL schema: candidates, scores, validation, the confirmation, baselines,
-events and levels."""
+"""The archive's SQL schema: candidates, scores, validation, the shortlist, the
+confirmation, baselines, events and levels."""
 
-SCHEMA_VERSION = 8  # 2: candidates.weights (network candidates); 3: the levels table;
+SCHEMA_VERSION = 9  # 2: candidates.weights (network candidates); 3: the levels table;
 # 4: baselines.optimizer, weight_decay and seeds (the tuned AdamW/Adam baseline);
 # 5: baselines.schedule (the baseline's tuned learning-rate schedule);
 # 6: candidates.kind is the population kind's name ("programs", not "program");
 # 7: scores.schedule (the schedule of a candidate's tuned lr);
-# 8: the confirmation table (the chosen winner and the baseline on fresh seeds)
+# 8: the confirmation table (the chosen winner and the baseline on fresh seeds);
+# 9: the shortlist table (the surest validated programs and the baseline on other fresh seeds)
 
 SCHEMA = """
 CREATE TABLE candidates (
@@ -48,6 +49,18 @@ CREATE TABLE validation (
     PRIMARY KEY (candidate_id, task)
 );
 CREATE INDEX validation_generation ON validation(generation);
+CREATE TABLE shortlist (
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    baseline_loss REAL,
+    seed        INTEGER NOT NULL,
+    seeds       INTEGER NOT NULL,
+    PRIMARY KEY (candidate_id, task)
+);
 CREATE TABLE confirmation (
     candidate_id INTEGER NOT NULL
         REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
@@ -90,5 +103,6 @@ CREATE TABLE levels (
 );
 """
 
-TABLES = frozenset({"candidates", "scores", "validation", "confirmation", "baselines", "events",
-                    "levels"})
+TABLES = frozenset({"candidates", "scores", "validation", "shortlist", "confirmation",
+                    "baselines", "events", "levels"})
+FRESH_TABLES = ("shortlist", "confirmation")  # rows on fresh seeds (discovery/confirmation.py)

@@ -16,6 +16,7 @@ from disco_rules.discovery.store.records import (BaselineRecord, CandidateRecord
                                                  ConfirmationRecord, SampledLevelRecord,
                                                  ScoreRecord, ValidationRecord)
 from disco_rules.discovery.store.rows import CANDIDATE_COLUMNS, encode_curve, to_sql
+from disco_rules.discovery.store.schema import FRESH_TABLES
 
 
 class ArchiveWriter(ArchiveReader):
@@ -161,12 +162,23 @@ class ArchiveWriter(ArchiveReader):
         """Archive a candidate's confirmation, one row per held-out task, in one transaction,
         at `generation` (the run's last, so rolling it back drops them); a (candidate, task)
         already confirmed raises DuplicateRecordError and nothing is written."""
+        self._add_fresh("confirmation", rows, generation)
+
+    def add_shortlist(self, rows: Sequence[ConfirmationRecord], generation: int) -> None:
+        """Archive shortlisted candidates' scores on the shortlist's fresh seeds, one row per
+        candidate and held-out task, in one transaction, as `add_confirmation` does."""
+        self._add_fresh("shortlist", rows, generation)
+
+    def _add_fresh(self, table: str, rows: Sequence[ConfirmationRecord],
+                   generation: int) -> None:
+        """`rows` into `table` (one of FRESH_TABLES) at `generation`, all or none."""
+        assert table in FRESH_TABLES
         with self._transaction() as db:
             for row in rows:
                 self._insert_for(
-                    db, row.candidate_id, f"the confirmation of candidate {row.candidate_id} "
+                    db, row.candidate_id, f"the {table} row of candidate {row.candidate_id} "
                                           f"on task {row.task!r}",
-                    "INSERT INTO confirmation (candidate_id, task, generation, score, loss,"
+                    f"INSERT INTO {table} (candidate_id, task, generation, score, loss,"
                     " baseline_loss, seed, seeds) VALUES (?,?,?,?,?,?,?,?)",
                     (row.candidate_id, row.task, generation, to_sql(row.score),
                      to_sql(row.loss), to_sql(row.baseline_loss), row.seed, row.seeds))
@@ -180,7 +192,7 @@ class ArchiveWriter(ArchiveReader):
             deleted = db.execute(
                 "DELETE FROM candidates WHERE generation > ?", (generation,)
             ).rowcount
-            for table in ("scores", "validation", "confirmation", "baselines", "events",
+            for table in ("scores", "validation", *FRESH_TABLES, "baselines", "events",
                           "levels"):
                 db.execute(f"DELETE FROM {table} WHERE generation > ?", (generation,))
         return deleted

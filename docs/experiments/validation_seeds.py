@@ -19,12 +19,11 @@ What it does not establish: one run's candidates, the run's 6 held-out tasks, 8 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.config import parse_config
-from disco_rules.discovery.confirmation import CONFIRMATION_SEED, confirm_at
+from disco_rules.discovery.confirmation import fresh_scores
 from disco_rules.discovery.evaluator import Evaluator
 from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.search.programs import ProgramPopulation
@@ -45,15 +44,12 @@ def main(run_dir: str, seeds: int, ids: list[int], fresh_offset: int = 1) -> Non
           f"{config.validation_seeds}), tuned AdamW on "
           f"{config.tasks.seeds_of_baseline}; fresh: {config.validation.confirmation_seeds} "
           f"seeds from {config.seed + fresh_offset}")
-    # confirm_at trains on the keys of its config's seed + CONFIRMATION_SEED
-    fresh_config = dataclasses.replace(config,
-                                       seed=config.seed + fresh_offset - CONFIRMATION_SEED)
     for cid in ids:
         program = simplify(parse(store.candidate(cid).text))
         tuned = population.score_rules([program], heldout, baselines, seeds)[0]
         points = {score.row.task: score.row for score in tuned}
-        fresh = confirm_at(pool, fresh_config, program, points, baselines, heldout,
-                           population.agent, cid)
+        fresh = fresh_scores(pool, config, {cid: program}, {cid: points}, baselines, heldout,
+                             population.agent, fresh_offset)
         print(f"#{cid}")
         for score, row in zip(tuned, fresh):
             point = f"lr {score.row.lr:g} {score.row.schedule}"
