@@ -125,8 +125,8 @@ def transfer(args: argparse.Namespace) -> None:
             raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
                            f"from (a network run, or no validation yet); name one with "
                            f"{run_dir}:ID")
-        validated = {f"#{i}": float(np.mean([v.score for v in store.validation_of(i)]))
-                     for i in ids}
+        validated = {f"#{i}": float(np.mean(scores)) for i in ids
+                     if (scores := [v.score for v in store.validation_of(i)])}
     loaded = [(f"#{i}", load_program(f"{run_dir}:{i}")) for i in ids]
     loaded += [(ref, load_program(ref)) for ref in args.programs]
     _check_optimizers(loaded)
