@@ -184,7 +184,7 @@ def test_launch_prints_a_line_per_generation_and_the_run_directory(run):
         assert evaluated + cached == candidates
     assert [int(m[2]) for m in lines] == [6] + [4] * (GENERATIONS - 1)  # size, then children
     assert f"run directory: {run.run_dir}  ({count} candidates archived" in out
-    shown = re.findall(r"^  #(\d+) +validation", out, re.M)
+    shown = re.findall(r"^  #(\d+) +validation \S+  training fitness", out, re.M)
     assert [int(i) for i in shown] == winners and winners
     assert "Traceback" not in run.launch.stderr
 

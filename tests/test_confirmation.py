@@ -158,7 +158,8 @@ def test_the_shortlist_is_the_surest_validated_and_the_winner_the_surest_on_its_
         print_summary(store, 1.0)
     out = capsys.readouterr().out
     assert "shortlist: the 3 validated programs most surely ahead, trained again" in out
-    assert "highest on the shortlist's fresh seeds mean - 2 SE" in out
+    assert f"chosen: #{chosen}, the program most surely ahead of the baseline (highest mean - 2 " \
+        "SE on the shortlist's fresh seeds;" in out
     mean = float(np.mean(listed[chosen]))
     assert f"on the shortlist's seeds that chose it: {mean:+.3f}" in out
     assert main(["inspect", str(run_dir), "--pareto", "--json"]) == 0

@@ -35,9 +35,10 @@ def print_summary(store: RunStore, elapsed: float) -> None:
         for line in listed:
             print(line)
         if chosen is not None:
-            where = "on the shortlist's fresh seeds" if listed else "validation"
+            on = "mean - 2 SE on the shortlist's fresh seeds" if listed \
+                else "validation mean - 2 SE"
             print(f"chosen: #{chosen.id}, the program most surely ahead of the baseline "
-                  f"(highest {where} mean - 2 SE; {chosen.size} statements, validation "
+                  f"(highest {on}; {chosen.size} statements, validation "
                   f"{with_error(chosen.mean, chosen.standard_error, len(chosen.scores))})")
         best = winners[0][0] if chosen is None else store.candidate(chosen.id)
         held_out = {v.task: v.score for v in store.validation_of(best.id)}

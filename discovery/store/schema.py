@@ -9,7 +9,21 @@ SCHEMA_VERSION = 9  # 2: candidates.weights (network candidates); 3: the levels 
 # 8: the confirmation table (the chosen winner and the baseline on fresh seeds);
 # 9: the shortlist table (the surest validated programs and the baseline on other fresh seeds)
 
-SCHEMA = """
+# a table of candidates and the baseline on fresh seeds (FRESH_TABLES): one row per task
+_FRESH_COLUMNS = """(
+    candidate_id INTEGER NOT NULL
+        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    task        TEXT NOT NULL,
+    generation  INTEGER NOT NULL,
+    score       REAL,
+    loss        REAL,
+    baseline_loss REAL,
+    seed        INTEGER NOT NULL,
+    seeds       INTEGER NOT NULL,
+    PRIMARY KEY (candidate_id, task)
+)"""
+
+SCHEMA = f"""
 CREATE TABLE candidates (
     id          INTEGER PRIMARY KEY,
     generation  INTEGER NOT NULL,
@@ -49,30 +63,8 @@ CREATE TABLE validation (
     PRIMARY KEY (candidate_id, task)
 );
 CREATE INDEX validation_generation ON validation(generation);
-CREATE TABLE shortlist (
-    candidate_id INTEGER NOT NULL
-        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
-    task        TEXT NOT NULL,
-    generation  INTEGER NOT NULL,
-    score       REAL,
-    loss        REAL,
-    baseline_loss REAL,
-    seed        INTEGER NOT NULL,
-    seeds       INTEGER NOT NULL,
-    PRIMARY KEY (candidate_id, task)
-);
-CREATE TABLE confirmation (
-    candidate_id INTEGER NOT NULL
-        REFERENCES candidates(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
-    task        TEXT NOT NULL,
-    generation  INTEGER NOT NULL,
-    score       REAL,
-    loss        REAL,
-    baseline_loss REAL,
-    seed        INTEGER NOT NULL,
-    seeds       INTEGER NOT NULL,
-    PRIMARY KEY (candidate_id, task)
-);
+CREATE TABLE shortlist {_FRESH_COLUMNS};
+CREATE TABLE confirmation {_FRESH_COLUMNS};
 CREATE TABLE baselines (
     task        TEXT PRIMARY KEY,
     generation  INTEGER NOT NULL,
