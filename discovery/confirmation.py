@@ -98,13 +98,14 @@ def fresh_scores(pool: Pool, config: Config, programs: Mapping[int, Program],
         kind = task_kind(task.kind)
         baseline = baselines[task.key]
         theirs = at_point(config, baseline.lr, baseline.schedule or "constant",
-                          baseline.weight_decay, offset)
+                          baseline.weight_decay, offset=offset)
         items.append(kind.baseline_item(task, theirs, agent))
         mine = []
         for cid in ids:
             point = points[cid][task.key]
             mine.append(at_point(config, point.lr,
-                                 point.schedule or config.tasks.schedule_names[0], None, offset))
+                                 point.schedule or config.tasks.schedule_names[0],
+                                 offset=offset))
             items.append(kind.programs_item(task, encoding,
                                             encoding.encode_population([programs[cid]]),
                                             mine[-1]))
