@@ -93,6 +93,8 @@ def fresh_scores(pool: Pool, config: Config, programs: Mapping[int, Program],
     candidate (it never claims a margin it could not measure)."""
     encoding = program_encoding(task_kind(tasks[0].kind), config)
     ids = list(programs)
+    # each program's encoding is the same for every task
+    encoded = {cid: encoding.encode_population([programs[cid]]) for cid in ids}
     items, settings = [], []
     for task in tasks:
         kind = task_kind(task.kind)
@@ -106,9 +108,7 @@ def fresh_scores(pool: Pool, config: Config, programs: Mapping[int, Program],
             mine.append(at_point(config, point.lr,
                                  point.schedule or config.tasks.schedule_names[0],
                                  offset=offset))
-            items.append(kind.programs_item(task, encoding,
-                                            encoding.encode_population([programs[cid]]),
-                                            mine[-1]))
+            items.append(kind.programs_item(task, encoding, encoded[cid], mine[-1]))
         settings.append((theirs, mine))
     results = iter(pool.map(items))
     rows: dict[int, list[ConfirmationRecord]] = {cid: [] for cid in ids}

@@ -5,6 +5,7 @@ shortlist, the run's chosen winner among them, and what still awaits fresh seeds
 from __future__ import annotations
 
 import math
+from itertools import islice
 
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.selection import Validated, ranked_by_surety, surest
@@ -28,8 +29,8 @@ def shortlist(store: RunStore) -> list[Validated]:
     size = parse_config(store.config_text).validation.shortlist
     if size < 2:
         return []
-    listed = [c for c in ranked_by_surety(validated_programs(store))
-              if _tuned_points_archived(store, c.id)][:size]
+    listed = list(islice((c for c in ranked_by_surety(validated_programs(store))
+                          if _tuned_points_archived(store, c.id)), size))
     return listed if len(listed) >= 2 else []
 
 

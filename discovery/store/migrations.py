@@ -14,10 +14,11 @@ from disco_rules.discovery.store.lock import RunLock
 from disco_rules.discovery.store.schema import SCHEMA, SCHEMA_VERSION, TABLES
 
 _LEVELS_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE levels"):]  # what schema 2 -> 3 adds
-_CONFIRMATION_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE confirmation"):
-                              SCHEMA.index("CREATE TABLE baselines")]  # what 7 -> 8 adds
-_SHORTLIST_SCHEMA = SCHEMA[SCHEMA.index("CREATE TABLE shortlist"):
-                           SCHEMA.index("CREATE TABLE confirmation")]  # what 8 -> 9 adds
+# the table schema 7 -> 8 and 8 -> 9 add, and its SQL
+_TABLE_ADDED = {7: ("confirmation", SCHEMA[SCHEMA.index("CREATE TABLE confirmation"):
+                                           SCHEMA.index("CREATE TABLE baselines")]),
+                8: ("shortlist", SCHEMA[SCHEMA.index("CREATE TABLE shortlist"):
+                                        SCHEMA.index("CREATE TABLE confirmation")])}
 _BASELINE_ADDED = (("optimizer", "TEXT"), ("weight_decay", "REAL"), ("seeds", "INTEGER"))
 
 
@@ -25,9 +26,8 @@ def _migration(db: sqlite3.Connection, version: int) -> str:
     """The SQL that turns an archive of schema `version` (2 to 8) into the next schema."""
     if version == 2:
         return _LEVELS_SCHEMA
-    if version in (7, 8):
-        table, sql = (("confirmation", _CONFIRMATION_SCHEMA) if version == 7
-                      else ("shortlist", _SHORTLIST_SCHEMA))
+    if version in _TABLE_ADDED:
+        table, sql = _TABLE_ADDED[version]
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         return "" if table in tables else sql
     if version == 6:
