@@ -10,7 +10,8 @@ each learning rate of a grid on 3 seeds; its rate is tuned per problem on a vali
 (lowest mean loss over the seeds) and scored by its test loss there, as a user would tune it.
 A rule's score on a problem is the mean over seeds of log(baseline test loss / its test loss),
 seeds paired (same initialisation and batches); the baseline is Adam, AdamW, or per problem
-the better of the two. A run that turns non-finite counts as the loss at initialisation.
+the better of the two, and the verdict is the project's (`verdict.judge`, each problem one
+result). A run that turns non-finite counts as the loss at initialisation.
 
     python docs/experiments/outside_check.py runs/flagship10:64 \
         docs/experiments/programs/cautious_adamw.py [--schedule cosine] [--out report.md]
@@ -34,11 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.verdict import judge, with_error
+
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 SEEDS = (0, 1, 2)
 DATA_SEED = 12345
 BASELINES = ("adam", "adamw")
-Data = tuple[tuple[np.ndarray, np.ndarray], ...]  # train, validation, test as (x, y)
+Data = tuple[tuple[Any, Any], ...]  # train, validation, test as (x, y) arrays
 
 
 @dataclass(frozen=True)
@@ -305,20 +309,28 @@ PROBLEMS = (
             _mixture_data, _linear_init, _linear_loss, 256, 400),
     Problem("vae_bars", "VAE (4 latents) on random 8x8 bars, negative ELBO",
             _bars_data, _vae_init, _vae_loss, 64, 1000),
-    Problem("wide_mlp_spirals", "2x256 ReLU MLP on three spirals, batch size 8",
+    Problem("wide_mlp_spirals", "2x256 ReLU MLP on three spirals",
             _spiral_data, _wide_init, _wide_loss, 8, 800),
 )
 
 Optimizer = Callable[[Any, int], optax.GradientTransformation]  # (lr or schedule, steps)
 
 
-def train(problem: Problem, make: Optimizer, schedule: str) -> tuple[np.ndarray, np.ndarray]:
+def problem_data(problem: Problem) -> Data:
+    """The problem's train, validation and test sets, the same for every optimizer."""
+    return tuple(tuple(jnp.asarray(a) for a in pair)
+                 for pair in problem.data(np.random.default_rng(DATA_SEED)))
+
+
+def train(problem: Problem, data: Data, make: Optimizer,
+          schedule: str) -> tuple[np.ndarray, np.ndarray]:
     """(validation, test) final losses, shape [len(LRS), len(SEEDS)]; non-finite ones are
     the loss at initialisation."""
-    (x, y), (x_val, y_val), (x_test, y_test) = (
-        tuple(jnp.asarray(a) for a in pair)
-        for pair in problem.data(np.random.default_rng(DATA_SEED)))
+    (x, y), held_out = data[0], data[1:]
     eval_key = jax.random.PRNGKey(DATA_SEED)
+
+    def evaluate(params: Any) -> jax.Array:
+        return jnp.stack([problem.loss(params, a, b, eval_key) for a, b in held_out])
 
     def one(lr: jax.Array, seed: jax.Array) -> jax.Array:
         init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
@@ -334,13 +346,11 @@ def train(problem: Problem, make: Optimizer, schedule: str) -> tuple[np.ndarray,
             updates, state = opt.update(grads, state, params)
             return (optax.apply_updates(params, updates), state), None
 
-        start = [problem.loss(params, a, b, eval_key) for a, b in ((x_val, y_val),
-                                                                   (x_test, y_test))]
+        start = evaluate(params)
         (params, _), _ = jax.lax.scan(step, (params, opt.init(params)),
                                       jax.random.split(batch_key, problem.steps))
-        end = [problem.loss(params, a, b, eval_key) for a, b in ((x_val, y_val),
-                                                                 (x_test, y_test))]
-        return jnp.stack([jnp.where(jnp.isfinite(e), e, s) for e, s in zip(end, start)])
+        end = evaluate(params)
+        return jnp.where(jnp.isfinite(end), end, start)
 
     grid = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
     losses = np.asarray(grid(jnp.asarray(LRS), jnp.asarray(SEEDS)))  # [lr, seed, 2]
@@ -356,9 +366,9 @@ class Tuned:
     test: np.ndarray
 
 
-def tuned(problem: Problem, make: Optimizer, schedule: str) -> Tuned:
+def tuned(problem: Problem, data: Data, make: Optimizer, schedule: str) -> Tuned:
     """The optimizer at the rate of its lowest mean validation loss over the seeds."""
-    validation, test = train(problem, make, schedule)
+    validation, test = train(problem, data, make, schedule)
     best = int(np.argmin(validation.mean(axis=1)))
     return Tuned(LRS[best], test[best])
 
@@ -390,19 +400,22 @@ def references() -> dict[str, Optimizer]:
 
 def report(problems: Sequence[Problem], results: dict[str, dict[str, Tuned]],
            rules: Sequence[str], schedule: str) -> str:
-    """The markdown report: per problem each optimizer's tuned lr and mean test loss, each
-    rule's score against Adam, AdamW and the better of them, and a verdict per rule."""
+    """The markdown report: the problems, per problem each optimizer's tuned lr and mean test
+    loss, each rule's score against Adam, AdamW and the better of them, and a verdict per
+    rule."""
     names = [*BASELINES, *rules]
     lines = [f"schedule: {schedule}; learning rates {', '.join(f'{lr:g}' for lr in LRS)}; "
              f"seeds {len(SEEDS)}; score = mean over seeds of log(baseline loss / rule loss)", "",
-             "| problem | " + " | ".join(f"{n} (lr, loss)" for n in names) + " |",
+             *(f"- {p.name}: {p.what}, batch size {p.batch}, {p.steps} steps" for p in problems),
+             "", "| problem | " + " | ".join(f"{n} (lr, loss)" for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for p in problems:
         cells = [f"{results[p.name][n].lr:g}, {results[p.name][n].test.mean():.4g}"
                  for n in names]
         lines.append(f"| {p.name} | " + " | ".join(cells) + " |")
     for rule in rules:
-        lines += ["", f"**{rule}**", "", "| problem (± SE over seeds) | vs Adam | vs AdamW | vs the better |",
+        lines += ["", f"**{rule}**", "",
+                  "| problem (± SE over seeds) | vs Adam | vs AdamW | vs the better |",
                   "|---|---|---|---|"]
         scores = {b: [] for b in (*BASELINES, "best")}
         for p in problems:
@@ -416,23 +429,16 @@ def report(problems: Sequence[Problem], results: dict[str, dict[str, Tuned]],
             lines.append(f"| {p.name} | {cells[0]} | {cells[1]} | {cells[2]} ({best}) |")
         lines.append("| **mean ± SE** | " + " | ".join(
             _mean_se(scores[b]) for b in (*BASELINES, "best")) + " |")
-        lines += ["", f"verdict: {rule} {_verdict(scores['best'])} the better of Adam and "
-                  f"AdamW per problem (ahead on {sum(s > 0 for s in scores['best'])} of "
-                  f"{len(problems)} problems, worst {min(scores['best']):+.3f})"]
+        verdict = judge({p.name: [v] for p, v in zip(problems, scores["best"])})
+        lines += ["", f"verdict against the better of Adam and AdamW per problem: {rule} "
+                  f"{verdict.kind} ({_mean_se(scores['best'])}; ahead on "
+                  f"{verdict.families_ahead} of {len(problems)} problems, worst "
+                  f"{min(scores['best']):+.3f})"]
     return "\n".join(lines) + "\n"
 
 
 def _mean_se(values: Sequence[float]) -> str:
-    return f"{np.mean(values):+.3f} ± {np.std(values, ddof=1) / math.sqrt(len(values)):.3f}"
-
-
-def _verdict(values: Sequence[float]) -> str:
-    mean, se = np.mean(values), np.std(values, ddof=1) / math.sqrt(len(values))
-    if mean > 2 * se:
-        return f"beats ({mean:+.3f} ± {se:.3f})"
-    if mean < -2 * se:
-        return f"is worse than ({mean:+.3f} ± {se:.3f})"
-    return f"is within noise of ({mean:+.3f} ± {se:.3f})"
+    return with_error(float(np.mean(values)), standard_error(values), len(values))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -455,7 +461,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, dict[str, Tuned]] = {}
     for p in problems:
         start = time.perf_counter()
-        results[p.name] = {n: tuned(p, make, args.schedule) for n, make in optimizers.items()}
+        data = problem_data(p)
+        results[p.name] = {n: tuned(p, data, make, args.schedule)
+                           for n, make in optimizers.items()}
         print(f"{p.name}: {time.perf_counter() - start:.0f} s", flush=True)
     text = report(problems, results, labels, args.schedule)
     print(text)
