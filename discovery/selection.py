@@ -71,8 +71,8 @@ def _rank(candidate: Validated) -> tuple[float, int]:
 
 def surest(candidates: Sequence[Validated]) -> Validated | None:
     """The rule most surely ahead of the baseline: the highest lower bound, mean - 2 standard
-    errors over its held-out samples (the verdict's own test, discovery/verdict.py), so a
-    gain held on every task outranks a larger mean that swings from task to task; ties go to
+    errors over its held-out samples (the verdict, discovery/verdict.py, asks more: its SE over
+    families and Student's t), so a gain held on every task outranks a larger mean that swings from task to task; ties go to
     the smaller rule, then the lower id. None if no candidate has a finite mean."""
     ranked = ranked_by_surety(candidates)
     return ranked[0] if ranked else None

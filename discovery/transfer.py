@@ -326,10 +326,8 @@ class Transfer:
         return group_scores(self.results, [row.group for row in self.evaluated], name)
 
     def verdict(self, name: str) -> Verdict:
-        """Optimizer `name` against tuned AdamW over every task x seed (`verdict.judge`)."""
-        pooled = self.scores(name)
-        pooled.pop("overall")
-        return judge(pooled)
+        """Optimizer `name` against tuned AdamW over its families (`verdict.judge`)."""
+        return judge(self.scores(name))
 
 
 def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run_seed: int,
@@ -367,11 +365,10 @@ def mean_and_error(values: np.ndarray) -> tuple[float, float]:
 def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str
                  ) -> dict[str, np.ndarray]:
     """Optimizer `name`'s scores pooled over the tasks (x seeds) of each group, in order of
-    first appearance, plus "overall" over every task."""
+    first appearance."""
     pooled: dict[str, list[np.ndarray]] = {}
     for result, group in zip(results, groups):
         pooled.setdefault(group, []).append(result.scores(name))
-    pooled["overall"] = [result.scores(name) for result in results]
     return {group: np.concatenate(parts) for group, parts in pooled.items()}
 
 
@@ -384,9 +381,18 @@ def _cell(values: np.ndarray) -> str:
     return with_error(mean, error, np.asarray(values).size)
 
 
+def _overall(verdict: Verdict) -> str:
+    """A table cell: a verdict's mean over families with its standard error (or how many
+    results it is from)."""
+    if not math.isfinite(verdict.mean):
+        return f"{verdict.mean}"
+    return with_error(verdict.mean, verdict.se, verdict.count)
+
+
 def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
-    """Markdown: per optimizer, the mean ± SE of its scores per family and overall, on how
-    many families it is ahead (mean above `verdict.NEGLIGIBLE`), and its verdict."""
+    """Markdown: per optimizer, the mean ± SE of its scores per family and over families (the
+    verdict's), on how many families it is ahead (mean above `verdict.NEGLIGIBLE`), and its
+    verdict."""
     columns = outcome.groups
     lines = ["| optimizer | " + " | ".join(columns)
              + " | overall | families ahead | verdict |", "|---" * (len(columns) + 4) + "|"]
@@ -395,7 +401,7 @@ def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
         verdict = outcome.verdict(name)
         kind = "too few results" if verdict.too_few else verdict.kind
         lines.append(f"| {name} | " + " | ".join(_cell(pooled[g]) for g in columns)
-                     + f" | {_cell(pooled['overall'])} | {verdict.families_ahead}/"
+                     + f" | {_overall(verdict)} | {verdict.families_ahead}/"
                        f"{verdict.families} | {kind} |")
     return "\n".join(lines)
 
@@ -460,16 +466,17 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
 
 def calibration_table(outcome: Transfer, in_search: Mapping[str, float]) -> str:
     """Markdown: per optimizer of `in_search` (name -> its mean score on the run's held-out
-    tasks as the search measured it), that score beside its transfer score (mean ± SE over
-    every task x seed), and Spearman's rank correlation of the two over the finite pairs:
-    how far the search's own estimate orders optimizers as the transfer protocol does."""
+    tasks as the search measured it), that score beside its transfer score (its verdict's
+    mean ± SE over families), and Spearman's rank correlation of the two over the finite
+    pairs: how far the search's own estimate orders optimizers as the transfer protocol
+    does."""
     names = list(in_search)
     lines = ["| optimizer | in-search validation | transfer |", "|---|---|---|"]
     pairs = []
     for name in names:
-        overall = outcome.scores(name)["overall"]
-        lines.append(f"| {name} | {in_search[name]:+.3f} | {_cell(overall)} |")
-        mean = mean_and_error(overall)[0]
+        verdict = outcome.verdict(name)
+        lines.append(f"| {name} | {in_search[name]:+.3f} | {_overall(verdict)} |")
+        mean = verdict.mean
         if math.isfinite(in_search[name]) and math.isfinite(mean):
             pairs.append((in_search[name], mean))
     rho = rank_correlation(*zip(*pairs)) if pairs else math.nan
@@ -495,14 +502,16 @@ def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Seque
         provenance,
         "",
         f"Score: log(tuned AdamW loss / optimizer loss) per task and scoring seed, paired by "
-        f"seed, {s} scoring seeds (keys `task_keys(task, {s}, {outcome.test_seed})`); mean ± "
-        f"standard error over tasks x seeds. Every optimizer is tuned on {s} other seeds (keys "
+        f"seed, {s} scoring seeds (keys `task_keys(task, {s}, {outcome.test_seed})`); per "
+        f"family mean ± standard error over its tasks x seeds, overall the mean of the family "
+        f"means ± its standard error over families (`verdict.judge`). Every optimizer is tuned on {s} other seeds (keys "
         f"`task_keys(task, {s}, {outcome.run_seed})`): {grid.describe()}; chosen = lowest mean "
         f"over the tuning seeds of log final validation loss. Columns: the run's held-out "
         f"families, each its held-out tasks and their variants "
         f"({', '.join(label for label, _ in VARIANTS)}). Verdict: beats tuned AdamW when "
-        f"mean - 2 SE > {NEGLIGIBLE:g} over all tasks x seeds, worse when mean + 2 SE < "
-        f"-{NEGLIGIBLE:g}, else within noise; ahead on a family: its mean > {NEGLIGIBLE:g}.",
+        f"overall mean - 2 SE > {NEGLIGIBLE:g} and it is ahead on more than half of the "
+        f"families, worse when mean + 2 SE < -{NEGLIGIBLE:g}, else within noise; ahead on a "
+        f"family: its mean > {NEGLIGIBLE:g}.",
         "",
         *left_out,
         summary_table(outcome, list(programs)),

@@ -186,7 +186,7 @@ def test_a_standard_error_is_shown_only_from_enough_results():
     assert with_error(-0.651, 0.0, 1) == "-0.651 from 1 result"
     two = judge({"a": [-0.1], "b": [-1.3]})
     assert "±" not in two.text("#0") and "-0.700 from 2 results" in two.text("#0")
-    three = judge({"a": [0.2, 0.21], "b": [0.19]})
+    three = judge({"a": [0.2, 0.21], "b": [0.19], "c": [0.2]})
     assert three.kind == "beats" and " ± " in three.text("#0")
 
 

@@ -1,7 +1,7 @@
-"""The README's main command, run as a new user runs it, shows a discovery: its winner beats
-its SGD warm start on the held-out tasks by more than two standard errors, and the summary
-says so, and what it does not beat (tuned AdamW, judged on fresh seeds), in numbers this test
-recomputes from the archive."""
+"""The README's main command, run as a new user runs it, shows a discovery: its winner is
+ahead of its SGD warm start on every held-out task, and the summary says by how much and
+whether that clears the verdict's bar over families, and what it does not beat (tuned AdamW,
+judged on fresh seeds), in numbers this test recomputes from the archive."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ import re
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
 from disco_rules.discovery.store import RunStore
 from tests.test_cli_runs import DISCO, _environment
+from tests.test_transfer_command import family_form
 
 QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart.toml"
 
 
-def _mean_and_se(values: list[float]) -> tuple[float, float]:
-    values = np.asarray(values, np.float64)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
-
-
 @pytest.mark.slow
-def test_the_quickstart_finds_a_rule_that_beats_its_warm_start_on_held_out_tasks(tmp_path):
+def test_the_quickstart_finds_a_rule_ahead_of_its_warm_start_on_held_out_tasks(tmp_path):
     result = subprocess.run([DISCO, "launch", str(QUICKSTART), "--run-dir",
                              str(tmp_path / "run")], cwd=tmp_path, capture_output=True,
                             text=True, env=_environment(tmp_path / "jax-cache"), timeout=900)
@@ -38,13 +34,21 @@ def test_the_quickstart_finds_a_rule_that_beats_its_warm_start_on_held_out_tasks
         warm = {v.task: v.score for v in store.validation_of(0)}
         fresh = {row.task: row.score for row in store.confirmation_of(chosen)}
     assert sorted(winner) == sorted(warm) and len(winner) >= 4
-    gain, se = _mean_and_se([winner[task] - warm[task] for task in winner])
-    assert gain - 2 * se > 0  # beyond two standard errors, paired task by task
-    assert f"#{chosen} beats its warm start #0 (sgd) by {gain:+.3f} ± {se:.3f}" in out
+    gains = {task: winner[task] - warm[task] for task in winner}
+    families = {task.split("(")[0] for task in gains}
+    gain, se = family_form(gains)
+    assert all(gains[task] > 0 for task in gains)  # ahead on every held-out task
+    # beyond Student's t standard errors over families (4.30 over 3) it beats; else within noise
+    needs = max(2.0, float(student_t.ppf(0.975, len(families) - 1)))
+    shown = f"{gain:+.3f} ± {se:.3f}"
+    if gain - needs * se > 0.001:
+        assert f"#{chosen} beats its warm start #0 (sgd) by {shown}" in out
+    else:
+        assert f"#{chosen} is within noise of its warm start #0 (sgd) ({shown}, " in out
     # the verdict on tuned AdamW is judged on fresh seeds, not on those that chose it
     assert sorted(fresh) == sorted(winner) and fresh != winner
-    margin, margin_se = _mean_and_se(list(fresh.values()))
-    if margin - 2 * margin_se > 0.001:
+    margin, margin_se = family_form(fresh)
+    if margin - needs * margin_se > 0.001:
         assert f"verdict: #{chosen} beats tuned AdamW by {margin:+.3f}" in out
     else:  # what it does not beat, said plainly
         assert (f"verdict: on fresh seeds the chosen #{chosen} does not beat tuned AdamW "
