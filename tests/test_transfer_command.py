@@ -423,8 +423,9 @@ def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_r
     *_, winner, loser = printed.strip().splitlines()
     assert re.fullmatch(r"#1 beats tuned AdamW by \+0\.\d+ ± 0\.\d+ \(ahead on 1 of 1 "
                         r"held-out families\)", winner), printed
-    assert re.fullmatch(r"slow_sgd is worse than tuned AdamW \(-0\.\d+ ± 0\.\d+; ahead on "
-                        r"0 of 1 held-out families\)", loser), printed
+    assert re.fullmatch(r"slow_sgd is worse than tuned AdamW \(-0\.\d+ ± 0\.\d+, 4\.30 SE "
+                        r"needed from 3 results; ahead on 0 of 1 held-out families\)", loser), \
+        printed
     # the adam program is optax's AdamW at weight decay 0: the same numbers seed by seed
     assert "| adam | +0.000 ± 0.000 | +0.000 ± 0.000 | 0/1 | within noise |" in printed
     report = out.read_text()
@@ -439,6 +440,17 @@ def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_r
     assert main(command) == 0
     assert capsys.readouterr().out.strip().splitlines()[-2:] == [winner, loser]
 
+    # the run's config with the same programs as files: the same tasks and seeds, so the same
+    # tunings (from the cache) and verdicts, the candidate named by its file
+    config, adam = small_run.parent / "search.toml", small_run.parent / "adam_x10.py"
+    config.write_text(CONFIG)
+    adam.write_text(ADAM_X10)
+    assert main(["transfer", str(config), str(adam), sgd, "--seeds", "3", "--tasks", "1",
+                 "--cache", str(cache)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"# Transfer on the held-out tasks of {config}")
+    assert printed.strip().splitlines()[-2:] == [winner.replace("#1", "adam_x10"), loser]
+
 
 def test_transfer_errors_are_one_line(small_run, tmp_path, capsys):
     drift = tmp_path / "drift.py"
@@ -446,7 +458,11 @@ def test_transfer_errors_are_one_line(small_run, tmp_path, capsys):
     for args, message in [
             ([str(tmp_path / "missing")], "no such run directory"),
             ([f"{small_run}:9"], "has no candidate 9"),
-            ([str(small_run), str(drift)], "transfer scores optimizer programs")]:
+            ([str(small_run), str(drift)], "transfer scores optimizer programs"),
+            ([str(tmp_path / "none.toml"), str(drift)], "no such config file"),
+            ([str(ROOT / "examples" / "quickstart.toml")], "name the programs to score"),
+            ([str(ROOT / "examples" / "quickstart.toml"), str(drift), "--top", "2"],
+             "a config has no candidates")]:
         assert main(["transfer", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

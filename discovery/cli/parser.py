@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser(
         "transfer", help="a run's winner (or RUN:ID) and program files against AdamW tuned per "
                          "task on the run's held-out tasks and variants of them, on fresh seeds")
-    command.add_argument("run", metavar="RUN[:ID]",
+    command.add_argument("run", metavar="RUN[:ID]|CONFIG.toml",
                           help="run directory (scores its chosen winner: the meta-validated "
-                               "program with the highest mean - 2 SE) or RUN:ID")
+                               "program with the highest mean - 2 SE), RUN:ID, or a config "
+                               "file (scores only the PROGRAMs, on its held-out tasks)")
     command.add_argument("programs", nargs="*", metavar="PROGRAM",
                           help="program files (or RUN:ID) to score beside it and the "
                                "references (adam, lion, momentum)")

@@ -99,41 +99,21 @@ def _check_rules(population: Any, names: Sequence[str], rules: Sequence[Any]) ->
 def transfer(args: argparse.Namespace) -> None:
     """`disco transfer`: the run's candidate (RUN:ID, or its chosen winner) and PROGRAM files
     against AdamW tuned per task on the run's held-out tasks and their variants
-    (discovery/transfer.py)."""
-    from disco_rules import api
-    from disco_rules.dsl import library
-
-    stored = split_ref(args.run)
-    run_dir, cid = stored if stored is not None else (Path(args.run), None)
-    if not run_dir.is_dir():
-        raise CliError(f"{args.run}: no such run directory (RUN or RUN:ID)")
-    seeds, tasks = args.seeds, args.tasks
-    if args.top is not None and cid is not None:
-        raise CliError(f"{args.run}: --top scores the run's best, not one candidate; "
-                       f"give RUN alone")
-    with open_run(run_dir) as store:
-        config = parse_config(store.config_text)
-        api.find_task_modules(store)
-        if args.top is not None:
-            ids = [record.id for record, _ in store.top(args.top, by="validation")]
-        elif cid is None:
-            chosen = chosen_winner(store)
-            ids = [] if chosen is None else [chosen.id]
-        else:
-            ids = [cid]
-        if not ids:
-            raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
-                           f"from (a network run, or no validation yet); name one with "
-                           f"{run_dir}:ID")
-        validated = {f"#{i}": float(np.mean(scores)) for i in ids
-                     if (scores := [v.score for v in store.validation_of(i)])}
+    (discovery/transfer.py); or, given a config file, PROGRAM files on its held-out tasks."""
+    if args.run.endswith(".toml"):
+        config, run_dir, ids, validated, title = _config_source(args)
+    else:
+        config, run_dir, ids, validated, title = _run_source(args)
     loaded = [(f"#{i}", load_program(f"{run_dir}:{i}")) for i in ids]
     loaded += [(ref, load_program(ref)) for ref in args.programs]
     _check_optimizers(loaded)
     run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
     test_seed = run_seed + 1 if args.test_seed is None else args.test_seed
     cache = _read_cache(args.cache)
-    status = api.open_run(run_dir).status()
+    seeds, tasks = args.seeds, args.tasks
+    from disco_rules import api
+    from disco_rules.dsl import library
+
     api.compilation_cache(config)  # the runs' own JAX compilation cache
     from disco_rules.discovery import transfer as protocol
     from disco_rules.discovery.plan import TaskPlan
@@ -150,7 +130,7 @@ def transfer(args: argparse.Namespace) -> None:
     from disco_rules.discovery.tasks.kinds import task_kind
 
     if any(task_kind(task.kind).trains_agents for task in plan.heldout):
-        raise CliError(f"{run_dir}: its held-out tasks are RL tasks; transfer compares "
+        raise CliError(f"{args.run}: its held-out tasks are RL tasks; transfer compares "
                        "optimizers with tuned AdamW on optimizer tasks")
     total = len(protocol.suite(plan)) if tasks is None else tasks
     provenance = protocol.provenance(args.argv)  # the code that runs: read before a long run
@@ -177,12 +157,7 @@ def transfer(args: argparse.Namespace) -> None:
                                        config.validation_seeds)
         in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
                                      for name, row in zip(others, table)}}
-    read = (f"archive through generation {status.generations - 1}" if status.generations
-            else "no generation finished")
-    report = protocol.report(
-        outcome, programs, candidates,
-        f"Transfer of {run_dir} ({read}; {status.target_generations} planned)",
-        provenance, in_search)
+    report = protocol.report(outcome, programs, candidates, title, provenance, in_search)
     print(report, end="")
     if args.out:
         out = Path(args.out)
@@ -190,6 +165,61 @@ def transfer(args: argparse.Namespace) -> None:
         out.write_text(report)
         protocol.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+
+
+def _run_source(args: argparse.Namespace) -> tuple[Config, Path, list[int], dict[str, float],
+                                                  str]:
+    """(config, run directory, candidate ids, their in-search validation means, report title)
+    of `disco transfer RUN[:ID]`."""
+    from disco_rules import api
+
+    stored = split_ref(args.run)
+    run_dir, cid = stored if stored is not None else (Path(args.run), None)
+    if not run_dir.is_dir():
+        raise CliError(f"{args.run}: no such run directory (RUN or RUN:ID)")
+    if args.top is not None and cid is not None:
+        raise CliError(f"{args.run}: --top scores the run's best, not one candidate; "
+                       f"give RUN alone")
+    with open_run(run_dir) as store:
+        config = parse_config(store.config_text)
+        api.find_task_modules(store)
+        if args.top is not None:
+            ids = [record.id for record, _ in store.top(args.top, by="validation")]
+        elif cid is None:
+            chosen = chosen_winner(store)
+            ids = [] if chosen is None else [chosen.id]
+        else:
+            ids = [cid]
+        if not ids:
+            raise CliError(f"{run_dir}: no meta-validated program to choose a winner "
+                           f"from (a network run, or no validation yet); name one with "
+                           f"{run_dir}:ID")
+        validated = {f"#{i}": float(np.mean(scores)) for i in ids
+                     if (scores := [v.score for v in store.validation_of(i)])}
+    status = api.open_run(run_dir).status()
+    read = (f"archive through generation {status.generations - 1}" if status.generations
+            else "no generation finished")
+    return (config, run_dir, ids, validated,
+            f"Transfer of {run_dir} ({read}; {status.target_generations} planned)")
+
+
+def _config_source(args: argparse.Namespace) -> tuple[Config, None, list[int],
+                                                     dict[str, float], str]:
+    """(config, no run, no candidate ids, no validation means, report title) of `disco
+    transfer CONFIG.toml PROGRAM ...`: the programs on the config's held-out tasks."""
+    from disco_rules import api
+
+    if args.top is not None:
+        raise CliError(f"{args.run}: --top scores a run's best; a config has no candidates "
+                       "(give RUN --top N)")
+    if not args.programs:
+        raise CliError(f"{args.run}: name the programs to score on its held-out tasks "
+                       "(files or RUN:ID), e.g. disco transfer CONFIG.toml runs/x:12")
+    try:
+        config = api.read_config(args.run).config
+    except ConfigError as error:
+        raise CliError(str(error)) from None
+    return config, None, [], {}, f"Transfer on the held-out tasks of {args.run}"
 
 
 def _check_optimizers(programs: Sequence[tuple[str, Program]]) -> None:
