@@ -123,7 +123,7 @@ def instability(program: Program, battery: Battery = BATTERY) -> str | None:
         for t, step in enumerate(battery.steps):
             inputs = {"w": weights, "g": battery.gradients[t], "lr": battery.lr,
                       "step": step, "progress": battery.progress[t], **state}
-            values = evaluate_values(program, inputs, _ROWS)
+            values = evaluate_values(program, inputs, ROWS)
             for pole in poles:
                 pole.see(values, battery, t)
             outputs = [values[name] for name in program.outputs]
@@ -154,7 +154,7 @@ class _RowWise:
         return np.mean(x, axis=-1, keepdims=True)
 
 
-_ROWS = _RowWise()
+ROWS = _RowWise()  # numpy for a battery whose rows are separate tensors
 _POLE_OPS = ("div", "reciprocal", "pow", "tan")
 
 

@@ -1,7 +1,8 @@
 """Regularized evolution over programs, as the engine drives it: children are deduplicated
 (canonical hash, then functional fingerprint) against the archive and each other, screened
-(optimizer programs first for numerical stability, without training; then on a cheap task,
-where `screen.keep` < 1 lets only the best few by screen fitness go on: successive halving),
+(optimizer programs first for numerical stability and for a schedule counted in steps,
+without training; then on a cheap task, where `screen.keep` < 1 lets only the best few by
+screen fitness go on: successive halving),
 scored on the training tasks, and told to the population. With `population.near_duplicate`
 an optimizer child whose rollout (dsl.identity.rollout) is that close to a working
 candidate's is a cached copy of it too: the search neither trains nor validates clones that
@@ -40,6 +41,7 @@ from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 from disco_rules.dsl.stability import instability
+from disco_rules.dsl.stationarity import step_schedule
 from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                                state_from_data, state_to_data)
 
@@ -218,9 +220,10 @@ class ProgramPopulation:
 
     def _evaluate(self, programs: list[Program], train: Sequence[Task],
                   baselines: dict[str, BaselineRecord], warm: int = 0) -> list[Scored]:
-        """Screen (stability, then the screen task: `survivors`), then score on the training
-        tasks; never raises for a bad candidate. The first `warm` programs are warm starts:
-        they face the stability check and `screen.min_fitness` but not `screen.keep`'s cut,
+        """Screen (numerical stability, a schedule counted in steps, then the screen task:
+        `survivors`), then score on the training tasks; never raises for a bad candidate. The
+        first `warm` programs are warm starts: they face the stability and step-count checks
+        and `screen.min_fitness` but not `screen.keep`'s cut,
         and take none of its places (ceil(keep * the other new programs)), so a user's warm
         starts are always scored and mutants compete only with mutants."""
         outcomes: list[Scored | None] = [None] * len(programs)
@@ -229,11 +232,11 @@ class ProgramPopulation:
             passing = []
             for i, program in enumerate(programs):
                 reason = instability(program)
+                reason = f"unstable: {reason}" if reason else step_schedule(program)
                 if reason is None:
                     passing.append(i)
                 else:
-                    outcomes[i] = Scored(WORST, CandidateStatus.SCREENED,
-                                         f"unstable: {reason}")
+                    outcomes[i] = Scored(WORST, CandidateStatus.SCREENED, reason)
         if self.screen is not None and passing:
             screened = [score for (score,) in
                         self._score([programs[i] for i in passing], [self.screen], baselines)]
