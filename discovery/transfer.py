@@ -561,9 +561,10 @@ def plot_curves(outcome: Transfer, name: str, output: Path) -> None:
     plt.close(figure)
 
 
-def provenance(argv: Sequence[str]) -> str:
-    """"commit `abc1234`; command: `disco transfer ...`" for a report: the commit of this
-    code's checkout (noting uncommitted changes to tracked files), "unknown" outside one."""
+def provenance(argv: Sequence[str], command: Sequence[str] = ("disco",)) -> str:
+    """"commit `abc1234`; command: `disco transfer ...`" for a report of `command` + `argv`:
+    the commit of this code's checkout (noting uncommitted changes to tracked files),
+    "unknown" outside one."""
     here = Path(__file__).resolve().parent
 
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -576,4 +577,4 @@ def provenance(argv: Sequence[str]) -> str:
     except OSError:  # no git
         commit, dirty = "", False
     return (f"commit `{commit or 'unknown'}`{' (with uncommitted changes)' if dirty else ''}; "
-            f"command: `{shlex.join(['disco', *argv])}`")
+            f"command: `{shlex.join([*command, *argv])}`")

@@ -18,6 +18,7 @@ from disco_rules.discovery.search.programs import ProgramPopulation, Scored, sur
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.slots import OPTIMIZER
 from disco_rules.dsl.stability import instability
+from disco_rules.dsl.stationarity import step_schedule
 from test_search import CONFIG, archive_rows, make_search, programs
 from tests.configs import config_variant
 
@@ -191,17 +192,18 @@ def test_only_the_kept_children_train_and_the_archive_says_why_the_others_did_no
 
 def committed_evaluate(self, programs, train, baselines, warm=0):
     """ProgramPopulation._evaluate as committed before `screen.keep` (8e425bb): the
-    threshold alone (`warm` is unused)."""
+    threshold alone (`warm` is unused), with the step-count screen added since (6e4dcfd)."""
     outcomes = [None] * len(programs)
     passing = list(range(len(programs)))
     if self.slot == OPTIMIZER:
         passing = []
         for i, program in enumerate(programs):
             reason = instability(program)
+            reason = f"unstable: {reason}" if reason else step_schedule(program)
             if reason is None:
                 passing.append(i)
             else:
-                outcomes[i] = Scored(WORST, CandidateStatus.SCREENED, f"unstable: {reason}")
+                outcomes[i] = Scored(WORST, CandidateStatus.SCREENED, reason)
     if self.screen is not None and passing:
         screened = self._score([programs[i] for i in passing], [self.screen], baselines)
         candidates, passing = passing, []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ import numpy as np
 import optax
 
 from disco_rules.discovery.selection import standard_error
+from disco_rules.discovery.transfer import provenance
 from disco_rules.discovery.verdict import judge, with_error
 
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
@@ -57,6 +59,9 @@ class Problem:
     loss: Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
     batch: int
     steps: int
+    # False for convolutions: vmapped over runs, each kernel becomes a grouped convolution,
+    # which XLA on CPU runs far slower than the runs one after another
+    vmapped: bool = True
 
 
 def _dense(key: jax.Array, fan_in: int, fan_out: int) -> dict[str, jax.Array]:
@@ -298,9 +303,9 @@ PROBLEMS = (
     Problem("lstm_adding", "LSTM (32) on the adding problem, 20 steps, MSE",
             _adding_data, _lstm_init, _lstm_loss, 32, 1500),
     Problem("conv1d_frequency", "1-D CNN telling 4 frequencies in noise apart",
-            _frequency_data, _conv1d_init, _conv1d_loss, 64, 800),
+            _frequency_data, _conv1d_init, _conv1d_loss, 64, 800, vmapped=False),
     Problem("conv2d_shapes", "2-D CNN on noisy drawn shapes, 4 classes",
-            _shape_data, _conv2d_init, _conv2d_loss, 32, 600),
+            _shape_data, _conv2d_init, _conv2d_loss, 32, 600, vmapped=False),
     Problem("transformer_count", "1-layer transformer counting tokens, 10 classes per position",
             _count_data, _transformer_init, _transformer_loss, 32, 1500),
     Problem("deep_regression", "6-layer width-32 tanh MLP regressing a random teacher",
@@ -352,8 +357,13 @@ def train(problem: Problem, data: Data, make: Optimizer,
         end = evaluate(params)
         return jnp.where(jnp.isfinite(end), end, start)
 
-    grid = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
-    losses = np.asarray(grid(jnp.asarray(LRS), jnp.asarray(SEEDS)))  # [lr, seed, 2]
+    lrs, seeds = jnp.asarray(LRS), jnp.asarray(SEEDS)
+    if problem.vmapped:
+        losses = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(lrs, seeds)
+    else:  # one run after another, each compiled once
+        pairs = [a.ravel() for a in jnp.meshgrid(lrs, seeds, indexing="ij")]
+        losses = jax.jit(lambda a: jax.lax.map(lambda pair: one(*pair), a))(pairs)
+    losses = np.asarray(losses).reshape(len(LRS), len(SEEDS), 2)  # [lr, seed, 2]
     return losses[..., 0], losses[..., 1]
 
 
@@ -450,7 +460,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--problems", nargs="*", help="only these problems (by name)")
     parser.add_argument("--out", help="also write the report to this file, and each "
                         "optimizer's tuned lr and test losses beside it (.json)")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    made = provenance(argv, ("python", "docs/experiments/outside_check.py"))  # before a long run
     problems = [p for p in PROBLEMS if not args.problems or p.name in args.problems]
     optimizers = references()
     labels = []
@@ -465,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results[p.name] = {n: tuned(p, data, make, args.schedule)
                            for n, make in optimizers.items()}
         print(f"{p.name}: {time.perf_counter() - start:.0f} s", flush=True)
-    text = report(problems, results, labels, args.schedule)
+    text = made + "\n\n" + report(problems, results, labels, args.schedule)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
