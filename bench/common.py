@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +36,13 @@ def random_programs(n: int, seed: int, max_statements: int, max_chain: int = 5
             continue
         programs.append(program)
     return programs
+
+
+def screen_arguments(doc: str, programs: int) -> argparse.Namespace:
+    """The command line of a screen's benchmark (`doc`: its module docstring): how many
+    random programs (default `programs`), programs per compiled training call, seed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--programs", type=int, default=programs)
+    parser.add_argument("--batch", type=int, default=16, help="programs per training call")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()

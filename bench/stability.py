@@ -20,14 +20,13 @@ screen are unstable only through the task (too large a step), which training cat
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import jax
 import numpy as np
 
-from common import random_programs
+from common import random_programs, screen_arguments
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner.train import evaluate_population
 from disco_rules.discovery.tasks import Task
@@ -40,11 +39,7 @@ LRS = (0.001, 0.01, 0.1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=16, help="programs per training call")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = screen_arguments(__doc__, 256)
     programs = random_programs(args.programs, args.seed, MAX_STATEMENTS)
     encoding = Encoding(max_statements=MAX_STATEMENTS)
     keys = task_keys(TASK, 2, args.seed)

@@ -20,13 +20,12 @@ being finite).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import jax
 
-from common import random_programs
+from common import random_programs, screen_arguments
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner.train import evaluate_population
 from disco_rules.discovery.tasks import Task
@@ -37,11 +36,7 @@ MAX_STATEMENTS = 16
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16, help="programs per training call")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = screen_arguments(__doc__, 64)
     programs = random_programs(args.programs, args.seed, MAX_STATEMENTS)
     encoding = Encoding(max_statements=MAX_STATEMENTS)
     tasks = [Task.make("tabular", dataset="diabetes", depth=0, horizon=horizon)
