@@ -80,14 +80,15 @@ class Verdict:
 
     def numbers(self) -> str:
         """The margin and its spread, e.g. "+0.210 ± 0.060, 4.30 SE needed from 3 families;
-        ahead on 2 of 3 held-out families"."""
+        ahead on 2 of 3 held-out families" (the SE a margin needed, where it is within noise
+        and needed more than 2)."""
         if self.failed:
             margin = f"no finite score on {self.failed} of {self.count} results"
         elif self.count == 0:
             margin = "no results"
         else:
             margin = with_error(self.mean, self.se, self.count)
-            if self.needs > 2 and math.isfinite(self.se):
+            if self.kind is Kind.WITHIN_NOISE and self.needs > 2 and math.isfinite(self.se):
                 source = (f"{self.families} families" if self.families > 1
                           else f"{self.count} results")
                 margin += f", {self.needs:.2f} SE needed from {source}"

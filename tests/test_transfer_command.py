@@ -423,9 +423,8 @@ def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_r
     *_, winner, loser = printed.strip().splitlines()
     assert re.fullmatch(r"#1 beats tuned AdamW by \+0\.\d+ ± 0\.\d+ \(ahead on 1 of 1 "
                         r"held-out families\)", winner), printed
-    assert re.fullmatch(r"slow_sgd is worse than tuned AdamW \(-0\.\d+ ± 0\.\d+, 4\.30 SE "
-                        r"needed from 3 results; ahead on 0 of 1 held-out families\)", loser), \
-        printed
+    assert re.fullmatch(r"slow_sgd is worse than tuned AdamW \(-0\.\d+ ± 0\.\d+; ahead on "
+                        r"0 of 1 held-out families\)", loser), printed
     # the adam program is optax's AdamW at weight decay 0: the same numbers seed by seed
     assert "| adam | +0.000 ± 0.000 | +0.000 ± 0.000 | 0/1 | within noise |" in printed
     report = out.read_text()
