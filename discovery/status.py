@@ -14,7 +14,8 @@ class CandidateStatus(StrEnum):
     DIVERGED = "diverged"  # a task's loss blew up at every lr
     FAILED = "failed"  # a work item raised or its actor died
     TIMEOUT = "timeout"  # abandoned at its deadline
-    SCREENED = "screened"  # dropped before training: unstable, or by the screen task
+    SCREENED = "screened"  # dropped before training: unstable, a step-counted schedule, or
+    # by the screen task
     CACHED = "cached"  # the same function as an earlier candidate, whose scores it takes
 
     @property
