@@ -296,6 +296,7 @@ def test_a_winner_that_does_not_hold_on_fresh_seeds_is_not_called_a_winner(tmp_p
     verdict = json.loads(capsys.readouterr().out)["verdict"]
     assert verdict["kind"] == "within noise" and verdict["fresh_seeds"] is True
     assert verdict["mean"] == pytest.approx(np.mean([(0.05 + 0.02) / 2, -0.04]))
+    assert verdict["standard_errors_needed"] == pytest.approx(12.706, abs=1e-3)  # t, 1 df
 
 
 def test_a_winner_whose_tuned_lr_is_not_archived_is_left_unconfirmed(finished, tmp_path,

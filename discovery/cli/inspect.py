@@ -148,6 +148,7 @@ def _inspect_pareto(run_dir: Path, as_json: bool) -> None:
                               "kind": verdict.kind, "mean": verdict.mean, "se": verdict.se,
                               "families_ahead": verdict.families_ahead,
                               "families": verdict.families,
+                              "standard_errors_needed": verdict.needs,
                               "fresh_seeds": confirmed,
                               "text": verdict_lines[0].removeprefix("verdict: ")},
                           "sizes": rows}, indent=2, default=json_float))
