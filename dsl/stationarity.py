@@ -77,8 +77,8 @@ def mean_steps(program: Program, horizon: int,
     sums = np.zeros((len(WINDOWS), len(gradients)))
     with np.errstate(all="ignore"):
         for step in range(1, horizon + 1):
-            gradients = means + sds * rng.standard_normal(weights.shape).astype(np.float32)
-            inputs = {"w": weights, "g": gradients, "lr": np.float32(LR),
+            noisy = means + sds * rng.standard_normal(weights.shape).astype(np.float32)
+            inputs = {"w": weights, "g": noisy, "lr": np.float32(LR),
                       "step": np.float32(step), "progress": np.float32(step / horizon),
                       **state}
             values = evaluate_values(program, inputs, ROWS)
