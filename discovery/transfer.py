@@ -509,9 +509,10 @@ def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Seque
         f"over the tuning seeds of log final validation loss. Columns: the run's held-out "
         f"families, each its held-out tasks and their variants "
         f"({', '.join(label for label, _ in VARIANTS)}). Verdict: beats tuned AdamW when "
-        f"overall mean - 2 SE > {NEGLIGIBLE:g} and it is ahead on more than half of the "
-        f"families, worse when mean + 2 SE < -{NEGLIGIBLE:g}, else within noise; ahead on a "
-        f"family: its mean > {NEGLIGIBLE:g}.",
+        f"overall mean - k SE > {NEGLIGIBLE:g}, k = max(2, Student's t at 97.5% with one "
+        f"degree of freedom fewer than the families), and it is ahead on more than half of "
+        f"the families, worse when mean + k SE < -{NEGLIGIBLE:g}, else within noise; ahead on "
+        f"a family: its mean > {NEGLIGIBLE:g}.",
         "",
         *left_out,
         summary_table(outcome, list(programs)),
