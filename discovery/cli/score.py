@@ -196,11 +196,11 @@ def _run_source(args: argparse.Namespace) -> tuple[Config, Path, list[int], dict
                            f"{run_dir}:ID")
         validated = {f"#{i}": float(np.mean(scores)) for i in ids
                      if (scores := [v.score for v in store.validation_of(i)])}
-    status = api.open_run(run_dir).status()
-    read = (f"archive through generation {status.generations - 1}" if status.generations
+        done = store.last_generation()
+    read = (f"archive through generation {done}" if done is not None
             else "no generation finished")
     return (config, run_dir, ids, validated,
-            f"Transfer of {run_dir} ({read}; {status.target_generations} planned)")
+            f"Transfer of {run_dir} ({read}; {config.generations} planned)")
 
 
 def _config_source(args: argparse.Namespace) -> tuple[Config, None, list[int],
