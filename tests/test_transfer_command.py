@@ -428,6 +428,9 @@ def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_r
     # the adam program is optax's AdamW at weight decay 0: the same numbers seed by seed
     assert "| adam | +0.000 ± 0.000 | +0.000 ± 0.000 | 0/1 | within noise |" in printed
     report = out.read_text()
+    # the title: what the archive holds and what the config plans (generations = 2)
+    assert report.startswith(f"# Transfer of {small_run} (archive through generation 0; "
+                             f"2 planned)\n")
     assert report.endswith(f"{winner}\n{loser}\n")
     assert "command: `disco transfer " in report and out.with_suffix(".png").is_file()
     assert "Not evaluated (--tasks 1): `quadratic(condition_number=10.0,dim=6,horizon=10," \
