@@ -41,6 +41,9 @@ class PopulationConfig:
     # (dsl.identity.rollout) are within this fraction of a step of a working candidate's is
     # a cached copy of it, not a new candidate (0: only exact and functional duplicates)
     near_duplicate: float = 0.0
+    # programs: the fittest working members that never age out while they lead (0: pure
+    # regularized evolution, every member leaves with its age)
+    elite: int = 0
     hidden: int = 32  # networks: width of the hidden layer
 
 
@@ -397,6 +400,12 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError(f"population.kind: {error}") from None
     if kind.networks:
         _check_network_config(config)
+    if not 0 <= config.population.elite < config.population.size:
+        raise ConfigError(f"population.elite: members kept past their age, from 0 to "
+                          f"population.size - 1, got {config.population.elite}")
+    if kind.networks and config.population.elite:
+        raise ConfigError("population.elite: program populations only (an evosax strategy "
+                          "keeps no members); remove it")
     if config.population.tournament > config.population.size:
         raise ConfigError("population.tournament: must not exceed population.size "
                           f"({config.population.tournament} > {config.population.size})")

@@ -1,9 +1,10 @@
 """Regularized evolution over programs (Real et al. 2019; the search that found Lion).
 
 ask/tell over an immutable state: a child is a mutation of the fittest of a random
-tournament; members age out oldest-first, whatever their fitness. A failed child (fitness
--inf or NaN: screened out, diverged) joins as the oldest member, so it leaves first and never
-pushes a working member out: a search whose mutants mostly fail keeps its working members.
+tournament; members age out oldest-first, whatever their fitness, except the `elite` fittest
+working members, which stay while they lead. A failed child (fitness -inf or NaN: screened
+out, diverged) joins as the oldest member, so it leaves first and never pushes a working
+member out: a search whose mutants mostly fail keeps its working members.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ class EvolutionState:
 
 @dataclass(frozen=True)
 class RegularizedEvolution:
-    """Tournament selection, mutation, and removal of the oldest member."""
+    """Tournament selection, mutation, and removal of the oldest member that is not among
+    the `elite` fittest."""
 
     size: int
     tournament: int
     mutation: MutationConfig = MutationConfig()
+    elite: int = 0
 
     def initial(self, warm_start: list[Program], rng: np.random.Generator) -> list[Child]:
         """The first `size` candidates: each warm start, then mutants of them, whose parent id
@@ -71,11 +74,20 @@ class RegularizedEvolution:
         return Child(mutate(parent.program, rng, self.mutation), parent.id)
 
     def tell(self, state: EvolutionState, members: list[Member]) -> EvolutionState:
-        """Add evaluated members, failed ones as the oldest; the oldest leave so that at most
-        `size` remain."""
+        """Add evaluated members, failed ones as the oldest; the oldest that are not among the
+        `elite` fittest working members leave so that at most `size` remain."""
         failed = tuple(m for m in members if not math.isfinite(m.fitness))
         working = tuple(m for m in members if math.isfinite(m.fitness))
-        return EvolutionState((failed + state.members + working)[-self.size:])
+        pool = failed + state.members + working
+        excess = len(pool) - self.size
+        if excess <= 0:
+            return EvolutionState(pool)
+        # ties between equally fit members go to the older, the incumbent
+        ranked = sorted((i for i, m in enumerate(pool) if math.isfinite(m.fitness)),
+                        key=lambda i: (-pool[i].fitness, i))
+        kept = set(ranked[:self.elite])
+        leaving = [i for i in range(len(pool)) if i not in kept][:excess]
+        return EvolutionState(tuple(m for i, m in enumerate(pool) if i not in set(leaving)))
 
 
 def state_to_data(state: EvolutionState) -> list[dict]:

@@ -219,6 +219,30 @@ def test_failed_children_never_push_a_working_member_out():
     assert evolution.tell(state, [member(6, -math.inf)] * 3) == state
 
 
+def test_the_elite_stays_while_it_leads_and_everyone_else_ages_out_oldest_first():
+    sgd = programs("sgd")[0]
+    member = lambda i, fitness: Member(i, sgd, fitness)
+    plain = RegularizedEvolution(size=3, tournament=2)
+    elite = RegularizedEvolution(size=3, tournament=2, elite=1)
+    start = [member(0, 0.5), member(1, -1.0), member(2, -2.0)]
+    later = [[member(3, -0.1), member(4, -0.3)], [member(5, 0.4)], [member(6, 0.9)],
+             [member(7, math.nan), member(8, -math.inf)]]
+    kept, aged = elite.tell(EvolutionState(), start), plain.tell(EvolutionState(), start)
+    ids = []
+    for children in later:
+        kept, aged = elite.tell(kept, children), plain.tell(aged, children)
+        ids.append(([m.id for m in kept.members], [m.id for m in aged.members]))
+    # without an elite the fittest, 0, leaves with its age; with one it outlives younger
+    # members until 6 leads, then leaves as the oldest; failures take no working place
+    assert ids == [([0, 3, 4], [2, 3, 4]), ([0, 4, 5], [3, 4, 5]), ([4, 5, 6], [4, 5, 6]),
+                   ([4, 5, 6], [4, 5, 6])]
+    assert [m.id for m in elite.tell(kept, [member(9, 0.0)]).members] == [5, 6, 9]
+    # the elite are the `elite` fittest working members, ties to the older
+    two = RegularizedEvolution(size=3, tournament=2, elite=2)
+    state = two.tell(EvolutionState(), [member(0, 1.0), member(1, 1.0), member(2, 1.0)])
+    assert [m.id for m in two.tell(state, [member(3, 0.0)]).members] == [0, 1, 3]
+
+
 def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_path):
     broken = parse("def broken(w, g, lr):\n    update = lr * log(-1.0 - abs(g))\n"
                    "    return update\n")  # NaN on every step: a failed member
