@@ -335,7 +335,9 @@ class Status:
 
     @property
     def finished(self) -> bool:
-        return self.generations >= self.target_generations
+        """All generations done and no process writing (one that is still chooses and
+        confirms the winner)."""
+        return self.generations >= self.target_generations and self.writer is None
 
 
 class Run:

@@ -36,6 +36,23 @@ def test_status_names_the_process_writing_a_live_run(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["writer"] is None
 
 
+def test_a_run_past_its_last_generation_is_running_while_its_writer_chooses_the_winner(
+        tmp_path, capsys):
+    search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
+    for _ in range(4):  # all of its generations; the store is still open, as while the
+        search.step()   # process confirms its winner on fresh seeds
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["generations"] == status["target_generations"] == 4
+    assert status["finished"] is False and status["writer"] is not None
+    assert main(["status", str(tmp_path / "run")]) == 0
+    assert f"4 of 4 generations, running (pid {os.getpid()} on {socket.gethostname()}, " \
+        "choosing its winner)" in capsys.readouterr().out
+    store.close()
+    assert main(["status", str(tmp_path / "run")]) == 0
+    assert "4 of 4 generations, finished" in capsys.readouterr().out
+
+
 def test_status_of_a_directory_that_is_not_a_run_is_one_line(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err
