@@ -335,8 +335,8 @@ class Status:
 
     @property
     def finished(self) -> bool:
-        """All generations done and no process writing (one that is still chooses and
-        confirms the winner)."""
+        """All generations done and no process writing it (one that does is still choosing
+        and confirming the winner)."""
         return self.generations >= self.target_generations and self.writer is None
 
 

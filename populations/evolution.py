@@ -86,8 +86,8 @@ class RegularizedEvolution:
         ranked = sorted((i for i, m in enumerate(pool) if math.isfinite(m.fitness)),
                         key=lambda i: (-pool[i].fitness, i))
         kept = set(ranked[:self.elite])
-        leaving = [i for i in range(len(pool)) if i not in kept][:excess]
-        return EvolutionState(tuple(m for i, m in enumerate(pool) if i not in set(leaving)))
+        leaving = set([i for i in range(len(pool)) if i not in kept][:excess])
+        return EvolutionState(tuple(m for i, m in enumerate(pool) if i not in leaving))
 
 
 def state_to_data(state: EvolutionState) -> list[dict]:
