@@ -334,10 +334,14 @@ class Status:
     writer: str | None = None  # "pid N on HOST" of the process writing the run, if one is
 
     @property
+    def done(self) -> bool:
+        """All generations run (a process still writing the run is choosing the winner)."""
+        return self.generations >= self.target_generations
+
+    @property
     def finished(self) -> bool:
-        """All generations done and no process writing it (one that does is still choosing
-        and confirming the winner)."""
-        return self.generations >= self.target_generations and self.writer is None
+        """All generations done and no process writing it."""
+        return self.done and self.writer is None
 
 
 class Run:

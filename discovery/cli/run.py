@@ -208,7 +208,6 @@ def status(args: argparse.Namespace) -> None:
     from disco_rules import api
 
     status = api.open_run(args.run).status()
-    done = status.generations >= status.target_generations
     if args.json:
         print(json.dumps({
             "run": str(status.run_dir), "generations": status.generations,
@@ -222,7 +221,7 @@ def status(args: argparse.Namespace) -> None:
         }, indent=2, default=json_float))
         return
     state = "finished" if status.finished else \
-        f"running ({status.writer}{', choosing its winner' if done else ''})" \
+        f"running ({status.writer}{', choosing its winner' if status.done else ''})" \
         if status.writer else f"stopped (continue with: disco resume {status.run_dir})"
     print(f"run {status.run_dir}: {status.generations} of {status.target_generations} "
           f"generations, {state}")

@@ -52,19 +52,17 @@ def main(run_dir: str) -> None:
 
     counts: dict[int, Counter] = defaultdict(Counter)
     best: dict[int, tuple[float, int]] = {}
-    parents: dict[int, Counter] = defaultdict(Counter)  # generation -> lineage -> parents
+    distinct: dict[int, set[int]] = defaultdict(set)  # generation -> its children's parents
     for cid, generation, pid, status, reason, fitness in rows:
         if generation == 0:
             continue
         lineage = root(cid)
         kind = outcome(status, reason)
         counts[lineage][kind] += 1
-        parents[generation][lineage] += 0  # a generation with children of this lineage
+        distinct[generation].add(pid)
         if kind == "trained" and fitness is not None and math.isfinite(fitness):
             best[lineage] = max(best.get(lineage, (-math.inf, -1)), (fitness, cid))
-    for generation in sorted(parents):
-        distinct = {pid for _, g, pid, *_ in rows if g == generation}
-        parents[generation] = Counter(root(pid) for pid in distinct)
+    parents = {g: Counter(root(pid) for pid in ids) for g, ids in distinct.items()}
 
     kinds = ["trained", "copy", "near copy", "unstable", "step count", "screen task",
              "failed in training"]
