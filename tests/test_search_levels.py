@@ -218,3 +218,32 @@ def test_near_duplicate_is_a_fraction_of_a_step_below_one(value):
     assert parse_config("[population]\nnear_duplicate = 0.01\n").population.near_duplicate == 0.01
     with pytest.raises(ConfigError, match="population.near_duplicate"):
         parse_config(f"[population]\nnear_duplicate = {value}\n")
+
+
+def test_the_elite_is_chosen_by_running_fitness_on_this_generations_levels(tmp_path,
+                                                                          monkeypatch):
+    """Elite 1 of 2: the leader after generation 0 does badly on generation 1's levels, so it
+    leaves as the oldest; chosen by its stale fitness it would have stayed."""
+    text = config_variant(SCHEDULED, {"population.size": 2, "population.elite": 1,
+                                      "population.children": 1,
+                                      "population.tournament": 1})
+    search, store, _ = make_search(tmp_path / "run", programs("momentum", "sgd"),
+                                   config_text=text)
+    search.step()
+    first, second = search.population.state.members
+    assert first.fitness > second.fitness  # the older member leads after generation 0
+    weak = parse("def weak(w, g, lr):\n    update = 0.001 * lr * g\n    return update\n")
+    monkeypatch.setattr(RegularizedEvolution, "ask",
+                        lambda self, state, rng, n: [Child(weak, second.id)])
+    rescore = search.population._rescore
+
+    def leader_falls(*args):
+        running, level_scores, rows = rescore(*args)
+        return {**running, first.id: -2 * FITNESS_CAP}, level_scores, rows
+
+    monkeypatch.setattr(search.population, "_rescore", leader_falls)
+    search.step()
+    members = search.population.state.members
+    assert store.candidate(members[-1].id).text.startswith("def weak")
+    assert members[-1].fitness < second.fitness  # the child is not the elite: `second` is
+    assert [m.id for m in members] == [second.id, members[-1].id]

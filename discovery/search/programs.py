@@ -343,20 +343,23 @@ class ProgramPopulation:
                 id=row["id"], generation=generation, parent_id=row["parent"], kind="programs",
                 text=to_text(row["program"]), hash=row["hash"], fingerprint=row["fingerprint"],
                 fitness=fit, status=status, reason=reason))
+        if levels:
+            # every member takes its running fitness, this generation's levels included,
+            # before the children join: the elite is chosen by it (a cached child has it
+            # already), and members keep the last one they had when they leave
+            self.state = EvolutionState(tuple(
+                replace(m, fitness=evaluated.running[sources[m.id]])
+                if sources[m.id] in evaluated.running else m for m in self.state.members))
         self.state = self.evolution.tell(
             self.state, [Member(r["id"], r["program"], r["fitness"]) for r in rows])
-        living = {m.id for m in self.state.members}
+        members = self.state.members
+        living = {m.id for m in members}
         self._near_sources = {c: s for c, s in self._near_sources.items() if c in living}
         table: list[list[float]] = []
         if levels:
-            # every member takes its running fitness; the leaders are the members scored on
-            # two generations' levels or more, by it (a newborn's mean over one generation's
-            # few levels ranks it poorly: docs/results.md, "Validating members scored on two
-            # generations"), and keep the last one they had when they leave
-            members = tuple(replace(m, fitness=evaluated.running[sources[m.id]])
-                            if sources[m.id] in evaluated.running else m
-                            for m in self.state.members)
-            self.state = EvolutionState(members)
+            # the leaders are the members scored on two generations' levels or more, by
+            # their running fitness (a newborn's mean over one generation's few levels ranks
+            # it poorly: docs/results.md, "Validating members scored on two generations")
             leaders = sorted({(m.fitness, sources[m.id]) for m in members
                               if math.isfinite(m.fitness) and sources[m.id] not in self._fresh})
             table = [[level_scores.get(sources[m.id], {}).get(level.key, math.nan)
