@@ -21,8 +21,11 @@ SMALL = {
     "code_lm": Task.make("code_lm", heads=2, head_dim=4, context=8, batch_size=8, horizon=150),
     "matrix_completion": Task.make("matrix_completion", rows=48, cols=40, rank=4, true_rank=2,
                                    batch_size=32, horizon=400),
+    "graph_regression": Task.make("graph_regression", nodes=16, features=4, width=8,
+                                  batch_size=8, horizon=300),
 }
-WIDTH = {"conv_autoencoder": "channels", "code_lm": "head_dim", "matrix_completion": "rank"}
+WIDTH = {"conv_autoencoder": "channels", "code_lm": "head_dim", "matrix_completion": "rank",
+         "graph_regression": "width"}
 
 
 def test_every_heldout_family_has_a_small_test_task():
@@ -169,9 +172,122 @@ def test_matrix_completion_noise_is_a_traced_float_on_every_entry():
     assert 0.3 < values.var() < 3.0  # entries of variance about 1
 
 
+def closed_form_propagation(adjacency):
+    """D^-1/2 (A + I) D^-1/2 of one 0/1 adjacency, in numpy."""
+    with_loops = np.asarray(adjacency, np.float64) + np.eye(len(adjacency))
+    scale = np.diag(with_loops.sum(axis=1) ** -0.5)
+    return scale @ with_loops @ scale
+
+
+def test_normalised_adjacency_is_the_symmetric_normalisation_with_self_loops():
+    adjacency = np.zeros((5, 5), np.float32)  # edges 0-1, 1-2, 1-3, 2-3; node 4 alone
+    for i, j in ((0, 1), (1, 2), (1, 3), (2, 3)):
+        adjacency[i, j] = adjacency[j, i] = 1.0
+    propagate = np.asarray(heldout._normalised_adjacency(jnp.asarray(adjacency)))
+    np.testing.assert_allclose(propagate, closed_form_propagation(adjacency), rtol=1e-6)
+    # degrees with self-loops 2, 4, 3, 3, 1
+    np.testing.assert_allclose([propagate[0, 0], propagate[0, 1], propagate[2, 3],
+                                propagate[4, 4], propagate[0, 2]],
+                               [1 / 2, 1 / np.sqrt(8), 1 / 3, 1.0, 0.0], rtol=1e-6)
+    batched = heldout._normalised_adjacency(jnp.stack([jnp.asarray(adjacency), jnp.zeros((5, 5))]))
+    np.testing.assert_allclose(batched[0], propagate, rtol=1e-6)
+    np.testing.assert_array_equal(batched[1], np.eye(5))  # no edges: each node keeps itself
+
+
+def test_random_graphs_are_symmetric_without_self_loops_and_as_dense_as_edge_prob():
+    draw = jax.jit(lambda key, p: heldout._random_graphs(key, 200, 16, 3, p))
+    for edge_prob in (0.05, 0.3):  # traced: one compiled draw for both
+        x, adjacency = (np.asarray(a) for a in draw(KEY, jnp.float32(edge_prob)))
+        assert x.shape == (200, 16, 3) and adjacency.shape == (200, 16, 16)
+        assert abs(x.mean()) < 0.05 and abs(x.std() - 1.0) < 0.05
+        assert set(np.unique(adjacency)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(adjacency, adjacency.transpose(0, 2, 1))
+        assert not adjacency[:, np.arange(16), np.arange(16)].any()
+        rows, cols = np.triu_indices(16, k=1)
+        pairs = adjacency[:, rows, cols]  # 200 graphs x 120 node pairs
+        assert abs(pairs.mean() - edge_prob) < 0.02, pairs.mean()
+        assert len({a.tobytes() for a in adjacency}) > 190  # different graphs
+
+
+def student_loss(params, x, propagate, targets):
+    """The student GCN's mean squared error, in numpy."""
+    h = np.asarray(x, np.float64)
+    for layer in (params["conv1"], params["conv2"]):
+        h = np.tanh(propagate @ h @ np.asarray(layer["w"]) + np.asarray(layer["b"]))
+    predicted = (h @ np.asarray(params["readout"]["w"]) + np.asarray(params["readout"]["b"]))
+    return np.mean((predicted[..., 0] - targets) ** 2)
+
+
+def test_graph_regression_is_a_two_layer_gcn_on_the_normalised_adjacency():
+    data, params, batch, train_loss, validation_loss = drawer("graph_regression")(KEY)
+    assert params["conv1"]["w"].shape == (4, 8) and params["conv2"]["w"].shape == (8, 8)
+    assert params["readout"]["w"].shape == (8, 1)
+    assert set(params) == {"conv1", "conv2", "readout"}
+    x, propagate, targets = (np.asarray(a, np.float64) for a in batch)
+    assert x.shape == (8, 16, 4) and propagate.shape == (8, 16, 16) and targets.shape == (8, 16)
+    assert [a.shape[0] for a in data["validation"]] == [heldout.N_VALIDATION_GRAPHS] * 3
+    for graphs in (batch, data["validation"]):  # the propagation of each graph's own edges
+        for one in np.asarray(graphs[1], np.float64):
+            adjacency = (one > 0) & ~np.eye(16, dtype=bool)
+            np.testing.assert_allclose(one, closed_form_propagation(adjacency), atol=1e-6)
+    np.testing.assert_allclose(train_loss, student_loss(params, x, propagate, targets),
+                               rtol=1e-4)
+    validation = [np.asarray(a, np.float64) for a in data["validation"]]
+    np.testing.assert_allclose(validation_loss, student_loss(params, *validation), rtol=1e-4)
+
+
+def test_graph_regression_never_trains_on_its_validation_graphs():
+    problem = SMALL["graph_regression"].build()
+    data, *_ = drawer("graph_regression")(KEY)
+    keys = jax.random.split(jax.random.PRNGKey(7), 40)
+    batches = jax.jit(jax.vmap(problem.train_batch, in_axes=(0, None)))(keys, data)
+    trained = {graph.tobytes() for graph in np.asarray(batches[0]).reshape(-1, 16, 4)}
+    assert len(trained) == 40 * 8  # fresh graphs every step
+    validation = {graph.tobytes() for graph in np.asarray(data["validation"][0])}
+    assert len(validation) == heldout.N_VALIDATION_GRAPHS and not trained & validation
+
+
+def teacher_targets(teacher, x, propagate):
+    """The teacher GCN's clean targets, in numpy."""
+    x, propagate = np.asarray(x, np.float64), np.asarray(propagate, np.float64)
+    hidden = np.tanh(propagate @ x @ np.asarray(teacher["hidden"]))
+    return (propagate @ hidden @ np.asarray(teacher["out"]))[..., 0]
+
+
+def test_graph_regression_targets_are_the_teachers_output_plus_traced_noise():
+    task = SMALL["graph_regression"]
+
+    @jax.jit
+    def draw(noise, edge_prob):
+        problem = task.build({"noise": noise, "edge_prob": edge_prob})
+        data = problem.data(KEY)
+        keys = jax.random.split(jax.random.PRNGKey(5), 16)
+        return data, jax.vmap(problem.train_batch, in_axes=(0, None))(keys, data)
+
+    clean = draw(jnp.float32(0.0), jnp.float32(0.15))
+    noisy = draw(jnp.float32(0.5), jnp.float32(0.15))
+    teacher = clean[0]["teacher"]
+    assert teacher["hidden"].shape == (4, heldout.TEACHER_WIDTH)
+    assert teacher["out"].shape == (heldout.TEACHER_WIDTH, 1)
+    assert leaves_equal(teacher, noisy[0]["teacher"])  # the noise changes only the targets
+    for clean_graphs, noisy_graphs in ((clean[0]["validation"], noisy[0]["validation"]),
+                                       (clean[1], noisy[1])):  # 16 training batches
+        assert leaves_equal(clean_graphs[:2], noisy_graphs[:2])  # the same graphs
+        np.testing.assert_allclose(clean_graphs[2], teacher_targets(teacher, *clean_graphs[:2]),
+                                   atol=1e-4)
+        assert 0.45 < np.asarray(noisy_graphs[2] - clean_graphs[2]).std() < 0.55
+    assert 0.95 < np.asarray(clean[0]["validation"][2]).var() < 1.05  # scaled to variance 1
+    assert 0.3 < np.asarray(clean[1][2]).var() < 3.0
+    off_diagonal = ~np.eye(16, dtype=bool)
+    for edge_prob in (0.15, 0.4):  # edge_prob is traced too
+        propagate = np.asarray(draw(jnp.float32(0.0), jnp.float32(edge_prob))[0]["validation"][1])
+        assert abs((propagate[:, off_diagonal] > 0).mean() - edge_prob) < 0.03
+
+
 @pytest.mark.parametrize("name, lr, factor", [("conv_autoencoder", 3e-3, 0.5),
                                               ("code_lm", 1e-2, 0.75),
-                                              ("matrix_completion", 1e-2, 0.5)])
+                                              ("matrix_completion", 1e-2, 0.5),
+                                              ("graph_regression", 1e-2, 0.1)])
 @pytest.mark.slow  # trains a network of each family to a lower loss
 def test_adam_lowers_the_validation_loss(name, lr, factor):
     task = SMALL[name]

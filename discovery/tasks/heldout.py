@@ -14,8 +14,13 @@ training tasks' networks or datasets.
 - `matrix_completion`: a long-horizon regression, a factorisation U V^T (of rank `rank`,
   over-parameterised by default) fit to the observed entries of a noisy random low-rank matrix,
   scored on held-out entries; it is bilinear, not a network, and its data is drawn per seed.
+- `graph_regression`: a graph convolutional network (message passing over the symmetric
+  normalised adjacency, Kipf & Welling, 2017) regressing a node value on random Erdős–Rényi
+  graphs drawn in JAX from the seed, the targets a seed's fixed random teacher GCN plus noise;
+  no training family passes messages along a graph or sees graph-structured data.
 
-Int parameters fix shapes; `noise` is a float and may be traced (`Task.build(floats)`).
+Int parameters fix shapes; `noise` and `edge_prob` are floats and may be traced
+(`Task.build(floats)`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ LATENT_CHANNELS = 4  # the bottleneck: 4x4 positions x 4 channels = 64 numbers p
 N_VALIDATION_IMAGES = 256  # a seed's fixed held-out images
 OBSERVED_FRACTION = 0.3  # of a matrix's entries, seen in training
 N_VALIDATION_ENTRIES = 1024  # held-out entries of a matrix (fewer if it has not that many)
+N_VALIDATION_GRAPHS = 64  # a seed's fixed held-out graphs
+TEACHER_WIDTH = 16  # hidden features of the random teacher GCN that makes the targets
 
 
 # -- conv_autoencoder ------------------------------------------------------------------------
@@ -242,6 +249,86 @@ def _matrix_completion(task: Task) -> Problem:
                    horizon=task.get("horizon"))
 
 
+# -- graph_regression ------------------------------------------------------------------------
+
+
+def _random_graphs(key: jax.Array, n: int, nodes: int, features: int,
+                   edge_prob: Any) -> tuple[jax.Array, jax.Array]:
+    """`n` Erdős–Rényi graphs: node features [n, nodes, features], standard normal, and a
+    symmetric 0/1 adjacency [n, nodes, nodes] without self-loops, each pair of nodes joined
+    with probability `edge_prob` (which may be traced)."""
+    k_features, k_edges = jax.random.split(key)
+    x = jax.random.normal(k_features, (n, nodes, features))
+    upper = jnp.triu(jax.random.uniform(k_edges, (n, nodes, nodes)) < edge_prob, k=1)
+    return x, (upper | jnp.swapaxes(upper, 1, 2)).astype(jnp.float32)
+
+
+def _normalised_adjacency(adjacency: jax.Array) -> jax.Array:
+    """D^-1/2 (A + I) D^-1/2, D the degrees of A + I: a graph convolution's propagation
+    (Kipf & Welling, 2017), over the last two axes."""
+    with_loops = adjacency + jnp.eye(adjacency.shape[-1])
+    scale = jax.lax.rsqrt(jnp.sum(with_loops, axis=-1))
+    return with_loops * scale[..., :, None] * scale[..., None, :]
+
+
+def _teacher(teacher: dict[str, jax.Array], x: jax.Array, propagate: jax.Array) -> jax.Array:
+    """The teacher's clean targets [n, nodes]: two bias-free graph convolutions, tanh between."""
+    hidden = jnp.tanh(propagate @ x @ teacher["hidden"])
+    return (propagate @ hidden @ teacher["out"])[..., 0]
+
+
+def _graph_regression(task: Task) -> Problem:
+    """Two graph convolutions (H' = tanh(Â H W + b), Â the normalised adjacency with
+    self-loops) of `width` features and a per-node linear readout, fit by mean squared error
+    over all nodes to the targets of a seed's random teacher GCN (features -> TEACHER_WIDTH ->
+    1, scaled so its pre-activations and clean targets have unit variance on the validation
+    graphs) plus Gaussian noise of standard deviation `noise`. Training graphs are fresh every
+    step; validation is a seed's fixed N_VALIDATION_GRAPHS, with noisy targets."""
+    nodes, features, width = task.get("nodes"), task.get("features"), task.get("width")
+    edge_prob, noise, batch_size = task.get("edge_prob"), task.get("noise"), task.get("batch_size")
+
+    def drawn(key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        x, adjacency = _random_graphs(key, n, nodes, features, edge_prob)
+        return x, _normalised_adjacency(adjacency)
+
+    def labelled(key: jax.Array, teacher: dict[str, jax.Array], x: jax.Array,
+                 propagate: jax.Array) -> tuple[jax.Array, ...]:
+        targets = _teacher(teacher, x, propagate) + noise * jax.random.normal(key, x.shape[:2])
+        return x, propagate, targets
+
+    def data(key: jax.Array) -> dict[str, Any]:
+        k_hidden, k_out, k_graphs, k_noise = jax.random.split(key, 4)
+        x, propagate = drawn(k_graphs, N_VALIDATION_GRAPHS)
+        hidden = jax.random.normal(k_hidden, (features, TEACHER_WIDTH))
+        hidden = hidden / jnp.std(propagate @ x @ hidden)  # tanh bends, not saturated
+        out = jax.random.normal(k_out, (TEACHER_WIDTH, 1))
+        out = out / jnp.std(_teacher({"hidden": hidden, "out": out}, x, propagate))
+        teacher = {"hidden": hidden, "out": out}
+        return {"teacher": teacher, "validation": labelled(k_noise, teacher, x, propagate)}
+
+    def train_batch(key: jax.Array, d: dict[str, Any]) -> tuple[jax.Array, ...]:
+        k_graphs, k_noise = jax.random.split(key)
+        return labelled(k_noise, d["teacher"], *drawn(k_graphs, batch_size))
+
+    def init(key: jax.Array) -> dict[str, Any]:
+        k_1, k_2, k_readout = jax.random.split(key, 3)
+        return {"conv1": lecun_dense_init(k_1, features, width),
+                "conv2": lecun_dense_init(k_2, width, width),
+                "readout": lecun_dense_init(k_readout, width, 1)}
+
+    def loss(params: dict[str, Any], batch: tuple[jax.Array, ...]) -> jax.Array:
+        x, propagate, targets = batch
+        h = x
+        for layer in (params["conv1"], params["conv2"]):
+            h = jnp.tanh(propagate @ (h @ layer["w"]) + layer["b"])
+        predicted = (h @ params["readout"]["w"] + params["readout"]["b"])[..., 0]
+        return jnp.mean((predicted - targets) ** 2)
+
+    return Problem(init=init, data=data, train_batch=train_batch, loss=loss,
+                   validation_loss=lambda params, d: loss(params, d["validation"]),
+                   horizon=task.get("horizon"))
+
+
 for _family in (
     Family("conv_autoencoder",
            ranges={"channels": Range(2, 32, integer=True, log=True),
@@ -267,5 +354,14 @@ for _family in (
            defaults={"rows": 64, "cols": 48, "rank": 8, "true_rank": 3, "noise": 0.1,
                      "batch_size": 64, "horizon": 3000},
            build=_matrix_completion),
+    Family("graph_regression",
+           ranges={"nodes": Range(8, 128, integer=True, log=True),
+                   "features": Range(2, 32, integer=True),
+                   "width": Range(4, 128, integer=True, log=True),
+                   "edge_prob": Range(0.02, 0.5), "noise": Range(0.0, 1.0),
+                   "batch_size": BATCH_SIZE, "horizon": HORIZON},
+           defaults={"nodes": 32, "features": 8, "width": 32, "edge_prob": 0.15, "noise": 0.1,
+                     "batch_size": 16, "horizon": 1000},
+           build=_graph_regression),
 ):
     register(_family)
