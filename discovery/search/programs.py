@@ -366,7 +366,7 @@ class ProgramPopulation:
                       for level in levels] for m in members]
         return Told(candidates=candidates, scores=scores, evaluated=len(proposal.unique),
                     cache_hits=len(rows) - len(proposal.unique),
-                    fitness=[m.fitness for m in self.state.members], leaders=leaders,
+                    fitness=[m.fitness for m in members], leaders=leaders,
                     level_scores=table)
 
     # -- meta-validation -----------------------------------------------------------------
