@@ -1,6 +1,6 @@
 """Dense layers and MLPs as plain dicts of arrays: the agents' and rule networks' layers
 (`dense_init`, `mlp_init`) and the optimizer tasks' models (`lecun_dense_init`,
-`lecun_mlp_init`), all applied by `mlp`."""
+`lecun_mlp_init`), applied by `dense` and `mlp`."""
 
 from __future__ import annotations
 
@@ -37,9 +37,14 @@ def lecun_mlp_init(key: jax.Array, sizes: list[int]) -> list[dict[str, jax.Array
     return [lecun_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
 
 
+def dense(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    """x @ w + b over x's last axis."""
+    return x @ layer["w"] + layer["b"]
+
+
 def mlp(layers: list[dict[str, jax.Array]], x: jax.Array,
         activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> jax.Array:
     """`activation` (tanh unless given) on the hidden layers, linear output."""
     for layer in layers[:-1]:
-        x = activation(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
+        x = activation(dense(layer, x))
+    return dense(layers[-1], x)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from disco_rules.populations.layers import dense_init
+from disco_rules.populations.layers import dense, dense_init
 from disco_rules.populations.network_export import lpg_module
 
 
@@ -70,7 +70,7 @@ def lpg_apply(params: LPGParams, inputs: LPGInputs, progress: Any = 0.0,
     """
 
     def embed(y: jax.Array) -> jax.Array:
-        return jax.nn.relu(y @ params["embed"]["w"] + params["embed"]["b"])
+        return jax.nn.relu(dense(params["embed"], y))
 
     features = [inputs.reward[..., None], inputs.discount[..., None],
                 inputs.pi_taken[..., None], embed(inputs.y), embed(inputs.y_next)]
@@ -95,8 +95,8 @@ def lpg_apply(params: LPGParams, inputs: LPGInputs, progress: Any = 0.0,
 
     h0 = jnp.zeros((x.shape[1], hidden), x.dtype)
     _, hs = jax.lax.scan(cell, h0, (x, inputs.done.astype(x.dtype)), reverse=True)
-    pi_hat = (hs @ params["pi_hat"]["w"] + params["pi_hat"]["b"])[..., 0]
-    y_hat = jax.nn.softmax(hs @ params["y_hat"]["w"] + params["y_hat"]["b"])
+    pi_hat = dense(params["pi_hat"], hs)[..., 0]
+    y_hat = jax.nn.softmax(dense(params["y_hat"], hs))
     return pi_hat, y_hat
 
 

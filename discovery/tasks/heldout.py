@@ -36,7 +36,7 @@ from disco_rules.discovery.tasks import datasets
 from disco_rules.discovery.tasks.family import (BATCH_SIZE, HORIZON, Family, Problem, Range,
                                                 Task, register)
 from disco_rules.discovery.tasks.real import language_model
-from disco_rules.populations.layers import lecun_dense_init
+from disco_rules.populations.layers import dense, lecun_dense_init
 
 IMAGE_SIZE = 16  # pixels on a side of the autoencoder's canvases
 LATENT_CHANNELS = 4  # the bottleneck: 4x4 positions x 4 channels = 64 numbers per 256 pixels
@@ -183,9 +183,6 @@ def _code_lm(task: Task) -> Problem:
                 "blocks": [block(k) for k in k_blocks], "norm": jnp.ones(width),
                 "readout": lecun_dense_init(k_out, width, vocab)}
 
-    def dense(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        return x @ layer["w"] + layer["b"]
-
     def apply_block(params: dict[str, Any], x: jax.Array) -> jax.Array:
         q, k, v = jnp.split(dense(params["qkv"], _rms_norm(x, params["norm1"])), 3, axis=-1)
         q, k, v = (a.reshape(a.shape[0], context, heads, head_dim) for a in (q, k, v))
@@ -321,7 +318,7 @@ def _graph_regression(task: Task) -> Problem:
         h = x
         for layer in (params["conv1"], params["conv2"]):
             h = jnp.tanh(propagate @ (h @ layer["w"]) + layer["b"])
-        predicted = (h @ params["readout"]["w"] + params["readout"]["b"])[..., 0]
+        predicted = dense(params["readout"], h)[..., 0]
         return jnp.mean((predicted - targets) ** 2)
 
     return Problem(init=init, data=data, train_batch=train_batch, loss=loss,

@@ -20,7 +20,7 @@ from disco_rules.discovery.tasks import datasets
 from disco_rules.discovery.tasks.family import (BATCH_SIZE, HORIZON, Choice, Family, Problem,
                                                 Range, Task, register)
 from disco_rules.discovery.tasks.supervised import cross_entropy, mean_squared_error
-from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
+from disco_rules.populations.layers import dense, lecun_dense_init, lecun_mlp_init, mlp
 
 VALIDATION_FRACTION = 0.2  # of a dataset's examples held out from training
 N_VALIDATION_SEQUENCES = 256  # held-out sequences (copy task) or text windows (char_lm)
@@ -91,7 +91,7 @@ def _digits_cnn(task: Task) -> Problem:
     def predict(params: dict[str, Any], x: jax.Array) -> jax.Array:
         h = jax.nn.relu(_conv(x.reshape(-1, 8, 8, 1), params["conv1"], 1) + params["bias1"])
         h = jax.nn.relu(_conv(h, params["conv2"], 2) + params["bias2"])  # [n, 4, 4, 2c]
-        return h.reshape(h.shape[0], -1) @ params["dense"]["w"] + params["dense"]["b"]
+        return dense(params["dense"], h.reshape(h.shape[0], -1))
 
     return _split_problem(datasets.digits(), init, predict, task.get("batch_size"),
                           task.get("horizon"))
@@ -140,7 +140,7 @@ def _recurrent_run(params: dict[str, Any], cell: str, inputs: jax.Array, width: 
     """Hidden states [n, steps, width] of the cell run over inputs [n, steps, n_in]."""
 
     def gru(h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        xi = x @ params["input"]["w"] + params["input"]["b"]
+        xi = dense(params["input"], x)
         hr = h @ params["recurrent"]
         reset = jax.nn.sigmoid(xi[:, :width] + hr[:, :width])
         update = jax.nn.sigmoid(xi[:, width:2 * width] + hr[:, width:2 * width])
@@ -151,7 +151,7 @@ def _recurrent_run(params: dict[str, Any], cell: str, inputs: jax.Array, width: 
     def lstm(carry: tuple[jax.Array, jax.Array], x: jax.Array
              ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         h, c = carry
-        z = x @ params["input"]["w"] + params["input"]["b"] + h @ params["recurrent"]
+        z = dense(params["input"], x) + h @ params["recurrent"]
         i, f, g, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f + 1.0) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -183,7 +183,7 @@ def _sequence_copy(task: Task) -> Problem:
     def loss(params: dict[str, Any], batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         inputs, symbols = batch
         hidden = _recurrent_run(params, cell, inputs, width)[:, seq_len + 1:]
-        logits = hidden @ params["output"]["w"] + params["output"]["b"]
+        logits = dense(params["output"], hidden)
         return cross_entropy(logits.reshape(-1, vocab), symbols.reshape(-1))
 
     return Problem(
@@ -221,9 +221,6 @@ def _char_lm(task: Task) -> Problem:
                 "attention_out": lecun_dense_init(keys[3], width, width),
                 "mlp_in": lecun_dense_init(keys[4], width, 4 * width),
                 "mlp_out": lecun_dense_init(keys[5], 4 * width, width)}
-
-    def dense(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        return x @ layer["w"] + layer["b"]
 
     def logits(params: dict[str, Any], tokens: jax.Array) -> jax.Array:
         x = params["embed"][tokens] + params["position"]  # [n, context, width]

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from disco_rules.discovery.tasks.family import (BATCH_SIZE, Choice, Family, Problem, Range,
                                                 Task, register)
-from disco_rules.populations.layers import lecun_dense_init, lecun_mlp_init, mlp
+from disco_rules.populations.layers import dense, lecun_dense_init, lecun_mlp_init, mlp
 
 N_VALIDATION = 256  # held-out examples of every dataset-based family
 N_TRAIN = 256  # fixed training set of the classification family
@@ -137,12 +137,11 @@ def _rnn(task: Task) -> Problem:
 
     def predict(params: dict[str, Any], inputs: jax.Array) -> jax.Array:
         def cell(hidden: jax.Array, x: jax.Array) -> tuple[jax.Array, None]:
-            pre = x @ params["input"]["w"] + params["input"]["b"]
-            return jnp.tanh(pre + hidden @ params["recurrent"]), None
+            return jnp.tanh(dense(params["input"], x) + hidden @ params["recurrent"]), None
 
         hidden0 = jnp.zeros((inputs.shape[0], width))
         hidden, _ = jax.lax.scan(cell, hidden0, jnp.swapaxes(inputs, 0, 1))
-        return hidden @ params["output"]["w"] + params["output"]["b"]
+        return dense(params["output"], hidden)
 
     def loss(params: dict[str, Any], batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         inputs, targets = batch
