@@ -329,6 +329,11 @@ class Transfer:
         """Optimizer `name` against tuned AdamW over its families (`verdict.judge`)."""
         return judge(self.scores(name))
 
+    def by_label(self, name: str) -> dict[str, np.ndarray]:
+        """Optimizer `name`'s scores pooled over every family's tasks x seeds of each label
+        ("held-out", then the variants), in order of first appearance."""
+        return group_scores(self.results, [row.label for row in self.evaluated], name)
+
 
 def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run_seed: int,
              test_seed: int, grid: Grid = GRID, tasks: int | None = None,
@@ -403,6 +408,19 @@ def summary_table(outcome: Transfer, names: Sequence[str]) -> str:
         lines.append(f"| {name} | " + " | ".join(_cell(pooled[g]) for g in columns)
                      + f" | {_overall(verdict)} | {verdict.families_ahead}/"
                        f"{verdict.families} | {kind} |")
+    return "\n".join(lines)
+
+
+def variant_table(outcome: Transfer, names: Sequence[str]) -> str:
+    """Markdown: per optimizer, the mean ± SE of its scores on the held-out tasks and on each
+    kind of variant, all families pooled: a lead that comes and goes with the horizon or the
+    batch size shows here."""
+    labels = list(dict.fromkeys(row.label for row in outcome.evaluated))
+    lines = ["| optimizer | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for name in names:
+        pooled = outcome.by_label(name)
+        lines.append(f"| {name} | " + " | ".join(_cell(pooled[label]) for label in labels)
+                     + " |")
     return "\n".join(lines)
 
 
@@ -517,6 +535,9 @@ def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Seque
         *left_out,
         summary_table(outcome, list(programs)),
         "",
+        *(["## By variant (every family's tasks of a kind pooled, mean ± SE over tasks x "
+           "seeds)", "", variant_table(outcome, list(programs)), ""]
+          if len({row.label for row in outcome.evaluated}) > 1 else []),
         "## Per task (score @ chosen lr)",
         "",
         task_table(outcome, list(programs)),

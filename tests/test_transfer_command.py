@@ -356,6 +356,25 @@ def test_family_errors_are_standard_errors_over_tasks_and_seeds():
                         f"{outcome.verdict('x').kind} |")
 
 
+def test_the_variant_table_pools_each_kind_of_task_over_families():
+    rng = np.random.default_rng(1)
+    losses = [(rng.uniform(0.5, 2.0, 2), rng.uniform(0.5, 2.0, 2)) for _ in range(4)]
+    results = [transfer.TaskResult(TASK, _tuned(b), {"x": _tuned(o)}) for b, o in losses]
+    rows = [transfer.SuiteTask(group, label, TASK) for group, label in
+            (("a", "held-out"), ("b", "held-out"), ("a", "4x horizon"), ("b", "4x horizon"))]
+    outcome = transfer.Transfer(tuple(rows), (), tuple(results), 2, 1, 2)
+    table = transfer.variant_table(outcome, ["x"]).splitlines()
+    assert table[0] == "| optimizer | held-out | 4x horizon |"
+    cells = [cell.strip() for cell in table[2].strip("|").split("|")][1:]
+    for cell, tasks in zip(cells, (losses[:2], losses[2:])):
+        by_hand = np.concatenate([np.log(b / o) for b, o in tasks])
+        assert cell == verdict.with_error(by_hand.mean(), np.std(by_hand, ddof=1)
+                                          / np.sqrt(by_hand.size), by_hand.size)
+    assert "## By variant" in transfer.report(outcome, {}, [], "t", "p")
+    held_out = transfer.Transfer(tuple(rows[:2]), (), tuple(results[:2]), 2, 1, 2)
+    assert "## By variant" not in transfer.report(held_out, {}, [], "t", "p")
+
+
 def test_an_optimizer_that_never_worked_scores_minus_infinity_and_is_worse():
     failed = transfer.Tuned(math.nan, math.nan, np.full(2, np.inf), np.full(20, np.nan))
     result = transfer.TaskResult(TASK, _tuned([1.0, 2.0]), {"x": failed})
