@@ -132,7 +132,8 @@ def transfer(args: argparse.Namespace) -> None:
     if any(task_kind(task.kind).trains_agents for task in plan.heldout):
         raise CliError(f"{args.run}: its held-out tasks are RL tasks; transfer compares "
                        "optimizers with tuned AdamW on optimizer tasks")
-    total = len(protocol.suite(plan)) if tasks is None else tasks
+    suite = len(protocol.suite(plan))
+    total = suite if tasks is None else min(tasks, suite)  # --tasks past the suite: all of it
     provenance = protocol.provenance(args.argv)  # the code that runs: read before a long run
     with Progress().phase("transfer: tasks trained", total) as phase:
         def on_task(row: Any) -> None:
