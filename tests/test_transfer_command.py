@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disco_rules.discovery import transfer, verdict
+from disco_rules.discovery import transfer, transfer_report, verdict
 from disco_rules.discovery.cli import main
 from disco_rules.discovery.inner.train import step_past_edge, tune_past_edges
 from disco_rules.discovery.cli.summary import print_summary
@@ -345,12 +345,12 @@ def test_family_errors_are_standard_errors_over_tasks_and_seeds():
                "b": np.log(baseline[2] / optimizer[2])}
     pooled = outcome.scores("x")
     for group, values in by_hand.items():
-        mean, error = transfer.mean_and_error(pooled[group])
+        mean, error = transfer_report.mean_and_error(pooled[group])
         assert mean == pytest.approx(values.mean())
         assert error == pytest.approx(np.std(values, ddof=1) / np.sqrt(values.size))
     over_families = np.mean([values.mean() for values in by_hand.values()])
     assert outcome.verdict("x") == judge(by_hand)
-    row = transfer.summary_table(outcome, ["x"]).splitlines()[2]
+    row = transfer_report.summary_table(outcome, ["x"]).splitlines()[2]
     assert f"| {over_families:+.3f} ± {outcome.verdict('x').se:.3f} |" in row
     assert row.endswith(f"| {outcome.verdict('x').families_ahead}/2 | "
                         f"{outcome.verdict('x').kind} |")
@@ -363,16 +363,16 @@ def test_the_variant_table_pools_each_kind_of_task_over_families():
     rows = [transfer.SuiteTask(group, label, TASK) for group, label in
             (("a", "held-out"), ("b", "held-out"), ("a", "4x horizon"), ("b", "4x horizon"))]
     outcome = transfer.Transfer(tuple(rows), (), tuple(results), 2, 1, 2)
-    table = transfer.variant_table(outcome, ["x"]).splitlines()
+    table = transfer_report.variant_table(outcome, ["x"]).splitlines()
     assert table[0] == "| optimizer | held-out | 4x horizon |"
     cells = [cell.strip() for cell in table[2].strip("|").split("|")][1:]
     for cell, tasks in zip(cells, (losses[:2], losses[2:])):
         by_hand = np.concatenate([np.log(b / o) for b, o in tasks])
         assert cell == verdict.with_error(by_hand.mean(), np.std(by_hand, ddof=1)
                                           / np.sqrt(by_hand.size), by_hand.size)
-    assert "## By variant" in transfer.report(outcome, {}, [], "t", "p")
+    assert "## By variant" in transfer_report.report(outcome, {}, [], "t", "p")
     held_out = transfer.Transfer(tuple(rows[:2]), (), tuple(results[:2]), 2, 1, 2)
-    assert "## By variant" not in transfer.report(held_out, {}, [], "t", "p")
+    assert "## By variant" not in transfer_report.report(held_out, {}, [], "t", "p")
 
 
 def test_an_optimizer_that_never_worked_scores_minus_infinity_and_is_worse():
@@ -617,16 +617,16 @@ def test_the_task_table_marks_an_lr_as_far_as_tuning_reaches():
     """With the protocol's grid (1e-4 to 0.1 in half decades, 2 steps past an edge) tuning
     reaches lr 1 and 1e-5: a point chosen there is marked and footnoted, 0.32 is not."""
     grid = transfer.GRID
-    assert transfer.at_reach(grid, 1.0) and transfer.at_reach(grid, 1e-5)
-    assert not any(transfer.at_reach(grid, lr) for lr in (0.1, 10 ** -0.5, 1e-4, math.nan))
-    assert transfer.at_reach(replace(grid, past_edge=0), 0.1)
+    assert transfer_report.at_reach(grid, 1.0) and transfer_report.at_reach(grid, 1e-5)
+    assert not any(transfer_report.at_reach(grid, lr) for lr in (0.1, 10 ** -0.5, 1e-4, math.nan))
+    assert transfer_report.at_reach(replace(grid, past_edge=0), 0.1)
 
     def table(lr: float) -> str:
         result = transfer.TaskResult(TASK, _tuned([1.0, 1.0]), {
             "x": transfer.Tuned(lr, math.nan, np.ones(2), np.ones(20))})
         outcome = transfer.Transfer((transfer.SuiteTask("f", "held-out", TASK),), (),
                                     (result,), 2, 1, 2, grid)
-        return transfer.task_table(outcome, ["x"])
+        return transfer_report.task_table(outcome, ["x"])
 
     assert "@ lr 1† |" in table(1.0) and table(1.0).endswith("might do better still beyond it.")
     assert "†" not in table(10 ** -0.5) and "@ lr 0.32 |" in table(10 ** -0.5)
@@ -672,12 +672,12 @@ def test_an_adamw_cut_short_by_the_grid_is_tuned_on_past_its_edge():
 def test_rank_correlation_is_spearmans(x, y):
     from scipy.stats import spearmanr  # scikit-learn's dependency: an independent reference
 
-    assert transfer.rank_correlation(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    assert transfer_report.rank_correlation(x, y) == pytest.approx(spearmanr(x, y).statistic)
 
 
 def test_rank_correlation_is_undefined_below_three_pairs_or_for_a_constant():
-    assert math.isnan(transfer.rank_correlation([1, 2], [2, 1]))
-    assert math.isnan(transfer.rank_correlation([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(transfer_report.rank_correlation([1, 2], [2, 1]))
+    assert math.isnan(transfer_report.rank_correlation([1, 1, 1], [1, 2, 3]))
 
 
 @pytest.mark.slow  # `disco transfer --top`: tunes and trains each candidate on the suite
@@ -707,7 +707,7 @@ def test_transfer_top_calibrates_the_searchs_estimate_against_transfer(small_run
     transferred = [float(cells[1].split()[0]) for cells in rows.values()]
     assert all("from 2 results" in cells[1] for cells in rows.values())  # too few for a ±
     rho = float(table.split("optimizers: ")[1].split()[0])
-    assert rho == pytest.approx(transfer.rank_correlation(in_search, transferred), abs=0.01)
+    assert rho == pytest.approx(transfer_report.rank_correlation(in_search, transferred), abs=0.01)
     # from 2 results a margin must clear t(0.975, 1) = 12.71 SE: neither is called ahead or
     # behind, though Adam x10 is ahead and slow SGD behind on both seeds
     assert transferred[0] > 0 > transferred[1]

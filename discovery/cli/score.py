@@ -116,6 +116,7 @@ def transfer(args: argparse.Namespace) -> None:
 
     api.compilation_cache(config)  # the runs' own JAX compilation cache
     from disco_rules.discovery import transfer as protocol
+    from disco_rules.discovery import transfer_report
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.progress import Progress
 
@@ -134,7 +135,7 @@ def transfer(args: argparse.Namespace) -> None:
                        "optimizers with tuned AdamW on optimizer tasks")
     suite = len(protocol.suite(plan))
     total = suite if tasks is None else min(tasks, suite)  # --tasks past the suite: all of it
-    provenance = protocol.provenance(args.argv)  # the code that runs: read before a long run
+    provenance = transfer_report.provenance(args.argv)  # the code that runs: read before a long run
     with Progress().phase("transfer: tasks trained", total) as phase:
         def on_task(row: Any) -> None:
             if args.cache is not None:  # kept after every task: a stopped run loses one
@@ -158,13 +159,13 @@ def transfer(args: argparse.Namespace) -> None:
                                        config.validation_seeds)
         in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
                                      for name, row in zip(others, table)}}
-    report = protocol.report(outcome, programs, candidates, title, provenance, in_search)
+    report = transfer_report.report(outcome, programs, candidates, title, provenance, in_search)
     print(report, end="")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report)
-        protocol.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
+        transfer_report.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from disco_rules.discovery.selection import standard_error
-from disco_rules.discovery.transfer import provenance
+from disco_rules.discovery.transfer_report import provenance
 from disco_rules.discovery.verdict import judge, with_error
 
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
