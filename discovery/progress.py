@@ -50,6 +50,7 @@ class Phase:
         self.total = total
         self.first_s = first_s
         self.done = 0
+        self.doing = ""  # what the phase works on now, where one part is long (`working_on`)
         self.started = progress.clock()
         self.shown = False  # a line of this phase has been written
         self.last_line = self.started
@@ -68,14 +69,20 @@ class Phase:
         left = ""
         if 0 < self.done < self.total:
             left = f", ~{_duration(elapsed / self.done * (self.total - self.done))} left"
+        doing = f"; now {self.doing}" if self.doing else ""
         return (f"{self.label}: {self.done}/{self.total} [{bar}] {_duration(elapsed)}"
-                f"{left}")
+                f"{left}{doing}")
 
     def advance(self, parts: int = 1) -> None:
         """Count `parts` more completed parts, and show them where a line is due."""
         with self._lock:
             self.done += parts
             self._show()
+
+    def working_on(self, doing: str) -> None:
+        """Name the part under way in the phase's later lines (parts that take minutes)."""
+        with self._lock:
+            self.doing = doing
 
     def _tick(self) -> None:
         while not self._stop.wait(self.progress.tick_s):

@@ -333,16 +333,19 @@ class Transfer:
 def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run_seed: int,
              test_seed: int, grid: Grid = GRID, tasks: int | None = None,
              cache: dict[str, dict] | None = None,
+             on_start: Callable[[SuiteTask], None] | None = None,
              on_task: Callable[[SuiteTask], None] | None = None) -> Transfer:
     """Tuned AdamW and `programs` (name -> optimizer program) on the suite of `plan`'s held-out
     tasks and their variants (its first `tasks`, default all), each tuned over `grid` on the
     keys of `run_seed` and scored on those of `test_seed`; `cache` (finished tunings, JSON-able)
-    gains every result, and `on_task` is called after each task."""
+    gains every result; `on_start` is called before each task, `on_task` after it."""
     rows = suite(plan)
     count = len(rows) if tasks is None else max(0, min(tasks, len(rows)))
     encoding = Encoding(max_statements=max(len(p.body) for p in programs.values()))
     results = []
     for row in rows[:count]:
+        if on_start is not None:
+            on_start(row)
         results.append(evaluate_task(row.task, programs, encoding, seeds, run_seed, test_seed,
                                      grid, cache))
         if on_task is not None:

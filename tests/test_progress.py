@@ -62,6 +62,23 @@ def test_off_a_terminal_a_long_phase_is_plain_lines_with_counts_and_time_left():
         "generation 0: training on 2 tasks: done, 4/4 in 36s"]
 
 
+def test_a_phase_names_the_part_it_works_on_in_its_later_lines():
+    progress, stream, clock = make(live=False)
+    with progress.phase("transfer: tasks trained", 2) as phase:
+        phase.working_on("quadratic(dim=4) (held-out)")
+        clock.now += 20.0
+        phase.advance()
+        phase.working_on("quadratic(dim=4,horizon=160) (4x horizon)")
+        clock.now += 20.0
+        phase.advance()
+    assert stream.getvalue().splitlines() == [
+        "transfer: tasks trained: 1/2 [##########----------] 20s, ~20s left; "
+        "now quadratic(dim=4) (held-out)",
+        "transfer: tasks trained: 2/2 [####################] 40s; "
+        "now quadratic(dim=4,horizon=160) (4x horizon)",
+        "transfer: tasks trained: done, 2/2 in 40s"]
+
+
 def test_a_phase_that_an_exception_ends_says_stopped_not_done():
     progress, stream, clock = make(live=False)
     with pytest.raises(KeyboardInterrupt):

@@ -25,6 +25,7 @@ from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunSto
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
 from disco_rules.discovery.verdict import Verdict, judge, winner_text
+from disco_rules.dsl import library
 from tests.configs import config_variant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -324,6 +325,21 @@ def test_the_suite_is_the_held_out_tasks_then_new_variants_grouped_by_family():
         ("quadratic", "4x horizon")]  # TASK's 4x horizon is a training task
     assert len({row.task.key for row in rows}) == len(rows)
     assert {row.task.key for row in rows}.isdisjoint({long.key})
+
+
+def test_transfer_announces_each_task_before_it_trains_and_after(monkeypatch):
+    quadratic = Task.make("quadratic", dim=4, horizon=40)
+    plan = TaskPlan(train=(), heldout=(TASK, quadratic), screen=None)
+    events = []
+    monkeypatch.setattr(transfer, "evaluate_task",
+                        lambda task, *args: events.append(("train", task.key)) or task)
+    outcome = transfer.transfer(
+        plan, {"sgd": library.program("sgd")}, seeds=1, run_seed=1, test_seed=2, tasks=3,
+        on_start=lambda row: events.append(("start", row.task.key)),
+        on_task=lambda row: events.append(("done", row.task.key)))
+    keys = [row.task.key for row in outcome.evaluated]
+    assert len(keys) == 3 and keys[:2] == [TASK.key, quadratic.key]
+    assert events == [(event, key) for key in keys for event in ("start", "train", "done")]
 
 
 # -- summaries of hand-made results --------------------------------------------------------------

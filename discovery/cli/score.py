@@ -146,7 +146,9 @@ def transfer(args: argparse.Namespace) -> None:
 
         outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
                                     test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                    cache=cache, on_task=on_task)
+                                    cache=cache, on_task=on_task,
+                                    on_start=lambda row: phase.working_on(
+                                        f"{row.task.key} ({row.label})"))
     in_search = None
     if args.top is not None:  # the others as the run's meta-validation would have scored them
         others = [name for name in programs if name not in validated]
