@@ -133,9 +133,9 @@ def transfer(args: argparse.Namespace) -> None:
     if any(task_kind(task.kind).trains_agents for task in plan.heldout):
         raise CliError(f"{args.run}: its held-out tasks are RL tasks; transfer compares "
                        "optimizers with tuned AdamW on optimizer tasks")
-    suite = len(protocol.suite(plan))
-    total = suite if tasks is None else min(tasks, suite)  # --tasks past the suite: all of it
-    provenance = transfer_report.provenance(args.argv)  # the code that runs: read before a long run
+    size = len(protocol.suite(plan))
+    total = size if tasks is None else min(tasks, size)  # --tasks past the suite: all of it
+    provenance = transfer_report.provenance(args.argv)  # read before a long run: its code
     with Progress().phase("transfer: tasks trained", total) as phase:
         def on_task(row: Any) -> None:
             if args.cache is not None:  # kept after every task: a stopped run loses one
