@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -155,8 +156,44 @@ def make_pool(config: Config, address: str | None) -> Any:
     import functools
 
     from disco_rules.cluster.deadlines import DeadlineRule
-    from disco_rules.cluster.pool import EvaluatorPool, PoolConfig, start_ray
+    from disco_rules.cluster.pool import EvaluatorPool
     from disco_rules.discovery.evaluator import Evaluator, item_kind
+
+    folder = _start_ray(config, address)
+    return EvaluatorPool(functools.partial(Evaluator, config.population.max_statements, folder),
+                         _pool_config(config, DeadlineRule(fixed_s=config.cluster.deadline_s)),
+                         item_kind=item_kind)
+
+
+def make_transfer_pool(config: Config, address: str | None) -> Any:
+    """Ray actors that each run whole tasks of `disco transfer` (`transfer.TaskEvaluator`),
+    placed as `config`'s evaluators are; a task has no deadline (a variant may train for an
+    hour where its held-out task took a minute)."""
+    import functools
+
+    from disco_rules.cluster.deadlines import DeadlineRule
+    from disco_rules.cluster.pool import EvaluatorPool
+    from disco_rules.discovery.transfer import TaskEvaluator
+
+    folder = _start_ray(config, address)
+    return EvaluatorPool(functools.partial(TaskEvaluator, folder),
+                         _pool_config(config, DeadlineRule(fixed_s=math.inf)))
+
+
+def _pool_config(config: Config, deadline: Any) -> Any:
+    """The actors `config`'s `[cluster]` asks for, with `deadline` on each item."""
+    from disco_rules.cluster.pool import PoolConfig
+
+    cluster = config.cluster
+    return PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
+                      num_gpus_per_actor=cluster.num_gpus_per_actor,
+                      max_retries=cluster.max_retries, deadline=deadline)
+
+
+def _start_ray(config: Config, address: str | None) -> str | None:
+    """Ray in-process (`address` None) or joined at `address`, with the user's task modules
+    shipped to its workers and a cluster's memory checked; the compilation cache folder."""
+    from disco_rules.cluster.pool import start_ray
     from disco_rules.discovery.plan import TaskPlan
     from disco_rules.discovery.tasks import plugins
 
@@ -173,14 +210,7 @@ def make_pool(config: Config, address: str | None) -> Any:
 
         check_cluster_memory(config, [node["Resources"].get("memory", 0.0)
                                       for node in ray.nodes() if node["Alive"]])
-    cluster = config.cluster
-    return EvaluatorPool(
-        functools.partial(Evaluator, config.population.max_statements, folder),
-        PoolConfig(num_actors=cluster.num_actors, num_cpus_per_actor=cluster.num_cpus_per_actor,
-                   num_gpus_per_actor=cluster.num_gpus_per_actor,
-                   max_retries=cluster.max_retries,
-                   deadline=DeadlineRule(fixed_s=cluster.deadline_s)),
-        item_kind=item_kind)
+    return folder
 
 
 def _join_cluster(address: str, py_modules: Sequence[str]) -> None:

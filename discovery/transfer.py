@@ -25,11 +25,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 
+from disco_rules.cluster.results import Failed
+from disco_rules.discovery import compile_cache
 from disco_rules.discovery.evaluator import task_keys
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, schedule_of
 from disco_rules.discovery.inner.schedules import grid as schedule_grid
@@ -330,28 +332,91 @@ class Transfer:
         return group_scores(self.results, [row.label for row in self.evaluated], name)
 
 
+@dataclass(frozen=True)
+class TaskItem:
+    """One task of a transfer as plain data, for a pool's actor: every optimizer tuned and
+    scored on it (`run_item`), with the cache entries it already has."""
+
+    task: Task
+    programs: tuple[tuple[str, Program], ...]
+    seeds: int
+    run_seed: int
+    test_seed: int
+    grid: Grid
+    cached: Mapping[str, dict]
+
+
+def run_item(item: TaskItem) -> tuple[TaskResult, dict[str, dict]]:
+    """`evaluate_task` on the item's task: its result and the cache entries it added."""
+    programs = dict(item.programs)
+    encoding = Encoding(max_statements=max(len(p.body) for p in programs.values()))
+    cache = dict(item.cached)
+    result = evaluate_task(item.task, programs, encoding, item.seeds, item.run_seed,
+                           item.test_seed, item.grid, cache)
+    return result, {key: value for key, value in cache.items() if key not in item.cached}
+
+
+class TaskEvaluator:
+    """What each actor of a transfer's pool runs: a `TaskItem` in, `run_item`'s result out,
+    with JAX's persistent compilation cache in `compilation_cache` (None: JAX's setting)."""
+
+    def __init__(self, compilation_cache: str | None = None) -> None:
+        compile_cache.enable(compilation_cache)
+
+    def __call__(self, item: TaskItem) -> tuple[TaskResult, dict[str, dict]]:
+        return run_item(item)
+
+
+class TaskFailed(RuntimeError):
+    """Tasks a pool could not evaluate (a lost worker past its retries, an error raised in
+    training); those that finished are in the cache."""
+
+
+def _entries_of(task: Task, cache: Mapping[str, dict]) -> dict[str, dict]:
+    """The cache entries of `task` (each key is a JSON list that starts with the task's key)."""
+    prefix = json.dumps([task.key])[:-1] + ","
+    return {key: value for key, value in cache.items() if key.startswith(prefix)}
+
+
 def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run_seed: int,
              test_seed: int, grid: Grid = GRID, tasks: int | None = None,
-             cache: dict[str, dict] | None = None,
+             cache: dict[str, dict] | None = None, pool: Any = None,
              on_start: Callable[[SuiteTask], None] | None = None,
              on_task: Callable[[SuiteTask], None] | None = None) -> Transfer:
     """Tuned AdamW and `programs` (name -> optimizer program) on the suite of `plan`'s held-out
     tasks and their variants (its first `tasks`, default all), each tuned over `grid` on the
     keys of `run_seed` and scored on those of `test_seed`; `cache` (finished tunings, JSON-able)
-    gains every result; `on_start` is called before each task, `on_task` after it."""
-    rows = suite(plan)
-    count = len(rows) if tasks is None else max(0, min(tasks, len(rows)))
-    encoding = Encoding(max_statements=max(len(p.body) for p in programs.values()))
-    results = []
-    for row in rows[:count]:
-        if on_start is not None:
-            on_start(row)
-        results.append(evaluate_task(row.task, programs, encoding, seeds, run_seed, test_seed,
-                                     grid, cache))
+    gains every result. Tasks run one after another in this process, `on_start` called before
+    each; or, with `pool` (anything with `map(items, on_result)`, whose actors run
+    `TaskEvaluator`), at once on its actors. `on_task` is called as each task finishes."""
+    everything = suite(plan)
+    rows = everything if tasks is None else everything[:max(0, tasks)]
+    cache = {} if cache is None else cache
+    items = [TaskItem(row.task, tuple(programs.items()), seeds, run_seed, test_seed, grid,
+                      _entries_of(row.task, cache)) for row in rows]
+    failed: list[str] = []
+
+    def finished(index: int, outcome: Any) -> None:
+        if isinstance(outcome, Failed):
+            failed.append(f"{rows[index].task.key}: {outcome.reason}")
+            return
+        cache.update(outcome[1])
         if on_task is not None:
-            on_task(row)
-    return Transfer(tuple(rows[:count]), tuple(rows[count:]), tuple(results), seeds, run_seed,
-                    test_seed, grid)
+            on_task(rows[index])
+
+    if pool is None:
+        outcomes = []
+        for index, item in enumerate(items):
+            if on_start is not None:
+                on_start(rows[index])
+            outcomes.append(run_item(item))
+            finished(index, outcomes[-1])
+    else:
+        outcomes = pool.map(items, on_result=finished)
+    if failed:
+        raise TaskFailed(f"{len(failed)} of {len(items)} tasks failed ({'; '.join(failed)})")
+    return Transfer(tuple(rows), tuple(everything[len(rows):]),
+                    tuple(result for result, _ in outcomes), seeds, run_seed, test_seed, grid)
 
 
 def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str

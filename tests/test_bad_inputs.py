@@ -347,6 +347,13 @@ def test_a_cluster_that_does_not_answer_fails_in_seconds_before_any_run_dir(
     assert sorted(tmp_path.iterdir()) == before  # the run directory, hidden or not: none
 
 
+def test_a_transfer_to_an_address_that_is_not_one_fails_on_one_line(run, tmp_path):
+    _write_inputs(tmp_path)
+    _one_error(_disco("transfer", "ok.toml", QUICKSTART.parents[1] / "dsl" / "programs" / "sgd.py",
+                      "--address", "127.0.0.1", cwd=tmp_path, cache=run.parent / "jax-cache"),
+               "127.0.0.1: not a Ray cluster address (ray://HOST:PORT, HOST:PORT or auto)")
+
+
 def test_a_second_launch_into_a_live_run_names_its_writer(run, tmp_path):
     _write_inputs(tmp_path)
     shutil.copytree(run, tmp_path / "live")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery import transfer, transfer_report, verdict
 from disco_rules.discovery.cli import main
 from disco_rules.discovery.inner.train import step_past_edge, tune_past_edges
@@ -340,6 +341,87 @@ def test_transfer_announces_each_task_before_it_trains_and_after(monkeypatch):
     keys = [row.task.key for row in outcome.evaluated]
     assert len(keys) == 3 and keys[:2] == [TASK.key, quadratic.key]
     assert events == [(event, key) for key in keys for event in ("start", "train", "done")]
+
+
+SMALL_GRID = transfer.Grid((1e-3, 1e-2), (0.0, 1e-2), (transfer.CONSTANT,), past_edge=0)
+
+
+def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
+    plan = TaskPlan(train=(), heldout=(Task.make("quadratic", dim=4, horizon=10),), screen=None)
+    programs = {"sgd": library.program("sgd"), "adam": library.program("adam")}
+    kwargs = dict(seeds=2, run_seed=1, test_seed=2, grid=SMALL_GRID, tasks=2)
+    here_cache, pooled_cache = {}, {}
+    here = transfer.transfer(plan, programs, cache=here_cache, **kwargs)
+    done = []
+    pooled = transfer.transfer(plan, programs, cache=pooled_cache,
+                               pool=LocalPool(transfer.TaskEvaluator),
+                               on_task=lambda row: done.append(row.task.key), **kwargs)
+    assert done == [row.task.key for row in here.evaluated] and len(done) == 2
+    assert json.dumps(pooled_cache) == json.dumps(here_cache)  # NaN weight decays: as text
+    assert len(here_cache) == 2 * 3 * 2  # tuned and scored, for AdamW and each program, x2
+    for a, b in zip(here.results, pooled.results):
+        np.testing.assert_array_equal(a.baseline.losses, b.baseline.losses)
+        for name in programs:
+            np.testing.assert_array_equal(a.scores(name), b.scores(name))
+    # a cached rerun through the pool trains nothing: each item carries its task's entries
+    for name in ("tune_adamw", "tune_programs"):  # LocalPool runs the items in this process
+        monkeypatch.setattr(transfer, name, lambda *args: pytest.fail("trained again"))
+    again = transfer.transfer(plan, programs, cache=dict(here_cache),
+                              pool=LocalPool(transfer.TaskEvaluator), **kwargs)
+    assert [r.baseline.score for r in again.results] == [r.baseline.score for r in here.results]
+
+
+def test_tasks_a_pool_could_not_evaluate_are_named_and_the_others_kept(monkeypatch):
+    quadratic = Task.make("quadratic", dim=4, horizon=40)
+    plan = TaskPlan(train=(), heldout=(TASK, quadratic), screen=None)
+
+    def fake(task, programs, encoding, seeds, run_seed, test_seed, grid, cache):
+        cache[json.dumps([task.key, "tuned"])] = {"lr": 0.1}
+        return task
+
+    class HalfBroken:
+        def map(self, items, on_result):
+            results = [transfer.Failed("its worker died") if i == 1 else transfer.run_item(item)
+                       for i, item in enumerate(items)]
+            for i, result in enumerate(results):
+                on_result(i, result)
+            return results
+
+    monkeypatch.setattr(transfer, "evaluate_task", fake)
+    cache = {}
+    with pytest.raises(transfer.TaskFailed, match=re.escape(
+            f"1 of 2 tasks failed ({quadratic.key}: its worker died)")):
+        transfer.transfer(plan, {"sgd": library.program("sgd")}, seeds=1, run_seed=1,
+                          test_seed=2, tasks=2, cache=cache, pool=HalfBroken())
+    assert cache == {json.dumps([TASK.key, "tuned"]): {"lr": 0.1}}
+
+
+@pytest.mark.slow  # starts Ray in this process, and JAX in its actors
+def test_a_transfer_on_ray_actors_gives_what_training_here_gives():
+    pytest.importorskip("ray")
+    import ray
+
+    from disco_rules.api import make_transfer_pool
+    from disco_rules.discovery.config import parse_config
+
+    config = parse_config(CONFIG.replace("[cluster]", "[cluster]\nnum_actors = 2"))
+    plan = TaskPlan.from_config(config)
+    programs = {"sgd": library.program("sgd")}
+    kwargs = dict(seeds=2, run_seed=1, test_seed=2, grid=SMALL_GRID, tasks=3)
+    here = transfer.transfer(plan, programs, **kwargs)
+    pool = make_transfer_pool(config, None)
+    try:
+        done = []
+        on_ray = transfer.transfer(plan, programs, pool=pool,
+                                   on_task=lambda row: done.append(row.task.key), **kwargs)
+    finally:
+        pool.shutdown()
+        ray.shutdown()
+    assert sorted(done) == sorted(row.task.key for row in here.evaluated) and len(done) == 3
+    for a, b in zip(here.results, on_ray.results):
+        assert a.task == b.task
+        np.testing.assert_array_equal(a.baseline.losses, b.baseline.losses)
+        np.testing.assert_array_equal(a.scores("sgd"), b.scores("sgd"))
 
 
 # -- summaries of hand-made results --------------------------------------------------------------

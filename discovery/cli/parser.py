@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the run's N best by meta-validation instead of its winner, "
                                "and a calibration table: each optimizer's in-search validation "
                                "score beside its transfer score, with their rank correlation")
+    command.add_argument("--address",
+                          help="Ray cluster address: train the tasks at once on its actors "
+                               "(default: one after another in this process)")
     command.add_argument("--cache", metavar="FILE",
                           help="JSON file of finished tunings, read and extended after every "
                                "task (a rerun with other programs trains only those)")

@@ -4,10 +4,11 @@ through its population's `score_rules`) and transfer (against AdamW tuned per ta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -136,7 +137,8 @@ def transfer(args: argparse.Namespace) -> None:
     size = len(protocol.suite(plan))
     total = size if tasks is None else min(tasks, size)  # --tasks past the suite: all of it
     provenance = transfer_report.provenance(args.argv)  # read before a long run: its code
-    with Progress().phase("transfer: tasks trained", total) as phase:
+    with _transfer_pool(config, args.address) as pool, \
+            Progress().phase("transfer: tasks trained", total) as phase:
         def on_task(row: Any) -> None:
             if args.cache is not None:  # kept after every task: a stopped run loses one
                 temporary = Path(args.cache).with_suffix(".tmp")
@@ -144,11 +146,15 @@ def transfer(args: argparse.Namespace) -> None:
                 temporary.replace(args.cache)
             phase.advance()
 
-        outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
-                                    test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                    cache=cache, on_task=on_task,
-                                    on_start=lambda row: phase.working_on(
-                                        f"{row.task.key} ({row.label})"))
+        try:
+            outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
+                                        test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
+                                        cache=cache, pool=pool, on_task=on_task,
+                                        on_start=lambda row: phase.working_on(
+                                            f"{row.task.key} ({row.label})"))
+        except protocol.TaskFailed as error:
+            kept = f"; those that finished are in {args.cache}" if args.cache else ""
+            raise CliError(f"transfer: {error}{kept}: rerun to retry the rest") from None
     in_search = None
     if args.top is not None:  # the others as the run's meta-validation would have scored them
         others = [name for name in programs if name not in validated]
@@ -169,6 +175,22 @@ def transfer(args: argparse.Namespace) -> None:
         out.write_text(report)
         transfer_report.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _transfer_pool(config: Config, address: str | None) -> Iterator[Any]:
+    """Ray actors on the cluster at `address` that train a transfer's tasks at once, shut down
+    after; None (tasks one after another in this process) without an address."""
+    if address is None:
+        yield None
+        return
+    from disco_rules.api import make_transfer_pool
+
+    pool = make_transfer_pool(config, address)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
 
 
 def _run_source(args: argparse.Namespace) -> tuple[Config, Path, list[int], dict[str, float],
