@@ -215,30 +215,37 @@ def _scored(chosen: Tuned, train: Callable[[Grid], Tuned]) -> Tuned:
 
 def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encoding,
                   seeds: int, run_seed: int, test_seed: int, grid: Grid = GRID,
-                  cache: dict[str, dict] | None = None) -> TaskResult:
+                  cache: dict[str, dict] | None = None,
+                  on_store: Callable[[str, dict], None] | None = None) -> TaskResult:
     """Tuned AdamW and each program on `task`: each tuned on the keys `task_keys(task, seeds,
     run_seed)` and scored at its chosen point on `task_keys(task, seeds, test_seed)`; the
-    tunings not in `cache` (which gains every result), of the programs in one call."""
+    tunings not in `cache` (which gains every result, each also handed to `on_store` as it is
+    made: a long task's finished tunings can be kept), of the programs in one call."""
     keys = task_keys(task, seeds, run_seed)
     test_keys = task_keys(task, seeds, test_seed)
     cache = {} if cache is None else cache
+
+    def store(entry: str, value: dict) -> None:
+        cache[entry] = value
+        if on_store is not None:
+            on_store(entry, value)
     names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
     names.update({name: to_text(program) for name, program in programs.items()})
     missing = [name for name in programs
                if _entry(task, seeds, run_seed, grid, names[name]) not in cache]
     if missing:  # the programs' tunings over the grid itself, in one call
         tuned = tune_programs(task, encoding, [programs[name] for name in missing], grid, keys)
-        cache.update({_entry(task, seeds, run_seed, grid, names[name]): _stored(t)
-                      for name, t in zip(missing, tuned)})
+        for name, t in zip(missing, tuned):
+            store(_entry(task, seeds, run_seed, grid, names[name]), _stored(t))
 
     def tuning(name: str, lrs: tuple[float, ...]) -> Tuned:
         """Optimizer `name` tuned over `lrs` x the grid's schedules (and weight decays)."""
         over = replace(grid, lrs=lrs)
         entry = _entry(task, seeds, run_seed, over, names[name])
         if entry not in cache:
-            cache[entry] = _stored(
+            store(entry, _stored(
                 tune_adamw(task, over, keys) if name == "AdamW"
-                else tune_programs(task, encoding, [programs[name]], over, keys)[0])
+                else tune_programs(task, encoding, [programs[name]], over, keys)[0]))
         return _loaded(cache[entry])
 
     scored = {}
@@ -253,7 +260,7 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
             else:
                 train = lambda point, p=programs[name]: tune_programs(  # noqa: E731
                     task, encoding, [p], point, test_keys)[0]
-            cache[entry] = _stored(_scored(chosen, train))
+            store(entry, _stored(_scored(chosen, train)))
         scored[name] = _loaded(cache[entry])
     baseline = scored.pop("AdamW")
     return TaskResult(task, baseline, scored)
@@ -346,13 +353,15 @@ class TaskItem:
     cached: Mapping[str, dict]
 
 
-def run_item(item: TaskItem) -> tuple[TaskResult, dict[str, dict]]:
-    """`evaluate_task` on the item's task: its result and the cache entries it added."""
+def run_item(item: TaskItem, on_store: Callable[[str, dict], None] | None = None
+             ) -> tuple[TaskResult, dict[str, dict]]:
+    """`evaluate_task` on the item's task: its result and the cache entries it added (each
+    handed to `on_store` as it is made)."""
     programs = dict(item.programs)
     encoding = Encoding(max_statements=max(len(p.body) for p in programs.values()))
     cache = dict(item.cached)
     result = evaluate_task(item.task, programs, encoding, item.seeds, item.run_seed,
-                           item.test_seed, item.grid, cache)
+                           item.test_seed, item.grid, cache, on_store)
     return result, {key: value for key, value in cache.items() if key not in item.cached}
 
 
@@ -382,19 +391,27 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
              test_seed: int, grid: Grid = GRID, tasks: int | None = None,
              cache: dict[str, dict] | None = None, pool: Any = None,
              on_start: Callable[[SuiteTask], None] | None = None,
+             on_store: Callable[[], None] | None = None,
              on_task: Callable[[SuiteTask], None] | None = None) -> Transfer:
     """Tuned AdamW and `programs` (name -> optimizer program) on the suite of `plan`'s held-out
     tasks and their variants (its first `tasks`, default all), each tuned over `grid` on the
     keys of `run_seed` and scored on those of `test_seed`; `cache` (finished tunings, JSON-able)
     gains every result. Tasks run one after another in this process, `on_start` called before
-    each; or, with `pool` (anything with `map(items, on_result)`, whose actors run
-    `TaskEvaluator`), at once on its actors. `on_task` is called as each task finishes."""
+    each and `on_store` after each tuning the cache gains; or, with `pool` (anything with
+    `map(items, on_result)`, whose actors run `TaskEvaluator`), at once on its actors, their
+    tunings reaching the cache as their task finishes. `on_task` is called as each task
+    finishes."""
     everything = suite(plan)
     rows = everything if tasks is None else everything[:max(0, tasks)]
     cache = {} if cache is None else cache
     items = [TaskItem(row.task, tuple(programs.items()), seeds, run_seed, test_seed, grid,
                       _entries_of(row.task, cache)) for row in rows]
     failed: list[str] = []
+
+    def stored(entry: str, value: dict) -> None:
+        cache[entry] = value
+        if on_store is not None:
+            on_store()
 
     def finished(index: int, outcome: Any) -> None:
         if isinstance(outcome, Failed):
@@ -409,7 +426,7 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
         for index, item in enumerate(items):
             if on_start is not None:
                 on_start(rows[index])
-            outcomes.append(run_item(item))
+            outcomes.append(run_item(item, stored))
             finished(index, outcomes[-1])
     else:
         outcomes = pool.map(items, on_result=finished)

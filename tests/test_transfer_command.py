@@ -371,11 +371,35 @@ def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
     assert [r.baseline.score for r in again.results] == [r.baseline.score for r in here.results]
 
 
+def test_a_transfer_stopped_within_a_task_keeps_the_tunings_it_finished():
+    plan = TaskPlan(train=(), heldout=(Task.make("quadratic", dim=4, horizon=10),), screen=None)
+    programs = {"sgd": library.program("sgd")}
+    kwargs = dict(seeds=2, run_seed=1, test_seed=2, grid=SMALL_GRID, tasks=1)
+    whole = {}
+    transfer.transfer(plan, programs, cache=whole, **kwargs)
+    assert len(whole) == 4  # AdamW and sgd, each tuned and scored
+
+    class Stopped(Exception):
+        pass
+
+    cache, sizes = {}, []
+
+    def on_store():  # the CLI writes the cache file here
+        sizes.append(len(cache))
+        if len(sizes) == 2:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        transfer.transfer(plan, programs, cache=cache, on_store=on_store, **kwargs)
+    assert sizes == [1, 2] and set(cache) < set(whole)
+    assert all(json.dumps(cache[key]) == json.dumps(whole[key]) for key in cache)
+
+
 def test_tasks_a_pool_could_not_evaluate_are_named_and_the_others_kept(monkeypatch):
     quadratic = Task.make("quadratic", dim=4, horizon=40)
     plan = TaskPlan(train=(), heldout=(TASK, quadratic), screen=None)
 
-    def fake(task, programs, encoding, seeds, run_seed, test_seed, grid, cache):
+    def fake(task, programs, encoding, seeds, run_seed, test_seed, grid, cache, on_store):
         cache[json.dumps([task.key, "tuned"])] = {"lr": 0.1}
         return task
 

@@ -139,17 +139,21 @@ def transfer(args: argparse.Namespace) -> None:
     provenance = transfer_report.provenance(args.argv)  # read before a long run: its code
     with _transfer_pool(config, args.address) as pool, \
             Progress().phase("transfer: tasks trained", total) as phase:
-        def on_task(row: Any) -> None:
-            if args.cache is not None:  # kept after every task: a stopped run loses one
+        def save() -> None:  # after every tuning and task: a stopped transfer loses one
+            if args.cache is not None:
                 temporary = Path(args.cache).with_suffix(".tmp")
                 temporary.write_text(json.dumps(cache))
                 temporary.replace(args.cache)
+
+        def on_task(row: Any) -> None:
+            save()
             phase.advance()
 
         try:
             outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
                                         test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                        cache=cache, pool=pool, on_task=on_task,
+                                        cache=cache, pool=pool, on_store=save,
+                                        on_task=on_task,
                                         on_start=lambda row: phase.working_on(
                                             f"{row.task.key} ({row.label})"))
         except protocol.TaskFailed as error:
