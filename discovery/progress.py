@@ -50,8 +50,11 @@ class Phase:
         self.total = total
         self.first_s = first_s
         self.done = 0
+        self.cached = 0  # parts that had nothing to do (`advance(cached=True)`), and their time
+        self.cached_s = 0.0
         self.doing = ""  # what the phase works on now, where one part is long (`working_on`)
         self.started = progress.clock()
+        self.last_part = self.started  # when the last part completed
         self.shown = False  # a line of this phase has been written
         self.last_line = self.started
         self._lock = threading.Lock()
@@ -67,15 +70,22 @@ class Phase:
         filled = BAR_WIDTH * min(self.done, self.total) // max(self.total, 1)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         left = ""
-        if 0 < self.done < self.total:
-            left = f", ~{_duration(elapsed / self.done * (self.total - self.done))} left"
+        if self.cached < self.done < self.total:  # the pace of the parts that did work
+            pace = (elapsed - self.cached_s) / (self.done - self.cached)
+            left = f", ~{_duration(pace * (self.total - self.done))} left"
         doing = f"; now {self.doing}" if self.doing else ""
         return (f"{self.label}: {self.done}/{self.total} [{bar}] {_duration(elapsed)}"
                 f"{left}{doing}")
 
-    def advance(self, parts: int = 1) -> None:
-        """Count `parts` more completed parts, and show them where a line is due."""
+    def advance(self, parts: int = 1, cached: bool = False) -> None:
+        """Count `parts` more completed parts, and show them where a line is due; `cached`
+        parts had nothing to do (results kept from before) and do not set the pace."""
         with self._lock:
+            now = self.progress.clock()
+            if cached:
+                self.cached += parts
+                self.cached_s += now - self.last_part
+            self.last_part = now
             self.done += parts
             self._show()
 

@@ -79,6 +79,19 @@ def test_a_phase_names_the_part_it_works_on_in_its_later_lines():
         "transfer: tasks trained: done, 2/2 in 40s"]
 
 
+def test_parts_that_had_nothing_to_do_do_not_set_the_time_left():
+    progress, stream, clock = make(live=False)
+    with progress.phase("transfer: tasks trained", 4) as phase:
+        clock.now += 0.5
+        phase.advance(cached=True)  # read back from a cache
+        clock.now += 0.5
+        phase.advance(cached=True)
+        clock.now += 20.0
+        phase.advance()  # the first part that trained: 20 s, so 20 s for the last
+    assert stream.getvalue().splitlines()[0] == \
+        "transfer: tasks trained: 3/4 [###############-----] 21s, ~20s left"
+
+
 def test_a_phase_that_an_exception_ends_says_stopped_not_done():
     progress, stream, clock = make(live=False)
     with pytest.raises(KeyboardInterrupt):

@@ -145,9 +145,12 @@ def transfer(args: argparse.Namespace) -> None:
                 temporary.write_text(json.dumps(cache))
                 temporary.replace(args.cache)
 
-        def on_task(row: Any) -> None:
+        sizes = [len(cache)]
+
+        def on_task(row: Any) -> None:  # a task that added no tuning was all in the cache
             save()
-            phase.advance()
+            sizes.append(len(cache))
+            phase.advance(cached=sizes[-1] == sizes[-2])
 
         try:
             outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
