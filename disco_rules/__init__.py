@@ -4,6 +4,7 @@
     run = disco_rules.launch("quickstart.toml")          # or resume(RUN), open_run(RUN)
     best = run.top(1)[0]                                  # a Candidate
     tx = best.optax(learning_rate=1e-3)                   # a live optax transformation
+    disco_rules.transfer(run, {"best": best.program}).verdict("best").text("best")
 
 The repository's folders `dsl/`, `populations/`, `discovery/` and `cluster/` install as the
 subpackages `disco_rules.dsl`, `disco_rules.populations`, `disco_rules.discovery` and
@@ -25,6 +26,8 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "launch": "disco_rules.api", "resume": "disco_rules.api", "open_run": "disco_rules.api",
+    "transfer": "disco_rules.api", "Transfer": "disco_rules.discovery.transfer",
+    "TransferError": "disco_rules.discovery.transfer",
     "Run": "disco_rules.api", "Candidate": "disco_rules.api", "Status": "disco_rules.api",
     "CandidateStatus": "disco_rules.discovery.status",
     "Program": "disco_rules.dsl.program", "ProgramError": "disco_rules.dsl.program",

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from disco_rules.discovery.config import (Config, ConfigError, config_text, load_config,
                                           parse_config, set_top_level, warm_start_paths)
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from optax import GradientTransformation
 
     from disco_rules.discovery.search.engine import Engine, GenerationReport
+    from disco_rules.discovery.transfer import Transfer
 
 # -- configs and runs -----------------------------------------------------------------------
 
@@ -264,19 +265,24 @@ def _check_memory(config: Config, address: str | None, pool: Any) -> None:
 
 
 @contextlib.contextmanager
-def _evaluating_on(config: Config, address: str | None, pool: Any,
-                   progress: Progress | None = None) -> Iterator[Any]:
-    """The caller's `pool`, or Ray actors for `config` made here (shown as a phase in
-    `progress`) and shut down after."""
-    if pool is not None:
-        yield pool
-        return
-    with long_phase(progress, "starting Ray"):
-        own = make_pool(config, address)
+def started_pool(make: Callable[[], Any], progress: Progress | None, label: str
+                 ) -> Iterator[Any]:
+    """The pool `make` returns (its start shown as the phase `label` in `progress`), shut
+    down when the block ends, however it ends."""
+    with long_phase(progress, label):
+        pool = make()
     try:
-        yield own
+        yield pool
     finally:
-        own.shutdown()
+        pool.shutdown()
+
+
+def _evaluating_on(config: Config, address: str | None, pool: Any,
+                   progress: Progress | None = None) -> contextlib.AbstractContextManager[Any]:
+    """The caller's `pool`, or Ray actors for `config` made here and shut down after."""
+    if pool is not None:
+        return contextlib.nullcontext(pool)
+    return started_pool(lambda: make_pool(config, address), progress, "starting Ray")
 
 
 def launch(config: str | os.PathLike[str] | Config, run_dir: str | os.PathLike[str] | None = None,
@@ -341,6 +347,106 @@ def with_overrides(config: Config, text: str, *, generations: int | None = None,
 def open_run(run_dir: str | os.PathLike[str]) -> Run:
     """A run directory, to read: its status, best candidates and any candidate."""
     return Run(run_dir)
+
+
+# -- transfer -------------------------------------------------------------------------------
+
+
+def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[str, Program],
+             *, seeds: int = 8, tasks: int | None = None, run_seed: int | None = None,
+             test_seed: int | None = None, cache: str | os.PathLike[str] | None = None,
+             address: str | None = None, progress: bool | None = None) -> Transfer:
+    """`programs` (name -> optimizer program) and the references (adam, lion, momentum)
+    against AdamW tuned per task on the held-out tasks of `source` (a config as `launch`
+    takes it, or a run: its config) and their variants (discovery/transfer.py): each tuned on
+    `seeds` seeds (keys of `run_seed`, default the config's seed + 1) and scored on as many
+    others (`test_seed`, default run_seed + 1). `tasks`: the suite's first N; `cache`: a JSON
+    file of finished tunings, read first and written after each tuning; `address`: train the
+    tasks at once on that Ray cluster's actors. TransferError or ConfigError say what is
+    wrong; TaskFailed names the tasks a cluster could not finish (the others are cached)."""
+    config = _config_of(source)
+    compilation_cache(config)  # the runs' own JAX compilation cache, before JAX compiles
+    stored = _TransferCache(cache)
+    from disco_rules.discovery import transfer as protocol
+    from disco_rules.discovery.plan import TaskPlan
+    from disco_rules.discovery.tasks.kinds import task_kind
+    from disco_rules.dsl import library
+
+    protocol.check_programs(programs)
+    plan = TaskPlan.from_config(config)
+    for task in plan.heldout:
+        if task_kind(task.kind).trains_agents:
+            raise protocol.TransferError(f"{task.key} is an RL task; transfer compares "
+                                         "optimizers with tuned AdamW on optimizer tasks")
+    run_seed = config.seed + 1 if run_seed is None else run_seed
+    test_seed = run_seed + 1 if test_seed is None else test_seed
+    named = {**programs, **{name: library.program(name) for name in protocol.REFERENCES}}
+    size = len(protocol.suite(plan))
+    shown = for_api(progress)
+    starting = (started_pool(lambda: make_transfer_pool(config, address), shown, "starting Ray")
+                if address is not None else contextlib.nullcontext())
+    counting = (contextlib.nullcontext() if shown is None else
+                shown.phase("transfer: tasks trained", size if tasks is None else min(tasks, size)))
+    with starting as pool, counting as phase:
+        sizes = [len(stored.entries)]
+
+        def on_task(row: Any) -> None:  # a task that added no tuning was all in the cache
+            stored.save()
+            sizes.append(len(stored.entries))
+            if phase is not None:
+                phase.advance(cached=sizes[-1] == sizes[-2])
+
+        def on_start(row: Any) -> None:
+            if phase is not None:
+                phase.working_on(f"{row.task.key} ({row.label})")
+
+        return protocol.transfer(plan, named, seeds=seeds, run_seed=run_seed,
+                                 test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
+                                 cache=stored.entries,
+                                 pool=pool, on_store=stored.save, on_task=on_task,
+                                 on_start=on_start)
+
+
+class _TransferCache:
+    """A transfer's finished tunings (`entries`), read from a JSON file if there is one and
+    written back whole, atomically, on `save`."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        from disco_rules.discovery.transfer import TransferError
+
+        self.path = None if path is None else Path(path)
+        self.entries: dict[str, Any] = {}
+        if self.path is not None and self.path.exists():
+            try:
+                self.entries = json.loads(self.path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise TransferError(f"{self.path}: not a cache of disco transfer ({error})"
+                                    ) from None
+            if not isinstance(self.entries, dict):
+                raise TransferError(f"{self.path}: not a cache of disco transfer (not a JSON "
+                                    "object)")
+
+    def save(self) -> None:
+        """Write the entries to the file, if there is one."""
+        if self.path is not None:
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.entries))
+            temporary.replace(self.path)
+
+
+def _config_of(source: str | os.PathLike[str] | Config | Run) -> Config:
+    """The config of a run (a `Run` or a run directory, its task modules found) or of a
+    config as `read_config` takes it."""
+    if isinstance(source, Run):
+        run_dir = source.run_dir
+    elif isinstance(source, (str, os.PathLike)) and "\n" not in str(source) \
+            and Path(source).is_dir():
+        run_dir = Path(source)
+    else:
+        return read_config(source).config
+    with RunStore.open(run_dir, write=False) as store:
+        find_task_modules(store)
+        return parse_config(store.config_text)
 
 
 # -- reading a run --------------------------------------------------------------------------

@@ -44,7 +44,8 @@ from disco_rules.discovery.tasks.family import family
 from disco_rules.discovery.verdict import Verdict, family_of, judge
 from disco_rules.dsl.interpreter import Encoding
 from disco_rules.dsl.printer import to_text
-from disco_rules.dsl.program import Program
+from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.slots import OPTIMIZER, slot_of
 
 LR_GRID: tuple[float, ...] = tuple(float(lr) for lr in np.logspace(-4, -1, 7))
 WEIGHT_DECAYS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -319,6 +320,12 @@ class Transfer:
     run_seed: int
     test_seed: int
     grid: Grid = field(default_factory=Grid)
+    programs: tuple[tuple[str, Program], ...] = ()  # (name, program), in the tables' order
+
+    @property
+    def names(self) -> list[str]:
+        """The optimizers scored, in order."""
+        return [name for name, _ in self.programs]
 
     @property
     def groups(self) -> list[str]:
@@ -381,6 +388,26 @@ class TaskFailed(RuntimeError):
     training); those that finished are in the cache."""
 
 
+class TransferError(ValueError):
+    """What a transfer cannot be asked: a program that is no optimizer, a name taken by a
+    reference, RL held-out tasks, a cache file that is not one."""
+
+
+def check_programs(programs: Mapping[str, Program]) -> None:
+    """TransferError naming the first program a transfer cannot score beside the references,
+    and why."""
+    for name, program in programs.items():
+        if name in REFERENCES:
+            raise TransferError(f"{name}: the name of a reference optimizer; name it otherwise")
+        try:
+            if slot_of(program) != OPTIMIZER:
+                raise ProgramError(f"{program.name}({', '.join(program.params)}) is a drift "
+                                   "program")
+            OPTIMIZER.check(program)
+        except ProgramError as error:
+            raise TransferError(f"{name}: transfer scores optimizer programs: {error}") from None
+
+
 def _entries_of(task: Task, cache: Mapping[str, dict]) -> dict[str, dict]:
     """The cache entries of `task` (each key is a JSON list that starts with the task's key)."""
     prefix = json.dumps([task.key])[:-1] + ","
@@ -433,7 +460,8 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
     if failed:
         raise TaskFailed(f"{len(failed)} of {len(items)} tasks failed ({'; '.join(failed)})")
     return Transfer(tuple(rows), tuple(everything[len(rows):]),
-                    tuple(result for result, _ in outcomes), seeds, run_seed, test_seed, grid)
+                    tuple(result for result, _ in outcomes), seeds, run_seed, test_seed, grid,
+                    tuple(programs.items()))
 
 
 def group_scores(results: Sequence[TaskResult], groups: Sequence[str], name: str

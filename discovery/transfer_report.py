@@ -16,7 +16,6 @@ from disco_rules.discovery.inner.train import CURVE_POINTS
 from disco_rules.discovery.selection import standard_error
 from disco_rules.discovery.transfer import VARIANTS, Grid, Transfer, Tuned
 from disco_rules.discovery.verdict import NEGLIGIBLE, Verdict, with_error
-from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 
 
@@ -154,12 +153,12 @@ def calibration_table(outcome: Transfer, in_search: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Sequence[str],
-           title: str, provenance: str, in_search: Mapping[str, float] | None = None) -> str:
+def report(outcome: Transfer, candidates: Sequence[str], title: str, provenance: str,
+           in_search: Mapping[str, float] | None = None) -> str:
     """The markdown report: `title`, `provenance` (commit and command), the protocol, the
-    tables (with `in_search` scores, the calibration table too), the candidates' simplified
-    programs and, last, their verdict lines."""
-    s, grid = outcome.seeds, outcome.grid
+    tables of every optimizer the outcome scored (with `in_search` scores, the calibration
+    table too), the `candidates`' simplified programs and, last, their verdict lines."""
+    s, grid, programs = outcome.seeds, outcome.grid, dict(outcome.programs)
     texts = "\n\n".join(f"{name} (simplified):\n\n```python\n{simplify(programs[name])}```"
                         for name in candidates) or "None: only the references."
     left_out = ([f"Not evaluated (--tasks {len(outcome.evaluated)}): "
@@ -185,14 +184,14 @@ def report(outcome: Transfer, programs: Mapping[str, Program], candidates: Seque
         f"a family: its mean > {NEGLIGIBLE:g}.",
         "",
         *left_out,
-        summary_table(outcome, list(programs)),
+        summary_table(outcome, outcome.names),
         "",
         *(["## By variant (every family's tasks of a kind pooled, mean ± SE over tasks x "
-           "seeds)", "", variant_table(outcome, list(programs)), ""]
+           "seeds)", "", variant_table(outcome, outcome.names), ""]
           if len({row.label for row in outcome.evaluated}) > 1 else []),
         "## Per task (score @ chosen lr)",
         "",
-        task_table(outcome, list(programs)),
+        task_table(outcome, outcome.names),
         "",
         *(["## Calibration: the search's estimate against transfer", "",
            calibration_table(outcome, in_search), ""] if in_search else []),

@@ -492,9 +492,9 @@ def test_the_variant_table_pools_each_kind_of_task_over_families():
         by_hand = np.concatenate([np.log(b / o) for b, o in tasks])
         assert cell == verdict.with_error(by_hand.mean(), np.std(by_hand, ddof=1)
                                           / np.sqrt(by_hand.size), by_hand.size)
-    assert "## By variant" in transfer_report.report(outcome, {}, [], "t", "p")
+    assert "## By variant" in transfer_report.report(outcome, [], "t", "p")
     held_out = transfer.Transfer(tuple(rows[:2]), (), tuple(results[:2]), 2, 1, 2)
-    assert "## By variant" not in transfer_report.report(held_out, {}, [], "t", "p")
+    assert "## By variant" not in transfer_report.report(held_out, [], "t", "p")
 
 
 def test_an_optimizer_that_never_worked_scores_minus_infinity_and_is_worse():

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from disco_rules.discovery.cli.errors import CliError
 from disco_rules.discovery.cli.refs import newest_checkpoint, open_run
@@ -95,18 +95,17 @@ def _phase(label: str) -> Any:
     return Progress().phase(label, at_once=True)
 
 
-@contextlib.contextmanager
-def _started_pool(config: Config, address: str | None, progress: Any) -> Iterator[Any]:
+def _started_pool(config: Config, address: str | None, progress: Any
+                  ) -> contextlib.AbstractContextManager[Any]:
     """The run's Ray evaluator actors, shown as a phase while Ray starts; shut down after."""
-    with progress.phase("starting Ray and the search", at_once=True):  # and their imports
-        from disco_rules.api import make_pool
+    from disco_rules import api
+
+    def make() -> Any:
         from disco_rules.discovery.search import engine  # noqa: F401 - slow imports, shown
 
-        pool = make_pool(config, address)
-    try:
-        yield pool
-    finally:
-        pool.shutdown()
+        return api.make_pool(config, address)
+
+    return api.started_pool(make, progress, "starting Ray and the search")
 
 
 def _drive(store: RunStore, config: Config, args: argparse.Namespace, pool: Any,

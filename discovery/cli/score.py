@@ -4,11 +4,9 @@ through its population's `score_rules`) and transfer (against AdamW tuned per ta
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,7 +15,7 @@ from disco_rules.discovery.cli.refs import load_program, load_rule, open_run, sp
 from disco_rules.discovery.cli.tables import baseline_note, score_cells, score_header
 from disco_rules.discovery.config import Config, ConfigError, check_count, parse_config
 from disco_rules.discovery.pareto import chosen_winner
-from disco_rules.dsl.program import Program, ProgramError
+from disco_rules.dsl.program import Program
 
 
 def score(args: argparse.Namespace) -> None:
@@ -100,104 +98,56 @@ def _check_rules(population: Any, names: Sequence[str], rules: Sequence[Any]) ->
 def transfer(args: argparse.Namespace) -> None:
     """`disco transfer`: the run's candidate (RUN:ID, or its chosen winner) and PROGRAM files
     against AdamW tuned per task on the run's held-out tasks and their variants
-    (discovery/transfer.py); or, given a config file, PROGRAM files on its held-out tasks."""
+    (`api.transfer`); or, given a config file, PROGRAM files on its held-out tasks."""
     if args.run.endswith(".toml"):
         config, run_dir, ids, validated, title = _config_source(args)
     else:
         config, run_dir, ids, validated, title = _run_source(args)
     loaded = [(f"#{i}", load_program(f"{run_dir}:{i}")) for i in ids]
     loaded += [(ref, load_program(ref)) for ref in args.programs]
-    _check_optimizers(loaded)
-    run_seed = config.seed + 1 if args.run_seed is None else args.run_seed
-    test_seed = run_seed + 1 if args.test_seed is None else args.test_seed
-    cache = _read_cache(args.cache)
-    seeds, tasks = args.seeds, args.tasks
     from disco_rules import api
-    from disco_rules.dsl import library
-
-    api.compilation_cache(config)  # the runs' own JAX compilation cache
     from disco_rules.discovery import transfer as protocol
     from disco_rules.discovery import transfer_report
-    from disco_rules.discovery.plan import TaskPlan
-    from disco_rules.discovery.progress import Progress
 
     programs: dict[str, Program] = {}
     for name, program in loaded:  # a file is named by its stem, unless that name is taken
         stem = name if name.startswith("#") else Path(name).stem
         programs[stem if stem not in programs and stem not in protocol.REFERENCES
                  else name] = program
-    candidates = list(programs)
-    programs.update({name: library.program(name) for name in protocol.REFERENCES})
-    plan = TaskPlan.from_config(config)
-    from disco_rules.discovery.tasks.kinds import task_kind
-
-    if any(task_kind(task.kind).trains_agents for task in plan.heldout):
-        raise CliError(f"{args.run}: its held-out tasks are RL tasks; transfer compares "
-                       "optimizers with tuned AdamW on optimizer tasks")
-    size = len(protocol.suite(plan))
-    total = size if tasks is None else min(tasks, size)  # --tasks past the suite: all of it
     provenance = transfer_report.provenance(args.argv)  # read before a long run: its code
-    with _transfer_pool(config, args.address) as pool, \
-            Progress().phase("transfer: tasks trained", total) as phase:
-        def save() -> None:  # after every tuning and task: a stopped transfer loses one
-            if args.cache is not None:
-                temporary = Path(args.cache).with_suffix(".tmp")
-                temporary.write_text(json.dumps(cache))
-                temporary.replace(args.cache)
-
-        sizes = [len(cache)]
-
-        def on_task(row: Any) -> None:  # a task that added no tuning was all in the cache
-            save()
-            sizes.append(len(cache))
-            phase.advance(cached=sizes[-1] == sizes[-2])
-
-        try:
-            outcome = protocol.transfer(plan, programs, seeds=seeds, run_seed=run_seed,
-                                        test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                        cache=cache, pool=pool, on_store=save,
-                                        on_task=on_task,
-                                        on_start=lambda row: phase.working_on(
-                                            f"{row.task.key} ({row.label})"))
-        except protocol.TaskFailed as error:
-            kept = f"; those that finished are in {args.cache}" if args.cache else ""
-            raise CliError(f"transfer: {error}{kept}: rerun to retry the rest") from None
+    try:
+        outcome = api.transfer(config, programs, seeds=args.seeds, tasks=args.tasks,
+                               run_seed=args.run_seed, test_seed=args.test_seed,
+                               cache=args.cache, address=args.address, progress=True)
+    except protocol.TransferError as error:
+        raise CliError(str(error)) from None
+    except protocol.TaskFailed as error:
+        kept = f"; those that finished are in {args.cache}" if args.cache else ""
+        raise CliError(f"transfer: {error}{kept}: rerun to retry the rest") from None
     in_search = None
     if args.top is not None:  # the others as the run's meta-validation would have scored them
-        others = [name for name in programs if name not in validated]
+        from disco_rules.discovery.plan import TaskPlan
+
+        others = [name for name in outcome.names if name not in validated]
+        plan = TaskPlan.from_config(config)
         with open_run(run_dir) as store:
             baselines = {task.key: store.baseline(task.key) for task in plan.heldout}
-        rules = [programs[name] for name in others]
+        named = dict(outcome.programs)
+        rules = [named[name] for name in others]
         population = scoring_population(config, rules, "scoring")
         _check_rules(population, others, rules)
         table = population.score_rules(rules, plan.heldout, baselines,
                                        config.validation_seeds)
         in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
                                      for name, row in zip(others, table)}}
-    report = transfer_report.report(outcome, programs, candidates, title, provenance, in_search)
+    report = transfer_report.report(outcome, list(programs), title, provenance, in_search)
     print(report, end="")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report)
-        transfer_report.plot_curves(outcome, candidates[0], out.with_suffix(".png"))
+        transfer_report.plot_curves(outcome, next(iter(programs)), out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _transfer_pool(config: Config, address: str | None) -> Iterator[Any]:
-    """Ray actors on the cluster at `address` that train a transfer's tasks at once, shut down
-    after; None (tasks one after another in this process) without an address."""
-    if address is None:
-        yield None
-        return
-    from disco_rules.api import make_transfer_pool
-
-    pool = make_transfer_pool(config, address)
-    try:
-        yield pool
-    finally:
-        pool.shutdown()
 
 
 def _run_source(args: argparse.Namespace) -> tuple[Config, Path, list[int], dict[str, float],
@@ -253,30 +203,3 @@ def _config_source(args: argparse.Namespace) -> tuple[Config, None, list[int],
     except ConfigError as error:
         raise CliError(str(error)) from None
     return config, None, [], {}, f"Transfer on the held-out tasks of {args.run}"
-
-
-def _check_optimizers(programs: Sequence[tuple[str, Program]]) -> None:
-    """CliError naming the first (name, program) that is not an optimizer-slot program."""
-    from disco_rules.dsl.slots import OPTIMIZER, slot_of
-
-    for name, program in programs:
-        try:
-            if slot_of(program) != OPTIMIZER:
-                raise ProgramError(f"{program.name}({', '.join(program.params)}) is a drift "
-                                   "program")
-            OPTIMIZER.check(program)
-        except ProgramError as error:
-            raise CliError(f"{name}: transfer scores optimizer programs: {error}") from None
-
-
-def _read_cache(path: str | None) -> dict[str, Any]:
-    """The finished tunings in `path` (none if it does not exist yet); CliError if unreadable."""
-    if path is None or not Path(path).exists():
-        return {}
-    try:
-        cache = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CliError(f"--cache {path}: not a cache of disco transfer ({error})") from None
-    if not isinstance(cache, dict):
-        raise CliError(f"--cache {path}: not a cache of disco transfer (not a JSON object)")
-    return cache
