@@ -159,6 +159,7 @@ def report(outcome: Transfer, candidates: Sequence[str], title: str, provenance:
     tables of every optimizer the outcome scored (with `in_search` scores, the calibration
     table too), the `candidates`' simplified programs and, last, their verdict lines."""
     s, grid, programs = outcome.seeds, outcome.grid, dict(outcome.programs)
+    total = len(outcome.evaluated) + len(outcome.left_out)
     texts = "\n\n".join(f"{name} (simplified):\n\n```python\n{simplify(programs[name])}```"
                         for name in candidates) or "None: only the references."
     left_out = ([f"Not evaluated (--tasks {len(outcome.evaluated)}): "
@@ -201,6 +202,9 @@ def report(outcome: Transfer, candidates: Sequence[str], title: str, provenance:
         "",
         "## Verdict",
         "",
+        *([f"On the suite's first {len(outcome.evaluated)} of {total} tasks (--tasks "
+           f"{len(outcome.evaluated)}): the others can change these verdicts.", ""]
+          if outcome.left_out else []),
         *(outcome.verdict(name).text(name) for name in candidates),
         "",
     ])

@@ -576,6 +576,8 @@ def test_transfer_finds_the_better_rule_beats_and_the_worse_one_is_worse(small_r
     assert "command: `disco transfer " in report and out.with_suffix(".png").is_file()
     assert "Not evaluated (--tasks 1): `quadratic(condition_number=10.0,dim=6,horizon=10," \
            "noise=0.1)` (0.25x horizon)" in report
+    assert "## Verdict\n\nOn the suite's first 1 of 3 tasks (--tasks 1): the others can " \
+           "change these verdicts.\n\n#1 beats" in report
 
     # rerun from the cache: nothing is trained again, the verdicts are the same
     for name in ("tune_adamw", "tune_programs"):
