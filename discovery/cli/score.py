@@ -124,22 +124,7 @@ def transfer(args: argparse.Namespace) -> None:
     except protocol.TaskFailed as error:
         kept = f"; those that finished are in {args.cache}" if args.cache else ""
         raise CliError(f"transfer: {error}{kept}: rerun to retry the rest") from None
-    in_search = None
-    if args.top is not None:  # the others as the run's meta-validation would have scored them
-        from disco_rules.discovery.plan import TaskPlan
-
-        others = [name for name in outcome.names if name not in validated]
-        plan = TaskPlan.from_config(config)
-        with open_run(run_dir) as store:
-            baselines = {task.key: store.baseline(task.key) for task in plan.heldout}
-        named = dict(outcome.programs)
-        rules = [named[name] for name in others]
-        population = scoring_population(config, rules, "scoring")
-        _check_rules(population, others, rules)
-        table = population.score_rules(rules, plan.heldout, baselines,
-                                       config.validation_seeds)
-        in_search = {**validated, **{name: float(np.mean([score.value for score in row]))
-                                     for name, row in zip(others, table)}}
+    in_search = None if args.top is None else _in_search(config, run_dir, outcome, validated)
     report = transfer_report.report(outcome, list(programs), title, provenance, in_search)
     print(report, end="")
     if args.out:
@@ -148,6 +133,25 @@ def transfer(args: argparse.Namespace) -> None:
         out.write_text(report)
         transfer_report.plot_curves(outcome, next(iter(programs)), out.with_suffix(".png"))
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+
+
+def _in_search(config: Config, run_dir: Path, outcome: Any, validated: dict[str, float]
+               ) -> dict[str, float]:
+    """Each optimizer of `outcome`'s in-search validation mean: the run's for its validated
+    candidates, the others scored as the run's meta-validation would have scored them."""
+    from disco_rules.discovery.plan import TaskPlan
+
+    others = [name for name in outcome.names if name not in validated]
+    plan = TaskPlan.from_config(config)
+    with open_run(run_dir) as store:
+        baselines = {task.key: store.baseline(task.key) for task in plan.heldout}
+    named = dict(outcome.programs)
+    rules = [named[name] for name in others]
+    population = scoring_population(config, rules, "scoring")
+    _check_rules(population, others, rules)
+    table = population.score_rules(rules, plan.heldout, baselines, config.validation_seeds)
+    return {**validated, **{name: float(np.mean([score.value for score in row]))
+                            for name, row in zip(others, table)}}
 
 
 def _run_source(args: argparse.Namespace) -> tuple[Config, Path, list[int], dict[str, float],
