@@ -373,6 +373,10 @@ def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[st
     from disco_rules.dsl import library
 
     protocol.check_programs(programs)
+    for name, count in (("seeds", seeds), ("tasks", tasks)):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)
+                                  or count < 1):
+            raise protocol.TransferError(f"{name}: expected a positive integer, got {count!r}")
     plan = TaskPlan.from_config(config)
     for task in plan.heldout:
         if task_kind(task.kind).trains_agents:
@@ -402,9 +406,8 @@ def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[st
 
         return protocol.transfer(plan, named, seeds=seeds, run_seed=run_seed,
                                  test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                 cache=stored.entries,
-                                 pool=pool, on_store=stored.save, on_task=on_task,
-                                 on_start=on_start)
+                                 cache=stored.entries, pool=pool, on_store=stored.save,
+                                 on_task=on_task, on_start=on_start)
 
 
 class _TransferCache:

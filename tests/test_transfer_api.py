@@ -81,6 +81,15 @@ def test_programs_a_transfer_cannot_score_are_named(programs, message):
         disco_rules.transfer(CONFIG, named)
 
 
+@pytest.mark.parametrize("counts, message", [
+    (dict(seeds=0), "seeds: expected a positive integer, got 0"),
+    (dict(tasks=2.5), "tasks: expected a positive integer, got 2.5"),
+])
+def test_counts_must_be_positive_integers(counts, message):
+    with pytest.raises(disco_rules.TransferError, match=message):
+        disco_rules.transfer(CONFIG, {"sgd2": library.program("sgd")}, **counts)
+
+
 def test_a_file_that_is_not_a_cache_is_refused_before_anything_trains(tmp_path):
     for text, why in [("{not json", "Expecting"), ("[1, 2]", "not a JSON object")]:
         bad = tmp_path / "cache.json"
