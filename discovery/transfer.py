@@ -221,7 +221,8 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
     """Tuned AdamW and each program on `task`: each tuned on the keys `task_keys(task, seeds,
     run_seed)` and scored at its chosen point on `task_keys(task, seeds, test_seed)`; the
     tunings not in `cache` (which gains every result, each also handed to `on_store` as it is
-    made: a long task's finished tunings can be kept), of the programs in one call."""
+    made: a long task's finished tunings can be kept), one optimizer at a time (a call of
+    several programs runs them one after another too: bench/transfer_tunings.py)."""
     keys = task_keys(task, seeds, run_seed)
     test_keys = task_keys(task, seeds, test_seed)
     cache = {} if cache is None else cache
@@ -232,12 +233,6 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
             on_store(entry, value)
     names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
     names.update({name: to_text(program) for name, program in programs.items()})
-    missing = [name for name in programs
-               if _entry(task, seeds, run_seed, grid, names[name]) not in cache]
-    if missing:  # the programs' tunings over the grid itself, in one call
-        tuned = tune_programs(task, encoding, [programs[name] for name in missing], grid, keys)
-        for name, t in zip(missing, tuned):
-            store(_entry(task, seeds, run_seed, grid, names[name]), _stored(t))
 
     def tuning(name: str, lrs: tuple[float, ...]) -> Tuned:
         """Optimizer `name` tuned over `lrs` x the grid's schedules (and weight decays)."""
