@@ -385,7 +385,7 @@ class TaskFailed(RuntimeError):
 
 class TransferError(ValueError):
     """What a transfer cannot be asked: a program that is no optimizer, a name taken by a
-    reference, RL held-out tasks, a cache file that is not one."""
+    reference, RL held-out tasks, a cache file that is not one, a count that is not positive."""
 
 
 def check_programs(programs: Mapping[str, Program]) -> None:
