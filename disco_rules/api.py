@@ -395,10 +395,12 @@ def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[st
         sizes = [len(stored.entries)]
 
         def on_task(row: Any) -> None:  # a task that added no tuning was all in the cache
-            stored.save()
             sizes.append(len(stored.entries))
+            grew = sizes[-1] != sizes[-2]
+            if grew:  # (a pool's tunings arrive here, the driver's were saved as made)
+                stored.save()
             if phase is not None:
-                phase.advance(cached=sizes[-1] == sizes[-2])
+                phase.advance(cached=not grew)
 
         def on_start(row: Any) -> None:
             if phase is not None:
