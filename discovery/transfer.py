@@ -188,6 +188,11 @@ class TaskResult:
         return paired_scores(self.baseline, self.optimizers[name])
 
 
+def _adamw_text(weight_decays: Sequence[float]) -> str:
+    """AdamW over these weight decays, as the cache names it."""
+    return f"optax.adamw, weight decays {list(weight_decays)}"
+
+
 def _entry(task: Task, seeds: int, run_seed: int, grid: Grid, optimizer: str) -> str:
     """The cache key of one optimizer's tuning on a task: everything its result depends on."""
     return json.dumps([task.key, seeds, run_seed, list(grid.lrs), optimizer,
@@ -221,28 +226,40 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
     """Tuned AdamW and each program on `task`: each tuned on the keys `task_keys(task, seeds,
     run_seed)` and scored at its chosen point on `task_keys(task, seeds, test_seed)`; the
     tunings not in `cache` (which gains every result, each also handed to `on_store` as it is
-    made: a long task's finished tunings can be kept), one optimizer at a time (a call of
-    several programs runs them one after another too: bench/transfer_tunings.py)."""
+    made: a long task's finished tunings can be kept), one optimizer, and one AdamW weight
+    decay, at a time (bench/transfer_tunings.py measures both splits)."""
     keys = task_keys(task, seeds, run_seed)
     test_keys = task_keys(task, seeds, test_seed)
     cache = {} if cache is None else cache
 
-    def store(entry: str, value: dict) -> None:
-        cache[entry] = value
-        if on_store is not None:
-            on_store(entry, value)
-    names = {"AdamW": f"optax.adamw, weight decays {list(grid.weight_decays)}"}
+    def cached(entry: str, tune: Callable[[], Tuned]) -> Tuned:
+        if entry not in cache:
+            value = _stored(tune())
+            cache[entry] = value
+            if on_store is not None:
+                on_store(entry, value)
+        return _loaded(cache[entry])
+    names = {"AdamW": _adamw_text(grid.weight_decays)}
     names.update({name: to_text(program) for name, program in programs.items()})
 
     def tuning(name: str, lrs: tuple[float, ...]) -> Tuned:
-        """Optimizer `name` tuned over `lrs` x the grid's schedules (and weight decays)."""
+        """Optimizer `name` tuned over `lrs` x the grid's schedules; AdamW also over the
+        weight decays, one at a time, each cached (on a long task a call for all of them ran
+        for hours, lost to any stop), then the best of them (the first, on a tie)."""
         over = replace(grid, lrs=lrs)
-        entry = _entry(task, seeds, run_seed, over, names[name])
-        if entry not in cache:
-            store(entry, _stored(
-                tune_adamw(task, over, keys) if name == "AdamW"
-                else tune_programs(task, encoding, [programs[name]], over, keys)[0]))
-        return _loaded(cache[entry])
+        if name != "AdamW":
+            return cached(_entry(task, seeds, run_seed, over, names[name]),
+                          lambda: tune_programs(task, encoding, [programs[name]], over, keys)[0])
+
+        def one_decay(decay: float) -> Tuned:
+            at = replace(over, weight_decays=(decay,))
+            return cached(_entry(task, seeds, run_seed, at, _adamw_text(at.weight_decays)),
+                          lambda: tune_adamw(task, at, keys))
+        if len(over.weight_decays) == 1:  # its entry is the whole grid's
+            return one_decay(over.weight_decays[0])
+        return cached(_entry(task, seeds, run_seed, over, names[name]),
+                      lambda: min((one_decay(d) for d in over.weight_decays),
+                                  key=lambda tuned: tuned.score))
 
     scored = {}
     for name, text in names.items():
@@ -250,14 +267,12 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
                                  grid.past_edge, lambda t: t.lr, lambda t: t.score)
         entry = json.dumps([task.key, seeds, test_seed, "scored at", chosen.lr,
                             chosen.weight_decay, text, list(chosen.schedule)])
-        if entry not in cache:
-            if name == "AdamW":
-                train = lambda point: tune_adamw(task, point, test_keys)  # noqa: E731
-            else:
-                train = lambda point, p=programs[name]: tune_programs(  # noqa: E731
-                    task, encoding, [p], point, test_keys)[0]
-            store(entry, _stored(_scored(chosen, train)))
-        scored[name] = _loaded(cache[entry])
+        if name == "AdamW":
+            train = lambda point: tune_adamw(task, point, test_keys)  # noqa: E731
+        else:
+            train = lambda point, p=programs[name]: tune_programs(  # noqa: E731
+                task, encoding, [p], point, test_keys)[0]
+        scored[name] = cached(entry, lambda: _scored(chosen, train))
     baseline = scored.pop("AdamW")
     return TaskResult(task, baseline, scored)
 

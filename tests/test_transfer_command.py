@@ -358,7 +358,9 @@ def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
                                on_task=lambda row: done.append(row.task.key), **kwargs)
     assert done == [row.task.key for row in here.evaluated] and len(done) == 2
     assert json.dumps(pooled_cache) == json.dumps(here_cache)  # NaN weight decays: as text
-    assert len(here_cache) == 2 * 3 * 2  # tuned and scored, for AdamW and each program, x2
+    # per task: AdamW tuned at each of 2 weight decays, over both and scored; each program
+    # tuned and scored
+    assert len(here_cache) == 2 * (2 + 1 + 1 + 2 * 2)
     for a, b in zip(here.results, pooled.results):
         np.testing.assert_array_equal(a.baseline.losses, b.baseline.losses)
         for name in programs:
@@ -377,7 +379,7 @@ def test_a_transfer_stopped_within_a_task_keeps_the_tunings_it_finished():
     kwargs = dict(seeds=2, run_seed=1, test_seed=2, grid=SMALL_GRID, tasks=1)
     whole = {}
     transfer.transfer(plan, programs, cache=whole, **kwargs)
-    assert len(whole) == 4  # AdamW and sgd, each tuned and scored
+    assert len(whole) == 6  # AdamW at each of 2 weight decays, over both and scored; sgd
 
     class Stopped(Exception):
         pass
@@ -787,6 +789,39 @@ def test_an_adamw_cut_short_by_the_grid_is_tuned_on_past_its_edge():
                                         replace(narrow, past_edge=0))
     assert unextended.baseline.lr == pytest.approx(1e-4)
     assert np.all(unextended.baseline.losses > result.baseline.losses)
+
+
+def test_adamw_is_tuned_one_weight_decay_at_a_time_each_kept_as_it_finishes(monkeypatch):
+    """AdamW's grid is tuned one weight decay at a time, each tuning reaching the cache as it
+    finishes: the point chosen is the one the whole grid in one call chooses, and a cache that
+    lost a decay's tuning (a stop) trains only that decay again."""
+    from disco_rules.discovery.evaluator import task_keys
+    from disco_rules.dsl.interpreter import Encoding
+
+    task = Task.make("quadratic", dim=6, condition_number=10.0, horizon=30)
+    grid = transfer.Grid((1e-2, 1e-1, 1.0), (0.0, 0.3, 3.0), (transfer.CONSTANT,), past_edge=0)
+    cache: dict[str, dict] = {}
+    stored: list[str] = []
+    result = transfer.evaluate_task(task, {}, Encoding(max_statements=8), 2, 3, 4, grid, cache,
+                                    lambda entry, value: stored.append(entry))
+    assert [json.loads(entry)[4] for entry in stored[:4]] == [
+        "optax.adamw, weight decays [0.0]", "optax.adamw, weight decays [0.3]",
+        "optax.adamw, weight decays [3.0]", "optax.adamw, weight decays [0.0, 0.3, 3.0]"]
+    whole = transfer.tune_adamw(task, grid, task_keys(task, 2, 3))
+    assert whole.weight_decay == pytest.approx(0.3)  # not the first decay tried, nor the last
+    chosen = transfer._loaded(cache[stored[3]])
+    assert (chosen.lr, chosen.weight_decay, chosen.schedule) == \
+        (pytest.approx(whole.lr), pytest.approx(whole.weight_decay), whole.schedule)
+    np.testing.assert_allclose(chosen.losses, whole.losses, rtol=1e-5)
+
+    del cache[stored[2]], cache[stored[3]]  # a stop while the last decay trained
+    trained = []
+    tune_adamw = transfer.tune_adamw
+    monkeypatch.setattr(transfer, "tune_adamw", lambda task, grid, keys: (
+        trained.append(grid.weight_decays), tune_adamw(task, grid, keys))[1])
+    again = transfer.evaluate_task(task, {}, Encoding(max_statements=8), 2, 3, 4, grid, cache)
+    assert trained == [(3.0,)]
+    np.testing.assert_array_equal(again.baseline.losses, result.baseline.losses)
 
 
 @pytest.mark.parametrize("x, y", [([1, 2, 3, 4], [10, 20, 30, 40]),
