@@ -25,7 +25,7 @@ from disco_rules.discovery.plan import TaskPlan
 from disco_rules.discovery.store import (BaselineRecord, CandidateRecord, RunStore,
                                          ValidationRecord)
 from disco_rules.discovery.tasks import Task
-from disco_rules.discovery.verdict import Verdict, judge, winner_text
+from disco_rules.discovery.verdict import judge, winner_text
 from disco_rules.dsl import library
 from tests.configs import config_variant
 
