@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from disco_rules.cluster.results import Failed, TimedOut
+from disco_rules.cluster.results import Failed, TimedOut, map_calling
 from disco_rules.discovery.config import Config, ConfigError
 from disco_rules.discovery.evaluator import BaselineItem, RLBaselineItem
 from disco_rules.discovery.inner.rl_train import AgentConfig, RLBaseline
@@ -30,20 +30,33 @@ def ensure_baselines(pool: Pool, store: RunStore, config: Config, agent: AgentCo
     its loss over the candidates' tasks.seeds seeds, the first ones; on RL tasks the
     return of `agent`'s hand-designed algorithm: PPO, or A2C for LPG's agent), computed once
     per task, archived at `generation` (so rollback drops it), and returned by task key;
-    BaselineError if one cannot be computed. The work items and rows are the task kind's."""
+    BaselineError as soon as one cannot be computed (the others are not waited for: a
+    family that hangs would cost a deadline per task). The work items and rows are the task
+    kind's."""
     missing = [t for t in tasks if store.baseline(t.key) is None]
     items = [task_kind(t.kind).baseline_item(t, config, agent) for t in missing]
-    for task, result in zip(missing, pool.map(items)):
-        if isinstance(result, TimedOut):
-            raise BaselineError(f"the baseline on {task.key} timed out: {result.reason}; "
-                                "raise [cluster] deadline_s if the task needs longer")
-        record = None if isinstance(result, Failed) else \
-            task_kind(task.kind).baseline_record(task, result, config)
-        if record is None:
-            reason = result.reason if isinstance(result, Failed) else "a non-finite result"
-            raise BaselineError(f"the baseline on {task.key} failed: {reason}")
-        store.add_baseline(record, generation)
+    records: dict[int, BaselineRecord] = {}
+
+    def made(index: int, result: object) -> None:  # the first that fails ends the run at once
+        records[index] = _record(missing[index], result, config)
+    map_calling(pool, items, made)
+    for index in range(len(missing)):  # archived in the tasks' order
+        store.add_baseline(records[index], generation)
     return {t.key: store.baseline(t.key) for t in tasks}
+
+
+def _record(task: Task, result: object, config: Config) -> BaselineRecord:
+    """The archive row of `task`'s baseline result; BaselineError if it timed out, failed or
+    is not finite."""
+    if isinstance(result, TimedOut):
+        raise BaselineError(f"the baseline on {task.key} timed out: {result.reason}; "
+                            "raise [cluster] deadline_s if the task needs longer")
+    record = None if isinstance(result, Failed) else \
+        task_kind(task.kind).baseline_record(task, result, config)
+    if record is None:
+        reason = result.reason if isinstance(result, Failed) else "a non-finite result"
+        raise BaselineError(f"the baseline on {task.key} failed: {reason}")
+    return record
 
 
 def adamw_item(task: Task, config: Config, agent: AgentConfig) -> BaselineItem:

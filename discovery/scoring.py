@@ -141,9 +141,11 @@ def mean_scores(records: Sequence[ValidationRecord]) -> tuple[tuple[int, float],
 
 
 class Pool(Protocol):
-    """Anything that maps work items to results in order (a Ray pool, or in-process)."""
+    """Anything that maps work items to results in order (a Ray pool, or in-process); most
+    also take `on_result` (`cluster.results.map_calling`)."""
 
     def map(self, items: Sequence[Any]) -> list[Any]: ...
+
 
 
 def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],

@@ -13,7 +13,7 @@ import pytest
 
 from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.cli import main
-from disco_rules.discovery.baselines import ensure_baselines
+from disco_rules.discovery.baselines import BaselineError, ensure_baselines
 from disco_rules.discovery.config import parse_config
 from disco_rules.discovery.evaluator import Evaluator, task_keys
 from disco_rules.discovery.inner.train import (evaluate_population, fitness, make_optax_train,
@@ -96,6 +96,24 @@ def test_a_candidate_is_scored_against_the_best_baseline_of_the_grid():
     assert against_grid == pytest.approx(math.log(grid.loss / adam_only.loss) + against_adam,
                                          abs=1e-6)
     assert against_grid <= against_adam + 1e-6
+
+
+def test_the_first_baseline_that_fails_ends_the_batch_and_archives_nothing(tmp_path):
+    """A family that fails (or hangs to its deadline) fails every task's baseline: the first
+    failure is the error at once, the other tasks' baselines are not waited for."""
+    tried = []
+
+    def evaluator(item):
+        tried.append(item.task.key)
+        raise RuntimeError("the task's data file is missing")
+    tasks = [Task.make("quadratic", dim=4), Task.make("quadratic", dim=6)]
+    config = parse_config("seed = 3\n")
+    store = RunStore.create(tmp_path / "run", "seed = 3\n")
+    with pytest.raises(BaselineError, match=r"^the baseline on quadratic\(.*dim=4,.* failed: "
+                                            r".*RuntimeError: the task's data file is missing$"):
+        ensure_baselines(LocalPool(lambda: evaluator), store, config, config.ppo, tasks, 0)
+    assert tried == [tasks[0].key]
+    assert [store.baseline(task.key) for task in tasks] == [None, None]
 
 
 @pytest.mark.slow  # tunes the baseline grid twice (through the pool and directly)
