@@ -147,7 +147,6 @@ class Pool(Protocol):
     def map(self, items: Sequence[Any]) -> list[Any]: ...
 
 
-
 def score_programs(pool: Pool, config: Config, encoding: Encoding, programs: Sequence[Program],
                    tasks: Sequence[Task], baselines: dict[str, BaselineRecord],
                    size: int | None = None) -> list[list[TaskScore]]:
