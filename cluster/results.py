@@ -21,11 +21,16 @@ class TimedOut(Failed):
     the deadline."""
 
 
+def calls_back(pool: Any) -> bool:
+    """Whether `pool.map` takes `on_result` (results as they arrive), or returns a batch."""
+    return "on_result" in inspect.signature(pool.map).parameters
+
+
 def map_calling(pool: Any, items: Sequence[Any],
                 on_result: Callable[[int, Any], None]) -> list[Any]:
     """`pool.map(items)`, calling `on_result(index, result)` as each result arrives where the
     pool's map takes it (an exception there stops the map), else as the whole batch returns."""
-    if "on_result" in inspect.signature(pool.map).parameters:
+    if calls_back(pool):
         return pool.map(items, on_result=on_result)
     results = pool.map(items)
     for index, result in enumerate(results):

@@ -15,12 +15,13 @@ rich: the plain-line mode is what a cluster job's log needs, and both modes are 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence, TextIO
+
+from disco_rules.cluster.results import calls_back
 
 if TYPE_CHECKING:
     from disco_rules.discovery.plan import TaskPlan
@@ -213,7 +214,7 @@ class ProgressPool:
         self.progress = progress
         self.context = context
         self.roles = roles
-        self._takes_callback = "on_result" in inspect.signature(pool.map).parameters
+        self._takes_callback = calls_back(pool)
 
     def map(self, items: Sequence[Any],
             on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
