@@ -8,7 +8,9 @@ steps), a rule dividing v by the step (steps that grow as sqrt(t)); both won hel
 lost outside the repository (issue #18, docs/results.md). `step_schedule` trains a program on
 unchanging gradient noise, without moving the weights, at two horizons ten times apart, and
 compares its mean |update| at the same progress: a rule that reads only its gradients'
-statistics and `progress` takes the same steps at both; one that counts steps does not.
+statistics and `progress` takes the same steps at both; one that counts steps does not. The
+programs run through the compiled interpreter (dsl/interpreter.py), a generation's children
+CHUNK at a time, both horizons in one pass: one compilation, kept in JAX's persistent cache.
 
 Bias corrections that vanish within tens of steps (Adam's own, 1 - 0.9^t) pass: the earliest
 window compared starts at step 30. What is not caught: a schedule in a state that grows
@@ -18,11 +20,15 @@ horizons alike where the gradients are unchanging, as long as it grows slowly.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from disco_rules.dsl.evaluate import evaluate_values
+from disco_rules.dsl.evaluate import evaluate
+from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.slots import OPTIMIZER
 from disco_rules.dsl.stability import ROWS
@@ -36,6 +42,8 @@ LR = 0.01
 GRADIENTS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (0.5, 1.0), (0.0, 1e-3), (5e-4, 1e-3))
 SIZE = 64  # entries per row
 SEED = 0
+CHUNK = 16  # programs a compiled call screens: one compilation serves any number of them
+MIN_STATEMENTS = 32  # the encoding's size; longer programs take the next power of two
 
 
 def step_schedule(program: Program,
@@ -44,9 +52,42 @@ def step_schedule(program: Program,
     the same progress of both HORIZONS on each of `gradients` (mean, sd), else a one-line
     reason: the window, the gradients and the ratio, or that its updates stop being finite.
     ProgramError if it does not fit the slot."""
-    OPTIMIZER.check(program)
-    short, long = (mean_steps(program, horizon, gradients) for horizon in HORIZONS)
-    if short is None or long is None:
+    return step_schedules([program], gradients)[0]
+
+
+def step_schedules(programs: Sequence[Program],
+                   gradients: Sequence[tuple[float, float]] = GRADIENTS) -> list[str | None]:
+    """`step_schedule` of each of `programs`, all in compiled calls of CHUNK programs."""
+    return [verdict(means, gradients) for means in mean_steps(programs, gradients)]
+
+
+def mean_steps(programs: Sequence[Program],
+               gradients: Sequence[tuple[float, float]] = GRADIENTS) -> np.ndarray:
+    """Mean |update| [programs, HORIZONS, WINDOWS, rows] in each window of progress, over each
+    horizon's steps of gradient noise (row r: mean + sd * N(0, 1), (mean, sd) =
+    `gradients[r]`) at unmoving weights; NaN for a horizon where an output stops being finite.
+    Both horizons see the same weights and the same noise, step for step. ProgramError for a
+    program that does not fit the optimizer slot."""
+    for program in programs:
+        OPTIMIZER.check(program)
+    if not programs:
+        return np.zeros((0, len(HORIZONS), len(WINDOWS), len(gradients)))
+    longest = max(len(p.body) for p in programs)
+    encoding = Encoding(max_statements=max(MIN_STATEMENTS, 1 << (longest - 1).bit_length()))
+    padding = -len(programs) % CHUNK  # runs no step: a chunk runs only its `count` first
+    population = encoding.encode_population(list(programs) + [programs[0]] * padding)
+    weights, noise = _noise(tuple(gradients))
+    means = [_screen(EncodedProgram(*(field[start:start + CHUNK] for field in population)),
+                     np.int32(min(CHUNK, len(programs) - start)), weights, noise)
+             for start in range(0, len(programs), CHUNK)]
+    return np.concatenate([np.asarray(m) for m in means])[:len(programs)]
+
+
+def verdict(means: np.ndarray, gradients: Sequence[tuple[float, float]] = GRADIENTS
+            ) -> str | None:
+    """`step_schedule`'s verdict on one program's `mean_steps` [HORIZONS, WINDOWS, rows]."""
+    short, long = means
+    if np.isnan(short).any() or np.isnan(long).any():
         return (f"its update is not finite within {HORIZONS[1]} steps of unchanging "
                 f"gradients: a state that grows without bound")
     with np.errstate(all="ignore"):
@@ -62,31 +103,83 @@ def step_schedule(program: Program,
             f"over {HORIZONS[1]} (a rule's only schedule is its lr)")
 
 
-def mean_steps(program: Program, horizon: int,
-               gradients: Sequence[tuple[float, float]] = GRADIENTS) -> np.ndarray | None:
-    """Mean |update| in each of WINDOWS, [windows, rows], over `horizon` steps of gradient
-    noise (row r: mean + sd * N(0, 1), (mean, sd) = `gradients[r]`) at unmoving weights;
-    None if an output stops being finite."""
+def reference_steps(program: Program, horizon: int,
+                    gradients: Sequence[tuple[float, float]] = GRADIENTS) -> np.ndarray:
+    """`mean_steps` of one program at one horizon, one step at a time with the reference
+    evaluator (numpy, rows as separate tensors); NaN if an output stops being finite. What
+    the compiled screen is checked (tests) and timed (bench/stationarity.py) against."""
     states = OPTIMIZER.state_names(program)
+    weights, noise = _noise(tuple(gradients))
+    state = {name: np.zeros_like(weights) for name in states}
+    sums = np.zeros((len(WINDOWS), len(gradients)))
+    counts = np.zeros((len(WINDOWS), 1))
+    with np.errstate(all="ignore"):
+        for step, gradient in enumerate(noise[:horizon], start=1):
+            outputs = [np.asarray(out, np.float32) for out in evaluate(program, {
+                "w": weights, "g": gradient, "lr": np.float32(LR), "step": np.float32(step),
+                "progress": np.float32(step / horizon), **state}, ROWS)]
+            if not all(np.isfinite(out).all() for out in outputs):
+                return np.full_like(sums, np.nan)
+            state = dict(zip(states, outputs[1:]))
+            for w, (low, high) in enumerate(WINDOWS):
+                if int(low * horizon) < step <= int(high * horizon):
+                    sums[w] += np.abs(outputs[0]).mean(axis=-1)
+                    counts[w] += 1
+    return sums / counts
+
+
+@functools.lru_cache(maxsize=None)
+def _noise(gradients: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The weights [rows, SIZE] and each step's gradients [HORIZONS[-1], rows, SIZE]."""
     rng = np.random.default_rng(SEED)
     means = np.array([[m] for m, _ in gradients], np.float32)
     sds = np.array([[s] for _, s in gradients], np.float32)
     weights = rng.standard_normal((len(gradients), SIZE)).astype(np.float32)
-    state = {name: np.zeros_like(weights) for name in states}
-    bounds = [(int(low * horizon), int(high * horizon)) for low, high in WINDOWS]
-    sums = np.zeros((len(WINDOWS), len(gradients)))
-    with np.errstate(all="ignore"):
-        for step in range(1, horizon + 1):
-            noisy = means + sds * rng.standard_normal(weights.shape).astype(np.float32)
-            inputs = {"w": weights, "g": noisy, "lr": np.float32(LR),
-                      "step": np.float32(step), "progress": np.float32(step / horizon),
-                      **state}
-            values = evaluate_values(program, inputs, ROWS)
-            outputs = [np.asarray(values[name], np.float32) for name in program.outputs]
-            if not all(np.isfinite(out).all() for out in outputs):
-                return None
-            state = dict(zip(states, outputs[1:]))
-            for w, (start, end) in enumerate(bounds):
-                if start < step <= end:
-                    sums[w] += np.abs(outputs[0]).mean(axis=-1)
-    return sums / np.array([[end - start] for start, end in bounds])
+    draws = rng.standard_normal((HORIZONS[-1], len(gradients), SIZE)).astype(np.float32)
+    return weights, means + sds * draws
+
+
+@jax.jit
+def _screen(chunk: EncodedProgram, count: jax.Array, weights: jax.Array, noise: jax.Array
+            ) -> jax.Array:
+    """`mean_steps` of the first `count` programs of a chunk of encoded programs (NaN for the
+    rest): each horizon's copy of the rows is a segment of one flat vector, so one pass over
+    the longest horizon runs both."""
+    rows = weights.shape[0]
+    segments = (SIZE,) * (len(HORIZONS) * rows)
+    horizons = jnp.asarray(HORIZONS, jnp.float32)
+    horizon = jnp.repeat(horizons, rows * SIZE)  # each entry's horizon
+    bounds = np.array([[(int(low * h), int(high * h)) for low, high in WINDOWS]
+                       for h in HORIZONS])  # [horizons, windows, (start, end)]
+    w = jnp.tile(weights.reshape(-1), len(HORIZONS))
+
+    def one(program: EncodedProgram) -> jax.Array:
+        def step(carry: tuple, inputs: tuple) -> tuple:
+            state, sums, finite = carry
+            t, g = inputs
+            step_ = t.astype(jnp.float32)
+            update, new = apply_optimizer(program, w, jnp.tile(g.reshape(-1), len(HORIZONS)),
+                                          state, jnp.float32(LR), step_, step_ / horizon,
+                                          segments)
+            outputs = jnp.concatenate([update[None], new]).reshape(
+                1 + new.shape[0], len(HORIZONS), -1)
+            active = step_ <= horizons
+            finite = finite & (jnp.isfinite(outputs).all(axis=(0, 2)) | ~active)
+            size = jnp.abs(update).reshape(len(HORIZONS), rows, SIZE).mean(axis=-1)
+            inside = (t > bounds[..., 0]) & (t <= bounds[..., 1])  # [horizons, windows]
+            sums = sums + jnp.where(inside[..., None], size[:, None, :], 0.0)
+            return (jnp.where(step_ <= horizon, new, state), sums, finite), None
+
+        state = jnp.zeros((OPTIMIZER.max_state, w.shape[0]), jnp.float32)
+        sums = jnp.zeros((len(HORIZONS), len(WINDOWS), rows), jnp.float32)
+        finite = jnp.ones(len(HORIZONS), bool)
+        steps = jnp.arange(1, noise.shape[0] + 1)
+        (_, sums, finite), _ = jax.lax.scan(step, (state, sums, finite), (steps, noise))
+        counts = (bounds[..., 1] - bounds[..., 0])[..., None]
+        return jnp.where(finite[:, None, None], sums / counts, jnp.nan)
+
+    def screen(i: jax.Array, means: jax.Array) -> jax.Array:
+        return means.at[i].set(one(EncodedProgram(*(field[i] for field in chunk))))
+
+    empty = jnp.full((chunk.ops.shape[0], len(HORIZONS), len(WINDOWS), rows), jnp.nan)
+    return jax.lax.fori_loop(0, count, screen, empty)

@@ -14,11 +14,10 @@ from disco_rules.cluster.local import LocalPool
 from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.discovery.scoring import WORST
-from disco_rules.discovery.search.programs import ProgramPopulation, Scored, survivors
+from disco_rules.discovery.search.programs import (ProgramPopulation, Scored, screen_reasons,
+                                                  survivors)
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.dsl.slots import OPTIMIZER
-from disco_rules.dsl.stability import instability
-from disco_rules.dsl.stationarity import step_schedule
 from test_search import CONFIG, archive_rows, make_search, programs
 from tests.configs import config_variant
 
@@ -197,9 +196,7 @@ def committed_evaluate(self, programs, train, baselines, warm=0):
     passing = list(range(len(programs)))
     if self.slot == OPTIMIZER:
         passing = []
-        for i, program in enumerate(programs):
-            reason = instability(program)
-            reason = f"unstable: {reason}" if reason else step_schedule(program)
+        for i, reason in enumerate(screen_reasons(programs)):
             if reason is None:
                 passing.append(i)
             else:

@@ -1,7 +1,9 @@
 """The step-count screen (dsl/stationarity.py): rules whose steps depend on the step count,
 not on their gradients or on `progress`, are found, with the closed form of their steps on a
-constant gradient as the reference; the shipped optimizers and the flagship's stationary
-candidates pass, and the search screens a child that counts steps before training it."""
+constant gradient as the reference; its compiled steps match the reference evaluator's, one
+step at a time, on the shipped optimizers and on mutants; the shipped optimizers and the
+flagship's stationary candidates pass, and the search screens a child that counts steps
+before training it."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import numpy as np
 import pytest
 
 from disco_rules.dsl import library
+from disco_rules.dsl.mutate import mutation_chain
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program
-from disco_rules.dsl.stationarity import HORIZONS, LR, WINDOWS, mean_steps, step_schedule
+from disco_rules.dsl.simplify import simplify
+from disco_rules.dsl.stationarity import (CHUNK, HORIZONS, LR, WINDOWS, mean_steps,
+                                          reference_steps, step_schedule, step_schedules)
 
 EXPERIMENTS = Path(__file__).parents[1] / "docs" / "experiments" / "programs"
 CONSTANT = ((1.0, 0.0),)  # a gradient of 1 at every step: the closed forms below
@@ -69,9 +74,9 @@ def test_adam_without_bias_correction_takes_the_steps_of_its_closed_form():
     def closed(t: int) -> float:
         return LR * (1 - b1 ** t) / (math.sqrt(1 - 0.999 ** t) + 1e-8)
 
-    for horizon in HORIZONS:
-        measured = mean_steps(ADAM_NO_CORRECTION, horizon, CONSTANT)[:, 0]
-        np.testing.assert_allclose(measured, window_means(closed, horizon), rtol=1e-4)
+    measured = mean_steps([ADAM_NO_CORRECTION], CONSTANT)[0, :, :, 0]
+    for h, horizon in enumerate(HORIZONS):
+        np.testing.assert_allclose(measured[h], window_means(closed, horizon), rtol=1e-4)
     reason = step_schedule(ADAM_NO_CORRECTION, CONSTANT)
     ratio = window_means(closed, HORIZONS[0])[0] / window_means(closed, HORIZONS[1])[0]
     assert ratio > 2.5  # three times larger steps early in a short run than in a long one
@@ -83,9 +88,22 @@ def test_adam_without_bias_correction_takes_the_steps_of_its_closed_form():
 def test_a_rule_dividing_v_by_the_step_is_found():
     # the seed-7 flagship's choice: its steps grow as sqrt(t), so ten times the horizon takes
     # sqrt(10) times larger steps at the same progress
-    measured = [mean_steps(DIVIDES_V_BY_STEP, horizon, CONSTANT)[:, 0] for horizon in HORIZONS]
+    measured = mean_steps([DIVIDES_V_BY_STEP], CONSTANT)[0, :, :, 0]
     np.testing.assert_allclose(measured[0] / measured[1], 1 / math.sqrt(10), rtol=0.05)
     assert "a schedule counted in steps" in step_schedule(DIVIDES_V_BY_STEP)
+
+
+def test_compiled_steps_match_the_reference_evaluator_in_chunks_of_any_fill():
+    rng = np.random.default_rng(3)
+    shipped = [library.program(name) for name in ("momentum", "adam", "lion")]
+    mutants = [simplify(mutation_chain(shipped[i % 3], rng, 1 + i % 4)) for i in range(CHUNK)]
+    programs = shipped + mutants  # more than one chunk, the last one part padding
+    measured = mean_steps(programs)
+    for i, program in enumerate(programs):
+        for h, horizon in enumerate(HORIZONS if i < len(shipped) else HORIZONS[:1]):
+            np.testing.assert_allclose(measured[i, h], reference_steps(program, horizon),
+                                       rtol=2e-5, atol=1e-30, err_msg=str(program))
+    assert step_schedules(programs) == [step_schedule(p) for p in programs]
 
 
 @pytest.mark.parametrize("body, params", [

@@ -41,7 +41,7 @@ from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OBJECTIVE, OPTIMIZER
 from disco_rules.dsl.stability import instability
-from disco_rules.dsl.stationarity import step_schedule
+from disco_rules.dsl.stationarity import step_schedules
 from disco_rules.populations.evolution import (EvolutionState, Member, RegularizedEvolution,
                                                state_from_data, state_to_data)
 
@@ -53,6 +53,16 @@ class Scored:
     status: CandidateStatus
     reason: str | None
     scores: tuple[ScoreRecord, ...] = ()
+
+
+def screen_reasons(programs: Sequence[Program]) -> list[str | None]:
+    """Why each optimizer-slot program is refused before training (`instability`, then
+    `step_schedules` for the stable, all at once), or None."""
+    reasons = [f"unstable: {reason}" if (reason := instability(p)) else None for p in programs]
+    stable = [i for i, reason in enumerate(reasons) if reason is None]
+    for i, reason in zip(stable, step_schedules([programs[i] for i in stable])):
+        reasons[i] = reason
+    return reasons
 
 
 def survivors(screen_fitness: Sequence[float], keep: float, min_fitness: float,
@@ -231,9 +241,7 @@ class ProgramPopulation:
         passing = list(range(len(programs)))
         if self.slot == OPTIMIZER:  # drift programs have no such check
             passing = []
-            for i, program in enumerate(programs):
-                reason = instability(program)
-                reason = f"unstable: {reason}" if reason else step_schedule(program)
+            for i, reason in enumerate(screen_reasons(programs)):
                 if reason is None:
                     passing.append(i)
                 else:
