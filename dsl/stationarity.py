@@ -77,9 +77,12 @@ def mean_steps(programs: Sequence[Program],
     padding = -len(programs) % CHUNK  # runs no step: a chunk runs only its `count` first
     population = encoding.encode_population(list(programs) + [programs[0]] * padding)
     weights, noise = _noise(tuple(gradients))
-    means = [_screen(EncodedProgram(*(field[start:start + CHUNK] for field in population)),
-                     np.int32(min(CHUNK, len(programs) - start)), weights, noise)
-             for start in range(0, len(programs), CHUNK)]
+    # on the CPU wherever the driver runs: thousands of tiny sequential steps, which a GPU
+    # would run one kernel launch at a time
+    with jax.default_device(jax.devices("cpu")[0]):
+        means = [_screen(EncodedProgram(*(field[start:start + CHUNK] for field in population)),
+                         np.int32(min(CHUNK, len(programs) - start)), weights, noise)
+                 for start in range(0, len(programs), CHUNK)]
     return np.concatenate([np.asarray(m) for m in means])[:len(programs)]
 
 
