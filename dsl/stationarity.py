@@ -67,9 +67,7 @@ def mean_steps(programs: Sequence[Program],
     horizon's steps of gradient noise (row r: mean + sd * N(0, 1), (mean, sd) =
     `gradients[r]`) at unmoving weights; NaN for a horizon where an output stops being finite.
     Both horizons see the same weights and the same noise, step for step. ProgramError for a
-    program that does not fit the optimizer slot."""
-    for program in programs:
-        OPTIMIZER.check(program)
+    program that does not fit the optimizer slot (the encoding checks it)."""
     if not programs:
         return np.zeros((0, len(HORIZONS), len(WINDOWS), len(gradients)))
     longest = max(len(p.body) for p in programs)
@@ -114,8 +112,8 @@ def reference_steps(program: Program, horizon: int,
     states = OPTIMIZER.state_names(program)
     weights, noise = _noise(tuple(gradients))
     state = {name: np.zeros_like(weights) for name in states}
+    bounds = _bounds(horizon)
     sums = np.zeros((len(WINDOWS), len(gradients)))
-    counts = np.zeros((len(WINDOWS), 1))
     with np.errstate(all="ignore"):
         for step, gradient in enumerate(noise[:horizon], start=1):
             outputs = [np.asarray(out, np.float32) for out in evaluate(program, {
@@ -124,11 +122,15 @@ def reference_steps(program: Program, horizon: int,
             if not all(np.isfinite(out).all() for out in outputs):
                 return np.full_like(sums, np.nan)
             state = dict(zip(states, outputs[1:]))
-            for w, (low, high) in enumerate(WINDOWS):
-                if int(low * horizon) < step <= int(high * horizon):
+            for w, (start, end) in enumerate(bounds):
+                if start < step <= end:
                     sums[w] += np.abs(outputs[0]).mean(axis=-1)
-                    counts[w] += 1
-    return sums / counts
+    return sums / (bounds[:, 1:] - bounds[:, :1])
+
+
+def _bounds(horizon: int) -> np.ndarray:
+    """[WINDOWS, (start, end)]: each window's steps of a `horizon`-step run, start < t <= end."""
+    return np.array([(int(low * horizon), int(high * horizon)) for low, high in WINDOWS])
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,8 +154,7 @@ def _screen(chunk: EncodedProgram, count: jax.Array, weights: jax.Array, noise: 
     segments = (SIZE,) * (len(HORIZONS) * rows)
     horizons = jnp.asarray(HORIZONS, jnp.float32)
     horizon = jnp.repeat(horizons, rows * SIZE)  # each entry's horizon
-    bounds = np.array([[(int(low * h), int(high * h)) for low, high in WINDOWS]
-                       for h in HORIZONS])  # [horizons, windows, (start, end)]
+    bounds = np.stack([_bounds(h) for h in HORIZONS])  # [horizons, windows, (start, end)]
     w = jnp.tile(weights.reshape(-1), len(HORIZONS))
 
     def one(program: EncodedProgram) -> jax.Array:
