@@ -396,11 +396,8 @@ def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[st
 
         def on_task(row: Any) -> None:  # a task that added no tuning was all in the cache
             sizes.append(len(stored.entries))
-            grew = sizes[-1] != sizes[-2]
-            if grew:  # (a pool's tunings arrive here, the driver's were saved as made)
-                stored.save()
             if phase is not None:
-                phase.advance(cached=not grew)
+                phase.advance(cached=sizes[-1] == sizes[-2])
 
         def on_start(row: Any) -> None:
             if phase is not None:
@@ -408,7 +405,8 @@ def transfer(source: str | os.PathLike[str] | Config | Run, programs: Mapping[st
 
         return protocol.transfer(plan, named, seeds=seeds, run_seed=run_seed,
                                  test_seed=test_seed, grid=protocol.GRID, tasks=tasks,
-                                 cache=stored.entries, pool=pool, on_store=stored.save,
+                                 cache=stored.entries, pool=pool,
+                                 on_store=lambda entries: stored.save(),
                                  on_task=on_task, on_start=on_start)
 
 

@@ -222,12 +222,12 @@ def _scored(chosen: Tuned, train: Callable[[Grid], Tuned]) -> Tuned:
 def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encoding,
                   seeds: int, run_seed: int, test_seed: int, grid: Grid = GRID,
                   cache: dict[str, dict] | None = None,
-                  on_store: Callable[[str, dict], None] | None = None) -> TaskResult:
+                  on_store: Callable[[Mapping[str, dict]], None] | None = None) -> TaskResult:
     """Tuned AdamW and each program on `task`: each tuned on the keys `task_keys(task, seeds,
     run_seed)` and scored at its chosen point on `task_keys(task, seeds, test_seed)`; the
-    tunings not in `cache` (which gains every result, each also handed to `on_store` as it is
-    made: a long task's finished tunings can be kept), one optimizer, and one AdamW weight
-    decay, at a time (bench/transfer_tunings.py measures both splits)."""
+    tunings not in `cache` (which gains every result, each also handed to `on_store` as
+    {entry: value} as it is made: a long task's finished tunings can be kept), one optimizer,
+    and one AdamW weight decay, at a time (bench/transfer_tunings.py measures both splits)."""
     keys = task_keys(task, seeds, run_seed)
     test_keys = task_keys(task, seeds, test_seed)
     cache = {} if cache is None else cache
@@ -237,7 +237,7 @@ def evaluate_task(task: Task, programs: Mapping[str, Program], encoding: Encodin
             value = _stored(tune())
             cache[entry] = value
             if on_store is not None:
-                on_store(entry, value)
+                on_store({entry: value})
         return _loaded(cache[entry])
     names = {"AdamW": _adamw_text(grid.weight_decays)}
     names.update({name: to_text(program) for name, program in programs.items()})
@@ -370,7 +370,7 @@ class TaskItem:
     cached: Mapping[str, dict]
 
 
-def run_item(item: TaskItem, on_store: Callable[[str, dict], None] | None = None
+def run_item(item: TaskItem, on_store: Callable[[Mapping[str, dict]], None] | None = None
              ) -> tuple[TaskResult, dict[str, dict]]:
     """`evaluate_task` on the item's task: its result and the cache entries it added (each
     handed to `on_store` as it is made)."""
@@ -428,16 +428,16 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
              test_seed: int, grid: Grid = GRID, tasks: int | None = None,
              cache: dict[str, dict] | None = None, pool: Any = None,
              on_start: Callable[[SuiteTask], None] | None = None,
-             on_store: Callable[[], None] | None = None,
+             on_store: Callable[[Mapping[str, dict]], None] | None = None,
              on_task: Callable[[SuiteTask], None] | None = None) -> Transfer:
     """Tuned AdamW and `programs` (name -> optimizer program) on the suite of `plan`'s held-out
     tasks and their variants (its first `tasks`, default all), each tuned over `grid` on the
     keys of `run_seed` and scored on those of `test_seed`; `cache` (finished tunings, JSON-able)
     gains every result. Tasks run one after another in this process, `on_start` called before
-    each and `on_store` after each tuning the cache gains; or, with `pool` (anything with
+    each, each tuning reaching the cache as it is made; or, with `pool` (anything with
     `map(items, on_result)`, whose actors run `TaskEvaluator`), at once on its actors, their
-    tunings reaching the cache as their task finishes. `on_task` is called as each task
-    finishes."""
+    tunings reaching the cache as their task finishes. `on_store` gets the entries the cache
+    has just gained; `on_task` is called as each task finishes."""
     everything = suite(plan)
     rows = everything if tasks is None else everything[:max(0, tasks)]
     cache = {} if cache is None else cache
@@ -445,16 +445,17 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
                       _entries_of(row.task, cache)) for row in rows]
     failed: list[str] = []
 
-    def stored(entry: str, value: dict) -> None:
-        cache[entry] = value
-        if on_store is not None:
-            on_store()
+    def keep(entries: Mapping[str, dict]) -> None:
+        cache.update(entries)
+        if entries and on_store is not None:
+            on_store(entries)
 
     def finished(index: int, outcome: Any) -> None:
         if isinstance(outcome, Failed):
             failed.append(f"{rows[index].task.key}: {outcome.reason}")
             return
-        cache.update(outcome[1])
+        if pool is not None:  # in this process each tuning was kept as it was made
+            keep(outcome[1])
         if on_task is not None:
             on_task(rows[index])
 
@@ -463,7 +464,7 @@ def transfer(plan: TaskPlan, programs: Mapping[str, Program], *, seeds: int, run
         for index, item in enumerate(items):
             if on_start is not None:
                 on_start(rows[index])
-            outcomes.append(run_item(item, stored))
+            outcomes.append(run_item(item, keep))
             finished(index, outcomes[-1])
     else:
         outcomes = pool.map(items, on_result=finished)

@@ -386,7 +386,8 @@ def test_a_transfer_stopped_within_a_task_keeps_the_tunings_it_finished():
 
     cache, sizes = {}, []
 
-    def on_store():  # the CLI writes the cache file here
+    def on_store(entries):  # the CLI writes the cache file here
+        assert set(entries) <= set(cache)
         sizes.append(len(cache))
         if len(sizes) == 2:
             raise Stopped
@@ -803,7 +804,7 @@ def test_adamw_is_tuned_one_weight_decay_at_a_time_each_kept_as_it_finishes(monk
     cache: dict[str, dict] = {}
     stored: list[str] = []
     result = transfer.evaluate_task(task, {}, Encoding(max_statements=8), 2, 3, 4, grid, cache,
-                                    lambda entry, value: stored.append(entry))
+                                    lambda entries: stored.extend(entries))
     assert [json.loads(entry)[4] for entry in stored[:4]] == [
         "optax.adamw, weight decays [0.0]", "optax.adamw, weight decays [0.3]",
         "optax.adamw, weight decays [3.0]", "optax.adamw, weight decays [0.0, 0.3, 3.0]"]
