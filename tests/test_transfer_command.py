@@ -351,12 +351,20 @@ def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
     programs = {"sgd": library.program("sgd"), "adam": library.program("adam")}
     kwargs = dict(seeds=2, run_seed=1, test_seed=2, grid=SMALL_GRID, tasks=2)
     here_cache, pooled_cache = {}, {}
-    here = transfer.transfer(plan, programs, cache=here_cache, **kwargs)
+    here_stored, pooled_stored = [], []
+    here = transfer.transfer(plan, programs, cache=here_cache,
+                             on_store=lambda entries: here_stored.append(dict(entries)), **kwargs)
     done = []
     pooled = transfer.transfer(plan, programs, cache=pooled_cache,
                                pool=LocalPool(transfer.TaskEvaluator),
+                               on_store=lambda entries: pooled_stored.append(dict(entries)),
                                on_task=lambda row: done.append(row.task.key), **kwargs)
     assert done == [row.task.key for row in here.evaluated] and len(done) == 2
+    # on_store hears of each entry once: here as each tuning is made, from a pool per task
+    assert [len(entries) for entries in here_stored] == [1] * len(here_cache)
+    assert [key for entries in here_stored for key in entries] == list(here_cache)
+    assert len(pooled_stored) == 2
+    assert [key for entries in pooled_stored for key in entries] == list(pooled_cache)
     assert json.dumps(pooled_cache) == json.dumps(here_cache)  # NaN weight decays: as text
     # per task: AdamW tuned at each of 2 weight decays, over both and scored; each program
     # tuned and scored
