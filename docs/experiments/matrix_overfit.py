@@ -1,0 +1,92 @@
+"""Is the held-out matrix completion family an optimization problem or an overfitting one?
+Each optimizer program, exported as optax, trains `matrix_completion(rank=8)` at each batch
+size x horizon and lr on a few seeds; printed per point: the mean final training loss on all
+observed entries, the mean final validation loss (what `disco transfer` scores) and the mean
+of each run's lowest validation loss along training (what early stopping would keep).
+
+    .venv/bin/python docs/experiments/matrix_overfit.py docs/experiments/programs/cautious_adamw.py \
+        dsl/programs/adamw.py [--settings 128:4000,1024:4000] [--lrs 0.032,0.1,0.32] [--seeds 4]
+
+Seed s: data, initialisation and minibatches from jax.random.PRNGKey(s), the same for every
+optimizer (not the keys `disco transfer` uses). What it does not establish: one family's
+defaults (a 64 x 48 matrix of true rank 3, noise 0.1, 30% of entries observed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import disco_rules.discovery.tasks  # noqa: F401  (registers the task families)
+from disco_rules.discovery.tasks.family import Task
+from disco_rules.discovery.tasks.heldout import OBSERVED_FRACTION
+from disco_rules.dsl.parser import parse
+from disco_rules.export import export
+
+
+def optimizer(path: str) -> tuple[str, Any]:
+    """A program file's name and its optax export's `optimizer(learning_rate)`."""
+    program = parse(Path(path).read_text())
+    namespace: dict[str, Any] = {}
+    exec(compile(export(program, "optax", name=program.name), path, "exec"), namespace)
+    return program.name, namespace["optimizer"]
+
+
+def curves(task: Task, make: Any, lr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training loss on every observed entry and validation loss after each step."""
+    problem = task.build()
+    k_data, k_init, k_batch = jax.random.split(jax.random.PRNGKey(seed), 3)
+    data = problem.data(k_data)
+    params = problem.init(k_init)
+    tx = make(lr)
+
+    def step(carry: Any, t: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
+        params, state = carry
+        batch = problem.train_batch(jax.random.fold_in(k_batch, t), data)
+        grads = jax.grad(problem.loss)(params, batch)
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, state), (problem.loss(params, data["observed"]),
+                                 problem.validation_loss(params, data))
+
+    _, (train, validation) = jax.lax.scan(step, (params, tx.init(params)),
+                                          jnp.arange(problem.horizon))
+    return np.asarray(train), np.asarray(validation)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print one line per setting x optimizer x lr, means over seeds."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("programs", nargs="+")
+    parser.add_argument("--settings", default="32:1000,128:4000,512:4000,1024:1000,1024:4000",
+                        help="batch_size:horizon pairs")
+    parser.add_argument("--lrs", default="0.01,0.032,0.1,0.32")
+    parser.add_argument("--seeds", type=int, default=4)
+    args = parser.parse_args(argv)
+    optimizers = [optimizer(path) for path in args.programs]
+    rows, cols, rank = 64, 48, 8
+    print(f"parameters (rows + cols) x rank = {(rows + cols) * rank}; observed entries "
+          f"{round(OBSERVED_FRACTION * rows * cols)}")
+    print("batch horizon optimizer lr | final train | final validation | lowest validation")
+    for setting in args.settings.split(","):
+        batch, horizon = (int(x) for x in setting.split(":"))
+        task = Task.make("matrix_completion", rows=rows, cols=cols, rank=rank,
+                         batch_size=batch, horizon=horizon)
+        for name, make in optimizers:
+            for lr in (float(x) for x in args.lrs.split(",")):
+                runs = [curves(task, make, lr, seed) for seed in range(args.seeds)]
+                train = np.mean([r[0][-1] for r in runs])
+                final = np.mean([r[1][-1] for r in runs])
+                lowest = np.mean([r[1].min() for r in runs])
+                print(f"{batch} {horizon} {name} {lr:g} | {train:.4f} | {final:.4f} | "
+                      f"{lowest:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
