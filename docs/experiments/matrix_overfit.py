@@ -38,25 +38,29 @@ def optimizer(path: str) -> tuple[str, Any]:
     return program.name, namespace["optimizer"]
 
 
-def curves(task: Task, make: Any, lr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training loss on every observed entry and validation loss after each step."""
+def curves(task: Task, make: Any, lr: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training loss on every observed entry and validation loss after each step, [seed,
+    step], the seeds vmapped."""
     problem = task.build()
-    k_data, k_init, k_batch = jax.random.split(jax.random.PRNGKey(seed), 3)
-    data = problem.data(k_data)
-    params = problem.init(k_init)
     tx = make(lr)
 
-    def step(carry: Any, t: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
-        params, state = carry
-        batch = problem.train_batch(jax.random.fold_in(k_batch, t), data)
-        grads = jax.grad(problem.loss)(params, batch)
-        updates, state = tx.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, state), (problem.loss(params, data["observed"]),
-                                 problem.validation_loss(params, data))
+    def run(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        k_data, k_init, k_batch = jax.random.split(jax.random.PRNGKey(seed), 3)
+        data = problem.data(k_data)
+        params = problem.init(k_init)
 
-    _, (train, validation) = jax.lax.scan(step, (params, tx.init(params)),
-                                          jnp.arange(problem.horizon))
+        def step(carry: Any, t: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
+            params, state = carry
+            batch = problem.train_batch(jax.random.fold_in(k_batch, t), data)
+            grads = jax.grad(problem.loss)(params, batch)
+            updates, state = tx.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, state), (problem.loss(params, data["observed"]),
+                                     problem.validation_loss(params, data))
+
+        return jax.lax.scan(step, (params, tx.init(params)), jnp.arange(problem.horizon))[1]
+
+    train, validation = jax.jit(jax.vmap(run))(jnp.arange(seeds))
     return np.asarray(train), np.asarray(validation)
 
 
@@ -80,11 +84,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                          batch_size=batch, horizon=horizon)
         for name, make in optimizers:
             for lr in (float(x) for x in args.lrs.split(",")):
-                runs = [curves(task, make, lr, seed) for seed in range(args.seeds)]
-                train = np.mean([r[0][-1] for r in runs])
-                final = np.mean([r[1][-1] for r in runs])
-                lowest = np.mean([r[1].min() for r in runs])
-                print(f"{batch} {horizon} {name} {lr:g} | {train:.4f} | {final:.4f} | "
+                train, validation = curves(task, make, lr, args.seeds)
+                final, lowest = validation[:, -1].mean(), validation.min(axis=1).mean()
+                print(f"{batch} {horizon} {name} {lr:g} | {train[:, -1].mean():.4f} | {final:.4f} | "
                       f"{lowest:.4f}", flush=True)
 
 
