@@ -1,15 +1,16 @@
 """Is the held-out matrix completion family an optimization problem or an overfitting one?
-Each optimizer program, exported as optax, trains `matrix_completion(rank=8)` at each batch
+Each optimizer program, exported as optax, trains `matrix_completion` (its shape `--shape`) at each batch
 size x horizon and lr on a few seeds; printed per point: the mean final training loss on all
 observed entries, the mean final validation loss (what `disco transfer` scores) and the mean
 of each run's lowest validation loss along training (what early stopping would keep).
 
     .venv/bin/python docs/experiments/matrix_overfit.py docs/experiments/programs/cautious_adamw.py \
-        dsl/programs/adamw.py [--settings 128:4000,1024:4000] [--lrs 0.032,0.1,0.32] [--seeds 4]
+        dsl/programs/adamw.py [--settings 128:4000,1024:4000] [--lrs 0.032,0.1,0.32] [--seeds 4] \
+        [--shape 64:48:8]
 
 Seed s: data, initialisation and minibatches from jax.random.PRNGKey(s), the same for every
 optimizer (not the keys `disco transfer` uses). What it does not establish: one family's
-defaults (a 64 x 48 matrix of true rank 3, noise 0.1, 30% of entries observed).
+defaults (a matrix of true rank 3, noise 0.1, 30% of entries observed) at a few shapes.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="batch_size:horizon pairs")
     parser.add_argument("--lrs", default="0.01,0.032,0.1,0.32")
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--shape", default="64:48:8", help="rows:cols:rank (the family's "
+                        "defaults and the held-out tasks' rank)")
     args = parser.parse_args(argv)
     optimizers = [optimizer(path) for path in args.programs]
-    rows, cols, rank = 64, 48, 8
+    rows, cols, rank = (int(x) for x in args.shape.split(":"))
     print(f"parameters (rows + cols) x rank = {(rows + cols) * rank}; observed entries "
           f"{round(OBSERVED_FRACTION * rows * cols)}")
     print("batch horizon optimizer lr | final train | final validation | lowest validation")
