@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import disco_rules.discovery.tasks  # noqa: F401  (registers the task families)
 from disco_rules.discovery.tasks.family import Task
 from disco_rules.discovery.tasks.heldout import OBSERVED_FRACTION
 from disco_rules.dsl.parser import parse
