@@ -1,12 +1,13 @@
 """Is the held-out matrix completion family an optimization problem or an overfitting one?
-Each optimizer program, exported as optax, trains `matrix_completion` (its shape `--shape`) at each batch
-size x horizon and lr on a few seeds; printed per point: the mean final training loss on all
+Each rule (a DSL program file or RUN:ID, exported as optax: `outside_check.load_rule`) trains
+`matrix_completion` (its shape `--shape`) at each batch size x horizon and lr on a few seeds;
+printed per point: the mean final training loss on all
 observed entries, the mean final validation loss (what `disco transfer` scores) and the mean
 of each run's lowest validation loss along training (what early stopping would keep).
 
-    .venv/bin/python docs/experiments/matrix_overfit.py docs/experiments/programs/cautious_adamw.py \
-        dsl/programs/adamw.py [--settings 128:4000,1024:4000] [--lrs 0.032,0.1,0.32] [--seeds 4] \
-        [--shape 64:48:8]
+    .venv/bin/python docs/experiments/matrix_overfit.py \
+        docs/experiments/programs/cautious_adamw.py dsl/programs/adamw.py [RUN:ID ...] \
+        [--settings 128:4000,1024:4000] [--lrs 0.032,0.1,0.32] [--seeds 4] [--shape 64:48:8]
 
 Seed s: data, initialisation and minibatches from jax.random.PRNGKey(s), the same for every
 optimizer (not the keys `disco transfer` uses). What it does not establish: one family's
@@ -16,7 +17,6 @@ defaults (a matrix of true rank 3, noise 0.1, 30% of entries observed) at a few 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -24,21 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from outside_check import Optimizer, load_rule
+
 from disco_rules.discovery.tasks.family import Task
 from disco_rules.discovery.tasks.heldout import OBSERVED_FRACTION
-from disco_rules.dsl.parser import parse
-from disco_rules.export import export
 
 
-def optimizer(path: str) -> tuple[str, Any]:
-    """A program file's name and its optax export's `optimizer(learning_rate)`."""
-    program = parse(Path(path).read_text())
-    namespace: dict[str, Any] = {}
-    exec(compile(export(program, "optax", name=program.name), path, "exec"), namespace)
-    return program.name, namespace["optimizer"]
-
-
-def curves(task: Task, make: Any, lr: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+def curves(task: Task, make: Optimizer, lr: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
     """Training loss on every observed entry and validation loss after each step, [seed,
     step], the seeds vmapped."""
     problem = task.build()
@@ -75,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shape", default="64:48:8", help="rows:cols:rank (the family's "
                         "defaults and the held-out tasks' rank)")
     args = parser.parse_args(argv)
-    optimizers = [optimizer(path) for path in args.programs]
+    optimizers = [load_rule(spec) for spec in args.programs]
     rows, cols, rank = (int(x) for x in args.shape.split(":"))
     print(f"parameters (rows + cols) x rank = {(rows + cols) * rank}; observed entries "
           f"{round(OBSERVED_FRACTION * rows * cols)}")
@@ -88,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for lr in (float(x) for x in args.lrs.split(",")):
                 train, validation = curves(task, make, lr, args.seeds)
                 final, lowest = validation[:, -1].mean(), validation.min(axis=1).mean()
-                print(f"{batch} {horizon} {name} {lr:g} | {train[:, -1].mean():.4f} | {final:.4f} | "
-                      f"{lowest:.4f}", flush=True)
+                print(f"{batch} {horizon} {name} {lr:g} | {train[:, -1].mean():.4f} | "
+                      f"{final:.4f} | {lowest:.4f}", flush=True)
 
 
 if __name__ == "__main__":
