@@ -28,6 +28,7 @@ from disco_rules.dsl.slots import OPTIMIZER, slot_of
 from disco_rules.export import FORMATS, export
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
+EXPERIMENT_PROGRAMS = Path(__file__).parent.parent / "docs" / "experiments" / "programs"
 
 DECAY = """
 def decay(w, g, lr, progress):
@@ -249,6 +250,25 @@ def test_optax_export_trains_like_the_optax_optimizer(tmp_path, name, learning_r
         trained = train_optax(module.optimizer(learning_rate))
         assert jax.tree.leaves(trained)[0].dtype == jnp.float64
         assert_trees_close(trained, train_optax(REFERENCES[name](learning_rate)), rtol=1e-5)
+
+
+# The literature's rules written for the transfer checks (docs/experiments/programs), against
+# optax's own: AdaBelief with AdamW's epsilon outside the root and none inside, NAdamW.
+LITERATURE = {
+    "adabelief": lambda lr: optax.chain(optax.scale_by_belief(eps=1e-8, eps_root=0.0),
+                                        optax.add_decayed_weights(0.01),
+                                        optax.scale_by_learning_rate(lr)),
+    "nadamw": lambda lr: optax.nadamw(lr, eps=1e-8, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LITERATURE))
+def test_literature_rules_train_like_optax(tmp_path, name):
+    program = parse((EXPERIMENT_PROGRAMS / f"{name}.py").read_text())
+    module = load(export(program, "optax"), tmp_path, f"{name}_literature")
+    with jax.enable_x64(True):
+        assert_trees_close(train_optax(module.optimizer(SCHEDULE)),
+                           train_optax(LITERATURE[name](SCHEDULE)), rtol=1e-5)
 
 
 def test_optax_state_is_a_count_and_one_zero_tree_per_state_variable(tmp_path):

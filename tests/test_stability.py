@@ -41,7 +41,7 @@ SHIPPED = [name for name in library.names() if slot_of(library.program(name)) is
 # rules trained on every transfer task without diverging (docs/experiments/transfer_*.md)
 TRAINED_FINE = ["960_plain", "adam_no_correction", "adam_linear_decay", "flagship_24",
                 "cautious_adamw", "cautious_24", "decay_24", "cautious_unscaled",
-                "cautious_adamw_wd01", "adamw_wd01"]
+                "cautious_adamw_wd01", "adamw_wd01", "adabelief", "nadamw", "laprop"]
 
 
 def experiment(name: str) -> Program:
