@@ -14,6 +14,10 @@ training tasks' networks or datasets.
 - `matrix_completion`: a long-horizon regression, a factorisation U V^T (of rank `rank`,
   over-parameterised by default) fit to the observed entries of a noisy random low-rank matrix,
   scored on held-out entries; it is bilinear, not a network, and its data is drawn per seed.
+  At the defaults (64 x 48, rank 8) a fit has about as many parameters as observed entries and
+  fits their noise, so a final loss ranks overfitting; held out, give it four or more entries
+  per parameter (the flagship: 128 x 96, rank 4). The defaults stay: a run stores its config,
+  not the defaults it relied on, so a new default would change archived runs' tasks.
 - `graph_regression`: a graph convolutional network (message passing over the symmetric
   normalised adjacency, Kipf & Welling, 2017) regressing a node value on random Erdős–Rényi
   graphs drawn in JAX from the seed, the targets a seed's fixed random teacher GCN plus noise;
