@@ -9,11 +9,12 @@ import pytest
 
 from disco_rules.cluster.local import LocalPool
 from disco_rules.cluster.results import Failed
-from disco_rules.discovery.config import parse_config
+from disco_rules.discovery.config import ConfigError, parse_config
 from disco_rules.discovery.evaluator import Evaluator, ProgramsItem
 from disco_rules.api import create_run
 from disco_rules.discovery.search.engine import make_engine
 from disco_rules.discovery.store import RunStore
+from disco_rules.discovery.tasks.family import FAMILIES
 from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.mutate import MutationConfig
 from disco_rules.dsl.parser import parse
@@ -146,6 +147,23 @@ def test_a_resumed_run_ends_with_the_same_archive_as_an_uninterrupted_one(tmp_pa
     search.run(4)
     assert archive_rows(resumed) == archive_rows(straight)
     assert resumed.top(3, by="validation") == straight.top(3, by="validation")
+
+
+def test_resuming_where_a_familys_defaults_changed_is_refused(tmp_path, monkeypatch):
+    """The run stores its config, not the defaults it relied on: a resume under code whose
+    defaults build other tasks says so instead of mixing the two."""
+    search, store, _ = make_search(tmp_path / "run", programs("sgd"))
+    search.step()
+    store.close()
+    monkeypatch.setitem(FAMILIES.get("quadratic").defaults, "condition_number", 50.0)
+    with RunStore.open(tmp_path / "run") as reopened:
+        engine = make_engine(parse_config(CONFIG), reopened, LocalPool(lambda: None))
+        with pytest.raises(ConfigError, match=r"^quadratic\(.*condition_number=50\.0.*the run "
+                                              r"never trained this task"):
+            engine.restore()
+    monkeypatch.undo()
+    search, _, _ = make_search(tmp_path / "run", programs("sgd"))
+    assert search.generation == 1
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_and_still_ends_the_same(tmp_path):

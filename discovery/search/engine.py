@@ -168,6 +168,7 @@ class Engine:
         checkpoint = self.store.rewind()
         data = None
         if checkpoint is not None:
+            self._check_tasks_unchanged()
             last, data = checkpoint
             self.counters = Counters.from_data(data["counters"])
             if self.levels is not None:
@@ -177,6 +178,17 @@ class Engine:
             self.population.load(self.store, data)
         except (KeyError, ValueError) as error:
             raise ConfigError(f"the checkpoint does not fit this config: {error}") from None
+
+    def _check_tasks_unchanged(self) -> None:
+        """ConfigError if a task of the plan has no archived baseline in a run past its first
+        generation (which archives every plan task's): this code builds the run's stored config
+        into other tasks than it started with, and resuming would mix the two."""
+        changed = [task.key for task in self.tasks.all() if self.store.baseline(task.key) is None]
+        if changed:
+            raise ConfigError(f"{changed[0]}: the run never trained this task, which this code "
+                              "builds from its config (a task family's defaults or code changed "
+                              "since the run started); resume it with the code that started it, "
+                              "or launch a new run")
 
     def _checkpoint(self, generation: int) -> None:
         state = {**self.population.to_data(), "counters": dataclasses.asdict(self.counters)}
