@@ -173,7 +173,7 @@ def test_the_flagship_search_holds_out_whole_families_and_tunes_a_fair_baseline(
         assert len({task.get("batch_size") for task in tasks}) >= 2
     for task in plan.heldout:  # a matrix completion a fit cannot interpolate (64 x 48 at rank
         if task.family == "matrix_completion":  # 8 has as many parameters as observations)
-            observed = heldout.OBSERVED_FRACTION * task.get("rows") * task.get("cols")
+            observed = heldout.observed_entries(task.get("rows"), task.get("cols"))
             assert observed >= 4 * (task.get("rows") + task.get("cols")) * task.get("rank")
     for params in config.scheduler.families.values():
         assert max(params["horizon"]) >= 16 * min(params["horizon"])  # 0.25x..4x

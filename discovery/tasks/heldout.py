@@ -209,6 +209,11 @@ def _code_lm(task: Task) -> Problem:
 # -- matrix_completion -----------------------------------------------------------------------
 
 
+def observed_entries(rows: int, cols: int) -> int:
+    """How many of a rows x cols matrix's entries a matrix completion task trains on."""
+    return max(1, round(OBSERVED_FRACTION * rows * cols))
+
+
 def _matrix_completion(task: Task) -> Problem:
     """A rows x cols matrix A B^T / sqrt(true_rank) (A, B standard normal: entries of variance
     1), observed with Gaussian noise of standard deviation `noise` on a seed's random
@@ -217,7 +222,7 @@ def _matrix_completion(task: Task) -> Problem:
     N_VALIDATION_ENTRIES other entries, noisy like the observed ones."""
     rows, cols, rank = task.get("rows"), task.get("cols"), task.get("rank")
     true_rank, noise, batch_size = task.get("true_rank"), task.get("noise"), task.get("batch_size")
-    n_observed = max(1, round(OBSERVED_FRACTION * rows * cols))
+    n_observed = observed_entries(rows, cols)
     n_validation = min(N_VALIDATION_ENTRIES, rows * cols - n_observed)
 
     def data(key: jax.Array) -> dict[str, Any]:

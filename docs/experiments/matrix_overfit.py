@@ -27,7 +27,7 @@ import optax
 from outside_check import Optimizer, load_rule
 
 from disco_rules.discovery.tasks.family import Task
-from disco_rules.discovery.tasks.heldout import OBSERVED_FRACTION
+from disco_rules.discovery.tasks.heldout import observed_entries
 
 
 def curves(task: Task, make: Optimizer, lr: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     optimizers = [load_rule(spec) for spec in args.programs]
     rows, cols, rank = (int(x) for x in args.shape.split(":"))
     print(f"parameters (rows + cols) x rank = {(rows + cols) * rank}; observed entries "
-          f"{round(OBSERVED_FRACTION * rows * cols)}")
+          f"{observed_entries(rows, cols)}")
     print("batch horizon optimizer lr | final train | final validation | lowest validation")
     for setting in args.settings.split(","):
         batch, horizon = (int(x) for x in setting.split(":"))
