@@ -181,6 +181,7 @@ def test_a_run_reads_while_another_process_writes_it(run):
         assert run.top(1)[0].validation_score is not None
 
 
+@pytest.mark.slow  # two whole 1-generation searches
 def test_all_inputs_gives_the_warm_starts_every_slot_input(tmp_path):
     """With population.all_inputs the stored warm starts declare step and progress (SGD reads
     neither), and the search still starts from programs that compute SGD's update."""

@@ -112,6 +112,14 @@ def test_a_bad_override_is_one_line_before_a_run_dir_exists(tmp_path, capsys, fl
     assert not (tmp_path / "r").exists()
 
 
+def test_distill_refuses_a_count_that_is_not_positive_before_loading_anything(capsys):
+    with pytest.raises(SystemExit) as usage:  # argparse's errors: exit 2, no traceback
+        main(["distill", "no_such_run:1", "--evaluations", "0"])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and "--evaluations: expected a positive integer, got '0'" in err
+    assert "Traceback" not in err
+
+
 # -- mends: objective-slot programs, --drift on optimizers, names, --top order, help -------
 
 @pytest.mark.parametrize("name", ["dpo", "ppo_clip"])

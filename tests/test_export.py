@@ -25,10 +25,10 @@ from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OPTIMIZER, slot_of
+from tests.experiment_programs import experiment_program
 from disco_rules.export import FORMATS, export
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
-EXPERIMENT_PROGRAMS = Path(__file__).parent.parent / "docs" / "experiments" / "programs"
 
 DECAY = """
 def decay(w, g, lr, progress):
@@ -264,7 +264,7 @@ LITERATURE = {
 
 @pytest.mark.parametrize("name", sorted(LITERATURE))
 def test_literature_rules_train_like_optax(tmp_path, name):
-    program = parse((EXPERIMENT_PROGRAMS / f"{name}.py").read_text())
+    program = experiment_program(name)
     module = load(export(program, "optax"), tmp_path, f"{name}_literature")
     with jax.enable_x64(True):
         assert_trees_close(train_optax(module.optimizer(SCHEDULE)),

@@ -15,7 +15,6 @@ Both are examples below; training catches them (diverged, nan).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,18 +33,14 @@ from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OPTIMIZER, slot_of
 from disco_rules.dsl.stability import BATTERY, DTYPE, Battery, instability
+from tests.experiment_programs import EXPERIMENT_PROGRAMS, experiment_program
 from test_search import CONFIG, make_search
 
-EXPERIMENTS = Path(__file__).parents[1] / "docs" / "experiments" / "programs"
 SHIPPED = [name for name in library.names() if slot_of(library.program(name)) is OPTIMIZER]
 # rules trained on every transfer task without diverging (docs/experiments/transfer_*.md)
 TRAINED_FINE = ["960_plain", "adam_no_correction", "adam_linear_decay", "flagship_24",
                 "cautious_adamw", "cautious_24", "decay_24", "cautious_unscaled",
                 "cautious_adamw_wd01", "adamw_wd01", "adabelief", "nadamw", "laprop"]
-
-
-def experiment(name: str) -> Program:
-    return parse((EXPERIMENTS / f"{name}.py").read_text())
 
 
 def rule(body: str, params: str = "w, g, lr") -> Program:
@@ -67,12 +62,12 @@ def test_every_shipped_optimizer_is_stable() -> None:
 
 @pytest.mark.parametrize("name", TRAINED_FINE)
 def test_rules_that_train_fine_are_stable(name: str) -> None:
-    assert instability(experiment(name)) is None
-    assert instability(simplify(experiment(name))) is None
+    assert instability(experiment_program(name)) is None
+    assert instability(simplify(experiment_program(name))) is None
 
 
 def test_the_flagship_winner_fails_and_the_reason_names_its_denominators() -> None:
-    reason = instability(simplify(experiment("flagship_960")))
+    reason = instability(simplify(experiment_program("flagship_960")))
     assert reason is not None and "\n" not in reason
     # sqrt(v) - 7.4e-9 is negative wherever sqrt(v) < 7.4e-9 and positive elsewhere
     assert "v7 = -7.45e-09 + v6 is a denominator (v8 = v2 / v7) that changes sign (-7.4e-09" \
@@ -80,11 +75,11 @@ def test_the_flagship_winner_fails_and_the_reason_names_its_denominators() -> No
     # and 1 - g is exactly zero at g = 1
     assert "v1 = 1 - g is a denominator (v2 = v0 / v1) that is exactly 0" in reason
     # as written (before simplification), under its own names
-    assert "t6 = t5 + (-7.45e-09) is a denominator" in instability(experiment("flagship_960"))
+    assert "t6 = t5 + (-7.45e-09) is a denominator" in instability(experiment_program("flagship_960"))
 
 
 def test_the_flagship_without_one_minus_g_still_fails_on_its_epsilon() -> None:
-    text = (EXPERIMENTS / "flagship_960.py").read_text().replace("m_1 / t2", "m_1 / 1.0")
+    text = (EXPERIMENT_PROGRAMS / "flagship_960.py").read_text().replace("m_1 / t2", "m_1 / 1.0")
     reason = instability(parse(text))
     assert reason.startswith("t6 = t5 + (-7.45e-09) is a denominator")
     assert "changes sign" in reason and "1 - g" not in reason

@@ -8,7 +8,6 @@ before training it."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,11 +19,11 @@ from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.stationarity import (CHUNK, HORIZONS, LR, WINDOWS, mean_steps,
                                           reference_steps, step_schedule, step_schedules)
+from tests.experiment_programs import experiment_program
 
-EXPERIMENTS = Path(__file__).parents[1] / "docs" / "experiments" / "programs"
 CONSTANT = ((1.0, 0.0),)  # a gradient of 1 at every step: the closed forms below
 
-ADAM_NO_CORRECTION = parse((EXPERIMENTS / "adam_no_correction.py").read_text())
+ADAM_NO_CORRECTION = experiment_program("adam_no_correction")
 # runs/flagship_seed7's #256 (simplified): Cautious AdamW whose v is divided by the step
 DIVIDES_V_BY_STEP = parse("""\
 def cautious(w, g, m, v, lr, step):
@@ -134,13 +133,13 @@ def test_the_shipped_optimizers_and_the_flagships_stationary_rules_pass():
     for name in ("sgd", "momentum", "adam", "adamw", "lion"):
         assert step_schedule(library.program(name)) is None, name
     for name in ("cautious_adamw", "cautious_24", "decay_24", "adam_linear_decay"):
-        assert step_schedule(parse((EXPERIMENTS / f"{name}.py").read_text())) is None, name
+        assert step_schedule(experiment_program(name)) is None, name
 
 
 def test_the_previous_flagships_winner_is_found():
     # #960: Adam without bias correction, v capped at |w| (issue #18)
     assert "a schedule counted in steps" in step_schedule(
-        parse((EXPERIMENTS / "flagship_960.py").read_text()))
+        experiment_program("flagship_960"))
 
 
 def test_a_state_that_grows_without_bound_is_named():

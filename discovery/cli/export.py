@@ -115,8 +115,6 @@ def distill(args: argparse.Namespace) -> None:
     if network is None or not population_kind(network[0].kind).drift:
         raise CliError(f"{args.network}: distill takes a drift network candidate RUN:ID "
                        "(of an lpo or ta-lpo run)")
-    if args.evaluations < 1:
-        raise CliError("--evaluations: expected a positive integer")
     from disco_rules.discovery.progress import Progress
 
     shape, weights = network

@@ -23,6 +23,18 @@ def _port(text: str) -> int:
     return port
 
 
+def _cluster_address(text: str) -> str:
+    """argparse type: a Ray cluster address of a form Ray connects to, checked before
+    anything loads (whether it answers is asked when Ray starts)."""
+    from disco_rules.cluster.address import ClusterUnreachableError, endpoint
+
+    try:
+        endpoint(text)
+    except ClusterUnreachableError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _positive(text: str) -> int:
     """argparse type: a positive integer."""
     number = int(text) if text.strip().isdigit() else 0
@@ -52,14 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--generations", type=int, help="override the config's generations")
     command.add_argument("--seed", type=int,
                         help="override the config's seed (the same search, another seed)")
-    command.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    command.add_argument("--address", type=_cluster_address,
+                         help="Ray cluster address (default: Ray in-process)")
     _add_metrics_options(command)
     command.set_defaults(handler=run.launch)
 
     command = commands.add_parser("resume", help="continue a run after a crash or Ctrl-C")
     command.add_argument("run", help="run directory")
     command.add_argument("--generations", type=int, help="run until this many generations")
-    command.add_argument("--address", help="Ray cluster address (default: Ray in-process)")
+    command.add_argument("--address", type=_cluster_address,
+                         help="Ray cluster address (default: Ray in-process)")
     _add_metrics_options(command)
     command.set_defaults(handler=run.resume)
 
@@ -146,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the run's N best by meta-validation instead of its winner, "
                                "and a calibration table: each optimizer's in-search validation "
                                "score beside its transfer score, with their rank correlation")
-    command.add_argument("--address",
+    command.add_argument("--address", type=_cluster_address,
                           help="Ray cluster address: train the tasks at once on its actors "
                                "(default: one after another in this process)")
     command.add_argument("--cache", metavar="FILE",
@@ -160,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser(
         "distill", help="fit a drift program to a learned drift network (RUN:ID)")
     command.add_argument("network", help="RUN:ID of an lpo or ta-lpo network")
-    command.add_argument("--evaluations", type=int, default=2000,
+    command.add_argument("--evaluations", type=_positive, default=2000,
                          help="programs to score against the network (default 2000)")
     command.add_argument("--seed", type=int, default=0,
                          help="seed of the program search (default 0)")
