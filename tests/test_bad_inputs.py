@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,10 +339,10 @@ def test_a_cluster_that_does_not_answer_fails_in_seconds_before_any_run_dir(
         run, tmp_path, address, message):
     _write_inputs(tmp_path)
     before = sorted(tmp_path.iterdir())
-    started = time.monotonic()
+    # the message is the probe's (cluster/address.py), said before Ray's client would retry
+    # for 44 s, or the parser's: no timing threshold needed
     _one_error(_disco("launch", "ok.toml", "--run-dir", "new", "--address", address,
                       cwd=tmp_path, cache=run.parent / "jax-cache"), message)
-    assert time.monotonic() - started < 40  # Ray's client alone would retry for 44 s
     assert sorted(tmp_path.iterdir()) == before  # the run directory, hidden or not: none
 
 
