@@ -25,8 +25,8 @@ from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Const, Program, ProgramError, Stmt
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OPTIMIZER, slot_of
-from tests.experiment_programs import experiment_program
 from disco_rules.export import FORMATS, export
+from tests.experiment_programs import experiment_program
 
 EXAMPLES = Path(__file__).parent.parent / "dsl" / "programs"
 

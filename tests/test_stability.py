@@ -15,7 +15,6 @@ Both are examples below; training catches them (diverged, nan).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -75,7 +74,8 @@ def test_the_flagship_winner_fails_and_the_reason_names_its_denominators() -> No
     # and 1 - g is exactly zero at g = 1
     assert "v1 = 1 - g is a denominator (v2 = v0 / v1) that is exactly 0" in reason
     # as written (before simplification), under its own names
-    assert "t6 = t5 + (-7.45e-09) is a denominator" in instability(experiment_program("flagship_960"))
+    assert "t6 = t5 + (-7.45e-09) is a denominator" in instability(
+        experiment_program("flagship_960"))
 
 
 def test_the_flagship_without_one_minus_g_still_fails_on_its_epsilon() -> None:
