@@ -4,10 +4,13 @@ import json
 import os
 import socket
 
+import pytest
+
 from disco_rules.discovery.cli import main
 from tests.test_search import make_search, programs
 
 
+@pytest.mark.slow  # two generations of a search
 def test_status_counts_what_the_archive_holds(tmp_path, capsys):
     search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))
     reports = [search.step(), search.step()]
@@ -36,6 +39,7 @@ def test_status_names_the_process_writing_a_live_run(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["writer"] is None
 
 
+@pytest.mark.slow  # a whole search, four generations
 def test_a_run_past_its_last_generation_is_running_while_its_writer_chooses_the_winner(
         tmp_path, capsys):
     search, store, _ = make_search(tmp_path / "run", programs("sgd", "momentum"))

@@ -76,6 +76,7 @@ def finished(tmp_path_factory):
     return run_dir, config
 
 
+@pytest.mark.slow  # `finished` runs a whole search, shortlist and confirmation
 def test_the_winner_and_tuned_adamw_are_scored_at_their_points_on_fresh_seeds(finished):
     run_dir, config = finished
     with RunStore.open(run_dir, write=False) as store:
@@ -121,6 +122,7 @@ def _fresh_score(config, task, program, point, baseline, seed):
     return float(np.mean(np.log(adamw.losses)) - np.mean(np.log(losses)))
 
 
+@pytest.mark.slow  # `finished` runs a whole search
 def test_the_shortlist_is_the_surest_validated_and_the_winner_the_surest_on_its_seeds(
         finished, capsys):
     run_dir, config = finished
@@ -215,6 +217,7 @@ def test_the_winner_is_the_surest_on_the_shortlists_seeds_not_the_validations(tm
         assert awaiting_confirmation(store).id == 1
 
 
+@pytest.mark.slow  # `finished` runs a whole search
 def test_resume_redoes_a_confirmation_that_a_kill_cut_off_and_keeps_a_finished_one(
         finished, tmp_path):
     run_dir, config = finished
@@ -299,6 +302,7 @@ def test_a_winner_that_does_not_hold_on_fresh_seeds_is_not_called_a_winner(tmp_p
     assert verdict["standard_errors_needed"] == pytest.approx(12.706, abs=1e-3)  # t, 1 df
 
 
+@pytest.mark.slow  # `finished` runs a whole search
 def test_a_winner_whose_tuned_lr_is_not_archived_is_left_unconfirmed(finished, tmp_path,
                                                                      capsys):
     """An archive whose held-out score rows lack the lr (a disco before they were recorded)

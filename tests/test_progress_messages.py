@@ -165,6 +165,7 @@ def test_a_shape_error_in_a_ray_actor_names_the_users_line(tmp_path):
     assert f'my_task.py", line {line}, in loss' in result.stderr  # the actor's traceback
 
 
+@pytest.mark.slow  # runs three searches of a generation each
 def test_the_api_shows_its_progress_when_asked_and_nothing_otherwise(tmp_path, capsys):
     pool = LocalPool(lambda: Evaluator(16))
     disco_rules.launch(TINY, run_dir=tmp_path / "quiet", generations=1, pool=pool)

@@ -276,6 +276,7 @@ def test_generation_0_validates_the_warm_starts_and_the_top_members_only(tmp_pat
     assert store.candidate(2).reason.startswith("unstable: ")
 
 
+@pytest.mark.slow  # a generation of a search, validation included
 @pytest.mark.parametrize("setting, seeds", [({"validation.seeds": 3}, 3),
                                             ({"tasks.baseline_seeds": 2}, 2)])
 def test_meta_validation_trains_with_its_own_seed_count_else_the_baselines(tmp_path, setting,

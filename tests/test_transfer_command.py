@@ -346,6 +346,7 @@ def test_transfer_announces_each_task_before_it_trains_and_after(monkeypatch):
 SMALL_GRID = transfer.Grid((1e-3, 1e-2), (0.0, 1e-2), (transfer.CONSTANT,), past_edge=0)
 
 
+@pytest.mark.slow  # tunes and scores every rule twice, here and through a pool
 def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
     plan = TaskPlan(train=(), heldout=(Task.make("quadratic", dim=4, horizon=10),), screen=None)
     programs = {"sgd": library.program("sgd"), "adam": library.program("adam")}
@@ -381,6 +382,7 @@ def test_a_pool_of_task_evaluators_gives_what_training_here_gives(monkeypatch):
     assert [r.baseline.score for r in again.results] == [r.baseline.score for r in here.results]
 
 
+@pytest.mark.slow  # a whole transfer of SGD on a quadratic, then one stopped within it
 def test_a_transfer_stopped_within_a_task_keeps_the_tunings_it_finished():
     plan = TaskPlan(train=(), heldout=(Task.make("quadratic", dim=4, horizon=10),), screen=None)
     programs = {"sgd": library.program("sgd")}
@@ -800,6 +802,7 @@ def test_an_adamw_cut_short_by_the_grid_is_tuned_on_past_its_edge():
     assert np.all(unextended.baseline.losses > result.baseline.losses)
 
 
+@pytest.mark.slow  # tunes AdamW over three weight decays, then the whole grid at once
 def test_adamw_is_tuned_one_weight_decay_at_a_time_each_kept_as_it_finishes(monkeypatch):
     """AdamW's grid is tuned one weight decay at a time, each tuning reaching the cache as it
     finishes: the point chosen is the one the whole grid in one call chooses, and a cache that
