@@ -18,6 +18,8 @@ from disco_rules.discovery.inner.schedules import Schedule
 from disco_rules.discovery.scheduler_kinds import scheduler_kind
 from disco_rules.discovery.search.kinds import population_kind
 from disco_rules.dsl import library
+from disco_rules.dsl.mutate import DEFAULT_OPS
+from disco_rules.dsl.ops import OP_NAMES
 
 if TYPE_CHECKING:
     from disco_rules.discovery.scheduler import SchedulerConfig
@@ -35,6 +37,9 @@ class PopulationConfig:
     children: int = 16  # candidates asked for per generation (programs)
     warm_start: tuple[str, ...] = ("sgd",)  # example program names or program files
     max_statements: int = 20
+    # programs: the ops mutations draw from; the default is every op but copy and the matrix
+    # ops (orth), which a search opts into by listing them
+    ops: tuple[str, ...] = DEFAULT_OPS
     all_inputs: bool = False  # programs: warm starts also read the slot inputs they do not
     # declare (an optimizer's step and progress), so mutations can build schedules
     # optimizer programs: a child whose updates over a short run of a fixed quadratic
@@ -426,6 +431,7 @@ def _check_meaning(config: Config) -> None:
     if not 0.0 <= config.tasks.warmup < 1.0:
         raise ConfigError(f"tasks.warmup: a fraction of the horizon in [0, 1), "
                           f"got {config.tasks.warmup}")
+    _check_ops(config.population.ops)
     if not 0.0 <= config.population.near_duplicate < 1.0:
         raise ConfigError(f"population.near_duplicate: a fraction of a step in [0, 1), got "
                           f"{config.population.near_duplicate}")
@@ -455,6 +461,18 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError(f"scheduler.kind: {error}") from None
     if scheduler.draws_levels:
         scheduler_config(config.scheduler)
+
+
+def _check_ops(ops: tuple[str, ...]) -> None:
+    """`population.ops`: op names of the table (copy, which simplify removes, is none a
+    mutation needs), each at most once."""
+    valid = [name for name in OP_NAMES if name != "copy"]
+    unknown = next((op for op in ops if op not in valid), None)
+    if unknown is not None:
+        raise ConfigError(f"population.ops: unknown op {unknown!r}; valid ops: "
+                          f"{', '.join(valid)}")
+    if len(set(ops)) < len(ops):
+        raise ConfigError(f"population.ops: each op at most once, got {list(ops)}")
 
 
 def scheduler_config(settings: SchedulerSettings) -> SchedulerConfig:

@@ -15,7 +15,9 @@ def evaluate(program: Program, inputs: Mapping[str, Any], xp: Any = np) -> tuple
     """Outputs of `program` on `inputs` (one array per parameter), computed with namespace `xp`.
 
     Inputs broadcast to one common shape first, and a constant is an array of that shape, so
-    reductions see the same values here as in the interpreter.
+    reductions see the same values here as in the interpreter, and `orth` the same matrix:
+    the evaluated arrays are one tensor each (a namespace `xp` that packs several tensors
+    into one array brings its own `sum`, `mean` and `orth`).
     """
     values = evaluate_values(program, inputs, xp)
     return tuple(values[name] for name in program.outputs)

@@ -4,17 +4,19 @@ not import disco, so a discovered rule runs wherever those libraries do.
 Every writer first simplifies the program (dead code, copies and foldable constants go; the
 results are named `update`, `new_<state>` or `drift` by their place in the slot) and writes
 what a person would: array inputs used as they are, constants as literals, the slot's scalar
-inputs (`lr`, `step`, `progress`) as scalars. The evaluator's semantics (inputs broadcast to
-one shape, a constant an array of that shape) are kept by a `full_like` of the first array
-input exactly where they matter: a reduction of a scalar, a scalar result, an op over
-constants only. Array inputs must share one shape (as weights, gradients and state do).
+inputs (`lr`, `step`, `progress`) as scalars, and a function for each matrix op the program
+uses (`def orth(x)`, the op table's helper in the module's namespace). The evaluator's
+semantics (inputs broadcast to one shape, a constant an array of that shape) are kept by a
+`full_like` of the first array input exactly where they matter: a reduction or matrix op of a
+scalar, a scalar result, an op over constants only. Array inputs must share one shape (as
+weights, gradients and state do).
 
 - `numpy`, `jax`: the rule function, named `name`, taking the program's parameters.
 - `optax`: `optimizer(learning_rate, total_steps=None) -> optax.GradientTransformation`, the
-  rule applied per leaf (so reductions are per tensor), returning the negated update (optax
-  adds updates). `update(grads, state)` needs params only when the rule reads the weights.
-  `learning_rate` is a float or a schedule of the count of updates done (from 0, as in
-  optax); `step` counts from 1 and `progress = step / total_steps`.
+  rule applied per leaf (so reductions and matrix ops are per tensor), returning the
+  negated update (optax adds updates). `update(grads, state)` needs params only when the
+  rule reads the weights. `learning_rate` is a float or a schedule of the count of updates
+  done (from 0, as in optax); `step` counts from 1 and `progress = step / total_steps`.
 - `torch`: a `torch.optim.Optimizer` named `name` in CamelCase (`my_rule` -> `MyRule`),
   taking `(params, lr=1e-3, total_steps=None)`; state tensors are created once per
   parameter, the rule runs under `torch.no_grad`, and the weight is changed in place
@@ -43,7 +45,9 @@ DEFAULT_TORCH_LR = 1e-3
 _RESERVED = frozenset({
     "np", "jnp", "jax", "optax", "torch", "NamedTuple", "optimizer", "init",
     "learning_rate", "total_steps", "params", "updates", "state", "results", "outputs",
-    "leaf", "count", "self", "closure", "loss", "group", "p", "as_tensor"}) | set(vars(builtins))
+    "leaf", "count", "self", "closure", "loss", "group", "p", "as_tensor",
+    *(op.name for op in OPS.values() if op.matrix),  # the matrix ops' helper functions
+}) | set(vars(builtins))
 
 # Arithmetic whose Python-number form never raises (no division, no power): torch computes
 # it on the scalars lr, step, progress without making tensors.
@@ -170,8 +174,14 @@ def _body(program: Program, names: _Names, xp: str, kinds: dict[str, str], ref: 
         op = OPS[stmt.op]
         arg_kinds = [None if isinstance(a, Const) else kinds[a] for a in stmt.args]
         args = [operand_text(a) if isinstance(a, Const) else names.values[a] for a in stmt.args]
-        if op.reduction and arg_kinds[0] != _ARRAY:
-            args[0], kind = full(args[0]), _ARRAY if ref else _SCALAR
+        if op.per_tensor and arg_kinds[0] != _ARRAY:
+            # a reduction or matrix op of a scalar sees a tensor of the inputs' shape; without
+            # array inputs, a matrix op's helper needs an array (a Python number has no shape)
+            if ref:
+                args[0] = full(args[0])
+            elif op.matrix:
+                args[0] = f"{xp}.asarray({args[0]})"
+            kind = _ARRAY if ref else _SCALAR
         elif all(k is None for k in arg_kinds) and stmt.op not in _NUMBER_SAFE and not torch:
             # constants only: an array, as in the evaluator (and no Python `1.0 / 0.0`)
             args[0] = full(args[0]) if ref else f"{xp}.asarray({args[0]})"
@@ -307,12 +317,18 @@ def _function(program: Program, slot: Slot, names: _Names, xp: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _helpers(program: Program, xp: str) -> list[str]:
+    """The helper function of each matrix op `program` uses (`orth`), over namespace `xp`."""
+    used = {stmt.op for stmt in program.body}
+    return [op.helper_source(xp) for op in OPS.values() if op.matrix and op.name in used]
+
+
 def numpy_module(program: Program, slot: Slot, name: str) -> str:
     """The rule as a numpy function `name`."""
     program = prepare(program, slot, name)
     names = _names(program)
     return _module(program, f"`{names.function}` as a numpy function", "import numpy as np",
-                   _function(program, slot, names, "np"))
+                   *_helpers(program, "np"), _function(program, slot, names, "np"))
 
 
 def jax_module(program: Program, slot: Slot, name: str) -> str:
@@ -320,7 +336,7 @@ def jax_module(program: Program, slot: Slot, name: str) -> str:
     program = prepare(program, slot, name)
     names = _names(program)
     return _module(program, f"`{names.function}` as a jax function", "import jax.numpy as jnp",
-                   _function(program, slot, names, "jnp"))
+                   *_helpers(program, "jnp"), _function(program, slot, names, "jnp"))
 
 
 def _check_optimizer(program: Program, slot: Slot, fmt: str) -> None:
@@ -398,7 +414,8 @@ def optax_module(program: Program, slot: Slot, name: str) -> str:
 
     imports = "from typing import NamedTuple\n\nimport jax\nimport jax.numpy as jnp\nimport optax"
     return _module(program, f"`{names.function}` as an optax optimizer", imports,
-                   "\n".join(state_class) + "\n", "\n".join(lines) + "\n")
+                   *_helpers(program, "jnp"), "\n".join(state_class) + "\n",
+                   "\n".join(lines) + "\n")
 
 
 def _fusable(program: Program, kinds: dict[str, str]) -> tuple[str, str, str] | None:
@@ -496,5 +513,6 @@ def torch_module(program: Program, slot: Slot, name: str) -> str:
              *scalars, *reads, *body.lines, *stores,
              f"                {change}",
              "        return loss"]
-    parts = (["\n".join(helper) + "\n"] if needs_tensor else []) + ["\n".join(lines) + "\n"]
+    parts = (["\n".join(helper) + "\n"] if needs_tensor else []) + _helpers(program, "torch") \
+        + ["\n".join(lines) + "\n"]
     return _module(program, f"`{cls}`, a torch optimizer", "import torch", *parts)

@@ -27,11 +27,13 @@ HASH_LENGTH = 16  # hex characters kept of a sha256 digest
 
 FINGERPRINT_SEED = 1729
 FINGERPRINT_SETS = 3  # input sets evaluated per fingerprint
-FINGERPRINT_SIZE = 8  # length of every input vector
+FINGERPRINT_SHAPE = (2, 4)  # every input tensor: a matrix, so that `orth` is no vector's
+FINGERPRINT_SIZE = math.prod(FINGERPRINT_SHAPE)
 SIGNIFICANT_DIGITS = 6
 ZERO_TOLERANCE = 1e-12  # smaller magnitudes are rounding noise and print as 0
 ROLLOUT_STEPS = 200  # decay constants show over many steps, not in one
-ROLLOUT_SIZE = 16
+ROLLOUT_SHAPE = (4, 4)  # the quadratic's weights: a matrix, as for FINGERPRINT_SHAPE
+ROLLOUT_SIZE = math.prod(ROLLOUT_SHAPE)
 ROLLOUT_LR = 0.01
 # Fixed per-set values of known scalar inputs (one per input set); other scalars are drawn.
 SCALAR_VALUES: dict[str, tuple[float, ...]] = {
@@ -73,20 +75,23 @@ def fingerprint(program: Program, slot: Slot = OPTIMIZER) -> str:
 
 def rollout_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rollout's quadratic: loss sum(curvature * w**2) / 2, gradients curvature * w +
-    noise[t]; (curvature, from 0.1 to 10; the first weights; the noise of each step)."""
+    noise[t]; (curvature, from 0.1 to 10; the first weights; the noise of each step), each
+    step's arrays of ROLLOUT_SHAPE."""
     rng = np.random.default_rng((FINGERPRINT_SEED, 0))
     curvature = np.exp(rng.uniform(np.log(0.1), np.log(10.0), ROLLOUT_SIZE))
-    return (curvature, rng.standard_normal(ROLLOUT_SIZE),
-            rng.standard_normal((ROLLOUT_STEPS, ROLLOUT_SIZE)))
+    w = rng.standard_normal(ROLLOUT_SIZE)
+    noise = rng.standard_normal((ROLLOUT_STEPS, ROLLOUT_SIZE))
+    return (curvature.reshape(ROLLOUT_SHAPE), w.reshape(ROLLOUT_SHAPE),
+            noise.reshape(ROLLOUT_STEPS, *ROLLOUT_SHAPE))
 
 
 def rollout(program: Program) -> np.ndarray | None:
-    """An optimizer program's updates (ROLLOUT_STEPS x ROLLOUT_SIZE) training a fixed noisy
+    """An optimizer program's updates (ROLLOUT_STEPS x ROLLOUT_SHAPE) training a fixed noisy
     quadratic from fixed weights, state from zeros, at lr ROLLOUT_LR (the `step` and
     `progress` of a run of that length); None where a value turns non-finite."""
     curvature, w, noise = rollout_problem()
-    state = [np.zeros(ROLLOUT_SIZE) for _ in OPTIMIZER.state_names(program)]
-    updates = np.empty((ROLLOUT_STEPS, ROLLOUT_SIZE))
+    state = [np.zeros(ROLLOUT_SHAPE) for _ in OPTIMIZER.state_names(program)]
+    updates = np.empty((ROLLOUT_STEPS, *ROLLOUT_SHAPE))
     with np.errstate(all="ignore"):
         for t in range(ROLLOUT_STEPS):
             given = {"w": w, "g": curvature * w + noise[t], "lr": np.float64(ROLLOUT_LR),
@@ -94,7 +99,7 @@ def rollout(program: Program) -> np.ndarray | None:
             inputs = {p: given[p] for p in program.params if p in given}
             inputs.update(zip(OPTIMIZER.state_names(program), state))
             update, *state = evaluate(program, inputs, np)
-            updates[t] = np.broadcast_to(update, (ROLLOUT_SIZE,))
+            updates[t] = np.broadcast_to(update, ROLLOUT_SHAPE)
             w = w - updates[t]
             if not np.all(np.isfinite(w)):
                 return None
@@ -137,24 +142,27 @@ def _fingerprint_inputs(program: Program, slot: Slot) -> Iterator[dict[str, Any]
     for index in range(FINGERPRINT_SETS):
         rng = np.random.default_rng((FINGERPRINT_SEED, index))
         drawn = {name: _draw_input(rng, name, slot, index) for name in slot.inputs}
-        states = [rng.standard_normal(FINGERPRINT_SIZE) for _ in state]
+        states = [rng.standard_normal(FINGERPRINT_SIZE).reshape(FINGERPRINT_SHAPE)
+                  for _ in state]
         inputs = {p: drawn[p] for p in program.params if p in drawn}
         inputs.update(zip(state, states))
         yield inputs
 
 
 def _draw_input(rng: np.random.Generator, name: str, slot: Slot, index: int) -> Any:
-    """One slot input: a known scalar's fixed value, another scalar in (0, 1), or a vector."""
+    """One slot input: a known scalar's fixed value, another scalar in (0, 1), or a tensor of
+    FINGERPRINT_SHAPE."""
     if name in SCALAR_VALUES:
         return np.float64(SCALAR_VALUES[name][index])
     if name in slot.scalar_inputs:
         return np.float64(rng.uniform(0.05, 0.95))
-    return rng.standard_normal(FINGERPRINT_SIZE)
+    return rng.standard_normal(FINGERPRINT_SIZE).reshape(FINGERPRINT_SHAPE)
 
 
 def _value_tokens(output: Any) -> list[str]:
     """Each element rounded to SIGNIFICANT_DIGITS, as text; NaN and infinities as words."""
-    values = np.broadcast_to(np.asarray(output, dtype=np.float64), (FINGERPRINT_SIZE,))
+    values = np.broadcast_to(np.asarray(output, dtype=np.float64), FINGERPRINT_SHAPE)
+    values = values.reshape(-1)
     tokens = []
     for value in values:
         if np.isnan(value):

@@ -9,6 +9,7 @@ then its state variables, then one register per statement.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
@@ -19,6 +20,8 @@ import numpy as np
 from disco_rules.dsl.ops import MAX_ARITY, OP_CODES, OP_NAMES, OPS
 from disco_rules.dsl.program import Const, Program, ProgramError
 from disco_rules.dsl.slots import OPTIMIZER, Slot
+
+MATRIX_OPS: frozenset[str] = frozenset(name for name in OP_NAMES if OPS[name].matrix)
 
 
 class EncodingError(ProgramError):
@@ -37,10 +40,13 @@ class EncodedProgram(NamedTuple):
 
 @dataclass(frozen=True)
 class Encoding:
-    """The fixed sizes programs of one slot are encoded to."""
+    """The fixed sizes programs of one slot are encoded to, and whether they may use matrix
+    ops: without them (`matrix_ops=False`) the interpreter compiles no matrix branch, whose
+    matrix products for every parameter tensor lengthen a trainer's compilation."""
 
     slot: Slot = OPTIMIZER
     max_statements: int = 32
+    matrix_ops: bool = True
 
     @property
     def n_inputs(self) -> int:
@@ -54,6 +60,9 @@ class Encoding:
     def encode(self, program: Program) -> EncodedProgram:
         """Arrays for `program`; EncodingError if it does not fit this encoding."""
         self.slot.check(program)
+        matrix = next((s.op for s in program.body if s.op in MATRIX_OPS), None)
+        if matrix is not None and not self.matrix_ops:
+            raise EncodingError(f"{program.name} uses {matrix}; this encoding has no matrix ops")
         if len(program.body) > self.max_statements:
             raise EncodingError(
                 f"{program.name} has {len(program.body)} statements; this encoding holds at "
@@ -84,12 +93,24 @@ class Encoding:
         return EncodedProgram(*(np.stack(field) for field in zip(*encoded)))
 
 
-class _Segmented:
-    """jax.numpy whose `sum` and `mean` reduce each segment of a flat vector separately and
-    broadcast back, so one flat vector can hold many tensors and reductions stay per tensor."""
+Shapes = tuple[tuple[int, ...], ...]  # the shapes of the tensors a flat vector holds, in order
 
-    def __init__(self, sizes: tuple[int, ...]) -> None:
-        self.sizes = sizes
+
+def uses_matrix_ops(population: EncodedProgram) -> bool:
+    """Whether any program of an encoded program or population (concrete arrays) uses a
+    matrix op: an encoding without them runs it the same and compiles faster."""
+    codes = [OP_CODES[name] for name in MATRIX_OPS]
+    return bool(np.isin(np.asarray(population.ops), codes).any())
+
+
+class _Segmented:
+    """jax.numpy over a flat vector holding several tensors, one segment each: `sum` and
+    `mean` reduce each segment separately and broadcast back, and `orth` orthogonalises each
+    segment as a tensor of its shape, so reductions and matrix ops stay per tensor."""
+
+    def __init__(self, shapes: Shapes) -> None:
+        self.shapes = shapes
+        self.sizes = tuple(math.prod(shape) for shape in shapes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(jnp, name)
@@ -108,29 +129,42 @@ class _Segmented:
     def mean(self, x: jax.Array) -> jax.Array:
         return self._per_segment(x, jnp.mean)
 
+    def orth(self, x: jax.Array) -> jax.Array:
+        """`orth` of each segment of the flat vector `x`, reshaped to its tensor's shape."""
+        orth, pieces, start = OPS["orth"].fn, [], 0
+        for shape, size in zip(self.shapes, self.sizes):
+            pieces.append(orth(jnp, x[start:start + size].reshape(shape)).reshape(-1))
+            start += size
+        return jnp.concatenate(pieces)
+
 
 @functools.lru_cache(maxsize=None)
-def _branches(segments: tuple[int, ...] | None) -> tuple[Any, ...]:
-    xp = jnp if segments is None else _Segmented(segments)
+def _branches(shapes: Shapes | None, matrix_ops: bool) -> tuple[Any, ...]:
+    xp = jnp if shapes is None else _Segmented(shapes)
 
     def branch(name: str) -> Any:
         op = OPS[name]
+        if name in MATRIX_OPS and not matrix_ops:  # never encoded: NaN if it were reached
+            return lambda args: jnp.full_like(args[0], jnp.nan)
         return lambda args: op.fn(xp, *args[: op.arity])
 
     return tuple(branch(name) for name in OP_NAMES)
 
 
-def run(program: EncodedProgram, inputs: jax.Array,
-        segments: tuple[int, ...] | None = None) -> jax.Array:
+def run(program: EncodedProgram, inputs: jax.Array, shapes: Shapes | None = None,
+        matrix_ops: bool = True) -> jax.Array:
     """Outputs [1 + max_state, ...] of one encoded program on `inputs` [n_inputs, ...].
 
-    With `segments` (sizes summing to the last axis), the values are flat vectors holding
-    several tensors, and reductions act on each tensor separately. Pure and traceable:
-    `jax.vmap` or `jax.lax.map` runs a population of different programs through one
-    compilation.
+    With `shapes` (tensor shapes whose sizes sum to the length of `inputs`' last axis), each
+    value is a flat vector holding one tensor of each shape, and reductions and matrix ops
+    act on each tensor separately; without, a value is one tensor of its own shape. Without
+    `matrix_ops` (programs of an encoding that has none) no matrix branch is compiled. Pure
+    and traceable: `jax.vmap` or `jax.lax.map` runs a population of different programs
+    through one compilation.
     """
     program = EncodedProgram(*(jnp.asarray(field) for field in program))
-    branches = _branches(segments)
+    branches = _branches(None if shapes is None else tuple(tuple(s) for s in shapes),
+                         matrix_ops)
     n_statements = program.ops.shape[0]
     registers = jnp.concatenate(
         [inputs, jnp.zeros((n_statements,) + inputs.shape[1:], inputs.dtype)])
@@ -154,31 +188,34 @@ def run(program: EncodedProgram, inputs: jax.Array,
 
 def apply_optimizer(program: EncodedProgram, w: jax.Array, g: jax.Array, state: jax.Array,
                     lr: jax.Array, step: jax.Array, progress: jax.Array,
-                    segments: tuple[int, ...] | None = None) -> tuple[jax.Array, jax.Array]:
+                    shapes: Shapes | None = None, matrix_ops: bool = True
+                    ) -> tuple[jax.Array, jax.Array]:
     """One optimizer-slot call: (update, new state [max_state, *w.shape]).
 
-    `w` is one tensor, or with `segments` a flat vector of several (see `run`).
+    `w` is one tensor, or with `shapes` a flat vector of several (see `run`).
     """
     fill = jnp.ones_like(w)
     inputs = jnp.concatenate([jnp.stack([w, g, lr * fill, step * fill, progress * fill]), state])
-    outputs = run(program, inputs, segments)
+    outputs = run(program, inputs, shapes, matrix_ops)
     return outputs[0], outputs[1:]
 
 
 def apply_optimizer_tree(program: EncodedProgram, params: Any, grads: Any, state: jax.Array,
-                         lr: jax.Array, step: jax.Array, progress: jax.Array
-                         ) -> tuple[Any, jax.Array]:
+                         lr: jax.Array, step: jax.Array, progress: jax.Array,
+                         matrix_ops: bool = True) -> tuple[Any, jax.Array]:
     """The optimizer slot on a whole parameter pytree in one interpreter call.
 
-    The leaves travel as one flat vector (reductions stay per leaf); `state` is
-    [max_state, total size]. Returns (updates pytree, new state).
+    The leaves travel as one flat vector (reductions and matrix ops stay per leaf, which
+    they see in its shape); `state` is [max_state, total size]. Returns (updates pytree, new
+    state).
     """
     leaves, treedef = jax.tree.flatten(params)
-    sizes = tuple(int(np.prod(leaf.shape)) for leaf in leaves)
+    shapes = tuple(tuple(leaf.shape) for leaf in leaves)
+    sizes = [math.prod(shape) for shape in shapes]
     flat_w = jnp.concatenate([leaf.reshape(-1) for leaf in leaves])
     flat_g = jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree.leaves(grads)])
     update, new_state = apply_optimizer(program, flat_w, flat_g, state, lr, step, progress,
-                                        segments=sizes)
+                                        shapes, matrix_ops)
     pieces = jnp.split(update, np.cumsum(sizes)[:-1])
     updates = [piece.reshape(leaf.shape) for piece, leaf in zip(pieces, leaves)]
     return jax.tree.unflatten(treedef, updates), new_state

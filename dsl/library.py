@@ -1,5 +1,5 @@
-"""The rule programs that ship with disco (SGD, momentum, Adam, AdamW, Lion; the drifts PPO-clip
-and DPO): package data under `programs/`, read through importlib.resources."""
+"""The rule programs that ship with disco (SGD, momentum, Adam, AdamW, Lion, Muon; the drifts
+PPO-clip and DPO): package data under `programs/`, read through importlib.resources."""
 
 from __future__ import annotations
 

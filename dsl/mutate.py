@@ -22,6 +22,12 @@ MUTATION_KINDS: tuple[str, ...] = ("insert", "delete", "change_arg", "change_op"
 _COMMON_CONSTANTS: tuple[float, ...] = (0.5, 1.0, 2.0, 0.1, 0.01, 0.9, 0.99, 0.999, 1e-8)
 _MAX_MAGNITUDE = 1e12  # perturbed constants stay finite however long the chain
 
+DEFAULT_OPS: tuple[str, ...] = tuple(name for name in OP_NAMES
+                                     if name != "copy" and not OPS[name].matrix)
+"""The ops mutations draw from unless told otherwise: every op but `copy` and the matrix ops
+(`orth`), which a search opts into (`[population] ops`), so that existing configs and seeds
+draw the same children as before there were matrix ops."""
+
 Site = tuple[int, int]
 """Where a value is read: (statement index, argument index); index len(body) is the return."""
 
@@ -34,7 +40,7 @@ class MutationConfig:
     constant_probability: float = 0.2  # chance that a new argument is a constant, not a name
     constant_scale: float = 0.5  # sigma of the log-normal factor that perturbs a constant
     sign_flip_probability: float = 0.05  # chance that a perturbation also flips the sign
-    ops: tuple[str, ...] = tuple(name for name in OP_NAMES if name != "copy")
+    ops: tuple[str, ...] = DEFAULT_OPS
     insert_weight: float = 1.0
     delete_weight: float = 1.0
     change_arg_weight: float = 1.0
@@ -45,7 +51,7 @@ class MutationConfig:
         object.__setattr__(self, "ops", tuple(self.ops))
         unknown = [op for op in self.ops if op not in OPS]
         if unknown:
-            raise ValueError(f"unknown ops {unknown}")
+            raise ValueError(f"unknown ops {unknown}; valid ops: {', '.join(OP_NAMES)}")
         if self.max_statements < 0:
             raise ValueError("max_statements must be at least 0")
         weights = self.weights()

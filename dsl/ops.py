@@ -5,11 +5,18 @@ The same template gives the callable used by the evaluator and the interpreter a
 written by export, so the three cannot drift apart. Every op maps arrays of one shape to an
 array of that shape (reductions broadcast their result back). Domain errors give NaN or Inf,
 never an exception.
+
+A matrix op (`orth`) is neither elementwise nor a reduction: its value depends on the tensor's
+shape. Its template calls `xp.<name>`, a helper function whose source over `xp` is part of the
+op: evaluation compiles it over the namespace at hand unless the namespace brings its own (one
+that packs several tensors into one array must), and export writes it into the module.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable
 
 
@@ -29,17 +36,93 @@ class Op:
     even: bool = False  # unary: op(-x) == op(x), so op(abs(x)) == op(x) too
     nonnegative: bool = False  # unary: op(x) >= 0 or NaN (or -0), so abs(op(x)) == op(x)
     reduction: bool = False  # result is one number per array, broadcast back
+    # matrix op: the source of the helper function `name` over `xp` that the template calls as
+    # `xp.<name>`; its result depends on the array's shape (the array seen as a matrix)
+    helper: str | None = None
     fn: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [f"a{i}" for i in range(self.arity)]
         body = self.template.format(*names)
         # The template is this module's own source text, never user input.
-        object.__setattr__(self, "fn", eval(f"lambda xp, {', '.join(names)}: {body}"))  # noqa: S307
+        fn = eval(f"lambda xp, {', '.join(names)}: {body}")  # noqa: S307
+        if self.matrix:
+            fn = functools.partial(_with_helper, fn, self.name, self.helper)
+        object.__setattr__(self, "fn", fn)
+
+    @property
+    def matrix(self) -> bool:
+        """Whether this is a matrix op: its result depends on the array's shape."""
+        return self.helper is not None
+
+    @property
+    def per_tensor(self) -> bool:
+        """Whether an entry of the result depends on the whole array (a reduction or a matrix
+        op), so that the array's shape and every entry matter, not just the entry's value."""
+        return self.reduction or self.matrix
 
     def source(self, xp: str, args: list[str]) -> str:
-        """Source text applying this op to argument expressions, with `xp` the namespace name."""
-        return self.template.replace("xp.", f"{xp}.").format(*args)
+        """Source text applying this op to argument expressions, with `xp` the namespace name;
+        a matrix op calls its helper function by its bare name (see `helper_source`)."""
+        template = self.template
+        if self.matrix:
+            template = template.replace(f"xp.{self.name}(", f"{self.name}(")
+        return template.replace("xp.", f"{xp}.").format(*args)
+
+    def helper_source(self, xp: str) -> str:
+        """The definition of a matrix op's helper function over namespace name `xp`."""
+        if not self.matrix:
+            raise ValueError(f"{self.name} is no matrix op: it has no helper function")
+        return self.helper.replace("xp.", f"{xp}.")
+
+
+def _with_helper(fn: Callable[..., Any], name: str, source: str, xp: Any, *args: Any) -> Any:
+    """`fn(xp, *args)` where `xp.<name>` is the namespace's own, or else the helper compiled
+    over `xp` (numpy, jax.numpy and torch have none of their own)."""
+    if isinstance(xp, ModuleType) or not hasattr(xp, name):
+        xp = _Helped(xp, name, _compiled(xp, name, source))
+    return fn(xp, *args)
+
+
+class _Helped:
+    """A namespace with one helper function added."""
+
+    def __init__(self, xp: Any, name: str, function: Callable[..., Any]) -> None:
+        self._xp = xp
+        setattr(self, name, function)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+
+@functools.cache
+def _compiled(xp: Any, name: str, source: str) -> Callable[..., Any]:
+    """Helper `name` defined by `source` with `xp` bound to the namespace, once per namespace."""
+    scope: dict[str, Any] = {"xp": xp}
+    exec(source, scope)  # noqa: S102 - this module's own source text, never user input
+    return scope[name]
+
+
+# Muon's orthogonalisation (Jordan et al. 2024, as optax.contrib's Newton-Schulz with
+# Frobenius preconditioning), scaled to an RMS of about 1 for every shape (Liu et al. 2025's
+# consistent RMS without its 0.2): a vector gives about x / rms(x), a 0-d value about sign(x).
+ORTH_SOURCE = '''def orth(x):
+    """x as a matrix (its last axis the columns, the other axes flattened into rows; a 0-d x is
+    1x1) orthogonalised by Muon's quintic Newton-Schulz iteration, times sqrt(max(rows, cols))
+    so that its RMS is about 1 whatever the shape."""
+    cols = x.shape[-1] if len(x.shape) else 1
+    m = x.reshape(-1, cols)
+    rows = m.shape[0]
+    if rows > cols:
+        m = m.T
+    m = m / (xp.sqrt(xp.sum(m * m)) + 1e-7)
+    for _ in range(5):
+        a = m @ m.T
+        m = 3.4445 * m + (-4.775 * a + 2.0315 * (a @ a)) @ m
+    if rows > cols:
+        m = m.T
+    return m.reshape(x.shape) * max(rows, cols) ** 0.5
+'''
 
 
 _OPS: tuple[Op, ...] = (
@@ -85,6 +168,8 @@ _OPS: tuple[Op, ...] = (
     # ternary
     Op("interp", 3, "((1.0 - {2}) * {0} + {2} * {1})"),
     Op("where", 3, "xp.where({0} > 0, {1}, {2})"),
+    # matrix ops, last so that the codes above keep their meaning in stored encodings
+    Op("orth", 1, "xp.orth({0})", helper=ORTH_SOURCE),
 )
 
 OPS: dict[str, Op] = {op.name: op for op in _OPS}

@@ -247,10 +247,13 @@ _BINARY_RULES: dict[str, BinaryRule] = {
 
 
 def _fold(op_name: str, values: list[float]) -> float | None:
-    """`op(*values)` in float64 if finite and, for a reduction, independent of array size.
+    """`op(*values)` in float64 if finite and, for a reduction, independent of array size;
+    never for a matrix op, whose value on a constant tensor depends on the tensor's shape.
 
     A result of -0.0 is not folded: a constant operand is added to an array of zeros when
     evaluated, which turns -0.0 into 0.0 (and `1 / x` from -inf into inf)."""
+    if OPS[op_name].matrix:
+        return None
     fn = OPS[op_name].fn
     with np.errstate(all="ignore"):
         results = [fn(np, *[np.full(size, v) for v in values])[0] for size in (1, 2)]

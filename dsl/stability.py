@@ -21,7 +21,13 @@ update from the weights. It names the statements at fault:
   discarded in training too).
 
 Only statements the outputs depend on are checked; the battery's rows are separate tensors,
-so reductions (norm, mean, rms) reduce each row as training reduces each parameter tensor.
+so reductions (norm, mean, rms) reduce each row as training reduces each parameter tensor, and
+`orth` orthogonalises each row as a vector (a 1 x n matrix, as a bias is; a row of 19 entries
+is no other matrix). Its matrix case has the same numerics (a division by the Frobenius norm
+plus 1e-7, then a bounded polynomial: no pole, and no overflow from finite values), but a
+matrix's `orth` can be zero, or change sign, where its argument is not and does not, which
+vector rows never show: a program dividing by `orth` can pass here and meet the pole in
+training.
 A battery is samples, not a proof: a state that amplifies itself (v <- v^2 + ...) or a value
 that keeps one sign at the battery's points but not between them (cos of a state) can pass
 and still overflow on other gradients; training catches those (tests/test_stability.py).
@@ -139,8 +145,13 @@ def instability(program: Program, battery: Battery = BATTERY) -> str | None:
     return "; ".join(reasons) if reasons else out_of_bounds
 
 
-class _RowWise:
-    """numpy whose `sum` and `mean` reduce each row separately: a row is one tensor."""
+class RowWise:
+    """numpy over arrays whose rows (the last axis) are separate tensors: `sum` and `mean`
+    reduce each row, and `orth` orthogonalises each row as a tensor of `shape` (None: a
+    vector, the row as it is)."""
+
+    def __init__(self, shape: tuple[int, ...] | None = None) -> None:
+        self.shape = shape
 
     def __getattr__(self, name: str) -> Any:
         return getattr(np, name)
@@ -153,8 +164,14 @@ class _RowWise:
     def mean(x: np.ndarray) -> np.ndarray:
         return np.mean(x, axis=-1, keepdims=True)
 
+    def orth(self, x: np.ndarray) -> np.ndarray:
+        shape = self.shape or x.shape[-1:]
+        rows = [OPS["orth"].fn(np, row.reshape(shape)).reshape(-1)
+                for row in x.reshape(-1, x.shape[-1])]
+        return np.stack(rows).reshape(x.shape)
 
-ROWS = _RowWise()  # numpy for a battery whose rows are separate tensors
+
+ROWS = RowWise()  # numpy for a battery whose rows are separate tensors (vectors)
 _POLE_OPS = ("div", "reciprocal", "pow", "tan")
 
 

@@ -21,6 +21,7 @@ horizons alike where the gradients are unchanging, as long as it grows slowly.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -31,7 +32,7 @@ from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.slots import OPTIMIZER
-from disco_rules.dsl.stability import ROWS
+from disco_rules.dsl.stability import RowWise
 
 HORIZONS: tuple[int, int] = (300, 3000)  # the flagship's levels span 75..4800 steps
 WINDOWS: tuple[tuple[float, float], ...] = ((0.1, 0.2), (0.45, 0.55), (0.9, 1.0))  # progress
@@ -40,7 +41,8 @@ LR = 0.01
 # each row one tensor's gradients: mean + sd * N(0, 1), at two scales, with and without a
 # consistent direction
 GRADIENTS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (0.5, 1.0), (0.0, 1e-3), (5e-4, 1e-3))
-SIZE = 64  # entries per row
+SHAPE = (8, 8)  # each row's tensor: a matrix, so that `orth` acts as on a weight matrix
+SIZE = math.prod(SHAPE)  # entries per row
 SEED = 0
 CHUNK = 16  # programs a compiled call screens: one compilation serves any number of them
 MIN_STATEMENTS = 32  # the encoding's size; longer programs take the next power of two
@@ -107,8 +109,9 @@ def verdict(means: np.ndarray, gradients: Sequence[tuple[float, float]] = GRADIE
 def reference_steps(program: Program, horizon: int,
                     gradients: Sequence[tuple[float, float]] = GRADIENTS) -> np.ndarray:
     """`mean_steps` of one program at one horizon, one step at a time with the reference
-    evaluator (numpy, rows as separate tensors); NaN if an output stops being finite. What
-    the compiled screen is checked (tests) and timed (bench/stationarity.py) against."""
+    evaluator (numpy, each row a separate tensor of SHAPE); NaN if an output stops being
+    finite. What the compiled screen is checked (tests) and timed (bench/stationarity.py)
+    against."""
     states = OPTIMIZER.state_names(program)
     weights, noise = _noise(tuple(gradients))
     state = {name: np.zeros_like(weights) for name in states}
@@ -118,7 +121,7 @@ def reference_steps(program: Program, horizon: int,
         for step, gradient in enumerate(noise[:horizon], start=1):
             outputs = [np.asarray(out, np.float32) for out in evaluate(program, {
                 "w": weights, "g": gradient, "lr": np.float32(LR), "step": np.float32(step),
-                "progress": np.float32(step / horizon), **state}, ROWS)]
+                "progress": np.float32(step / horizon), **state}, _MATRIX_ROWS)]
             if not all(np.isfinite(out).all() for out in outputs):
                 return np.full_like(sums, np.nan)
             state = dict(zip(states, outputs[1:]))
@@ -126,6 +129,9 @@ def reference_steps(program: Program, horizon: int,
                 if start < step <= end:
                     sums[w] += np.abs(outputs[0]).mean(axis=-1)
     return sums / (bounds[:, 1:] - bounds[:, :1])
+
+
+_MATRIX_ROWS = RowWise(SHAPE)  # numpy for rows that are separate tensors of SHAPE
 
 
 def _bounds(horizon: int) -> np.ndarray:
@@ -151,7 +157,7 @@ def _screen(chunk: EncodedProgram, count: jax.Array, weights: jax.Array, noise: 
     rest): each horizon's copy of the rows is a segment of one flat vector, so one pass over
     the longest horizon runs both."""
     rows = weights.shape[0]
-    segments = (SIZE,) * (len(HORIZONS) * rows)
+    shapes = (SHAPE,) * (len(HORIZONS) * rows)
     horizons = jnp.asarray(HORIZONS, jnp.float32)
     horizon = jnp.repeat(horizons, rows * SIZE)  # each entry's horizon
     bounds = np.stack([_bounds(h) for h in HORIZONS])  # [horizons, windows, (start, end)]
@@ -164,7 +170,7 @@ def _screen(chunk: EncodedProgram, count: jax.Array, weights: jax.Array, noise: 
             step_ = t.astype(jnp.float32)
             update, new = apply_optimizer(program, w, jnp.tile(g.reshape(-1), len(HORIZONS)),
                                           state, jnp.float32(LR), step_, step_ / horizon,
-                                          segments)
+                                          shapes)
             outputs = jnp.concatenate([update[None], new]).reshape(
                 1 + new.shape[0], len(HORIZONS), -1)
             active = step_ <= horizons

@@ -4,9 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from disco_rules.discovery.config import ConfigError, load_config, parse_config, warm_start_paths
+from disco_rules.discovery.config import (ConfigError, config_text, load_config, parse_config,
+                                          warm_start_paths)
 from disco_rules.discovery.plan import TaskPlan, load_warm_start
+from disco_rules.discovery.search.programs import ProgramPopulation
 from disco_rules.dsl.interpreter import Encoding
+from disco_rules.dsl.mutate import MutationConfig
+from disco_rules.dsl.ops import OP_NAMES
 
 ROOT = Path(__file__).parent.parent
 
@@ -74,12 +78,34 @@ def test_defaults_fill_what_the_text_leaves_out():
     ("[cluster]\ndeadline_s = 0", "cluster.deadline_s: expected a positive number of seconds"),
     ('[cluster]\ndeadline_s = "1h"', "cluster.deadline_s: expected a number, got '1h'"),
     ("[cluster]\ndeadline_s = inf", "cluster.deadline_s: expected a finite number"),
+    ('[population]\nops = ["orth", "frob"]',
+     "population.ops: unknown op 'frob'; valid ops: neg, abs, sign"),
+    ('[population]\nops = ["copy"]', "population.ops: unknown op 'copy'; valid ops: neg,"),
+    ('[population]\nops = ["add", "add"]', "population.ops: each op at most once"),
+    ('[population]\nops = "orth"', "population.ops: expected a non-empty list"),
 ])
 def test_a_bad_value_names_its_key(text, message):
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_population_ops_lets_a_search_draw_orth_and_defaults_to_the_mutations_own():
+    listed = parse_config('[population]\nops = ["orth", "add", "interp"]\n')
+    assert listed.population.ops == ("orth", "add", "interp")
+    assert parse_config(config_text(listed)).population.ops == ("orth", "add", "interp")
+    assert ProgramPopulation(listed, None).evolution.mutation.ops == ("orth", "add", "interp")
+    default = parse_config("")
+    assert default.population.ops == MutationConfig().ops and "orth" not in default.population.ops
+    assert ProgramPopulation(default, None).evolution.mutation == MutationConfig(
+        max_statements=default.population.max_statements)
+
+
+def test_an_unknown_op_names_every_valid_one():
+    with pytest.raises(ConfigError) as info:
+        parse_config('[population]\nops = ["orth", "frob"]')
+    assert str(info.value).endswith(", ".join(n for n in OP_NAMES if n != "copy"))
 
 
 def test_a_deadline_is_measured_unless_the_config_sets_one():

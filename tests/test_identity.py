@@ -269,3 +269,20 @@ def test_a_rollout_that_turns_non_finite_is_none():
 
     exploding = parse("def grow(w, g, lr):\n    update = -1000.0 * w\n    return update\n")
     assert rollout(exploding) is None
+
+
+def test_orth_is_told_from_a_normalised_gradient_because_the_inputs_are_matrices():
+    from disco_rules.dsl.evaluate import evaluate
+    from disco_rules.dsl.identity import rollout, rollout_distance
+
+    image = 1.0  # a vector's one singular value after Muon's five quintic steps
+    for _ in range(5):
+        image = 3.4445 * image - 4.775 * image ** 3 + 2.0315 * image ** 5
+    orthogonalised = parse("def f(w, g, lr):\n    update = lr * orth(g)\n    return update\n")
+    normalised = parse(f"def f(w, g, lr):\n    update = lr * {image!r} * g / rms(g)\n"
+                       f"    return update\n")
+    g = np.random.default_rng(0).normal(size=16)  # on a vector they are one function
+    vector = [evaluate(p, {"w": g, "g": g, "lr": 1.0})[0] for p in (orthogonalised, normalised)]
+    np.testing.assert_allclose(*vector, rtol=1e-6)
+    assert fingerprint(orthogonalised) != fingerprint(normalised)
+    assert rollout_distance(rollout(orthogonalised), rollout(normalised)) > 0.5

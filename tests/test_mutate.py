@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from disco_rules.dsl.evaluate import evaluate
 from disco_rules.dsl.mutate import MUTATION_KINDS, MutationConfig, mutate, mutation_chain, random_program
-from disco_rules.dsl.ops import OPS
+from disco_rules.dsl.ops import OP_NAMES, OPS
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.printer import to_text
 from disco_rules.dsl.program import Const, Program, Stmt
@@ -244,6 +244,23 @@ def test_no_applicable_kind_is_an_error() -> None:
         mutate(empty, np.random.default_rng(0), MutationConfig(max_statements=0))
     with pytest.raises(ValueError):
         mutate(NO_CONSTANTS, np.random.default_rng(0), only("perturb_const"))
+
+
+def test_the_default_ops_are_the_table_but_copy_and_orth_so_seeds_draw_as_before() -> None:
+    # orth is last in the table: the ops before it, and so every seeded draw, are unchanged
+    assert "orth" not in MutationConfig().ops
+    assert MutationConfig().ops == tuple(n for n in OP_NAMES if n not in ("copy", "orth"))
+    assert OP_NAMES[-1] == "orth"
+
+
+def test_orth_is_drawn_once_a_config_lists_it() -> None:
+    config = MutationConfig(ops=("orth", "add", "mul", "interp"))
+    rng = np.random.default_rng(0)
+    adam = EXAMPLES["adam"]
+    children = [mutate(adam, rng, config) for _ in range(200)]
+    assert any("orth" in {s.op for s in child.body} for child in children)
+    new_ops = {s.op for child in children for s in child.body} - {s.op for s in adam.body}
+    assert new_ops <= set(config.ops)
 
 
 def test_config_rejects_unknown_ops_and_bad_weights() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,30 @@ def test_non_finite_results_are_not_folded() -> None:
 def test_size_dependent_reductions_are_not_folded() -> None:
     simplified = simplify(program("def f(x); a = norm(2.0); return a * x"))
     assert "norm" in [s.op for s in simplified.body]
+
+
+def test_orth_of_a_constant_is_not_folded_for_its_value_depends_on_the_shape() -> None:
+    before = program("def f(x); a = orth(2.0); return a * x")
+    simplified = simplify(before)
+    assert [s.op for s in simplified.body] == ["orth", "mul"]
+    values = {}
+    for shape in [(3, 4), (4, 3), (5,), (2, 3, 6), ()]:
+        x = np.random.default_rng(0).normal(size=shape)
+        np.testing.assert_allclose(evaluate(simplified, {"x": x})[0],
+                                   evaluate(before, {"x": x})[0], rtol=1e-12)
+        values[shape] = float(np.ravel(evaluate(before, {"x": np.ones(shape)})[0])[0])
+    # a constant 3 x 4 matrix is rank one: orth gives 0.70 * 2 / sqrt(12), a vector 0.70
+    assert values[(3, 4)] == pytest.approx(values[(4, 3)])
+    assert values[(3, 4)] == pytest.approx(values[(5,)] * 2 / math.sqrt(12), rel=1e-6)
+    assert values[(5,)] == pytest.approx(values[()], rel=1e-6)
+
+
+def test_a_program_with_orth_prints_and_parses_back() -> None:
+    muon = example(Path(__file__).parent.parent / "dsl" / "programs" / "muon.py")
+    assert "orth" in [s.op for s in muon.body]
+    for form in (muon, simplify(muon)):
+        assert parse(to_text(form)) == form
+    assert_same_function(muon, simplify(muon))
 
 
 @pytest.mark.parametrize("reduction, value", [("mean", -3.0), ("rms", 3.0)])

@@ -31,7 +31,7 @@ from disco_rules.dsl.parser import parse
 from disco_rules.dsl.program import Program
 from disco_rules.dsl.simplify import simplify
 from disco_rules.dsl.slots import OPTIMIZER, slot_of
-from disco_rules.dsl.stability import BATTERY, DTYPE, Battery, instability
+from disco_rules.dsl.stability import BATTERY, DTYPE, ROWS, Battery, instability
 from tests.experiment_programs import EXPERIMENT_PROGRAMS, experiment_program
 from test_search import CONFIG, make_search
 
@@ -52,11 +52,22 @@ def rule(body: str, params: str = "w, g, lr") -> Program:
 
 
 def test_every_shipped_optimizer_is_stable() -> None:
-    assert SHIPPED == ["adam", "adamw", "lion", "momentum", "sgd"]
+    assert SHIPPED == ["adam", "adamw", "lion", "momentum", "muon", "sgd"]
     for name in SHIPPED:
         program = library.program(name)
         for form in (program, simplify(program), OPTIMIZER.with_all_inputs(program)):
             assert instability(form) is None, name
+
+
+def test_orth_sees_each_battery_row_as_its_own_tensor_and_its_zeros_are_poles() -> None:
+    from disco_rules.dsl.ops import OPS
+
+    gradients = BATTERY.gradients[2]
+    for row, got in zip(gradients, ROWS.orth(gradients)):
+        np.testing.assert_array_equal(got, OPS["orth"].fn(np, row))
+    assert instability(rule("u = lr * orth(g)\nreturn u")) is None
+    reason = instability(rule("u = lr * g / orth(g)\nreturn u"))
+    assert reason.startswith("t1 = orth(g) is a denominator (u = t0 / t1) that is exactly 0")
 
 
 @pytest.mark.parametrize("name", TRAINED_FINE)

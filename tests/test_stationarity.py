@@ -94,7 +94,8 @@ def test_a_rule_dividing_v_by_the_step_is_found():
 
 def test_compiled_steps_match_the_reference_evaluator_in_chunks_of_any_fill():
     rng = np.random.default_rng(3)
-    shipped = [library.program(name) for name in ("momentum", "adam", "lion")]
+    # muon: `orth` of each row as an 8 x 8 matrix, in the interpreter's segments and numpy's rows
+    shipped = [library.program(name) for name in ("momentum", "adam", "lion", "muon")]
     mutants = [simplify(mutation_chain(shipped[i % 3], rng, 1 + i % 4)) for i in range(CHUNK)]
     programs = shipped + mutants  # more than one chunk, the last one part padding
     measured = mean_steps(programs)
@@ -130,7 +131,7 @@ def test_schedules_over_progress_and_vanishing_corrections_pass(body, params):
 
 
 def test_the_shipped_optimizers_and_the_flagships_stationary_rules_pass():
-    for name in ("sgd", "momentum", "adam", "adamw", "lion"):
+    for name in ("sgd", "momentum", "adam", "adamw", "lion", "muon"):
         assert step_schedule(library.program(name)) is None, name
     for name in ("cautious_adamw", "cautious_24", "decay_24", "adam_linear_decay"):
         assert step_schedule(experiment_program(name)) is None, name

