@@ -5,7 +5,8 @@ on the adding problem, a 1-D CNN telling noisy frequencies apart, a 2-D CNN on d
 a one-layer transformer counting tokens, a deep narrow tanh MLP regressing a random teacher, a
 softmax regression, a VAE on random bars, a wide MLP on spirals at batch size 8. Each
 optimizer -- a run's candidate or a DSL program file exported as optax (the module `disco
-export --format optax` writes), Adam, AdamW with weight decay 1e-2 -- trains every problem at
+export --format optax` writes), an optax module of the user's (`optax:FILE`, e.g.
+`muon_optax.py`), Adam, AdamW with weight decay 1e-2 -- trains every problem at
 each learning rate of a grid on 3 seeds; its rate is tuned per problem on a validation split
 (lowest mean loss over the seeds) and scored by its test loss there, as a user would tune it.
 A rule's score on a problem is the mean over seeds of log(baseline test loss / its test loss),
@@ -384,10 +385,15 @@ def tuned(problem: Problem, data: Data, make: Optimizer, schedule: str) -> Tuned
 
 
 def load_rule(spec: str) -> tuple[str, Optimizer]:
-    """A rule named by RUN:ID or a DSL program file, as (label, optax factory)."""
+    """A rule named by RUN:ID, a DSL program file, or optax:FILE (a Python module defining
+    `optimizer(rate, steps)`, for optimizers the DSL cannot write), as (label, optax
+    factory)."""
     from disco_rules.export import export
 
-    if ":" in spec and not spec.endswith(".py"):
+    if spec.startswith("optax:"):
+        path = Path(spec.removeprefix("optax:"))
+        source, label = path.read_text(), path.stem
+    elif ":" in spec and not spec.endswith(".py"):
         from disco_rules.api import open_run
 
         run_dir, cid = spec.rsplit(":", 1)
@@ -455,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Tune and score every rule and reference on every problem; print (and write) the
     report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rules", nargs="+", help="RUN:ID or a DSL program file")
+    parser.add_argument("rules", nargs="+", help="RUN:ID, a DSL program file or optax:FILE")
     parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     parser.add_argument("--problems", nargs="*", help="only these problems (by name)")
     parser.add_argument("--out", help="also write the report to this file, and each "
