@@ -3,10 +3,7 @@ an RMS of about 1, every evaluator gives it the tensor's own shape (the numpy re
 JAX interpreter's segments of a flat parameter vector, every export format), and the shipped
 `muon` program trains exactly as `optax.contrib.muon` does."""
 
-import importlib.util
 import math
-from pathlib import Path
-from types import ModuleType
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +20,7 @@ from disco_rules.dsl.interpreter import (Encoding, EncodingError, apply_optimize
 from disco_rules.dsl.parser import parse
 from disco_rules.dsl.slots import OPTIMIZER
 from disco_rules.export import export
+from tests.test_export import load
 
 COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Jordan's quintic, optax's default
 STEPS = 5
@@ -57,15 +55,6 @@ def optax_orth(x: np.ndarray) -> np.ndarray:
         result = orthogonalize_via_newton_schulz(jnp.asarray(matrix), jnp.asarray(COEFFICIENTS),
                                                  STEPS, eps=EPS)
     return np.asarray(result).reshape(x.shape) * math.sqrt(max(matrix.shape))
-
-
-def load(source: str, directory: Path, name: str) -> ModuleType:
-    path = directory / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- what orth computes ----------------------------------------------------------------------
